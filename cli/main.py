@@ -1,0 +1,38 @@
+"""Entry point: runs the typer app and turns TuneportError into one line + exit code."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import typer
+
+from tuneport.errors import EXIT_INTERRUPTED, TuneportError, redact
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI with ``argv`` and return the exit code (used by tests in-process)."""
+    from tuneport.cli.app import app
+
+    try:
+        result = app(args=argv, prog_name="tuneport", standalone_mode=False)
+    except TuneportError as exc:
+        print(f"error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        print(
+            "interrupted (remote jobs keep running; resume with `tuneport jobs watch ID`)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    except typer.TyperException as exc:  # usage errors from typer's bundled click
+        fmt = getattr(exc, "format_message", None)
+        message = fmt() if callable(fmt) else str(exc)
+        print(f"error: {redact(str(message))}", file=sys.stderr)
+        code = getattr(exc, "exit_code", 2)
+        return code if isinstance(code, int) else 2
+    return result if isinstance(result, int) else 0
+
+
+def main() -> NoReturn:
+    sys.exit(run())

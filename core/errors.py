@@ -1,0 +1,135 @@
+"""The one exception hierarchy of tuneport.
+
+Every error a user can cause or fix is a :class:`TuneportError`. The CLI turns it into a
+single line (``error: <where>: <what> (fix: <hint>)``) and the documented exit code; anything
+else escaping is a bug and may show a traceback.
+
+Exit codes (documented in the README):
+
+====  ===========================================================
+0     success / data valid
+1     problems found (``validate``) or the watched job failed
+2     unusable input: missing/unreadable file, unknown format
+3     configuration error: bad flags, job file, missing credentials
+4     provider error: the remote API or the local trainer refused
+5     budget guard: the estimate exceeds ``--max-cost``
+130   interrupted (Ctrl-C); remote jobs keep running
+====  ===========================================================
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_INPUT = 2
+EXIT_CONFIG = 3
+EXIT_PROVIDER = 4
+EXIT_BUDGET = 5
+EXIT_INTERRUPTED = 130
+
+
+class TuneportError(Exception):
+    """Base class. ``message`` says what went wrong, ``hint`` what to do next."""
+
+    exit_code: int = EXIT_PROVIDER
+
+    def __init__(self, message: str, *, hint: str | None = None, where: str | None = None) -> None:
+        super().__init__(message)
+        self.message = redact(message)
+        self.hint = redact(hint) if hint else None
+        self.where = where
+
+    def one_line(self) -> str:
+        """The message as the CLI prints it: one line, no traceback, no secrets."""
+        text = f"{self.where}: {self.message}" if self.where else self.message
+        if self.hint:
+            text = f"{text} (fix: {self.hint})"
+        return " ".join(text.split())
+
+    def __str__(self) -> str:
+        return self.one_line()
+
+
+class InputError(TuneportError):
+    """The data file is missing, unreadable or in no format tuneport knows."""
+
+    exit_code = EXIT_INPUT
+
+
+class ConfigError(TuneportError):
+    """Flags, job file, price table or credentials are wrong or missing."""
+
+    exit_code = EXIT_CONFIG
+
+
+class ProviderError(TuneportError):
+    """A provider (remote API or local trainer) refused or failed."""
+
+    exit_code = EXIT_PROVIDER
+
+
+class AuthError(ProviderError):
+    """Credentials rejected."""
+
+
+class QuotaError(ProviderError):
+    """Rate limit or quota exhausted after retries."""
+
+
+class NotFoundError(ProviderError):
+    """The job, file or model does not exist at the provider (or in the job store)."""
+
+
+class JobFailedError(ProviderError):
+    """A watched job ended in ``failed``."""
+
+    exit_code = EXIT_PROBLEMS
+
+
+class BudgetError(TuneportError):
+    """The estimated cost exceeds ``--max-cost``."""
+
+    exit_code = EXIT_BUDGET
+
+
+# --- secrets -----------------------------------------------------------------------------------
+
+_SECRET_PATTERNS = [
+    re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),  # OpenAI keys (sk-, sk-proj-, sk-svcacct-)
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-~+/=]{8,}"),
+    re.compile(r"ya29\.[A-Za-z0-9._\-]+"),  # Google OAuth access tokens
+    re.compile(r"AIza[0-9A-Za-z_\-]{20,}"),  # Google API keys
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
+]
+_SECRET_ENV = ("OPENAI_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY", "HF_TOKEN", "WANDB_API_KEY")
+_extra_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret value (e.g. a key passed by flag) so :func:`redact` hides it."""
+    if value and len(value) >= 6:
+        _extra_secrets.add(value)
+
+
+def _known_secrets() -> Iterable[str]:
+    for name in _SECRET_ENV:
+        value = os.environ.get(name)
+        if value and len(value) >= 6:
+            yield value
+    yield from _extra_secrets
+
+
+def redact(text: str) -> str:
+    """Replace anything that looks like a credential with ``***``."""
+    for secret in _known_secrets():
+        text = text.replace(secret, "***")
+    for pattern in _SECRET_PATTERNS:
+        if pattern.groups:
+            text = pattern.sub(lambda m: m.group(1) + "***", text)
+        else:
+            text = pattern.sub("***", text)
+    return text

@@ -1,0 +1,101 @@
+"""The Provider Protocol every backend implements, plus shared types.
+
+A provider difference is data or lives in that provider's module, never an
+``if provider == ...`` elsewhere. Backends are looked up through :mod:`tuneport.providers.registry`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tuneport.progress import Progress
+from tuneport.schemas import (
+    Estimate,
+    Example,
+    JobConfig,
+    JobEvent,
+    JobRef,
+    JobStatus,
+    Message,
+    PreferenceExample,
+)
+
+AnyRecord = Example | PreferenceExample
+
+
+class PreparedData(BaseModel):
+    """Provider-format files written locally, ready to upload."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    training: Path
+    validation: Path | None = None
+    sha256: str  # of the training file bytes
+    validation_sha256: str | None = None
+    examples: int
+    # what the target could not carry, e.g. {"tool_calls": 12, "weight": 3}
+    dropped: dict[str, int] = Field(default_factory=dict)
+
+
+class UploadedData(BaseModel):
+    """Where the provider can read the prepared files (file ids, gs:// URIs, local paths)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    training: str
+    validation: str | None = None
+    reused: bool = False  # identical bytes were already uploaded
+
+
+class ChatOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """A fine-tuning backend. Implementations take their settings in the constructor."""
+
+    name: str
+
+    def prepare(
+        self, records: Iterable[AnyRecord], cfg: JobConfig, out_dir: Path, progress: Progress
+    ) -> PreparedData:
+        """Export records to the provider's format under ``out_dir``."""
+        ...
+
+    def estimate(self, records: Sequence[AnyRecord], cfg: JobConfig) -> Estimate:
+        """Tokens, epochs and cost before launch."""
+        ...
+
+    def upload(self, prepared: PreparedData, cfg: JobConfig, progress: Progress) -> UploadedData:
+        """Make the prepared files available to the provider; skip identical re-uploads."""
+        ...
+
+    def launch(self, uploaded: UploadedData, cfg: JobConfig, run_id: str) -> JobRef:
+        """Create the job. Idempotent on ``run_id``: never creates a second job for one run."""
+        ...
+
+    def status(self, job: JobRef) -> JobStatus: ...
+
+    def events(self, job: JobRef, after: str | None = None) -> Iterator[JobEvent]:
+        """Events newer than ``after`` (an event id), oldest first."""
+        ...
+
+    def cancel(self, job: JobRef) -> None: ...
+
+    def list_jobs(self, limit: int = 20) -> list[JobStatus]: ...
+
+    def chat(self, model: str, messages: Sequence[Message], options: ChatOptions) -> Message:
+        """One assistant reply from ``model`` (a tuned model id, endpoint or ``local:ID``)."""
+        ...
+
+    def cleanup(self, job: JobRef) -> None:
+        """Delete what keeps costing money (endpoints, deployed models, uploaded files)."""
+        ...

@@ -1,0 +1,1 @@
+"""The local QLoRA backend (torch is imported only inside the trainer process)."""

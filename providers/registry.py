@@ -1,0 +1,47 @@
+"""Provider name -> implementation, imported on first use.
+
+Importing one backend never imports another (nor torch): entries are import paths.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from tuneport.errors import ConfigError
+from tuneport.providers.base import Provider
+
+# name -> "module:factory". The factory takes keyword settings and returns a Provider.
+_REGISTRY: dict[str, str] = {
+    "openai": "tuneport.providers.openai:OpenAIProvider",
+    "vertex": "tuneport.providers.vertex:VertexProvider",
+    "local": "tuneport.providers.local.provider:LocalProvider",
+}
+
+
+def names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def register(name: str, target: str) -> None:
+    """Add or replace a backend (used by tests and plugins)."""
+    _REGISTRY[name] = target
+
+
+def factory(name: str) -> Callable[..., Provider]:
+    try:
+        target = _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown provider {name!r}", hint=f"use --provider {'|'.join(_REGISTRY)}"
+        ) from None
+    module_name, _, attr = target.partition(":")
+    module = importlib.import_module(module_name)
+    made: Callable[..., Provider] = getattr(module, attr)
+    return made
+
+
+def get(name: str, settings: Mapping[str, Any] | None = None) -> Provider:
+    """Build the backend ``name`` with ``settings`` (its own options, from config/flags)."""
+    return factory(name)(**dict(settings or {}))

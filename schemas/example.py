@@ -1,0 +1,87 @@
+"""Canonical training records: a chat conversation or a preference pair.
+
+The canonical JSONL file (``*.tuneport.jsonl``) holds one record per line, each a JSON object
+produced by ``Record.model_dump(mode="json", exclude_none=True)`` plus ``"format":
+"tuneport/1"``. ``kind`` tells the two record types apart. No I/O lives here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FORMAT_VERSION = "tuneport/1"
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class FunctionCall(_Strict):
+    """The function an assistant asks to call; ``arguments`` is a JSON-encoded string."""
+
+    name: str
+    arguments: str
+
+
+class ToolCall(_Strict):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class FunctionSpec(_Strict):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class ToolSpec(_Strict):
+    """A tool the model may call (OpenAI ``tools`` entry)."""
+
+    type: Literal["function"] = "function"
+    function: FunctionSpec
+
+
+class Message(_Strict):
+    """One turn. ``content`` may be ``None`` only for an assistant turn that calls tools.
+
+    ``weight`` (assistant only) 0 excludes the turn from the loss, 1 includes it; ``None`` means
+    the provider's default (trained).
+    """
+
+    role: Role
+    content: str | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    weight: Literal[0, 1] | None = None
+
+
+class Example(_Strict):
+    """A supervised (SFT) conversation."""
+
+    kind: Literal["chat"] = "chat"
+    id: str | None = None
+    messages: list[Message]
+    tools: list[ToolSpec] | None = None
+    parallel_tool_calls: bool | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class PreferenceExample(_Strict):
+    """A preference pair for DPO: the prompt turns, then a preferred and a rejected reply."""
+
+    kind: Literal["preference"] = "preference"
+    id: str | None = None
+    prompt: list[Message]
+    chosen: Message
+    rejected: Message
+    tools: list[ToolSpec] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+Record = Annotated[Example | PreferenceExample, Field(discriminator="kind")]

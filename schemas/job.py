@@ -1,0 +1,120 @@
+"""Job configuration, references, normalized states and job-store records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class JobState(StrEnum):
+    """Normalized job state; every provider maps its raw states onto these."""
+
+    QUEUED = "queued"
+    VALIDATING = "validating"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+
+Method = Literal["sft", "dpo"]
+
+
+class JobConfig(BaseModel):
+    """Everything needed to launch one fine-tuning job (YAML job file and/or flags).
+
+    Provider-specific settings (bucket, project, LoRA preset, ...) go in ``options`` and are
+    validated by the provider's own options model (``extra="forbid"``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str
+    model: str
+    data: Path
+    method: Method = "sft"
+    validation: Path | None = None
+    epochs: int | None = None  # None = provider's "auto"
+    learning_rate_multiplier: float | None = None
+    batch_size: int | None = None
+    suffix: str | None = None
+    seed: int | None = None
+    max_cost: float | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobRef(BaseModel):
+    """How to find a job again at its provider."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str
+    remote_id: str
+    run_id: str
+
+
+class JobStatus(BaseModel):
+    """A snapshot of a job: normalized state plus the provider's raw state and error text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    remote_id: str
+    state: JobState
+    raw_state: str
+    error: str | None = None
+    tuned_model: str | None = None  # ft:..., Vertex endpoint, local:ID
+    trained_tokens: int | None = None
+    epochs: int | None = None
+    progress: float | None = None  # 0..1 when known
+    run_id: str | None = None
+    model: str | None = None
+    created_at: datetime | None = None
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobEvent(BaseModel):
+    """One event/log line of a job; ``step``/``loss`` set for metric events."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    created_at: datetime | None = None
+    level: str = "info"
+    message: str
+    step: int | None = None
+    loss: float | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobRecord(BaseModel):
+    """A row of the local job store. Never holds secrets."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str  # local id shown to users
+    run_id: str  # client-generated, sent to the provider for idempotent launch
+    provider: str
+    model: str
+    method: Method = "sft"
+    dataset_sha256: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    remote_id: str | None = None
+    remote_files: dict[str, str] = Field(default_factory=dict)  # role -> remote file id / URI
+    state: JobState = JobState.QUEUED
+    raw_state: str | None = None
+    error: str | None = None
+    tuned_model: str | None = None
+    estimate_tokens: int | None = None
+    estimate_cost_usd: float | None = None
+    billed_tokens: int | None = None
+    parent_id: str | None = None  # lineage: the job whose adapter this one continues
+    created_at: datetime
+    updated_at: datetime
