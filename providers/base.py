@@ -99,3 +99,17 @@ class Provider(Protocol):
     def cleanup(self, job: JobRef) -> None:
         """Delete what keeps costing money (endpoints, deployed models, uploaded files)."""
         ...
+
+
+@runtime_checkable
+class Resumable(Protocol):
+    """Optional capability: continue a stopped job from its last checkpoint (local backend)."""
+
+    def resume(self, job: JobRef) -> JobRef: ...
+
+
+@runtime_checkable
+class Exportable(Protocol):
+    """Optional capability: write the tuned weights somewhere (local backend: merged weights)."""
+
+    def export(self, job: JobRef, out: Path, *, merge: bool) -> Path: ...
