@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tuneport.counting import TokenCounter
 from tuneport.progress import Progress
 from tuneport.schemas import (
     Estimate,
@@ -113,3 +114,10 @@ class Exportable(Protocol):
     """Optional capability: write the tuned weights somewhere (local backend: merged weights)."""
 
     def export(self, job: JobRef, out: Path, *, merge: bool) -> Path: ...
+
+
+@runtime_checkable
+class OnlineCounting(Protocol):
+    """Optional capability: exact token counts from the provider's own API (``--online``)."""
+
+    def online_counter(self, model: str) -> TokenCounter: ...
