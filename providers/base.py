@@ -6,13 +6,14 @@ A provider difference is data or lives in that provider's module, never an
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tuneport.counting import TokenCounter
+from tuneport.errors import ConfigError
 from tuneport.progress import Progress
 from tuneport.schemas import (
     Estimate,
@@ -121,3 +122,47 @@ class OnlineCounting(Protocol):
     """Optional capability: exact token counts from the provider's own API (``--online``)."""
 
     def online_counter(self, model: str) -> TokenCounter: ...
+
+
+class Checkpoint(BaseModel):
+    """One intermediate model a job saved (OpenAI checkpoints, local adapter checkpoints)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    step: int
+    model: str | None = None  # a model id usable for chat, when the provider offers one
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+@runtime_checkable
+class HasCheckpoints(Protocol):
+    """Optional capability: list a job's checkpoints (shown by ``tuneport jobs show``)."""
+
+    def checkpoints(self, job: JobRef) -> list[Checkpoint]: ...
+
+
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
+
+
+def parse_options(model: type[OptionsT], settings: Mapping[str, Any], provider: str) -> OptionsT:
+    """Validate a backend's keyword settings with its ``extra="forbid"`` options model.
+
+    Every problem is reported at once in a :class:`~tuneport.errors.ConfigError` that lists the
+    allowed keys, e.g. ``unknown option 'bucket' for provider openai (allowed: api_key, ...)``.
+    """
+    try:
+        return model.model_validate(dict(settings))
+    except ValidationError as exc:
+        allowed = ", ".join(sorted(model.model_fields))
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "options"
+            if err["type"] == "extra_forbidden":
+                problems.append(f"unknown option {key!r}")
+            else:
+                problems.append(f"option {key!r}: {err['msg']}")
+        raise ConfigError(
+            f"{'; '.join(problems)} for provider {provider}",
+            hint=f"allowed options: {allowed} (set them with --set key=value)",
+        ) from None

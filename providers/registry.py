@@ -45,3 +45,27 @@ def factory(name: str) -> Callable[..., Provider]:
 def get(name: str, settings: Mapping[str, Any] | None = None) -> Provider:
     """Build the backend ``name`` with ``settings`` (its own options, from config/flags)."""
     return factory(name)(**dict(settings or {}))
+
+
+# model-id prefix -> provider name; longest prefix wins. Data, not code: extend with
+# register_model_prefix().
+_MODEL_PREFIXES: dict[str, str] = {
+    "ft:": "openai",
+    "gpt-": "openai",
+    "local:": "local",
+    "projects/": "vertex",
+    "gemini-": "vertex",
+}
+
+
+def register_model_prefix(prefix: str, name: str) -> None:
+    """Teach :func:`provider_for_model` that ids starting with ``prefix`` belong to ``name``."""
+    _MODEL_PREFIXES[prefix] = name
+
+
+def provider_for_model(model: str) -> str | None:
+    """The provider serving ``model`` judged by its id's prefix, or ``None`` if unknown."""
+    matches = [p for p in _MODEL_PREFIXES if model.startswith(p)]
+    if not matches:
+        return None
+    return _MODEL_PREFIXES[max(matches, key=len)]
