@@ -1,0 +1,304 @@
+"""Google Cloud Storage staging for Vertex AI tuning datasets.
+
+Objects are content-addressed: ``gs://BUCKET/PREFIX/<sha256>/<filename>`` (``PREFIX`` defaults
+to ``tuneport``), so a re-run with the same bytes finds the object and skips the upload, and a
+different file can never silently replace one a job already points at. Every upload goes
+through the resumable path with ``if_generation_match=0`` (create-only) and is checked against
+the local MD5 and CRC32C afterwards.
+
+``STORAGE_EMULATOR_HOST`` (honoured by ``google-cloud-storage`` itself) points all of this at an
+emulator; tests use ``gcp-storage-emulator``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import google_crc32c
+
+from tuneport.errors import AuthError, ConfigError, ProviderError, QuotaError, TuneportError
+from tuneport.progress import NullProgress, Progress
+
+if TYPE_CHECKING:
+    from google.auth.credentials import Credentials
+    from google.cloud import storage
+
+DEFAULT_PREFIX = "tuneport"
+DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024  # resumable chunk; must be a multiple of 256 KiB
+_CHUNK_UNIT = 256 * 1024
+_READ_SIZE = 1 << 20
+
+# Bucket names: 3-63 chars of lowercase letters, digits, dashes, underscores and dots.
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class GcsLocation:
+    """Where tuneport stages files: a bucket and an object-name prefix (no slashes at ends)."""
+
+    bucket: str
+    prefix: str = DEFAULT_PREFIX
+
+    def object_name(self, sha256: str, filename: str) -> str:
+        parts = [p for p in (self.prefix, sha256, filename) if p]
+        return "/".join(parts)
+
+    def uri(self, name: str) -> str:
+        return f"gs://{self.bucket}/{name}"
+
+
+def parse_location(value: str) -> GcsLocation:
+    """``NAME``, ``gs://NAME`` or ``gs://NAME/some/prefix`` → :class:`GcsLocation`."""
+    text = value.strip()
+    rest = text[len("gs://") :] if text.startswith("gs://") else text
+    bucket, _, prefix = rest.partition("/")
+    prefix = prefix.strip("/")
+    if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket:
+        raise ConfigError(
+            f"invalid GCS bucket {value!r}",
+            hint="pass --bucket NAME or gs://NAME/prefix (3-63 lowercase letters, digits, -_.)",
+        )
+    if text.startswith("gs://") and prefix:
+        return GcsLocation(bucket, prefix)
+    return GcsLocation(bucket, DEFAULT_PREFIX)
+
+
+@dataclass(frozen=True)
+class Digests:
+    """The three digests of one local file, GCS-style (base64) for md5/crc32c."""
+
+    sha256: str
+    md5_b64: str
+    crc32c_b64: str
+    size: int
+
+
+def file_digests(path: Path) -> Digests:
+    """SHA-256 (hex), MD5 and CRC32C (base64, as GCS reports them) in one read."""
+    sha = hashlib.sha256()
+    md5 = hashlib.md5(usedforsecurity=False)
+    crc = google_crc32c.Checksum()  # type: ignore[no-untyped-call]
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(_READ_SIZE):
+            sha.update(chunk)
+            md5.update(chunk)
+            crc.update(chunk)  # type: ignore[no-untyped-call]
+            size += len(chunk)
+    crc_digest: bytes = crc.digest()  # type: ignore[no-untyped-call]
+    return Digests(
+        sha256=sha.hexdigest(),
+        md5_b64=base64.b64encode(md5.digest()).decode("ascii"),
+        crc32c_b64=base64.b64encode(crc_digest).decode("ascii"),
+        size=size,
+    )
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    uri: str
+    reused: bool  # an identical object was already there
+    size: int
+
+
+def _same_content(blob: Any, digests: Digests) -> bool:
+    """True when the remote object's checksums equal the local ones (all that both report)."""
+    checks = [
+        (getattr(blob, "md5_hash", None), digests.md5_b64),
+        (getattr(blob, "crc32c", None), digests.crc32c_b64),
+    ]
+    compared = [(remote, local) for remote, local in checks if remote]
+    if not compared:
+        return False
+    size = getattr(blob, "size", None)
+    if size is not None and int(size) != digests.size:
+        return False
+    return all(remote == local for remote, local in compared)
+
+
+def storage_error(exc: Exception, *, bucket: str, project: str | None) -> TuneportError:
+    """Map a ``google.api_core`` error from GCS onto tuneport's hierarchy (one line + fix)."""
+    code = getattr(exc, "code", None)
+    text = str(getattr(exc, "message", None) or exc)
+    text = " ".join(text.split())[:300]
+    low = text.lower()
+    proj = project or "PROJECT"
+    if code == 401:
+        return AuthError(
+            f"Google credentials were rejected by Cloud Storage: {text}",
+            hint=(
+                "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS"
+            ),
+        )
+    if code == 403 and "billing" in low:
+        return ConfigError(
+            f"billing is not enabled for project {proj}: {text}",
+            hint=f"gcloud billing projects link {proj} --billing-account=ACCOUNT_ID",
+        )
+    if code == 403:
+        return AuthError(
+            f"no access to gs://{bucket}: {text}",
+            hint=(
+                f"grant roles/storage.admin on the bucket (gcloud storage buckets "
+                f"add-iam-policy-binding gs://{bucket} --member=user:YOU "
+                f"--role=roles/storage.admin) or choose another --bucket"
+            ),
+        )
+    if code == 409:
+        return ConfigError(
+            f"bucket name {bucket!r} is taken by another project",
+            hint="bucket names are global: choose another --bucket",
+        )
+    if code == 429:
+        return QuotaError(
+            f"Cloud Storage rate limit: {text}", hint="wait a minute and run the command again"
+        )
+    return ProviderError(
+        f"Cloud Storage request failed ({code or type(exc).__name__}): {text}",
+        hint="check the bucket and try again",
+    )
+
+
+class GcsStager:
+    """Creates the bucket if needed and uploads files content-addressed and verified."""
+
+    def __init__(
+        self,
+        location: GcsLocation,
+        *,
+        project: str | None,
+        region: str,
+        credentials: Credentials | None = None,
+        client: storage.Client | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> None:
+        if chunk_size <= 0 or chunk_size % _CHUNK_UNIT:
+            raise ConfigError(
+                f"GCS chunk size {chunk_size} is not a multiple of 256 KiB",
+                hint="use e.g. 8388608 (8 MiB)",
+            )
+        self.location = location
+        self.project = project
+        self.region = region
+        self.chunk_size = chunk_size
+        self._credentials = credentials
+        self._client = client
+        self._bucket_checked = False
+
+    @property
+    def client(self) -> storage.Client:
+        if self._client is None:
+            from google.cloud import storage
+
+            self._client = storage.Client(project=self.project, credentials=self._credentials)
+        return self._client
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        from google.api_core import exceptions as gexc
+
+        try:
+            return fn()
+        except gexc.GoogleAPICallError as exc:
+            raise storage_error(exc, bucket=self.location.bucket, project=self.project) from exc
+
+    def ensure_bucket(self, progress: Progress | None = None) -> bool:
+        """Create the bucket (job's region, uniform access) unless it exists; True if created."""
+        if self._bucket_checked:
+            return False
+        from google.cloud import storage
+
+        name = self.location.bucket
+        existing = self._call(lambda: self.client.lookup_bucket(name))
+        created = False
+        if existing is None:
+            bucket = storage.Bucket(self.client, name=name)
+            bucket.iam_configuration.uniform_bucket_level_access_enabled = True
+            self._call(
+                lambda: self.client.create_bucket(
+                    bucket, project=self.project, location=self.region
+                )
+            )
+            created = True
+            (progress or NullProgress()).note(f"created bucket gs://{name} in {self.region}")
+        self._bucket_checked = True
+        return created
+
+    def upload(
+        self,
+        path: Path,
+        *,
+        progress: Progress | None = None,
+        digests: Digests | None = None,
+        content_type: str = "application/jsonl",
+    ) -> UploadResult:
+        """Upload ``path`` under its SHA-256; reuse an identical object, refuse a different one."""
+        progress = progress or NullProgress()
+        digests = digests or file_digests(path)
+        self.ensure_bucket(progress)
+        name = self.location.object_name(digests.sha256, path.name)
+        uri = self.location.uri(name)
+        bucket = self.client.bucket(self.location.bucket)
+
+        existing = self._call(lambda: bucket.get_blob(name))
+        if existing is not None:
+            return self._reuse_or_refuse(existing, digests, uri, progress)
+
+        from google.api_core import exceptions as gexc
+
+        blob = bucket.blob(name)
+        progress.start(f"upload {path.name}", total=digests.size)
+        try:
+            with (
+                path.open("rb") as src,
+                blob.open(
+                    "wb",
+                    chunk_size=self.chunk_size,
+                    if_generation_match=0,
+                    content_type=content_type,
+                ) as dst,
+            ):
+                while chunk := src.read(self.chunk_size):
+                    dst.write(chunk)
+                    progress.advance(len(chunk))
+        except gexc.PreconditionFailed:
+            # Someone created the same name between our check and our upload.
+            progress.finish()
+            raced = self._call(lambda: bucket.get_blob(name))
+            if raced is None:
+                raise ProviderError(
+                    f"upload to {uri} was refused (precondition failed)",
+                    hint="run the command again",
+                ) from None
+            return self._reuse_or_refuse(raced, digests, uri, progress)
+        except gexc.GoogleAPICallError as exc:
+            progress.finish()
+            raise storage_error(exc, bucket=self.location.bucket, project=self.project) from exc
+        progress.finish()
+
+        uploaded = self._call(lambda: bucket.get_blob(name))
+        if uploaded is None or not _same_content(uploaded, digests):
+            if uploaded is not None:
+                generation = uploaded.generation
+                self._call(lambda: uploaded.delete(if_generation_match=generation))
+            raise ProviderError(
+                f"checksum mismatch after uploading {path.name} to {uri}",
+                hint="the upload was corrupted in transit; run the command again",
+            )
+        return UploadResult(uri=uri, reused=False, size=digests.size)
+
+    def _reuse_or_refuse(
+        self, blob: Any, digests: Digests, uri: str, progress: Progress
+    ) -> UploadResult:
+        if _same_content(blob, digests):
+            progress.note(f"{uri} already uploaded (same checksum); skipping")
+            return UploadResult(uri=uri, reused=True, size=digests.size)
+        raise ProviderError(
+            f"{uri} already exists with different content; refusing to overwrite it",
+            hint="delete that object or use another --bucket gs://BUCKET/PREFIX",
+        )
