@@ -1,0 +1,147 @@
+"""Format detection from a file's content (keys of its first records), not its name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tuneport.data.reading import (
+    Advance,
+    RawRow,
+    iter_arrow_folder,
+    iter_delimited,
+    iter_json_array,
+    iter_jsonl,
+    iter_parquet,
+)
+from tuneport.errors import InputError
+from tuneport.files import require_file
+from tuneport.schemas import FORMAT_VERSION
+
+FORMATS = (
+    "canonical",
+    "openai",
+    "openai-dpo",
+    "vertex",
+    "vertex-preference",
+    "alpaca",
+    "sharegpt",
+    "sharegpt-preference",
+    "table",
+    "hf",
+)
+
+Container = Callable[..., Iterator[RawRow]]
+
+_JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+_SHAREGPT_ONLY_ROLES = {"human", "gpt", "function_call", "observation"}
+_PEEK_LINES = 20
+_PEEK_ROWS = 5
+
+
+def _first_char(path: Path) -> str:
+    with path.open("rb") as fh:
+        head = fh.read(4096).removeprefix(b"\xef\xbb\xbf")
+    stripped = head.lstrip()
+    return chr(stripped[0]) if stripped else ""
+
+
+def _looks_like_jsonl(path: Path) -> bool:
+    with path.open("rb") as fh:
+        for raw in islice(fh, _PEEK_LINES):
+            try:
+                if isinstance(orjson.loads(raw.removeprefix(b"\xef\xbb\xbf")), dict):
+                    return True
+            except orjson.JSONDecodeError:
+                continue
+    return False
+
+
+def _delimited(delimiter: str) -> Container:
+    def read(path: Path, *, file: str, advance: Advance) -> Iterator[RawRow]:
+        return iter_delimited(path, file=file, delimiter=delimiter, advance=advance)
+
+    return read
+
+
+def container(path: Path) -> Container:
+    """The reader for the file's physical layout (JSONL, JSON array, table, Arrow folder)."""
+    require_file(path)
+    if path.is_dir():
+        return iter_arrow_folder
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return iter_parquet
+    if suffix in (".csv", ".tsv"):
+        return _delimited("\t" if suffix == ".tsv" else ",")
+    if suffix in _JSONL_SUFFIXES:
+        return iter_jsonl
+    first = _first_char(path)
+    if first == "[":
+        return iter_json_array
+    if first == "{" and _looks_like_jsonl(path):
+        return iter_jsonl
+    what = "a single JSON object, not a list of records" if first == "{" else "not JSON records"
+    raise InputError(
+        f"unknown format: {what}",
+        where=str(path),
+        hint="pass a JSONL/JSON-array/CSV/Parquet dataset (a registry such as LLaMA-Factory's "
+        "dataset_info.json only names data files)",
+    )
+
+
+def _messages_format(rows: list[Any]) -> str:
+    roles = {m.get("role") for m in rows if isinstance(m, dict)}
+    return "sharegpt" if roles & _SHAREGPT_ONLY_ROLES else "openai"
+
+
+def format_of(obj: dict[str, Any], *, tabular: bool = False) -> str | None:
+    """The format a single record's keys belong to, or ``None``."""
+    keys = set(obj)
+    if obj.get("format") == FORMAT_VERSION:
+        return "canonical"
+    if {"input", "preferred_output"} <= keys:
+        return "openai-dpo"
+    if "contents" in keys:
+        return "vertex-preference" if "completions" in keys else "vertex"
+    if "conversations" in keys:
+        return "sharegpt-preference" if {"chosen", "rejected"} <= keys else "sharegpt"
+    if "instruction" in keys and keys & {"output", "chosen"}:
+        return "alpaca"
+    if tabular and keys & {"messages", "chosen", "completion"}:
+        return "hf"
+    if isinstance(obj.get("messages"), list):
+        if {"chosen", "rejected"} <= keys:
+            return "sharegpt-preference"
+        return _messages_format(obj["messages"])
+    return None
+
+
+def detect_format(path: Path) -> str:
+    """The format name of a dataset file or folder (see :data:`FORMATS`), from its content."""
+    reader = container(path)
+    if reader is iter_arrow_folder:
+        return "hf"
+    tabular = reader is iter_parquet
+    seen: list[str] = []
+    for row in islice(reader(path, file=str(path), advance=lambda _: None), _PEEK_ROWS * 4):
+        if not isinstance(row.value, dict):
+            continue
+        found = format_of(row.value, tabular=tabular)
+        if found:
+            return found
+        if reader not in (iter_jsonl, iter_json_array):
+            return "table"
+        seen.append(", ".join(sorted(row.value)[:8]))
+        if len(seen) >= _PEEK_ROWS:
+            break
+    keys = f" (keys: {seen[0]})" if seen else " (no JSON object records)"
+    raise InputError(
+        f"unknown format{keys}",
+        where=str(path),
+        hint="pass --from FORMAT, or --map col=user,col=assistant for a Q&A table",
+    )

@@ -1,0 +1,419 @@
+"""Exporters: pure functions record → provider dict, and the file writer around them.
+
+What a target cannot carry is counted in ``dropped`` (kind → examples affected) and reported in
+:class:`ExportResult`; nothing is dropped silently. Targets and record kinds are looked up in
+:data:`EXPORTERS` (data, not if-chains).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+from tuneport.data.rows import AnyRecord, canonical_dict
+from tuneport.errors import InputError
+from tuneport.files import atomic_path, sha256_file
+from tuneport.schemas import Example, Message, PreferenceExample, ToolSpec
+
+Dropped = Counter[str]
+Kind = Literal["chat", "preference"]
+
+
+class ExportResult(BaseModel):
+    """What an export wrote: the path, how many examples, what was dropped, the output hash."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path
+    target: str
+    format: str
+    examples: int
+    dropped: dict[str, int]
+    sha256: str
+
+
+def _drop(dropped: Dropped | None, *kinds: str) -> None:
+    if dropped is not None:
+        for kind in set(kinds):
+            dropped[kind] += 1
+
+
+def _common_drops(record: AnyRecord, dropped: Dropped | None) -> None:
+    if record.id is not None:
+        _drop(dropped, "id")
+    if record.metadata:
+        _drop(dropped, "metadata")
+
+
+# --- OpenAI -----------------------------------------------------------------------------------
+
+
+def _openai_message(message: Message) -> dict[str, Any]:
+    return message.model_dump(mode="json", exclude_none=True)
+
+
+def to_openai(record: Example, dropped: Dropped | None = None) -> dict[str, Any]:
+    """OpenAI chat fine-tuning row: ``{"messages", "tools"?, "parallel_tool_calls"?}``."""
+    _common_drops(record, dropped)
+    row: dict[str, Any] = {"messages": [_openai_message(m) for m in record.messages]}
+    if record.tools:
+        row["tools"] = [t.model_dump(mode="json", exclude_none=True) for t in record.tools]
+    if record.parallel_tool_calls is not None:
+        row["parallel_tool_calls"] = record.parallel_tool_calls
+    return row
+
+
+def to_openai_dpo(record: PreferenceExample, dropped: Dropped | None = None) -> dict[str, Any]:
+    """OpenAI DPO row: ``{"input": {"messages", "tools"?}, "preferred_output": [msg],
+    "non_preferred_output": [msg]}``."""
+    _common_drops(record, dropped)
+    source: dict[str, Any] = {"messages": [_openai_message(m) for m in record.prompt]}
+    if record.tools:
+        source["tools"] = [t.model_dump(mode="json", exclude_none=True) for t in record.tools]
+    return {
+        "input": source,
+        "preferred_output": [_openai_message(record.chosen)],
+        "non_preferred_output": [_openai_message(record.rejected)],
+    }
+
+
+# --- Vertex Gemini ------------------------------------------------------------------------------
+
+
+def _args_object(arguments: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(arguments)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _model_parts(message: Message, dropped: Dropped | None) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    if message.content is not None and (message.content or not message.tool_calls):
+        parts.append({"text": message.content})
+    for call in message.tool_calls or []:
+        args = _args_object(call.function.arguments)
+        if args is None:
+            _drop(dropped, "tool_call_arguments_not_object")
+            continue
+        parts.append({"functionCall": {"name": call.function.name, "args": args}})
+    return parts
+
+
+def _response_part(message: Message, names: dict[str, str]) -> dict[str, Any]:
+    name = names.get(message.tool_call_id or "", message.name or "")
+    return {"functionResponse": {"name": name, "response": {"output": message.content or ""}}}
+
+
+def _field_drops(messages: list[Message], dropped: Dropped | None) -> None:
+    for message in messages:
+        if message.weight is not None:
+            _drop(dropped, "weight")
+        if message.name is not None and message.role != "tool":
+            _drop(dropped, "name")
+
+
+def _gemini_contents(
+    messages: list[Message], dropped: Dropped | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(system parts, contents) for Gemini; tool results are ``functionResponse`` user parts."""
+    system: list[dict[str, Any]] = []
+    contents: list[dict[str, Any]] = []
+    names: dict[str, str] = {}
+    _field_drops(messages, dropped)
+    for i, message in enumerate(messages):
+        if message.role == "system":
+            if contents or any(m.role != "system" for m in messages[:i]):
+                _drop(dropped, "system_mid_conversation")
+            else:
+                system.append({"text": message.content or ""})
+        elif message.role == "assistant":
+            names.update({c.id: c.function.name for c in message.tool_calls or []})
+            contents.append({"role": "model", "parts": _model_parts(message, dropped)})
+        elif message.role == "tool":
+            part = _response_part(message, names)
+            if (
+                contents
+                and contents[-1]["role"] == "user"
+                and "functionResponse" in (contents[-1]["parts"][-1])
+            ):
+                contents[-1]["parts"].append(part)
+            else:
+                contents.append({"role": "user", "parts": [part]})
+        else:
+            contents.append({"role": "user", "parts": [{"text": message.content or ""}]})
+    return system, contents
+
+
+def _gemini_tools(tools: list[ToolSpec] | None) -> list[dict[str, Any]] | None:
+    if not tools:
+        return None
+    decls = [t.function.model_dump(mode="json", exclude_none=True) for t in tools]
+    return [{"functionDeclarations": decls}]
+
+
+def to_vertex(record: Example, dropped: Dropped | None = None) -> dict[str, Any]:
+    """Vertex Gemini SFT row: ``{"systemInstruction"?, "contents", "tools"?}``."""
+    _common_drops(record, dropped)
+    if record.parallel_tool_calls is not None:
+        _drop(dropped, "parallel_tool_calls")
+    system, contents = _gemini_contents(record.messages, dropped)
+    row: dict[str, Any] = {}
+    if system:
+        row["systemInstruction"] = {"role": "system", "parts": system}
+    row["contents"] = contents
+    tools = _gemini_tools(record.tools)
+    if tools:
+        row["tools"] = tools
+    return row
+
+
+def _reply(message: Message, score: int, dropped: Dropped | None) -> dict[str, Any]:
+    if message.tool_calls:
+        _drop(dropped, "tool_calls")
+    return {
+        "score": score,
+        "completion": {"role": "model", "parts": [{"text": message.content or ""}]},
+    }
+
+
+def to_vertex_preference(
+    record: PreferenceExample, dropped: Dropped | None = None
+) -> dict[str, Any]:
+    """Vertex preference row: ``contents`` (ending with a user turn) + two scored completions."""
+    _common_drops(record, dropped)
+    if record.tools:
+        _drop(dropped, "tools")
+    system, contents = _gemini_contents(record.prompt, dropped)
+    row: dict[str, Any] = {}
+    if system:
+        row["system_instruction"] = {"parts": system}
+    row["contents"] = contents
+    row["completions"] = [_reply(record.chosen, 1, dropped), _reply(record.rejected, 0, dropped)]
+    return row
+
+
+# --- local (Hugging Face datasets rows) ----------------------------------------------------------
+
+
+def _plain(messages: list[Message], dropped: Dropped | None) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    for m in messages:
+        if m.tool_calls:
+            _drop(dropped, "tool_calls")
+        if m.tool_call_id:
+            _drop(dropped, "tool_call_id")
+        if m.weight is not None:
+            _drop(dropped, "weight")
+        if m.name is not None:
+            _drop(dropped, "name")
+        out.append({"role": m.role, "content": m.content or ""})
+    return out
+
+
+def to_local(record: Example, dropped: Dropped | None = None) -> dict[str, Any]:
+    """A TRL row: conversational ``messages`` plus ``prompt``/``completion`` (everything up to
+    the last assistant turn / that turn) for completion-only training."""
+    _common_drops(record, dropped)
+    if record.tools:
+        _drop(dropped, "tools")
+    messages = _plain(record.messages, dropped)
+    last = max(
+        (i for i, m in enumerate(messages) if m["role"] == "assistant"), default=len(messages)
+    )
+    return {
+        "messages": messages,
+        "prompt": messages[:last],
+        "completion": messages[last : last + 1],
+    }
+
+
+def to_local_preference(
+    record: PreferenceExample, dropped: Dropped | None = None
+) -> dict[str, Any]:
+    """A TRL preference row in conversational form: ``prompt``, ``chosen``, ``rejected``."""
+    _common_drops(record, dropped)
+    if record.tools:
+        _drop(dropped, "tools")
+    return {
+        "prompt": _plain(record.prompt, dropped),
+        "chosen": _plain([record.chosen], dropped),
+        "rejected": _plain([record.rejected], dropped),
+    }
+
+
+def to_canonical(record: AnyRecord, dropped: Dropped | None = None) -> dict[str, Any]:
+    """The canonical line (lossless)."""
+    return canonical_dict(record)
+
+
+# --- lookup -----------------------------------------------------------------------------------
+
+RecordExporter = Callable[[Any, Dropped | None], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One export target: its exporter per record kind, the format names, how it is written."""
+
+    exporters: dict[Kind, RecordExporter]
+    formats: dict[Kind, str]
+    writer: Literal["jsonl", "hf"]
+    suffix: str
+
+
+EXPORTERS: dict[str, Target] = {
+    "openai": Target(
+        {"chat": to_openai, "preference": to_openai_dpo},
+        {"chat": "openai", "preference": "openai-dpo"},
+        "jsonl",
+        ".openai.jsonl",
+    ),
+    "vertex": Target(
+        {"chat": to_vertex, "preference": to_vertex_preference},
+        {"chat": "vertex", "preference": "vertex-preference"},
+        "jsonl",
+        ".vertex.jsonl",
+    ),
+    "local": Target(
+        {"chat": to_local, "preference": to_local_preference},
+        {"chat": "hf", "preference": "hf"},
+        "hf",
+        ".hf",
+    ),
+    "canonical": Target(
+        {"chat": to_canonical, "preference": to_canonical},
+        {"chat": "canonical", "preference": "canonical"},
+        "jsonl",
+        ".canonical.jsonl",
+    ),
+}
+
+METHOD_KIND: dict[str, Kind] = {"sft": "chat", "dpo": "preference"}
+
+
+def as_sft(record: PreferenceExample, dropped: Dropped | None) -> Example:
+    """A preference pair as an SFT conversation on the chosen reply (the rejected is dropped)."""
+    _drop(dropped, "rejected")
+    return Example(
+        id=record.id,
+        messages=[*record.prompt, record.chosen],
+        tools=record.tools,
+        metadata=record.metadata,
+    )
+
+
+def target_of(name: str) -> Target:
+    try:
+        return EXPORTERS[name]
+    except KeyError:
+        raise InputError(
+            f"unknown target {name!r}", hint=f"use one of: {', '.join(EXPORTERS)}"
+        ) from None
+
+
+def default_output(source: Path, target: str) -> Path:
+    """``<stem>.<target>.jsonl`` beside the input (``<stem>.hf/`` for local)."""
+    stem = source.name if source.is_dir() else source.stem
+    return source.with_name(stem + target_of(target).suffix)
+
+
+def export_rows(
+    records: Iterable[AnyRecord], target: str, method: str | None = None
+) -> tuple[Iterator[dict[str, Any]], Dropped, list[Kind]]:
+    """Lazily exported dicts, the shared ``dropped`` counter, and the kind seen (filled lazily)."""
+    spec = target_of(target)
+    dropped: Dropped = Counter()
+    kinds: list[Kind] = [METHOD_KIND[method]] if method else []
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for index, record in enumerate(records, start=1):
+            if not kinds:
+                kinds.append(record.kind)
+            kind = kinds[0]
+            if kind == "chat" and isinstance(record, PreferenceExample):
+                if not method:
+                    raise _mixed(index)
+                record = as_sft(record, dropped)
+            elif kind == "preference" and isinstance(record, Example):
+                raise (
+                    _mixed(index)
+                    if not method
+                    else InputError(
+                        f"record {index} is a chat example; --method dpo needs preference pairs",
+                        hint="use --method sft, or a preference dataset",
+                    )
+                )
+            yield spec.exporters[kind](record, dropped)
+
+    return rows(), dropped, kinds
+
+
+def _mixed(index: int) -> InputError:
+    return InputError(
+        f"record {index} mixes chat and preference examples in one file",
+        hint="keep chat and preference examples in separate files",
+    )
+
+
+def export_records(
+    records: Iterable[AnyRecord],
+    target: str,
+    out: Path,
+    *,
+    force: bool = False,
+    inputs: tuple[Path, ...] = (),
+    method: str | None = None,
+) -> ExportResult:
+    """Write ``records`` for ``target`` to ``out`` atomically (a file, or a folder for local)."""
+    spec = target_of(target)
+    rows, dropped, kinds = export_rows(records, target, method)
+    if spec.writer == "hf":
+        from tuneport.data.hfwrite import write_hf
+
+        count = write_hf(rows, out, force=force, inputs=inputs)
+        digest = _folder_digest(out)
+    else:
+        count = _write_jsonl(rows, out, force=force, inputs=inputs)
+        digest = sha256_file(out)
+    kind: Kind = kinds[0] if kinds else "chat"
+    return ExportResult(
+        path=out,
+        target=target,
+        format=spec.formats[kind],
+        examples=count,
+        dropped=dict(sorted(dropped.items())),
+        sha256=digest,
+    )
+
+
+def _write_jsonl(
+    rows: Iterator[dict[str, Any]], out: Path, *, force: bool, inputs: tuple[Path, ...]
+) -> int:
+    count = 0
+    with atomic_path(out, force=force, inputs=inputs) as tmp, tmp.open("wb") as fh:
+        for row in rows:
+            fh.write(orjson.dumps(row) + b"\n")
+            count += 1
+    return count
+
+
+def _folder_digest(folder: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(sha256_file(path).encode())
+    return digest.hexdigest()
+
+
+__all__ = ["EXPORTERS", "ExportResult", "default_output", "export_records"]

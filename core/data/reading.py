@@ -1,0 +1,292 @@
+"""Streamed readers: JSONL, JSON arrays, CSV/TSV, Parquet and Arrow folders → raw rows.
+
+Each reader yields :class:`RawRow` values (source line, decoded JSON value or ``None``, problems)
+and never holds more than one record (plus one read buffer) in memory. Byte-level issues — BOM,
+CRLF, blank lines, non-UTF-8 bytes, JSON syntax — become problems located to ``file:line``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import orjson
+
+from tuneport.data.rows import problem
+from tuneport.errors import InputError
+from tuneport.schemas import Problem
+
+_BOM = b"\xef\xbb\xbf"
+_CHUNK = 1 << 20
+_SURROGATE = re.compile("[\udc80-\udcff]")
+# How close to the end of the buffer a JSON error may be and still mean "read more".
+_TAIL = 8
+
+Advance = Callable[[int], None]
+
+
+class RawRow(NamedTuple):
+    """A decoded JSON value (or table row as a dict) before it becomes a record."""
+
+    line: int
+    value: Any
+    problems: list[Problem]
+
+
+def _noop(_: int) -> None:
+    pass
+
+
+def _decode_line(raw: bytes, *, file: str, line: int, problems: list[Problem]) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = raw[exc.start : exc.start + 1].hex().upper()
+        problems.append(
+            problem(
+                "non_utf8",
+                f"byte 0x{bad} is not valid UTF-8",
+                file=file,
+                line=line,
+                column=exc.start + 1,
+            )
+        )
+        return raw.decode("utf-8", errors="replace")
+
+
+def _line_issues(raw: bytes, *, file: str, line: int, seen_crlf: bool) -> list[Problem]:
+    problems: list[Problem] = []
+    if line == 1 and raw.startswith(_BOM):
+        problems.append(problem("bom", "file starts with a UTF-8 BOM", file=file, line=1))
+    if not seen_crlf and raw.endswith(b"\r\n"):
+        problems.append(
+            problem("crlf", "CRLF line endings (first at this line)", file=file, line=line)
+        )
+    return problems
+
+
+def iter_jsonl(path: Path, *, file: str, advance: Advance = _noop) -> Iterator[RawRow]:
+    """One JSON value per line; blank lines are reported and skipped."""
+    seen_crlf = False
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            advance(len(raw))
+            problems = _line_issues(raw, file=file, line=number, seen_crlf=seen_crlf)
+            seen_crlf = seen_crlf or raw.endswith(b"\r\n")
+            body = raw[3:] if number == 1 and raw.startswith(_BOM) else raw
+            if not body.strip():
+                problems.append(problem("blank_line", "blank line", file=file, line=number))
+                yield RawRow(number, None, problems)
+                continue
+            text = _decode_line(body, file=file, line=number, problems=problems)
+            try:
+                value = orjson.loads(text)
+            except orjson.JSONDecodeError as exc:
+                problems.append(_syntax(exc.msg, file=file, line=number, column=exc.colno))
+                value = None
+            yield RawRow(number, value, problems)
+
+
+def _syntax(msg: str, *, file: str, line: int, column: int) -> Problem:
+    return problem("json_syntax", f"invalid JSON: {msg}", file=file, line=line, column=column)
+
+
+class _ArrayReader:
+    """Incremental reader of a top-level JSON array: ``raw_decode`` over buffered chunks."""
+
+    def __init__(self, path: Path, *, file: str, advance: Advance) -> None:
+        self._fh = path.open("rb")
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
+        self._json = json.JSONDecoder()
+        self._file = file
+        self._advance = advance
+        self.buf = ""
+        self.pos = 0
+        self.line = 1
+        self.eof = False
+        self.chunk = _CHUNK
+        self.bom = False
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def fill(self) -> bool:
+        """Append one more chunk (dropping what was consumed); false at end of file."""
+        if self.eof:
+            return False
+        data = self._fh.read(self.chunk)
+        self._advance(len(data))
+        if not self.buf and self.pos == 0 and data.startswith(_BOM) and not self.bom:
+            self.bom = True
+            data = data[3:]
+        self.buf = self.buf[self.pos :] + self._decoder.decode(data, final=not data)
+        self.pos = 0
+        self.eof = not data
+        return True
+
+    def skip_ws(self) -> str:
+        """Skip whitespace (counting lines); the next character or '' at end of file."""
+        while True:
+            while self.pos < len(self.buf) and self.buf[self.pos] in " \t\r\n":
+                if self.buf[self.pos] == "\n":
+                    self.line += 1
+                self.pos += 1
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self.fill():
+                return ""
+
+    def column(self, pos: int) -> int:
+        return pos - self.buf.rfind("\n", 0, pos)
+
+    def syntax(self, msg: str, pos: int) -> Problem:
+        line = self.line + self.buf.count("\n", self.pos, pos)
+        return _syntax(msg, file=self._file, line=line, column=self.column(pos))
+
+    def decode_value(self) -> tuple[Any, int]:
+        """Decode the value at ``pos``, reading more until it is complete; its end index."""
+        while True:
+            try:
+                value, end = self._json.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                incomplete = exc.pos >= len(self.buf) - _TAIL or exc.msg.startswith(
+                    "Unterminated string"
+                )
+                if incomplete and not self.eof:
+                    self.chunk *= 2
+                    self.fill()
+                    continue
+                raise
+            if end < len(self.buf) or self.eof:
+                self.chunk = _CHUNK
+                return value, end
+            self.fill()
+
+
+def _array_element(reader: _ArrayReader, file: str) -> RawRow:
+    start_line = reader.line
+    problems: list[Problem] = []
+    value, end = reader.decode_value()
+    segment = reader.buf[reader.pos : end]
+    if _SURROGATE.search(segment):
+        raw = segment.encode("utf-8", "surrogateescape")
+        _decode_line(raw, file=file, line=start_line, problems=problems)
+        value = json.loads(raw.decode("utf-8", errors="replace"))
+    reader.line += segment.count("\n")
+    reader.pos = end
+    return RawRow(start_line, value, problems)
+
+
+def iter_json_array(path: Path, *, file: str, advance: Advance = _noop) -> Iterator[RawRow]:
+    """Elements of a top-level JSON array, each with the line where it starts."""
+    reader = _ArrayReader(path, file=file, advance=advance)
+    try:
+        yield from _array_rows(reader, file)
+    finally:
+        reader.close()
+
+
+def _array_rows(reader: _ArrayReader, file: str) -> Iterator[RawRow]:
+    reader.fill()
+    if reader.bom:
+        yield RawRow(1, None, [problem("bom", "file starts with a UTF-8 BOM", file=file, line=1)])
+    if reader.skip_ws() != "[":
+        raise InputError("not a JSON array", where=f"{file}:{reader.line}")
+    reader.pos += 1
+    first = True
+    while True:
+        char = reader.skip_ws()
+        if char == "]":
+            reader.pos += 1
+            trailing = reader.skip_ws()
+            if trailing:
+                yield RawRow(reader.line, None, [reader.syntax("extra data after ']'", reader.pos)])
+            return
+        if not first:
+            if char != ",":
+                msg = "unexpected end of file" if not char else "expected ',' or ']'"
+                yield RawRow(reader.line, None, [reader.syntax(msg, reader.pos)])
+                return
+            reader.pos += 1
+            reader.skip_ws()
+        first = False
+        try:
+            yield _array_element(reader, file)
+        except json.JSONDecodeError as exc:
+            yield RawRow(reader.line, None, [reader.syntax(exc.msg, exc.pos)])
+            return
+
+
+# --- tables ------------------------------------------------------------------------------------
+
+
+def _decoded_lines(path: Path, file: str, problems: list[Problem]) -> Iterator[str]:
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            body = raw[3:] if number == 1 and raw.startswith(_BOM) else raw
+            yield _decode_line(body, file=file, line=number, problems=problems)
+
+
+def iter_delimited(
+    path: Path, *, file: str, delimiter: str, advance: Advance = _noop
+) -> Iterator[RawRow]:
+    """CSV/TSV rows as dicts keyed by the header; line = the row's first source line."""
+    pending: list[Problem] = []
+    reader = csv.DictReader(_decoded_lines(path, file, pending), delimiter=delimiter)
+    start = 2
+    for row in reader:
+        problems = [p for p in pending if p.line is not None and p.line < reader.line_num + 1]
+        pending[:] = [p for p in pending if p not in problems]
+        yield RawRow(start, dict(row), problems)
+        start = reader.line_num + 1
+
+
+def iter_parquet(path: Path, *, file: str, advance: Advance = _noop) -> Iterator[RawRow]:
+    """Parquet rows in batches (line = 1-based row number)."""
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise InputError(f"not a readable Parquet file ({exc})", where=file) from exc
+    number = 0
+    for batch in parquet.iter_batches(batch_size=1024):
+        for value in batch.to_pylist():
+            number += 1
+            yield RawRow(number, value, [])
+        advance(batch.nbytes)
+
+
+def _arrow_files(folder: Path) -> list[Path]:
+    if (folder / "dataset_dict.json").exists():
+        splits = orjson.loads((folder / "dataset_dict.json").read_bytes()).get("splits", [])
+        name = "train" if "train" in splits else (splits[0] if splits else "")
+        folder = folder / name
+    state = folder / "state.json"
+    if not state.exists():
+        raise InputError(
+            "folder is not a Hugging Face dataset (no state.json)",
+            where=str(folder),
+            hint="save it with Dataset.save_to_disk or pass a data file",
+        )
+    files = orjson.loads(state.read_bytes()).get("_data_files", [])
+    return [folder / entry["filename"] for entry in files]
+
+
+def iter_arrow_folder(path: Path, *, file: str, advance: Advance = _noop) -> Iterator[RawRow]:
+    """Rows of a ``datasets`` ``save_to_disk`` folder (train split), batch by batch."""
+    import pyarrow as pa
+
+    number = 0
+    for arrow in _arrow_files(path):
+        with pa.memory_map(str(arrow)) as source:
+            for batch in pa.ipc.open_stream(source):
+                for value in batch.to_pylist():
+                    number += 1
+                    yield RawRow(number, value, [])
+                advance(batch.nbytes)
