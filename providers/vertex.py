@@ -1,0 +1,1023 @@
+"""Vertex AI Gemini tuning through ``google-genai`` (and GCS for the datasets).
+
+Settings (``--set key=value``, ``options:`` in a job file, or the flags ``--project``,
+``--location``, ``--bucket``) are validated by :class:`VertexOptions`. Where a setting is unset:
+
+* ``project``: ``$GOOGLE_CLOUD_PROJECT``, else the project of the Application Default
+  Credentials / service-account file;
+* ``location``: ``$GOOGLE_CLOUD_LOCATION``, else ``us-central1`` (tuning is regional);
+* credentials: ``access_token`` / ``$TUNEPORT_VERTEX_ACCESS_TOKEN`` (an OAuth access token, e.g.
+  from ``gcloud auth print-access-token``), else ``credentials_file`` /
+  ``$GOOGLE_APPLICATION_CREDENTIALS``, else Application Default Credentials;
+* base URL: ``base_url`` / ``$GOOGLE_VERTEX_BASE_URL`` (a proxy or a fake), else the SDK's
+  ``https://{location}-aiplatform.googleapis.com/``.
+
+The client is always built with ``vertexai=True`` and explicit project, location and
+credentials. tuneport owns retries (:mod:`tuneport.retry`); the SDK's own are left off, and
+job creation is reconciled by the ``tuneport_run_id`` label before any re-send.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from tuneport.errors import (
+    AuthError,
+    ConfigError,
+    NotFoundError,
+    ProviderError,
+    QuotaError,
+    TuneportError,
+    redact,
+    register_secret,
+)
+from tuneport.progress import NullProgress, Progress
+from tuneport.providers.base import (
+    AnyRecord,
+    ChatOptions,
+    PreparedData,
+    UploadedData,
+    parse_options,
+)
+from tuneport.retry import RetryPolicy, call_with_retry, outcome_unknown
+from tuneport.schemas import (
+    Estimate,
+    Example,
+    JobConfig,
+    JobEvent,
+    JobRef,
+    JobState,
+    JobStatus,
+    Message,
+    PreferenceExample,
+)
+
+if TYPE_CHECKING:
+    import httpx
+    from google import genai
+    from google.auth.credentials import Credentials
+
+    from tuneport.providers.gcs import GcsStager
+
+T = TypeVar("T")
+
+NAME = "vertex"
+RUN_ID_LABEL = "tuneport_run_id"
+DEFAULT_LOCATION = "us-central1"
+TUNING_REGIONS = "us-central1, europe-west4"  # shown in hints; the API decides
+SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+TOKEN_ENV = "TUNEPORT_VERTEX_ACCESS_TOKEN"
+BASE_URL_ENV = "GOOGLE_VERTEX_BASE_URL"
+REST_API_VERSION = "v1"
+SEARCH_JOBS = 200  # jobs scanned for a run id when the server ignores the label filter
+MAX_DISPLAY_NAME = 128
+
+# raw JOB_STATE_* -> normalized state (data table)
+STATES: dict[str, JobState] = {
+    "JOB_STATE_UNSPECIFIED": JobState.QUEUED,
+    "JOB_STATE_QUEUED": JobState.QUEUED,
+    "JOB_STATE_PENDING": JobState.QUEUED,
+    "JOB_STATE_PAUSED": JobState.QUEUED,
+    "JOB_STATE_RUNNING": JobState.RUNNING,
+    "JOB_STATE_UPDATING": JobState.RUNNING,
+    "JOB_STATE_CANCELLING": JobState.RUNNING,
+    "JOB_STATE_SUCCEEDED": JobState.SUCCEEDED,
+    "JOB_STATE_PARTIALLY_SUCCEEDED": JobState.SUCCEEDED,
+    "JOB_STATE_FAILED": JobState.FAILED,
+    "JOB_STATE_EXPIRED": JobState.FAILED,
+    "JOB_STATE_CANCELLED": JobState.CANCELLED,
+}
+# detail state (tuningJobState) that refines a non-terminal state
+DETAIL_STATES: dict[str, JobState] = {
+    "TUNING_JOB_STATE_PROCESSING_DATASET": JobState.VALIDATING,
+}
+# tuneport method -> (TuningMethod, the TuningJob field holding its spec, its data-stats field)
+METHODS: dict[str, tuple[str, str, str]] = {
+    "sft": ("SUPERVISED_FINE_TUNING", "supervised_tuning_spec", "supervised_tuning_data_stats"),
+    "dpo": (
+        "PREFERENCE_TUNING",
+        "preference_optimization_spec",
+        "preference_optimization_data_stats",
+    ),
+}
+ADAPTER_SIZES: dict[int, str] = {
+    1: "ADAPTER_SIZE_ONE",
+    2: "ADAPTER_SIZE_TWO",
+    4: "ADAPTER_SIZE_FOUR",
+    8: "ADAPTER_SIZE_EIGHT",
+    16: "ADAPTER_SIZE_SIXTEEN",
+    32: "ADAPTER_SIZE_THIRTY_TWO",
+}
+# JobConfig fields Vertex Gemini tuning has no use for -> why (warned about, never fatal)
+UNSUPPORTED_FIELDS: dict[str, str] = {
+    "batch_size": "Vertex Gemini tuning has no batch size; the service chooses it",
+    "seed": "Vertex Gemini tuning takes no seed",
+}
+ROLES: dict[str, str] = {"user": "user", "assistant": "model", "tool": "user"}
+# (rank, message) of the detail states, for the event feed
+DETAIL_EVENTS: dict[str, tuple[int, str]] = {
+    "TUNING_JOB_STATE_WAITING_FOR_QUOTA": (21, "waiting for tuning quota"),
+    "TUNING_JOB_STATE_PROCESSING_DATASET": (22, "processing the dataset"),
+    "TUNING_JOB_STATE_WAITING_FOR_CAPACITY": (23, "waiting for capacity"),
+    "TUNING_JOB_STATE_TUNING": (24, "tuning"),
+    "TUNING_JOB_STATE_POST_PROCESSING": (25, "post-processing the tuned model"),
+}
+
+
+class VertexOptions(BaseModel):
+    """Settings of the Vertex backend (``--set key=value`` or ``options:`` in a job file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project: str | None = None
+    location: str | None = None
+    bucket: str | None = None  # NAME or gs://NAME/prefix where datasets are staged
+    credentials_file: Path | None = None  # service-account / ADC JSON file
+    access_token: SecretStr | None = None  # an OAuth access token (never printed)
+    base_url: str | None = None  # default: $GOOGLE_VERTEX_BASE_URL, else the SDK's
+    adapter_size: Literal[1, 2, 4, 8, 16, 32] | None = None
+    beta: float | None = Field(default=None, gt=0)  # preference tuning only
+    labels: dict[str, str] = Field(default_factory=dict)
+    description: str | None = None
+    export_last_checkpoint_only: bool | None = None
+    timeout: float = Field(default=120.0, gt=0)  # seconds per HTTP request
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    chunk_size: int = Field(default=8 * 1024 * 1024, gt=0)  # GCS resumable chunk (256 KiB units)
+    operation_timeout: float = Field(default=1800.0, gt=0)  # cleanup: wait for undeploy/delete
+
+
+# --- error mapping (data-driven) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErrorRule:
+    """(HTTP code, gRPC status, message fragments) -> error class + one-line message and fix.
+
+    Empty criteria match anything. ``message``/``hint`` may use ``{msg}`` (the server's message),
+    ``{code}``, ``{project}``, ``{location}`` and ``{model}``.
+    """
+
+    kind: type[TuneportError]
+    message: str
+    hint: str
+    codes: frozenset[int] = frozenset()
+    statuses: frozenset[str] = frozenset()
+    contains: tuple[str, ...] = ()
+
+    def matches(self, code: int | None, status: str | None, text: str) -> bool:
+        if self.codes and code not in self.codes:
+            return False
+        if self.statuses and status not in self.statuses:
+            return False
+        low = text.lower()
+        return not self.contains or any(c in low for c in self.contains)
+
+
+_ADC_HINT = "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS"
+ERROR_RULES: tuple[ErrorRule, ...] = (
+    ErrorRule(
+        ConfigError,
+        "the Vertex AI API is not enabled for project {project}",
+        "gcloud services enable aiplatform.googleapis.com --project {project}",
+        codes=frozenset({403}),
+        contains=("service_disabled", "has not been used in project", "it is disabled"),
+    ),
+    ErrorRule(
+        ConfigError,
+        "billing is not enabled for project {project}",
+        "gcloud billing projects link {project} --billing-account=ACCOUNT_ID",
+        codes=frozenset({403, 400}),
+        contains=("billing",),
+    ),
+    ErrorRule(
+        ConfigError,
+        "Vertex AI tuning is not available in {location}: {msg}",
+        "use --location us-central1 (or another tuning region such as europe-west4)",
+        codes=frozenset({400, 404}),
+        contains=(
+            "not supported in region",
+            "not supported in location",
+            "unsupported region",
+            "unsupported location",
+            "is not available in region",
+            "is not available in location",
+            "location is not supported",
+            "region is not supported",
+        ),
+    ),
+    ErrorRule(
+        AuthError,
+        "Google credentials were rejected: {msg}",
+        _ADC_HINT,
+        codes=frozenset({401}),
+    ),
+    ErrorRule(
+        AuthError,
+        "permission denied in project {project}: {msg}",
+        "grant your account roles/aiplatform.user: gcloud projects add-iam-policy-binding "
+        "{project} --member=user:YOU --role=roles/aiplatform.user",
+        codes=frozenset({403}),
+    ),
+    ErrorRule(
+        QuotaError,
+        "Vertex AI quota exhausted in {location} (still after retries): {msg}",
+        "wait and run the command again, or request more quota: gcloud alpha services quota "
+        "list --service=aiplatform.googleapis.com --consumer=projects/{project}",
+        codes=frozenset({429}),
+    ),
+    ErrorRule(
+        NotFoundError,
+        "base model {model} cannot be tuned: {msg}",
+        "choose a tunable Gemini model, e.g. --model gemini-2.5-flash",
+        codes=frozenset({400, 404}),
+        contains=("base model", "basemodel", "not tunable", "does not support tuning"),
+    ),
+    ErrorRule(
+        ProviderError,
+        "Vertex AI rejected the request: {msg}",
+        "run `tuneport validate DATA --provider vertex --model {model}` and fix what it reports",
+        codes=frozenset({400}),
+    ),
+    ErrorRule(
+        NotFoundError,
+        "Vertex AI: not found: {msg}",
+        "check the job id, --project and --location (see `tuneport jobs list`)",
+        codes=frozenset({404}),
+    ),
+    ErrorRule(
+        ProviderError,
+        "Vertex AI server error {code} (still failing after retries): {msg}",
+        "retry later; see https://status.cloud.google.com",
+        codes=frozenset(range(500, 600)),
+    ),
+    ErrorRule(
+        ProviderError,
+        "Vertex AI refused the request ({code}): {msg}",
+        "check --project, --location and the job settings",
+    ),
+)
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def map_status(
+    code: int | None,
+    status: str | None,
+    message: str,
+    *,
+    project: str = "",
+    location: str = "",
+    model: str = "",
+) -> TuneportError:
+    """The tuneport error for an API error triple, by the first matching :data:`ERROR_RULES`."""
+    msg = _one_line(redact(message or status or "no message"))
+    values = {
+        "msg": msg,
+        "code": code if code is not None else "?",
+        "project": project or "PROJECT",
+        "location": location or DEFAULT_LOCATION,
+        "model": model or "MODEL",
+    }
+    for rule in ERROR_RULES:
+        if rule.matches(code, status, f"{status or ''} {message}"):
+            return rule.kind(rule.message.format(**values), hint=rule.hint.format(**values))
+    raise AssertionError("the last rule matches everything")  # pragma: no cover
+
+
+def _connection_error(exc: BaseException, base_url: str) -> ProviderError:
+    return ProviderError(
+        f"cannot reach Vertex AI at {base_url}: {_one_line(redact(str(exc)), 200)}",
+        hint=f"check the network (and {BASE_URL_ENV} if set), then run the command again",
+    )
+
+
+# --- the provider -------------------------------------------------------------------------
+
+
+def run_id_label(run_id: str) -> str:
+    """A label value for ``run_id``: lowercase letters, digits, ``-`` and ``_``, ≤ 63 chars."""
+    value = re.sub(r"[^a-z0-9_-]", "-", run_id.lower())
+    return value[:63]
+
+
+def _enum_name(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class VertexProvider:
+    """Tune Gemini models on Vertex AI; datasets are staged in GCS."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        client: genai.Client | None = None,
+        credentials: Credentials | None = None,
+        **settings: Any,
+    ) -> None:
+        self.options = parse_options(VertexOptions, settings, NAME)
+        if self.options.access_token is not None:
+            register_secret(self.options.access_token.get_secret_value())
+        self._sleep = sleep
+        self._clock = clock
+        self._client = client
+        self._credentials = credentials
+        self._adc_project: str | None = None
+        self._policy = RetryPolicy(attempts=self.options.max_attempts)
+        self._model = ""
+        self._stager: GcsStager | None = None
+
+    # --- settings ----------------------------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        return self.options.location or os.environ.get("GOOGLE_CLOUD_LOCATION") or DEFAULT_LOCATION
+
+    @property
+    def base_url(self) -> str | None:
+        """The base-URL override (setting or ``$GOOGLE_VERTEX_BASE_URL``), if any."""
+        return self.options.base_url or os.environ.get(BASE_URL_ENV) or None
+
+    @property
+    def rest_base_url(self) -> str:
+        return self.base_url or f"https://{self.location}-aiplatform.googleapis.com/"
+
+    @property
+    def credentials(self) -> Credentials:
+        if self._credentials is None:
+            self._credentials = self._load_credentials()
+        return self._credentials
+
+    def _load_credentials(self) -> Credentials:
+        import google.auth
+        import google.auth.exceptions
+        import google.oauth2.credentials
+
+        token = (
+            self.options.access_token.get_secret_value()
+            if self.options.access_token
+            else os.environ.get(TOKEN_ENV)
+        )
+        if token:
+            register_secret(token)
+            return google.oauth2.credentials.Credentials(token=token)  # type: ignore[no-untyped-call]
+        path = self.options.credentials_file or (
+            Path(os.environ["GOOGLE_APPLICATION_CREDENTIALS"])
+            if os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+            else None
+        )
+        try:
+            if path is not None:
+                if not path.is_file():
+                    raise ConfigError(
+                        f"Google credentials file {path} does not exist",
+                        hint="set GOOGLE_APPLICATION_CREDENTIALS (or --set credentials_file=) to "
+                        "a service-account JSON key, or run `gcloud auth application-default "
+                        "login`",
+                    )
+                creds, project = google.auth.load_credentials_from_file(  # type: ignore[no-untyped-call]
+                    str(path), scopes=list(SCOPES)
+                )
+            else:
+                creds, project = google.auth.default(scopes=list(SCOPES))
+        except google.auth.exceptions.DefaultCredentialsError as exc:
+            where = f" in {path}" if path is not None else ""
+            raise ConfigError(
+                f"no usable Google credentials{where}: {_one_line(str(exc), 160)}",
+                hint=_ADC_HINT,
+            ) from None
+        self._adc_project = project
+        result: Credentials = creds
+        return result
+
+    @property
+    def project(self) -> str:
+        project = self.options.project or os.environ.get("GOOGLE_CLOUD_PROJECT")
+        if not project:
+            _ = self.credentials  # ADC / key files may name a project
+            project = self._adc_project
+        if not project:
+            raise ConfigError(
+                "no Google Cloud project set for Vertex AI",
+                hint="pass --project PROJECT_ID (or --set project=...) or export "
+                "GOOGLE_CLOUD_PROJECT=PROJECT_ID",
+            )
+        return project
+
+    @property
+    def client(self) -> genai.Client:
+        if self._client is None:
+            from google import genai
+            from google.genai import types
+
+            project, location, creds = self.project, self.location, self.credentials
+            self._client = genai.Client(
+                vertexai=True,
+                project=project,
+                location=location,
+                credentials=creds,
+                http_options=types.HttpOptions(
+                    base_url=self.base_url, timeout=int(self.options.timeout * 1000)
+                ),
+            )
+        return self._client
+
+    def _error(self, exc: BaseException) -> TuneportError:
+        from google.genai import errors as genai_errors
+
+        if isinstance(exc, genai_errors.APIError):
+            return map_status(
+                exc.code,
+                exc.status,
+                exc.message or str(exc),
+                project=self.options.project or os.environ.get("GOOGLE_CLOUD_PROJECT", ""),
+                location=self.location,
+                model=self._model,
+            )
+        return _connection_error(exc, self.base_url or "aiplatform.googleapis.com")
+
+    def _call(
+        self,
+        fn: Callable[[], T],
+        *,
+        before_retry: Callable[[BaseException], T | None] | None = None,
+    ) -> T:
+        from google.genai import errors as genai_errors
+
+        from tuneport.retry import is_connection_error
+
+        try:
+            return call_with_retry(
+                fn, policy=self._policy, sleep=self._sleep, before_retry=before_retry
+            )
+        except genai_errors.APIError as exc:
+            raise self._error(exc) from None
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise self._error(exc) from None
+            raise
+
+    # --- prepare / estimate / upload ---------------------------------------------------------
+
+    def prepare(
+        self, records: Iterable[AnyRecord], cfg: JobConfig, out_dir: Path, progress: Progress
+    ) -> PreparedData:
+        from tuneport.data import export_records, load_records
+
+        for field, why in UNSUPPORTED_FIELDS.items():
+            if getattr(cfg, field) is not None:
+                progress.note(f"{field} ignored: {why}")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        progress.start("convert to Vertex Gemini JSONL")
+        train = export_records(
+            records, NAME, out_dir / "train.vertex.jsonl", force=True, method=cfg.method
+        )
+        validation = None
+        if cfg.validation is not None:
+            validation = export_records(
+                load_records(cfg.validation),
+                NAME,
+                out_dir / "validation.vertex.jsonl",
+                force=True,
+                method=cfg.method,
+            )
+        progress.finish()
+        return PreparedData(
+            training=train.path,
+            validation=validation.path if validation else None,
+            sha256=train.sha256,
+            validation_sha256=validation.sha256 if validation else None,
+            examples=train.examples,
+            dropped=dict(train.dropped),
+        )
+
+    def estimate(self, records: Sequence[AnyRecord], cfg: JobConfig) -> Estimate:
+        from tuneport.estimate import estimate
+
+        validation = None
+        if cfg.validation is not None:
+            from tuneport.data import load_records
+
+            validation = list(load_records(cfg.validation))
+        result = estimate(records, cfg, validation_records=validation)
+        extra = [
+            f"{field} ignored: {why}"
+            for field, why in UNSUPPORTED_FIELDS.items()
+            if getattr(cfg, field) is not None
+        ]
+        if extra:
+            result = result.model_copy(update={"warnings": [*result.warnings, *extra]})
+        return result
+
+    def stager(self) -> GcsStager:
+        if self._stager is None:
+            from tuneport.providers.gcs import GcsStager, parse_location
+
+            if not self.options.bucket:
+                raise ConfigError(
+                    "Vertex AI reads training data from Cloud Storage, but no bucket is set",
+                    hint="pass --bucket NAME (or gs://NAME/prefix, or --set bucket=...)",
+                )
+            emulated = bool(os.environ.get("STORAGE_EMULATOR_HOST"))
+            self._stager = GcsStager(
+                parse_location(self.options.bucket),
+                project=self.project,
+                region=self.location,
+                credentials=None if emulated else self.credentials,
+                chunk_size=self.options.chunk_size,
+            )
+        return self._stager
+
+    def upload(self, prepared: PreparedData, cfg: JobConfig, progress: Progress) -> UploadedData:
+        from tuneport.providers.gcs import file_digests
+
+        stager = self.stager()
+        train_digests = file_digests(prepared.training)
+        if train_digests.sha256 != prepared.sha256:
+            raise ProviderError(
+                f"{prepared.training} changed after it was prepared",
+                hint="run the command again",
+            )
+        train = stager.upload(prepared.training, progress=progress, digests=train_digests)
+        validation = None
+        reused = train.reused
+        if prepared.validation is not None:
+            val = stager.upload(prepared.validation, progress=progress)
+            validation = val.uri
+            reused = reused and val.reused
+        return UploadedData(training=train.uri, validation=validation, reused=reused)
+
+    # --- jobs --------------------------------------------------------------------------------
+
+    def tuning_config(self, uploaded: UploadedData, cfg: JobConfig, run_id: str) -> dict[str, Any]:
+        """The ``CreateTuningJobConfig`` fields for ``cfg`` (JobConfig → Vertex field map)."""
+        method, _spec, _stats = METHODS[cfg.method]
+        display = cfg.suffix or f"tuneport-{run_id}"
+        config: dict[str, Any] = {
+            "method": method,
+            "tuned_model_display_name": display[:MAX_DISPLAY_NAME],
+            "labels": {**self.options.labels, RUN_ID_LABEL: run_id_label(run_id)},
+        }
+        if cfg.epochs is not None:
+            config["epoch_count"] = cfg.epochs
+        if cfg.learning_rate_multiplier is not None:
+            config["learning_rate_multiplier"] = cfg.learning_rate_multiplier
+        if self.options.adapter_size is not None:
+            config["adapter_size"] = ADAPTER_SIZES[self.options.adapter_size]
+        if uploaded.validation is not None:
+            config["validation_dataset"] = {"gcs_uri": uploaded.validation}
+        if self.options.description is not None:
+            config["description"] = self.options.description
+        if self.options.export_last_checkpoint_only is not None:
+            config["export_last_checkpoint_only"] = self.options.export_last_checkpoint_only
+        if self.options.beta is not None:
+            if cfg.method != "dpo":
+                raise ConfigError(
+                    "beta applies to preference tuning only",
+                    hint="use --method dpo or drop the beta setting",
+                )
+            config["beta"] = self.options.beta
+        return config
+
+    def launch(self, uploaded: UploadedData, cfg: JobConfig, run_id: str) -> JobRef:
+        from google.genai import types
+
+        self._model = cfg.model
+        existing = self._find_run(run_id)
+        if existing is not None:
+            return JobRef(provider=NAME, remote_id=existing, run_id=run_id)
+        config = types.CreateTuningJobConfig(**self.tuning_config(uploaded, cfg, run_id))
+        dataset = types.TuningDataset(gcs_uri=uploaded.training)
+
+        def create() -> str:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the SDK's "tuning is experimental" notice
+                job = self.client.tunings.tune(
+                    base_model=cfg.model, training_dataset=dataset, config=config
+                )
+            if not job.name:
+                raise ProviderError("Vertex AI returned a tuning job without a name")
+            return str(job.name)
+
+        def reconcile(exc: BaseException) -> str | None:
+            # A failed attempt whose outcome is unknown may have created the job: look first.
+            return self._find_run(run_id) if outcome_unknown(exc) else None
+
+        remote_id = self._call(create, before_retry=reconcile)
+        return JobRef(provider=NAME, remote_id=remote_id, run_id=run_id)
+
+    def _find_run(self, run_id: str) -> str | None:
+        label = run_id_label(run_id)
+
+        def search() -> str | None:
+            pager = self.client.tunings.list(
+                config={"page_size": 50, "filter": f'labels.{RUN_ID_LABEL}="{label}"'}
+            )
+            for i, job in enumerate(pager):
+                if (job.labels or {}).get(RUN_ID_LABEL) == label and job.name:
+                    return job.name
+                if i + 1 >= SEARCH_JOBS:
+                    break
+            return None
+
+        return self._call(search)
+
+    def _get(self, remote_id: str) -> Any:
+        return self._call(lambda: self.client.tunings.get(name=remote_id))
+
+    def status(self, job: JobRef) -> JobStatus:
+        return self._status(self._get(job.remote_id))
+
+    @staticmethod
+    def _spec_and_stats(job: Any) -> tuple[Any, Any]:
+        for _method, spec_field, stats_field in METHODS.values():
+            spec = getattr(job, spec_field, None)
+            if spec is not None:
+                stats = getattr(job.tuning_data_stats, stats_field, None)
+                return spec, stats
+        stats = None
+        if job.tuning_data_stats is not None:
+            for _method, _spec, stats_field in METHODS.values():
+                stats = stats or getattr(job.tuning_data_stats, stats_field, None)
+        return None, stats
+
+    @classmethod
+    def _status(cls, job: Any) -> JobStatus:
+        raw_state = _enum_name(job.state) or "JOB_STATE_UNSPECIFIED"
+        state = STATES.get(raw_state, JobState.RUNNING)
+        detail = _enum_name(job.tuning_job_state)
+        if not state.terminal and detail in DETAIL_STATES:
+            state = DETAIL_STATES[detail]
+        spec, stats = cls._spec_and_stats(job)
+        hyper = getattr(spec, "hyper_parameters", None)
+        epochs = _int(getattr(hyper, "epoch_count", None))
+        billable = _int(getattr(stats, "total_billable_token_count", None))
+        billed = billable * epochs if billable is not None and epochs else billable
+        done = _int(getattr(job.tuning_job_metadata, "completed_epoch_count", None))
+        progress: float | None = None
+        if state == JobState.SUCCEEDED:
+            progress = 1.0
+        elif done is not None and epochs:
+            progress = min(1.0, done / epochs)
+        error = None
+        if job.error is not None and (job.error.message or job.error.code):
+            error = _one_line(redact(f"{job.error.message} (code {job.error.code})"))
+        tuned = job.tuned_model
+        labels = job.labels or {}
+        raw: dict[str, Any] = {
+            "name": job.name,
+            "state": raw_state,
+            "tuning_job_state": detail,
+            "base_model": job.base_model,
+            "tuned_model_display_name": job.tuned_model_display_name,
+            "tuned_model": tuned.model if tuned else None,
+            "endpoint": tuned.endpoint if tuned else None,
+            "labels": dict(labels),
+            "epoch_count": epochs,
+            "completed_epoch_count": done,
+            "billable_dataset_tokens": billable,
+            "create_time": job.create_time.isoformat() if job.create_time else None,
+            "end_time": job.end_time.isoformat() if job.end_time else None,
+        }
+        return JobStatus(
+            remote_id=job.name or "",
+            state=state,
+            raw_state=raw_state,
+            error=error,
+            tuned_model=tuned.endpoint if tuned else None,
+            trained_tokens=billed,
+            epochs=epochs,
+            progress=progress,
+            run_id=labels.get(RUN_ID_LABEL),
+            model=job.base_model,
+            created_at=job.create_time,
+            raw={k: v for k, v in raw.items() if v is not None},
+        )
+
+    def events(self, job: JobRef, after: str | None = None) -> Iterator[JobEvent]:
+        """Events derived from the job's snapshot (Vertex has no event feed), oldest first.
+
+        Ids sort in the order things happen (``NN-...``), so ``after`` works across polls.
+        """
+        remote = self._get(job.remote_id)
+        for event in self._events(remote):
+            if after is None or event.id > after:
+                yield event
+
+    @classmethod
+    def _events(cls, job: Any) -> list[JobEvent]:
+        status = cls._status(job)
+        events: list[JobEvent] = []
+
+        def add(rank: int, key: str, message: str, when: datetime | None, **kw: Any) -> None:
+            events.append(JobEvent(id=f"{rank:04d}-{key}", created_at=when, message=message, **kw))
+
+        add(10, "created", f"tuning job created for {job.base_model}", job.create_time)
+        detail = _enum_name(job.tuning_job_state)
+        if detail in DETAIL_EVENTS and not status.state.terminal:
+            rank, text = DETAIL_EVENTS[detail]
+            add(rank, detail.lower(), text, job.update_time)
+        if job.start_time is not None:
+            add(30, "started", "tuning started", job.start_time)
+        done = _int(getattr(job.tuning_job_metadata, "completed_epoch_count", None)) or 0
+        for epoch in range(1, done + 1):
+            total = f"/{status.epochs}" if status.epochs else ""
+            add(100 + epoch, f"epoch-{epoch}", f"epoch {epoch}{total} completed", None, step=epoch)
+        if status.state.terminal:
+            text = {
+                JobState.SUCCEEDED: f"succeeded; endpoint {status.tuned_model}",
+                JobState.FAILED: f"failed: {status.error or status.raw_state}",
+                JobState.CANCELLED: "cancelled",
+            }[status.state]
+            level = "error" if status.state == JobState.FAILED else "info"
+            add(9000, status.state.value, text, job.end_time, level=level)
+        return events
+
+    def cancel(self, job: JobRef) -> None:
+        self._call(lambda: self.client.tunings.cancel(name=job.remote_id))
+
+    def list_jobs(self, limit: int = 20) -> list[JobStatus]:
+        def fetch() -> list[Any]:
+            found: list[Any] = []
+            for job in self.client.tunings.list(config={"page_size": min(max(limit, 1), 100)}):
+                found.append(job)
+                if len(found) >= limit:
+                    break
+            return found
+
+        return [self._status(j) for j in self._call(fetch)]
+
+    # --- chat --------------------------------------------------------------------------------
+
+    @staticmethod
+    def contents(messages: Sequence[Message]) -> tuple[str | None, list[dict[str, Any]]]:
+        """System text and Gemini ``contents`` for a chat (tool turns become plain text)."""
+        system = [m.content for m in messages if m.role == "system" and m.content]
+        contents: list[dict[str, Any]] = []
+        for m in messages:
+            if m.role == "system":
+                continue
+            text = m.content or ""
+            if m.role == "tool":
+                text = f"[tool result] {text}"
+            if m.tool_calls:
+                calls = "; ".join(
+                    f"{c.function.name}({c.function.arguments})" for c in m.tool_calls
+                )
+                text = f"{text}\n[tool calls] {calls}".strip()
+            role = ROLES[m.role]
+            if contents and contents[-1]["role"] == role:
+                contents[-1]["parts"].append({"text": text})
+            else:
+                contents.append({"role": role, "parts": [{"text": text}]})
+        return ("\n\n".join(system) or None), contents
+
+    def chat(self, model: str, messages: Sequence[Message], options: ChatOptions) -> Message:
+        from google.genai import types
+
+        self._model = model
+        system, contents = self.contents(messages)
+        config = types.GenerateContentConfig(
+            system_instruction=system,
+            temperature=options.temperature,
+            max_output_tokens=options.max_tokens,
+        )
+        reply = self._call(
+            lambda: self.client.models.generate_content(
+                model=model,
+                contents=contents,  # type: ignore[arg-type]
+                config=config,
+            )
+        )
+        text = reply.text
+        if text is None:
+            reason = None
+            if reply.candidates:
+                reason = _enum_name(reply.candidates[0].finish_reason)
+            raise ProviderError(
+                f"{model} returned no text (finish reason: {reason or 'none'})",
+                hint="rephrase the message or check the endpoint",
+            )
+        return Message(role="assistant", content=text)
+
+    # --- online token counting ------------------------------------------------------------
+
+    def online_counter(self, model: str) -> VertexTokenCounter:
+        """Exact counts from Vertex ``countTokens`` for ``model`` (``estimate --online``)."""
+        return VertexTokenCounter(self, model)
+
+    def count_tokens(
+        self,
+        model: str,
+        contents: list[dict[str, Any]] | str,
+        *,
+        system: Any = None,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> int:
+        from google.genai import types
+
+        self._model = model
+        config = types.CountTokensConfig(
+            system_instruction=system,
+            tools=[types.Tool.model_validate(_json_schema_tools(t)) for t in tools or []] or None,
+        )
+        reply = self._call(
+            lambda: self.client.models.count_tokens(
+                model=model,
+                contents=contents,  # type: ignore[arg-type]
+                config=config,
+            )
+        )
+        return int(reply.total_tokens or 0)
+
+    # --- cleanup (REST through httpx) -------------------------------------------------------
+
+    def _rest_headers(self) -> dict[str, str]:
+        creds = self.credentials
+        if not creds.valid:
+            import google.auth.exceptions
+            from google.auth.transport.requests import Request
+
+            try:
+                creds.refresh(Request())  # type: ignore[no-untyped-call]
+            except google.auth.exceptions.RefreshError as exc:
+                raise AuthError(
+                    f"Google credentials could not be refreshed: {_one_line(str(exc), 160)}",
+                    hint=_ADC_HINT,
+                ) from None
+        headers: dict[str, str] = {}
+        creds.apply(headers)  # type: ignore[no-untyped-call]
+        quota_project = getattr(creds, "quota_project_id", None)
+        if quota_project:
+            headers["x-goog-user-project"] = str(quota_project)
+        return headers
+
+    def _rest(self, http: httpx.Client, method: str, name: str, body: Any = None) -> Any:
+        """One REST call on a resource name; 404 -> ``None``; other errors mapped."""
+        import httpx
+
+        url = f"{self.rest_base_url.rstrip('/')}/{REST_API_VERSION}/{name}"
+
+        def send() -> Any:
+            response = http.request(method, url, json=body, headers=self._rest_headers())
+            if response.status_code == 404:
+                return None
+            response.raise_for_status()
+            return response.json() if response.content else {}
+
+        try:
+            return call_with_retry(send, policy=self._policy, sleep=self._sleep)
+        except httpx.HTTPStatusError as exc:
+            code = exc.response.status_code
+            status, message = None, exc.response.text
+            try:
+                err = exc.response.json().get("error", {})
+                status, message = err.get("status"), err.get("message", message)
+            except ValueError:
+                pass
+            raise map_status(
+                code, status, message, project=self.project, location=self.location
+            ) from None
+        except httpx.TransportError as exc:
+            raise _connection_error(exc, self.rest_base_url) from None
+
+    def _wait(self, http: httpx.Client, operation: Any, what: str) -> None:
+        """Poll a long-running operation until done; raise its error."""
+        if not isinstance(operation, Mapping):
+            return
+        deadline = self._clock() + self.options.operation_timeout
+        delay = 1.0
+        while not operation.get("done"):
+            name = operation.get("name")
+            if not name:
+                return
+            if self._clock() > deadline:
+                raise ProviderError(
+                    f"timed out waiting for Vertex AI to {what}",
+                    hint="run `tuneport jobs cleanup` again later",
+                )
+            self._sleep(delay)
+            delay = min(delay * 2, 15.0)
+            operation = self._rest(http, "GET", str(name)) or {"done": True}
+        err = operation.get("error")
+        if err:
+            raise map_status(
+                _int(err.get("code")),
+                None,
+                str(err.get("message", "")),
+                project=self.project,
+                location=self.location,
+            )
+
+    def cleanup(self, job: JobRef, progress: Progress | None = None) -> None:
+        """Undeploy every model from the tuned endpoint, delete the endpoint, then the model."""
+        import httpx
+
+        note = (progress or NullProgress()).note
+        remote = self._get(job.remote_id)
+        tuned = remote.tuned_model
+        endpoint = getattr(tuned, "endpoint", None)
+        model = getattr(tuned, "model", None)
+        with httpx.Client(timeout=self.options.timeout) as http:
+            if endpoint:
+                info = self._rest(http, "GET", endpoint)
+                for deployed in (info or {}).get("deployedModels", []):
+                    op = self._rest(
+                        http,
+                        "POST",
+                        f"{endpoint}:undeployModel",
+                        {"deployedModelId": deployed.get("id")},
+                    )
+                    self._wait(http, op, f"undeploy {deployed.get('id')} from {endpoint}")
+                    note(f"undeployed {deployed.get('id')} from {endpoint}")
+                if info is not None:
+                    self._wait(http, self._rest(http, "DELETE", endpoint), f"delete {endpoint}")
+                    note(f"deleted endpoint {endpoint}")
+            if model:
+                base = str(model).split("@", 1)[0]
+                op = self._rest(http, "DELETE", base)
+                if op is not None:
+                    self._wait(http, op, f"delete {base}")
+                    note(f"deleted model {base}")
+
+
+def _json_schema_tools(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """A Gemini tool dict with ``parameters`` passed as raw JSON Schema."""
+    decls = []
+    for decl in tool.get("functionDeclarations", []):
+        d = dict(decl)
+        if "parameters" in d:
+            d["parametersJsonSchema"] = d.pop("parameters")
+        decls.append(d)
+    return {"functionDeclarations": decls}
+
+
+class VertexTokenCounter:
+    """Exact token counts through Vertex ``countTokens`` (one request per record)."""
+
+    exact = True
+    error_band: float | None = None
+
+    def __init__(self, provider: VertexProvider, model: str) -> None:
+        self.provider = provider
+        self.model = model
+        self.label = f"Vertex countTokens ({model})"
+
+    def count(self, record: Example | PreferenceExample) -> int:
+        from tuneport.data.exporters import to_vertex, to_vertex_preference
+
+        if isinstance(record, PreferenceExample):
+            row = to_vertex_preference(record)
+            contents = [*row["contents"], *(c["completion"] for c in row["completions"])]
+            system = row.get("system_instruction")
+            return self.provider.count_tokens(self.model, contents, system=system)
+        row = to_vertex(record)
+        return self.provider.count_tokens(
+            self.model,
+            row["contents"],
+            system=row.get("systemInstruction"),
+            tools=row.get("tools"),
+        )
+
+    def count_text(self, text: str) -> int:
+        if not text:
+            return 0
+        return self.provider.count_tokens(self.model, text)
+
+
+__all__ = [
+    "ERROR_RULES",
+    "STATES",
+    "VertexOptions",
+    "VertexProvider",
+    "VertexTokenCounter",
+    "map_status",
+    "run_id_label",
+]
