@@ -1,0 +1,65 @@
+"""The budget guard: refuse to launch when the estimate exceeds the allowed cost.
+
+The limit comes from ``--max-cost``, else the job config's ``max_cost``, else
+``$TUNEPORT_MAX_COST`` (:func:`resolve_max_cost`). An approximate estimate is checked at the top
+of its error band (a ±25 % count of $8 is checked as $10), so the guard errs on the safe side.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from tuneport.errors import BudgetError, ConfigError
+from tuneport.schemas import Estimate, JobConfig
+
+MAX_COST_ENV = "TUNEPORT_MAX_COST"
+
+
+def resolve_max_cost(flag: float | None = None, cfg: JobConfig | None = None) -> float | None:
+    """The cost limit in USD: the flag, the job config's ``max_cost``, or ``$TUNEPORT_MAX_COST``."""
+    if flag is not None:
+        value, source = flag, "--max-cost"
+    elif cfg is not None and cfg.max_cost is not None:
+        value, source = cfg.max_cost, "max_cost in the job config"
+    else:
+        env = os.environ.get(MAX_COST_ENV, "").strip()
+        if not env:
+            return None
+        try:
+            value = float(env.removeprefix("$"))
+        except ValueError:
+            raise ConfigError(
+                f"{MAX_COST_ENV}={env!r} is not a number", hint=f"set {MAX_COST_ENV} to e.g. 20"
+            ) from None
+        source = MAX_COST_ENV
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{source} must be a positive amount in USD, got {value}")
+    return value
+
+
+def worst_case_cost(estimate: Estimate) -> float | None:
+    """The cost at the top of the estimate's error band (the cost itself when exact)."""
+    if estimate.cost_usd is None:
+        return None
+    band = 0.0 if estimate.exact else (estimate.error_band or 0.0)
+    return estimate.cost_usd * (1.0 + band)
+
+
+def check_budget(estimate: Estimate, max_cost: float | None) -> None:
+    """Raise :class:`BudgetError` if ``estimate`` may cost more than ``max_cost`` USD."""
+    if max_cost is None:
+        return
+    worst = worst_case_cost(estimate)
+    if worst is None or worst <= max_cost:
+        return
+    if estimate.exact:
+        what = f"estimated ${worst:,.2f}"
+    else:
+        band = estimate.error_band or 0.0
+        what = f"estimated up to ${worst:,.2f} (≈${estimate.cost_usd:,.2f} ±{band:.0%})"
+    raise BudgetError(
+        f"{what} exceeds --max-cost ${max_cost:,.2f} "
+        f"({estimate.provider} {estimate.model}, {estimate.billed_tokens:,} billed tokens)",
+        hint="raise --max-cost, use fewer epochs or examples, or a cheaper model",
+    )

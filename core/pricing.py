@@ -1,0 +1,365 @@
+"""The dated price table (``prices.toml``) and its loader.
+
+The built-in table ships inside the package (``tuneport/prices.toml``). A user file in the same
+layout (``--prices FILE`` or ``$TUNEPORT_PRICES``) is merged over it key by key: change one price
+and its ``as_of``, or add a provider/model. Every problem in a file is reported at once, one line
+each naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from tuneport.errors import ConfigError
+
+PRICES_ENV = "TUNEPORT_PRICES"
+WILDCARD = "*"
+_DATE_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}$|-\d{3}$")
+
+
+class _MethodFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    training_per_million: float | None = None
+
+
+class _Common(BaseModel):
+    """Keys allowed both at provider level (defaults) and model level."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str | None = None
+    as_of: date | None = None
+    unverified: bool | None = None
+    epoch_rule: str | None = None
+    default_epochs: int | None = None
+    min_epochs: int | None = None
+    max_epochs: int | None = None
+    context_tokens: int | None = None
+    min_examples: int | None = None
+    recommended_examples: int | None = None
+    inference_input_per_million: float | None = None
+    inference_output_per_million: float | None = None
+    billing: str | None = None
+    notice: str | None = None
+    batch_size: int | None = None
+    grad_accumulation: int | None = None
+    max_seq_len: int | None = None
+    lora_rank: int | None = None
+
+    @field_validator("epoch_rule")
+    @classmethod
+    def _known_rule(cls, value: str | None) -> str | None:
+        if value is not None and value not in EPOCH_RULES:
+            raise ValueError(f"unknown epoch rule {value!r} (known: {', '.join(EPOCH_RULES)})")
+        return value
+
+
+class _ModelFields(_Common):
+    aliases: list[str] = []
+    sft: _MethodFields | None = None
+    dpo: _MethodFields | None = None
+
+
+class _ProviderFields(_Common):
+    models: dict[str, _ModelFields] = {}
+
+
+class _TableFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_: int | None = None
+    providers: dict[str, _ProviderFields] = {}
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """Everything tuneport knows about tuning one model with one method at one provider."""
+
+    provider: str
+    model: str
+    method: str
+    training_per_million: float | None
+    source: str
+    as_of: str
+    unverified: bool
+    epoch_rule: str
+    default_epochs: int | None
+    min_epochs: int
+    max_epochs: int | None
+    context_tokens: int | None
+    min_examples: int
+    recommended_examples: int | None
+    inference_input_per_million: float | None
+    inference_output_per_million: float | None
+    aliases: tuple[str, ...] = ()
+    billing: str | None = None
+    notice: str | None = None
+    batch_size: int | None = None
+    grad_accumulation: int | None = None
+    max_seq_len: int | None = None
+    lora_rank: int | None = None
+
+    def auto_epochs(self, examples: int) -> int:
+        """The epochs the provider picks for ``examples`` examples when epochs are "auto"."""
+        return EPOCH_RULES[self.epoch_rule](examples, self)
+
+    def resolve_epochs(self, examples: int, requested: int | None) -> int:
+        """``requested`` checked against the bounds, or the auto rule's choice."""
+        if requested is None:
+            return self.auto_epochs(examples)
+        if requested < self.min_epochs or (
+            self.max_epochs is not None and requested > self.max_epochs
+        ):
+            top = self.max_epochs if self.max_epochs is not None else "∞"
+            raise ConfigError(
+                f"{self.provider} {self.model}: epochs must be {self.min_epochs}..{top}, "
+                f"got {requested}",
+                hint="pass --epochs in range, or leave it out for the provider's auto rule",
+            )
+        return requested
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+def openai_cookbook_epochs(n: int, price: ModelPrice | None = None) -> int:
+    """OpenAI's auto epochs (cookbook heuristic) for ``n`` examples.
+
+    3n < 100 → min(25, 100 // n); 3n > 25000 → max(1, 25000 // n); else 3.
+    """
+    if n <= 0:
+        return 1
+    if 3 * n < 100:
+        return min(25, 100 // n)
+    if 3 * n > 25_000:
+        return max(1, 25_000 // n)
+    return 3
+
+
+def _fixed_epochs(n: int, price: ModelPrice) -> int:
+    return price.default_epochs or 1
+
+
+EPOCH_RULES: dict[str, Callable[[int, ModelPrice], int]] = {
+    "openai-cookbook": openai_cookbook_epochs,
+    "fixed": _fixed_epochs,
+}
+
+METHODS = ("sft", "dpo")
+_REQUIRED = ("source", "as_of", "epoch_rule")
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    parts = []
+    for p in loc:
+        text = str(p)
+        parts.append(f'"{text}"' if not re.fullmatch(r"[A-Za-z0-9_-]+", text) else text)
+    return ".".join(parts).replace("schema_", "schema")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such price file", hint="check --prices / TUNEPORT_PRICES"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the TOML syntax") from None
+
+
+def _check(raw: Mapping[str, Any], name: str) -> list[str]:
+    data = dict(raw)
+    if "schema" in data:
+        data["schema_"] = data.pop("schema")
+    try:
+        _TableFile.model_validate(data)
+    except ValidationError as exc:
+        return [f"{name}: {_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]
+    return []
+
+
+class PriceTable:
+    """Merged price entries: ``lookup``, ``tunable`` and the ``files`` they came from."""
+
+    def __init__(self, data: Mapping[str, Any], files: list[str], origin: Mapping[str, str]):
+        self._data = data
+        self.files = files
+        self._origin = origin  # "provider/model" -> file that defines it
+        errors: list[str] = []
+        self._entries: dict[tuple[str, str, str], ModelPrice] = {}
+        self._aliases: dict[tuple[str, str], str] = {}
+        for prov_name, prov in data.get("providers", {}).items():
+            defaults = {k: v for k, v in prov.items() if k != "models"}
+            for model_name, fields in prov.get("models", {}).items():
+                merged = {**defaults, **{k: v for k, v in fields.items() if k not in METHODS}}
+                where = self._origin.get(f"{prov_name}/{model_name}", files[0])
+                key = f"providers.{prov_name}.models.{_loc((model_name,))}"
+                missing = [r for r in _REQUIRED if merged.get(r) is None]
+                errors += [f"{where}: {key}.{m}: required (here or in provider)" for m in missing]
+                if missing:
+                    continue
+                methods = [m for m in METHODS if m in fields]
+                if not methods:
+                    errors.append(f"{where}: {key}: no [sft] or [dpo] table")
+                for method in methods:
+                    self._entries[(prov_name, model_name, method)] = _entry(
+                        prov_name, model_name, method, merged, fields[method]
+                    )
+                for alias in merged.get("aliases", []):
+                    self._aliases[(prov_name, alias)] = model_name
+        if errors:
+            raise PriceTableError(errors)
+
+    # -- queries
+    def providers(self) -> list[str]:
+        return list(dict.fromkeys(p for p, _, _ in self._entries))
+
+    def models(self, provider: str) -> list[str]:
+        return list(dict.fromkeys(m for p, m, _ in self._entries if p == provider))
+
+    def entries(self) -> Iterator[ModelPrice]:
+        yield from self._entries.values()
+
+    def tunable(self, provider: str | None = None, *, method: str = "sft") -> list[ModelPrice]:
+        """The models that can be tuned with ``method`` (at ``provider``, or everywhere)."""
+        return [
+            e
+            for (p, _, m), e in self._entries.items()
+            if (provider is None or p == provider) and m == method
+        ]
+
+    def resolve(self, provider: str, model: str) -> str | None:
+        """The table's name for ``model``: itself, alias, ``ft:`` base, undated id, or ``*``."""
+        known = {m for p, m, _ in self._entries if p == provider}
+        candidates = [model]
+        if model.startswith("ft:"):
+            candidates.append(model[3:].split(":", 1)[0])
+        candidates += [c.rsplit("/", 1)[-1] for c in candidates if "/" in c]
+        candidates += [_DATE_SUFFIX.sub("", c) for c in candidates]
+        for cand in candidates:
+            if cand in known:
+                return cand
+            if (provider, cand) in self._aliases:
+                return self._aliases[(provider, cand)]
+        return WILDCARD if WILDCARD in known else None
+
+    def lookup(self, provider: str, model: str, method: str = "sft") -> ModelPrice:
+        """The entry for ``model`` (a dated alias or ``ft:`` id is fine) and ``method``."""
+        if provider not in self.providers():
+            raise ConfigError(
+                f"no prices for provider {provider!r}",
+                hint=f"use one of {', '.join(self.providers())} or add it with --prices FILE",
+            )
+        name = self.resolve(provider, model)
+        if name is None:
+            raise ConfigError(
+                f"unknown {provider} model {model!r}",
+                hint=f"known: {', '.join(self.models(provider))}; or add it with --prices FILE",
+            )
+        try:
+            return self._entries[(provider, name, method)]
+        except KeyError:
+            with_method = [e.model for e in self.tunable(provider, method=method)]
+            raise ConfigError(
+                f"{provider} {name} cannot be tuned with method {method!r}",
+                hint=f"models with {method}: {', '.join(with_method) or 'none'}",
+            ) from None
+
+
+class PriceTableError(ConfigError):
+    """Problems in price file(s); ``problems`` holds one ``file: key: what`` line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        n = len(problems)
+        super().__init__(
+            f"{n} problem{'s' if n != 1 else ''} in the price table: " + "; ".join(problems),
+            hint="fix these keys in the price file (layout: `tuneport prices --help`)",
+        )
+
+
+def _entry(
+    provider: str, model: str, method: str, f: Mapping[str, Any], m: Mapping[str, Any]
+) -> ModelPrice:
+    as_of = f["as_of"]
+    return ModelPrice(
+        provider=provider,
+        model=model,
+        method=method,
+        training_per_million=m.get("training_per_million"),
+        source=f["source"],
+        as_of=as_of.isoformat() if isinstance(as_of, date) else str(as_of),
+        unverified=bool(f.get("unverified", False)),
+        epoch_rule=f["epoch_rule"],
+        default_epochs=f.get("default_epochs"),
+        min_epochs=f.get("min_epochs") or 1,
+        max_epochs=f.get("max_epochs"),
+        context_tokens=f.get("context_tokens"),
+        min_examples=f.get("min_examples") or 1,
+        recommended_examples=f.get("recommended_examples"),
+        inference_input_per_million=f.get("inference_input_per_million"),
+        inference_output_per_million=f.get("inference_output_per_million"),
+        aliases=tuple(f.get("aliases", ())),
+        billing=f.get("billing"),
+        notice=f.get("notice"),
+        batch_size=f.get("batch_size"),
+        grad_accumulation=f.get("grad_accumulation"),
+        max_seq_len=f.get("max_seq_len"),
+        lora_rank=f.get("lora_rank"),
+    )
+
+
+def builtin_path() -> Path:
+    return Path(str(resources.files("tuneport").joinpath("prices.toml")))
+
+
+def load_prices(path: Path | None = None) -> PriceTable:
+    """The built-in table merged with ``path`` (or ``$TUNEPORT_PRICES``) if given."""
+    base_path = builtin_path()
+    base = _read(base_path)
+    files = [str(base_path)]
+    errors = _check(base, str(base_path))
+    origin = {
+        f"{p}/{m}": str(base_path)
+        for p, prov in base.get("providers", {}).items()
+        if isinstance(prov, dict)
+        for m in prov.get("models", {})
+    }
+    env = os.environ.get(PRICES_ENV)
+    override = path if path is not None else (Path(env).expanduser() if env else None)
+    data = base
+    if override is not None:
+        user = _read(override)
+        files.append(str(override))
+        errors += _check(user, str(override))
+        for p, prov in user.get("providers", {}).items():
+            if isinstance(prov, dict):
+                for m in prov.get("models", {}):
+                    origin[f"{p}/{m}"] = str(override)
+        data = _merge(base, user)
+    if errors:
+        raise PriceTableError(errors)
+    return PriceTable(data, files, origin)
