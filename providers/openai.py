@@ -1,0 +1,632 @@
+"""OpenAI fine-tuning backend (official ``openai`` SDK).
+
+OpenAI is winding down self-serve fine-tuning (no new users; existing users for a while; tuned
+``ft:`` models stay usable for chat). The backend therefore honours ``OPENAI_BASE_URL`` (or
+``--set base_url=...``) so it drives any OpenAI-compatible fine-tuning server as well.
+
+Retries: the SDK client is built with ``max_retries=0``; :mod:`tuneport.retry` (tenacity) owns
+every retry, so the two never multiply. Job creation is idempotent: the client-generated run id
+travels in the job's ``metadata["tuneport_run_id"]`` and before creating (and before any retry
+of a create whose outcome is unknown) the backend looks for a job carrying that id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from tuneport.errors import (
+    AuthError,
+    ConfigError,
+    NotFoundError,
+    ProviderError,
+    QuotaError,
+    redact,
+    register_secret,
+)
+from tuneport.progress import Progress
+from tuneport.providers.base import (
+    AnyRecord,
+    ChatOptions,
+    Checkpoint,
+    PreparedData,
+    UploadedData,
+    parse_options,
+)
+from tuneport.retry import RetryPolicy, call_with_retry, error_code_of, status_of
+from tuneport.schemas import (
+    Estimate,
+    JobConfig,
+    JobEvent,
+    JobRef,
+    JobState,
+    JobStatus,
+    Message,
+    ToolCall,
+)
+
+if TYPE_CHECKING:
+    from openai import OpenAI
+
+    from tuneport.store import JobStore
+
+T = TypeVar("T")
+
+NAME = "openai"
+RUN_ID_KEY = "tuneport_run_id"
+NOTICE = (
+    "OpenAI is winding down self-serve fine-tuning (no new users; existing users for now); "
+    "tuned ft: models keep working for chat. Set OPENAI_BASE_URL to use a compatible server."
+)
+
+# raw status -> normalized state ("paused" exists in the API but not in the SDK's literal)
+STATES: dict[str, JobState] = {
+    "validating_files": JobState.VALIDATING,
+    "queued": JobState.QUEUED,
+    "running": JobState.RUNNING,
+    "paused": JobState.QUEUED,
+    "succeeded": JobState.SUCCEEDED,
+    "failed": JobState.FAILED,
+    "cancelled": JobState.CANCELLED,
+}
+METHOD_TYPES: dict[str, str] = {"sft": "supervised", "dpo": "dpo"}
+# tuneport JobConfig field -> OpenAI hyperparameter name
+HYPERPARAMETERS: dict[str, str] = {
+    "epochs": "n_epochs",
+    "batch_size": "batch_size",
+    "learning_rate_multiplier": "learning_rate_multiplier",
+}
+SEARCH_JOBS = 100  # recent jobs scanned for a run id when the server ignores the filter
+SEARCH_FILES = 500  # files scanned for an identical upload
+
+
+class OpenAIOptions(BaseModel):
+    """Settings of the OpenAI backend (``--set key=value`` or ``options:`` in a job file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: SecretStr | None = None  # default: $OPENAI_API_KEY
+    base_url: str | None = None  # default: $OPENAI_BASE_URL, else api.openai.com
+    organization: str | None = None  # default: $OPENAI_ORG_ID
+    project: str | None = None  # default: $OPENAI_PROJECT_ID
+    timeout: float = Field(default=120.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    beta: float | None = Field(default=None, gt=0)  # DPO only
+    metadata: dict[str, str] = Field(default_factory=dict)  # extra job metadata
+
+
+# --- error mapping (data-driven) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErrorRule:
+    """Map an API error (by status, ``code`` and/or message text) to a one-line message."""
+
+    kind: type[ProviderError]
+    message: str  # may use {msg} (the server's message), {status} and {model}
+    hint: str
+    status: frozenset[int] = frozenset()
+    codes: frozenset[str] = frozenset()
+    contains: tuple[str, ...] = ()
+
+    def matches(self, status: int | None, code: str | None, text: str) -> bool:
+        if self.status and status not in self.status:
+            return False
+        if self.codes and code not in self.codes:
+            return False
+        low = text.lower()
+        return not self.contains or any(c in low for c in self.contains)
+
+
+UNAVAILABLE_HINT = (
+    "use --provider vertex or --provider local, or point OPENAI_BASE_URL at an "
+    "OpenAI-compatible fine-tuning server"
+)
+ERROR_RULES: tuple[ErrorRule, ...] = (
+    ErrorRule(
+        AuthError,
+        "OpenAI refused: fine-tuning is not available to this account (OpenAI is winding down "
+        "self-serve fine-tuning)",
+        UNAVAILABLE_HINT,
+        codes=frozenset({"fine_tuning_not_available", "fine_tuning_unavailable"}),
+    ),
+    ErrorRule(
+        AuthError,
+        "OpenAI refused: fine-tuning is not available to this account (OpenAI is winding down "
+        "self-serve fine-tuning)",
+        UNAVAILABLE_HINT,
+        status=frozenset({400, 403, 404}),
+        contains=("not available for new users", "no longer accept", "no longer available"),
+    ),
+    ErrorRule(
+        AuthError,
+        "OpenAI rejected the API key",
+        "set OPENAI_API_KEY to a valid key (https://platform.openai.com/api-keys)",
+        status=frozenset({401}),
+    ),
+    ErrorRule(
+        AuthError,
+        "OpenAI denied access: {msg}",
+        "check that the key's organization/project may fine-tune (OPENAI_ORG_ID, "
+        "OPENAI_PROJECT_ID)",
+        status=frozenset({403}),
+    ),
+    ErrorRule(
+        QuotaError,
+        "OpenAI quota exhausted: {msg}",
+        "add credits or raise the usage limit at https://platform.openai.com/settings/"
+        "organization/billing",
+        status=frozenset({429}),
+        codes=frozenset({"insufficient_quota", "billing_hard_limit_reached"}),
+    ),
+    ErrorRule(
+        QuotaError,
+        "OpenAI rate limit still hit after retries: {msg}",
+        "wait a few minutes and run the command again",
+        status=frozenset({429}),
+    ),
+    ErrorRule(
+        NotFoundError,
+        "model {model} cannot be fine-tuned: {msg}",
+        "choose a tunable base model, e.g. --model gpt-4.1-mini",
+        status=frozenset({400, 404}),
+        codes=frozenset({"model_not_found", "model_not_available", "invalid_model"}),
+    ),
+    ErrorRule(
+        NotFoundError,
+        "model {model} cannot be fine-tuned: {msg}",
+        "choose a tunable base model, e.g. --model gpt-4.1-mini",
+        status=frozenset({400, 404}),
+        contains=("cannot be fine-tuned", "not available for fine-tuning", "does not support"),
+    ),
+    ErrorRule(
+        ProviderError,
+        "OpenAI refused the training file: {msg}",
+        "run `tuneport validate DATA --provider openai` and fix what it reports",
+        status=frozenset({400}),
+        codes=frozenset(
+            {"invalid_file", "invalid_training_file", "invalid_file_format", "invalid_n_examples"}
+        ),
+    ),
+    ErrorRule(
+        NotFoundError,
+        "OpenAI: not found: {msg}",
+        "check the id (see `tuneport jobs list`)",
+        status=frozenset({404}),
+    ),
+    ErrorRule(
+        ProviderError,
+        "OpenAI server error {status} (still failing after retries): {msg}",
+        "retry later; see https://status.openai.com",
+        status=frozenset(range(500, 600)),
+    ),
+    ErrorRule(
+        ProviderError,
+        "OpenAI refused the request ({status}): {msg}",
+        "check the flags and the job file",
+    ),
+)
+
+
+def _api_message(exc: BaseException) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, Mapping):
+        inner = body.get("error", body)
+        if isinstance(inner, Mapping) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+    return str(getattr(exc, "message", None) or exc)
+
+
+def map_error(exc: BaseException, *, model: str = "", base_url: str = "") -> ProviderError:
+    """One-line :class:`ProviderError` for an SDK error (never leaking the API key)."""
+    import openai
+
+    if isinstance(exc, openai.APIConnectionError):
+        what = "timed out talking to" if isinstance(exc, openai.APITimeoutError) else "cannot reach"
+        return ProviderError(
+            f"{what} OpenAI at {base_url or 'the API'}",
+            hint="check the network, or OPENAI_BASE_URL if you set it",
+        )
+    status = status_of(exc)
+    code = error_code_of(exc)
+    text = redact(" ".join(_api_message(exc).split()))
+    for rule in ERROR_RULES:
+        if rule.matches(status, code, text):
+            message = rule.message.format(msg=text, status=status, model=model or "?")
+            return rule.kind(message, hint=rule.hint)
+    return ProviderError(f"OpenAI error: {text}")  # pragma: no cover - last rule catches all
+
+
+# --- upload progress ------------------------------------------------------------------------
+
+
+class _ProgressFile(io.BufferedReader):
+    """A binary file that reports every chunk the HTTP client reads to ``progress``."""
+
+    def __init__(self, path: Path, progress: Progress) -> None:
+        super().__init__(io.FileIO(path, "rb"))
+        self._progress = progress
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = super().read(size)
+        if chunk:
+            self._progress.advance(len(chunk))
+        return chunk
+
+
+# --- the backend ----------------------------------------------------------------------------
+
+
+class OpenAIProvider:
+    """Fine-tune and chat through the OpenAI API (or any compatible server)."""
+
+    name = NAME
+    notice = NOTICE
+
+    def __init__(
+        self,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        store: JobStore | None = None,
+        client: OpenAI | None = None,
+        **settings: Any,
+    ) -> None:
+        self.options = parse_options(OpenAIOptions, settings, NAME)
+        if self.options.api_key is not None:
+            register_secret(self.options.api_key.get_secret_value())
+        self._sleep = sleep
+        self._store = store
+        self._client = client
+        self._policy = RetryPolicy(attempts=self.options.max_attempts)
+        self._model = ""
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return str(
+            self.options.base_url
+            or os.environ.get("OPENAI_BASE_URL")
+            or "https://api.openai.com/v1"
+        )
+
+    @property
+    def store_key(self) -> str:
+        """Provider key of the uploads cache: file ids are only valid on one server."""
+        default = self.base_url.rstrip("/") == "https://api.openai.com/v1"
+        return NAME if default else f"{NAME}@{self.base_url.rstrip('/')}"
+
+    @property
+    def client(self) -> OpenAI:
+        if self._client is None:
+            from openai import OpenAI
+
+            key = (
+                self.options.api_key.get_secret_value()
+                if self.options.api_key
+                else os.environ.get("OPENAI_API_KEY")
+            )
+            if not key:
+                raise ConfigError(
+                    "OPENAI_API_KEY is not set",
+                    hint="export OPENAI_API_KEY=sk-... (or --set api_key=...)",
+                )
+            register_secret(key)
+            self._client = OpenAI(
+                api_key=key,
+                base_url=self.options.base_url,  # None: the SDK reads OPENAI_BASE_URL itself
+                organization=self.options.organization,
+                project=self.options.project,
+                timeout=self.options.timeout,
+                max_retries=0,  # tenacity (tuneport.retry) owns retries
+            )
+        return self._client
+
+    def _jobs_store(self) -> JobStore:
+        if self._store is None:
+            from tuneport.store import open_store
+
+            self._store = open_store()
+        return self._store
+
+    def _call(
+        self,
+        fn: Callable[[], T],
+        *,
+        before_retry: Callable[[BaseException], T | None] | None = None,
+    ) -> T:
+        import openai
+
+        try:
+            return call_with_retry(
+                fn, policy=self._policy, sleep=self._sleep, before_retry=before_retry
+            )
+        except openai.APIError as exc:
+            raise map_error(exc, model=self._model, base_url=self.base_url) from None
+
+    # --- Provider protocol -------------------------------------------------------------------
+
+    def prepare(
+        self, records: Iterable[AnyRecord], cfg: JobConfig, out_dir: Path, progress: Progress
+    ) -> PreparedData:
+        from tuneport.data import export_records, load_records
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        progress.start("convert to OpenAI JSONL")
+        train = export_records(records, NAME, out_dir / "train.openai.jsonl", force=True)
+        validation = None
+        if cfg.validation is not None:
+            validation = export_records(
+                load_records(cfg.validation),
+                NAME,
+                out_dir / "validation.openai.jsonl",
+                force=True,
+            )
+        progress.finish()
+        dropped = dict(train.dropped)
+        return PreparedData(
+            training=train.path,
+            validation=validation.path if validation else None,
+            sha256=train.sha256,
+            validation_sha256=validation.sha256 if validation else None,
+            examples=train.examples,
+            dropped=dropped,
+        )
+
+    def estimate(self, records: Sequence[AnyRecord], cfg: JobConfig) -> Estimate:
+        from tuneport.estimate import estimate
+
+        validation = None
+        if cfg.validation is not None:
+            from tuneport.data import load_records
+
+            validation = list(load_records(cfg.validation))
+        return estimate(records, cfg, validation_records=validation)
+
+    def upload(self, prepared: PreparedData, cfg: JobConfig, progress: Progress) -> UploadedData:
+        training, reused = self._upload_file(prepared.training, prepared.sha256, progress)
+        validation = None
+        if prepared.validation is not None and prepared.validation_sha256 is not None:
+            validation, v_reused = self._upload_file(
+                prepared.validation, prepared.validation_sha256, progress
+            )
+            reused = reused and v_reused
+        return UploadedData(training=training, validation=validation, reused=reused)
+
+    def _upload_file(self, path: Path, sha256: str, progress: Progress) -> tuple[str, bool]:
+        """Upload ``path`` unless identical bytes are already there; ``(file id, reused)``."""
+        filename = f"tuneport-{sha256[:16]}.jsonl"
+        size = path.stat().st_size
+        store = self._jobs_store()
+        cached = store.upload_get(self.store_key, sha256)
+        if cached is not None:
+            try:
+                remote = self._call(lambda: self.client.files.retrieve(cached))
+            except NotFoundError:
+                remote = None
+            if remote is not None and remote.status != "error" and remote.bytes == size:
+                progress.note(f"{path.name}: identical bytes already uploaded as {cached}")
+                return cached, True
+            store.upload_forget(self.store_key, cached)
+        # the store may be new (another machine): look for our content-named file
+        found = self._find_file(filename, size)
+        if found is not None:
+            store.upload_put(self.store_key, sha256, found, filename=filename, size=size)
+            progress.note(f"{path.name}: identical bytes already uploaded as {found}")
+            return found, True
+
+        def send() -> str:
+            progress.start(f"upload {path.name}", total=size)
+            with _ProgressFile(path, progress) as fh:
+                created = self.client.files.create(
+                    file=(filename, fh, "application/jsonl"), purpose="fine-tune"
+                )
+            progress.finish()
+            return created.id
+
+        file_id = self._call(send)
+        store.upload_put(self.store_key, sha256, file_id, filename=filename, size=size)
+        return file_id, False
+
+    def _find_file(self, filename: str, size: int) -> str | None:
+        def scan() -> str | None:
+            for i, item in enumerate(self.client.files.list(purpose="fine-tune")):
+                if i >= SEARCH_FILES:
+                    break
+                if item.filename == filename and item.bytes == size and item.status != "error":
+                    return item.id
+            return None
+
+        return self._call(scan)
+
+    def launch(self, uploaded: UploadedData, cfg: JobConfig, run_id: str) -> JobRef:
+        self._model = cfg.model
+        existing = self._find_run(run_id)
+        if existing is not None:
+            return JobRef(provider=NAME, remote_id=existing, run_id=run_id)
+        body = self.job_body(uploaded, cfg, run_id)
+
+        def create() -> str:
+            return self.client.fine_tuning.jobs.create(**body).id
+
+        def reconcile(_exc: BaseException) -> str | None:
+            # the failed attempt may have created the job: never create a second paid one
+            return self._find_run(run_id)
+
+        remote_id = self._call(create, before_retry=reconcile)
+        return JobRef(provider=NAME, remote_id=remote_id, run_id=run_id)
+
+    def job_body(self, uploaded: UploadedData, cfg: JobConfig, run_id: str) -> dict[str, Any]:
+        """The keyword arguments of ``fine_tuning.jobs.create`` for ``cfg``."""
+        kind = METHOD_TYPES[cfg.method]
+        hyper: dict[str, Any] = {
+            api: getattr(cfg, field)
+            for field, api in HYPERPARAMETERS.items()
+            if getattr(cfg, field) is not None
+        }
+        if cfg.method == "dpo" and self.options.beta is not None:
+            hyper["beta"] = self.options.beta
+        body: dict[str, Any] = {
+            "model": cfg.model,
+            "training_file": uploaded.training,
+            "method": {"type": kind, kind: {"hyperparameters": hyper}},
+            "metadata": {**self.options.metadata, RUN_ID_KEY: run_id},
+        }
+        if uploaded.validation is not None:
+            body["validation_file"] = uploaded.validation
+        if cfg.suffix is not None:
+            body["suffix"] = cfg.suffix
+        if cfg.seed is not None:
+            body["seed"] = cfg.seed
+        return body
+
+    def _find_run(self, run_id: str) -> str | None:
+        """The id of the job created for ``run_id``, if the server has one."""
+
+        def search() -> str | None:
+            page = self.client.fine_tuning.jobs.list(metadata={RUN_ID_KEY: run_id}, limit=20)
+            for i, job in enumerate(page):  # auto-paginates; bounded below
+                if (job.metadata or {}).get(RUN_ID_KEY) == run_id:
+                    return job.id
+                if i >= SEARCH_JOBS:
+                    break
+            return None
+
+        return self._call(search)
+
+    def status(self, job: JobRef) -> JobStatus:
+        return self._status(
+            self._call(lambda: self.client.fine_tuning.jobs.retrieve(job.remote_id))
+        )
+
+    @staticmethod
+    def _status(job: Any) -> JobStatus:
+        raw_state = str(job.status)
+        error = None
+        if job.error is not None and (job.error.message or job.error.code):
+            error = redact(f"{job.error.message} ({job.error.code})")
+        epochs = _int_or_none(getattr(job.hyperparameters, "n_epochs", None))
+        if epochs is None and job.method is not None:
+            section = getattr(job.method, str(job.method.type), None)
+            hyper = getattr(section, "hyperparameters", None)
+            epochs = _int_or_none(getattr(hyper, "n_epochs", None))
+        return JobStatus(
+            remote_id=job.id,
+            state=STATES.get(raw_state, JobState.RUNNING),
+            raw_state=raw_state,
+            error=error,
+            tuned_model=job.fine_tuned_model,
+            trained_tokens=job.trained_tokens,
+            epochs=epochs,
+            run_id=(job.metadata or {}).get(RUN_ID_KEY),
+            model=job.model,
+            created_at=datetime.fromtimestamp(job.created_at, UTC),
+            raw=job.model_dump(mode="json"),
+        )
+
+    def events(self, job: JobRef, after: str | None = None) -> Iterator[JobEvent]:
+        """Events newer than ``after``, oldest first (the API lists newest first)."""
+
+        from openai import omit
+
+        def fetch() -> list[Any]:
+            newest_first: list[Any] = []
+            cursor: str | None = None
+            while True:
+                page = self.client.fine_tuning.jobs.list_events(
+                    job.remote_id, limit=100, after=cursor if cursor else omit
+                )
+                for item in page.data:
+                    if item.id == after:
+                        return newest_first
+                    newest_first.append(item)
+                if not page.data or page.has_more is False:
+                    return newest_first
+                cursor = page.data[-1].id
+
+        for item in reversed(self._call(fetch)):
+            data = item.data if isinstance(item.data, dict) else {}
+            step = data.get("step")
+            loss = data.get("train_loss", data.get("loss"))
+            yield JobEvent(
+                id=item.id,
+                created_at=datetime.fromtimestamp(item.created_at, UTC),
+                level=item.level,
+                message=redact(item.message),
+                step=int(step) if isinstance(step, int | float) else None,
+                loss=float(loss) if isinstance(loss, int | float) else None,
+                data=data,
+            )
+
+    def checkpoints(self, job: JobRef) -> list[Checkpoint]:
+        page = self._call(
+            lambda: self.client.fine_tuning.jobs.checkpoints.list(job.remote_id, limit=100)
+        )
+        found = [
+            Checkpoint(
+                id=c.id,
+                step=c.step_number,
+                model=c.fine_tuned_model_checkpoint,
+                metrics={
+                    k: float(v)
+                    for k, v in c.metrics.model_dump().items()
+                    if isinstance(v, int | float) and k != "step"
+                },
+            )
+            for c in page.data
+        ]
+        return sorted(found, key=lambda c: c.step)
+
+    def cancel(self, job: JobRef) -> None:
+        self._call(lambda: self.client.fine_tuning.jobs.cancel(job.remote_id))
+
+    def list_jobs(self, limit: int = 20) -> list[JobStatus]:
+        page = self._call(lambda: self.client.fine_tuning.jobs.list(limit=limit))
+        return [self._status(j) for j in page.data[:limit]]
+
+    def chat(self, model: str, messages: Sequence[Message], options: ChatOptions) -> Message:
+        self._model = model
+        wire = [m.model_dump(mode="json", exclude_none=True, exclude={"weight"}) for m in messages]
+        extra: dict[str, Any] = {}
+        if options.temperature is not None:
+            extra["temperature"] = options.temperature
+        if options.max_tokens is not None:
+            extra["max_completion_tokens"] = options.max_tokens
+        reply = self._call(
+            lambda: self.client.chat.completions.create(model=model, messages=wire, **extra)  # type: ignore[arg-type]
+        )
+        if not reply.choices:
+            raise ProviderError(f"{model} returned no reply", hint="try again")
+        msg = reply.choices[0].message
+        calls = [
+            ToolCall.model_validate(c.model_dump(mode="json", include={"id", "type", "function"}))
+            for c in msg.tool_calls or []
+            if getattr(c, "type", None) == "function"
+        ]
+        return Message(role="assistant", content=msg.content, tool_calls=calls or None)
+
+    def cleanup(self, job: JobRef) -> None:
+        """Delete the uploaded training/validation files (tuned ft: models cost nothing idle)."""
+        remote = self._call(lambda: self.client.fine_tuning.jobs.retrieve(job.remote_id))
+        for file_id in (remote.training_file, remote.validation_file):
+            if not file_id:
+                continue
+            with contextlib.suppress(NotFoundError):  # already gone is fine
+                self._delete_file(file_id)
+            self._jobs_store().upload_forget(self.store_key, file_id)
+
+    def _delete_file(self, file_id: str) -> None:
+        self._call(lambda: self.client.files.delete(file_id))
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -1,0 +1,439 @@
+"""A fake OpenAI fine-tuning API on 127.0.0.1 for driving the real ``openai`` SDK offline.
+
+Stdlib ``http.server`` in a thread, port 0, in-memory state. Covers files (multipart upload,
+list, retrieve, delete), fine-tuning jobs (create, retrieve, list with metadata filter, cancel,
+events with ``after`` pagination, checkpoints) and chat completions. Responses carry every field
+the SDK's pydantic models declare. Failures are scriptable with :meth:`FakeOpenAI.fail`.
+
+Jobs advance one step along ``FakeOpenAI.script`` (default validating_files → queued → running
+→ running → succeeded) each time they are retrieved; a job created while ``fail_next_job`` is
+set ends ``failed`` with that message instead.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+DEFAULT_SCRIPT = ("validating_files", "queued", "running", "running", "succeeded")
+
+
+@dataclass
+class Failure:
+    method: str
+    path: str  # prefix match on the URL path
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+    times: int
+    after: bool  # perform the request first, then answer with the error
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: Any  # parsed JSON, or {"fields": {...}, "files": {...}} for multipart, or None
+
+
+@dataclass
+class FakeOpenAI:
+    api_key: str | None = None  # when set, other keys get 401 (echoing the key, like OpenAI)
+    script: tuple[str, ...] = DEFAULT_SCRIPT
+    fail_next_job: str | None = None
+    trained_tokens: int | None = None
+    requests: list[Request] = field(default_factory=list)
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    file_bytes: dict[str, bytes] = field(default_factory=dict)
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    checkpoints: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    chats: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.RLock()
+        self._counter = 0
+        self._steps: dict[str, int] = {}
+        self._job_fail: dict[str, str] = {}
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                fake._dispatch(self)
+
+            do_GET = do_POST = do_DELETE = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self._thread.start()
+
+    # --- control -------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FakeOpenAI:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def fail(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        *,
+        message: str = "scripted failure",
+        code: str | None = None,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+        after: bool = False,
+    ) -> None:
+        """The next ``times`` requests matching ``method path*`` get ``status``."""
+        body = {"error": {"message": message, "type": "error", "param": None, "code": code}}
+        self.failures.append(
+            Failure(method.upper(), path, status, body, dict(headers or {}), times, after)
+        )
+
+    def calls(self, method: str, path: str) -> list[Request]:
+        return [r for r in self.requests if r.method == method and r.path == path]
+
+    def _id(self, prefix: str) -> str:
+        self._counter += 1
+        return f"{prefix}-{self._counter:06d}"
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _dispatch(self, h: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(h.path)
+        path = parts.path.removeprefix("/v1")
+        query = parse_qs(parts.query, keep_blank_values=True)
+        length = int(h.headers.get("content-length") or 0)
+        raw = h.rfile.read(length) if length else b""
+        ctype = h.headers.get("content-type", "")
+        body: Any = None
+        if raw and ctype.startswith("application/json"):
+            body = json.loads(raw)
+        elif raw and ctype.startswith("multipart/form-data"):
+            body = _parse_multipart(ctype, raw)
+        headers = {k.lower(): v for k, v in h.headers.items()}
+        with self._lock:
+            self.requests.append(Request(h.command, path, query, headers, body))
+            auth = headers.get("authorization", "")
+            if self.api_key is not None and auth != f"Bearer {self.api_key}":
+                key = auth.removeprefix("Bearer ")
+                return _send(
+                    h,
+                    401,
+                    {
+                        "error": {
+                            "message": f"Incorrect API key provided: {key}. You can find your "
+                            "API key at https://platform.openai.com/account/api-keys.",
+                            "type": "invalid_request_error",
+                            "param": None,
+                            "code": "invalid_api_key",
+                        }
+                    },
+                )
+            failure = next(
+                (
+                    f
+                    for f in self.failures
+                    if f.times > 0 and f.method == h.command and path.startswith(f.path)
+                ),
+                None,
+            )
+            if failure is not None:
+                failure.times -= 1
+                if not failure.after:
+                    return _send(h, failure.status, failure.body, failure.headers)
+            try:
+                status, payload = self._route(h.command, path, query, body)
+            except KeyError as exc:
+                status, payload = 404, _error(f"No such object: {exc.args[0]}", "not_found")
+            except _HTTPError as exc:
+                status, payload = exc.status, exc.payload
+            if failure is not None:
+                return _send(h, failure.status, failure.body, failure.headers)
+            return _send(h, status, payload)
+
+    def _route(
+        self, method: str, path: str, query: dict[str, list[str]], body: Any
+    ) -> tuple[int, Any]:
+        seg = [s for s in path.split("/") if s]
+        if seg == ["files"] and method == "POST":
+            return 200, self._create_file(body)
+        if seg == ["files"] and method == "GET":
+            purpose = _q(query, "purpose")
+            items = [f for f in self.files.values() if purpose in (None, f["purpose"])]
+            return 200, _page(list(reversed(items)), query)
+        if len(seg) == 2 and seg[0] == "files":
+            if method == "DELETE":
+                self.files.pop(seg[1])
+                return 200, {"id": seg[1], "object": "file", "deleted": True}
+            return 200, self.files[seg[1]]
+        if seg == ["fine_tuning", "jobs"] and method == "POST":
+            return 200, self._create_job(body)
+        if seg == ["fine_tuning", "jobs"]:
+            items = list(reversed(self.jobs.values()))
+            wanted = {
+                k[len("metadata[") : -1]: v[0]
+                for k, v in query.items()
+                if k.startswith("metadata[") and k.endswith("]")
+            }
+            items = [
+                j
+                for j in items
+                if all((j["metadata"] or {}).get(k) == v for k, v in wanted.items())
+            ]
+            return 200, _page(items, query)
+        if len(seg) >= 3 and seg[:2] == ["fine_tuning", "jobs"]:
+            job = self.jobs[seg[2]]
+            rest = seg[3:]
+            if not rest:
+                self._advance(job)
+                return 200, job
+            if rest == ["cancel"] and method == "POST":
+                if job["status"] in ("succeeded", "failed", "cancelled"):
+                    return 400, _error(f"Job {job['id']} has already completed.", "invalid_state")
+                job["status"] = "cancelled"
+                job["finished_at"] = int(time.time())
+                return 200, job
+            if rest == ["events"]:
+                return 200, _page(list(reversed(self.events[job["id"]])), query)
+            if rest == ["checkpoints"]:
+                return 200, _page(list(reversed(self.checkpoints[job["id"]])), query)
+        if seg == ["chat", "completions"] and method == "POST":
+            return 200, self._chat(body)
+        raise KeyError(path)
+
+    # --- behaviour -----------------------------------------------------------------------
+
+    def _create_file(self, body: dict[str, Any]) -> dict[str, Any]:
+        filename, content = body["files"]["file"]
+        file_id = self._id("file")
+        obj = {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(content),
+            "created_at": int(time.time()),
+            "filename": filename,
+            "purpose": body["fields"].get("purpose", ""),
+            "status": "processed",
+            "expires_at": None,
+            "status_details": None,
+        }
+        self.files[file_id] = obj
+        self.file_bytes[file_id] = content
+        return obj
+
+    def _create_job(self, body: dict[str, Any]) -> dict[str, Any]:
+        if body["training_file"] not in self.files:
+            raise _HTTPError(
+                400, _error(f"invalid training_file: {body['training_file']}", "invalid_file")
+            )
+        job_id = self._id("ftjob")
+        method = body.get("method") or {"type": "supervised", "supervised": {}}
+        hp = dict((method.get(method["type"]) or {}).get("hyperparameters") or {})
+        job = {
+            "id": job_id,
+            "object": "fine_tuning.job",
+            "created_at": int(time.time()),
+            "error": None,
+            "fine_tuned_model": None,
+            "finished_at": None,
+            "hyperparameters": {
+                "batch_size": hp.get("batch_size", "auto"),
+                "learning_rate_multiplier": hp.get("learning_rate_multiplier", "auto"),
+                "n_epochs": hp.get("n_epochs", "auto"),
+            },
+            "model": body["model"],
+            "organization_id": "org-fake",
+            "result_files": [],
+            "seed": body.get("seed", 42),
+            "status": self.script[0],
+            "trained_tokens": None,
+            "training_file": body["training_file"],
+            "validation_file": body.get("validation_file"),
+            "estimated_finish": None,
+            "integrations": [],
+            "metadata": body.get("metadata"),
+            "method": method,
+            "user_provided_suffix": body.get("suffix"),
+        }
+        self.jobs[job_id] = job
+        self.events[job_id] = []
+        self.checkpoints[job_id] = []
+        self._steps[job_id] = 0
+        if self.fail_next_job is not None:
+            self._job_fail[job_id] = self.fail_next_job
+            self.fail_next_job = None
+        self._event(job_id, "info", f"Created fine-tuning job: {job_id}")
+        return job
+
+    def _event(
+        self, job_id: str, level: str, message: str, data: dict[str, Any] | None = None
+    ) -> None:
+        self.events[job_id].append(
+            {
+                "id": self._id("ftevent"),
+                "object": "fine_tuning.job.event",
+                "created_at": int(time.time()),
+                "level": level,
+                "message": message,
+                "data": data or {},
+                "type": "metrics" if data else "message",
+            }
+        )
+
+    def _advance(self, job: dict[str, Any]) -> None:
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return
+        job_id = job["id"]
+        step = self._steps[job_id] = min(self._steps[job_id] + 1, len(self.script) - 1)
+        status = self.script[step]
+        if status == "succeeded" and job_id in self._job_fail:
+            status = "failed"
+        job["status"] = status
+        if status == "running":
+            n = sum(1 for e in self.events[job_id] if e["type"] == "metrics") + 1
+            loss = round(2.0 / n, 4)
+            self._event(
+                job_id, "info", f"Step {n}/3: training loss={loss}", {"step": n, "train_loss": loss}
+            )
+            self.checkpoints[job_id].append(
+                {
+                    "id": self._id("ftckpt"),
+                    "object": "fine_tuning.job.checkpoint",
+                    "created_at": int(time.time()),
+                    "fine_tuned_model_checkpoint": (
+                        f"ft:{job['model']}:org-fake::{job_id}:ckpt-step-{n}"
+                    ),
+                    "fine_tuning_job_id": job_id,
+                    "metrics": {"step": float(n), "train_loss": loss},
+                    "step_number": n,
+                }
+            )
+        elif status == "failed":
+            message = self._job_fail[job_id]
+            job["error"] = {
+                "code": "invalid_training_file",
+                "message": message,
+                "param": "training_file",
+            }
+            job["finished_at"] = int(time.time())
+            self._event(job_id, "error", message)
+        elif status == "succeeded":
+            epochs = job["hyperparameters"]["n_epochs"]
+            epochs = 3 if epochs == "auto" else int(epochs)
+            if job["hyperparameters"]["n_epochs"] == "auto":
+                job["hyperparameters"]["n_epochs"] = epochs
+            size = len(self.file_bytes.get(job["training_file"], b""))
+            job["trained_tokens"] = self.trained_tokens or (size // 4) * epochs
+            suffix = job.get("user_provided_suffix") or ""
+            job["fine_tuned_model"] = f"ft:{job['model']}:org-fake:{suffix}:{job_id[-6:]}"
+            job["finished_at"] = int(time.time())
+            self._event(job_id, "info", "The job has successfully completed")
+
+    def _chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.chats.append(body)
+        last = next((m for m in reversed(body["messages"]) if m["role"] == "user"), {})
+        content = f"echo[{body['model']}]: {last.get('content', '')}"
+        return {
+            "id": self._id("chatcmpl"),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                    "message": {"role": "assistant", "content": content, "refusal": None},
+                }
+            ],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
+        }
+
+
+class _HTTPError(Exception):
+    def __init__(self, status: int, payload: dict[str, Any]) -> None:
+        super().__init__(status)
+        self.status = status
+        self.payload = payload
+
+
+def _q(query: dict[str, list[str]], key: str) -> str | None:
+    values = query.get(key)
+    return values[0] if values else None
+
+
+def _page(items: list[dict[str, Any]], query: dict[str, list[str]]) -> dict[str, Any]:
+    """A cursor page over newest-first ``items``: those after ``after``, at most ``limit``."""
+    after = _q(query, "after")
+    limit = int(_q(query, "limit") or 20)
+    if after is not None:
+        ids = [i["id"] for i in items]
+        items = items[ids.index(after) + 1 :] if after in ids else []
+    return {"object": "list", "data": items[:limit], "has_more": len(items) > limit}
+
+
+def _error(message: str, code: str) -> dict[str, Any]:
+    return {
+        "error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}
+    }
+
+
+def _send(
+    h: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None
+) -> None:
+    data = json.dumps(payload).encode()
+    h.send_response(status)
+    h.send_header("content-type", "application/json")
+    h.send_header("content-length", str(len(data)))
+    for key, value in (headers or {}).items():
+        h.send_header(key, value)
+    h.end_headers()
+    h.wfile.write(data)
+
+
+def _parse_multipart(ctype: str, raw: bytes) -> dict[str, Any]:
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {ctype}\r\n\r\n".encode() + raw
+    )
+    fields: dict[str, str] = {}
+    files: dict[str, tuple[str, bytes]] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        filename = part.get_filename()
+        payload = part.get_payload(decode=True) or b""
+        if filename is not None:
+            files[str(name)] = (filename, payload)
+        else:
+            fields[str(name)] = payload.decode()
+    return {"fields": fields, "files": files}
