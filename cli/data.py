@@ -1,7 +1,249 @@
-"""CLI commands of this group (placeholder until implemented)."""
+"""Data commands: ``convert``, ``validate``, ``inspect`` (thin: logic lives in tuneport.data)."""
+
+import json
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+
+from tuneport.errors import EXIT_OK, EXIT_PROBLEMS, ConfigError
+
+# A progress bar is worth drawing only for files at least this big (bytes).
+PROGRESS_MIN_BYTES = 4 << 20
+
+FromOpt = Annotated[
+    str | None, typer.Option("--from", help="Input format (default: detected from content).")
+]
+MapOpt = Annotated[
+    str | None,
+    typer.Option("--map", help="Table columns to roles, e.g. question=user,answer=assistant."),
+]
+SystemOpt = Annotated[
+    str | None, typer.Option("--system", help="Fixed system prompt for table rows.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+
+
+def parse_map(text: str | None) -> dict[str, str] | None:
+    """``a=b,c=d`` → ``{"a": "b", "c": "d"}``; ConfigError on a malformed pair."""
+    if not text:
+        return None
+    mapping: dict[str, str] = {}
+    for pair in text.split(","):
+        column, sep, role = pair.partition("=")
+        if not sep or not column.strip() or not role.strip():
+            raise ConfigError(
+                f"--map: {pair!r} is not column=role", hint="e.g. --map q=user,a=assistant"
+            )
+        if role.strip() not in ("system", "user", "assistant", "id"):
+            raise ConfigError(
+                f"--map: unknown role {role.strip()!r}",
+                hint="map columns to system, user, assistant or id",
+            )
+        mapping[column.strip()] = role.strip()
+    return mapping
+
+
+@contextmanager
+def _progress(path: Path, task: str) -> Iterator[Callable[[int], None] | None]:
+    """A rich bar on stderr for big files when stderr is a terminal; else nothing."""
+    from tuneport.cli._console import err
+
+    size = path.stat().st_size if path.is_file() else 0
+    if not err.is_terminal or size < PROGRESS_MIN_BYTES:
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    columns = (BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    with Progress(f"[bold]{task}", *columns, console=err, transient=True) as bar:
+        handle = bar.add_task(task, total=size)
+        yield lambda n: bar.advance(handle, n)
+
+
+def _read_kw(map_: str | None, system: str | None) -> dict[str, Any]:
+    return {"column_map": parse_map(map_), "system": system}
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+# --- convert ------------------------------------------------------------------------------------
+
+
+def convert(
+    input: Annotated[Path, typer.Argument(help="Dataset file (or HF dataset folder).")],
+    to: Annotated[str, typer.Option("--to", help="Target: openai|vertex|local|canonical.")],
+    from_: FromOpt = None,
+    map_: MapOpt = None,
+    system: SystemOpt = None,
+    method: Annotated[
+        str | None, typer.Option("--method", help="sft|dpo (default: from the records).")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Output path (default: <stem>.<target>.jsonl)."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
+    as_json: JsonOpt = False,
+) -> int:
+    """Convert a dataset to a provider's training format (written atomically)."""
+    from tuneport.cli._console import out
+    from tuneport.data import default_output, export_records, read_records, records_only
+    from tuneport.data.exporters import METHOD_KIND, target_of
+    from tuneport.files import check_output, require_file
+
+    target_of(to)
+    if method is not None and method not in METHOD_KIND:
+        raise ConfigError(f"unknown method {method!r}", hint="use --method sft or --method dpo")
+    require_file(input)
+    dest = output or default_output(input, to)
+    check_output(dest, force=force, inputs=(input,))
+    warnings: Counter[str] = Counter()
+    with _progress(input, "converting") as advance:
+        rows = read_records(input, from_, advance=advance, **_read_kw(map_, system))
+        result = export_records(
+            records_only(rows, warnings), to, dest, force=force, inputs=(input,), method=method
+        )
+    if as_json:
+        _print_json({**result.model_dump(mode="json"), "warnings": dict(warnings)})
+        return EXIT_OK
+    out.print(
+        f"wrote {result.examples} examples to {escape(str(result.path))} "
+        f"({result.format}, sha256 {result.sha256[:12]})"
+    )
+    for kind, count in result.dropped.items():
+        out.print(f"  not carried by {to}: {kind} in {count} example(s)")
+    for kind, count in warnings.items():
+        out.print(f"  warning: {kind} ×{count} (run `tuneport validate` for lines)")
+    return EXIT_OK
+
+
+# --- validate -----------------------------------------------------------------------------------
+
+
+def token_setup(provider: str, model: str | None) -> tuple[Any, int | None]:
+    """(counter, per-example limit) for ``model``, or (None, None) to use the fallbacks."""
+    if not model:
+        return None, None
+    try:
+        from tuneport.tokens import counter_for
+    except ImportError:  # token counting not available: approximate by characters
+        counter = None
+    else:
+        counter = counter_for(provider, model)
+    try:
+        from tuneport.pricing import load_prices
+    except ImportError:
+        return counter, None
+    return counter, load_prices().lookup(provider, model).context_tokens
+
+
+def validate(
+    file: Annotated[Path, typer.Argument(help="Dataset file (or HF dataset folder).")],
+    provider: Annotated[
+        str, typer.Option("--provider", "-p", help="openai|vertex|local")
+    ] = "openai",
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Model: exact token counts and limit.")
+    ] = None,
+    from_: FromOpt = None,
+    map_: MapOpt = None,
+    system: SystemOpt = None,
+    as_json: JsonOpt = False,
+) -> int:
+    """Check a dataset for a provider: every problem with file:line. Exit 1 if any error."""
+    from tuneport.data.validate import CharCounter, rules_for, validate_file
+
+    rules_for(provider)
+    counter, limit = token_setup(provider, model)
+    with _progress(file, "validating") as advance:
+        report = validate_file(
+            file,
+            provider,
+            model,
+            from_,
+            counter=counter,
+            token_limit=limit,
+            advance=advance,
+            **_read_kw(map_, system),
+        )
+    label = (counter or CharCounter()).label
+    if as_json:
+        data = report.model_dump(mode="json")
+        _print_json({"ok": report.ok, "counts": report.counts(), "token_counter": label, **data})
+    else:
+        _render_report(report, label)
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
+def _render_report(report: Any, label: str) -> None:
+    from tuneport.cli._console import out
+    from tuneport.data.validate import group_problems
+
+    out.print(
+        f"{escape(report.file)}: {report.records} examples ({report.format}) for "
+        f"{report.provider}{' ' + escape(report.model) if report.model else ''}; tokens: {label}"
+    )
+    for group in group_problems(report):
+        style = "red" if group.severity == "error" else "yellow"
+        out.print(
+            f"[{style}]{group.severity}[/] {group.kind} ×{group.count} — fix: {escape(group.fix)}"
+        )
+        for p in group.first:
+            out.print(f"  {escape(p.where)}: {escape(p.message)}")
+        if group.count > len(group.first):
+            out.print(f"  … and {group.count - len(group.first)} more")
+    errors, warnings = len(report.errors), len(report.problems) - len(report.errors)
+    verdict = "[green]valid[/]" if report.ok else f"[red]{errors} error(s)[/]"
+    out.print(f"{verdict}, {warnings} warning(s)")
+
+
+# --- inspect ------------------------------------------------------------------------------------
+
+
+def inspect(
+    input: Annotated[Path, typer.Argument(help="Dataset file (or HF dataset folder).")],
+    from_: FromOpt = None,
+    map_: MapOpt = None,
+    system: SystemOpt = None,
+    as_json: JsonOpt = False,
+) -> int:
+    """Show a dataset's format, record counts, roles, turns and lengths (characters)."""
+    from tuneport.cli._console import out
+    from tuneport.data.summary import inspect_file
+
+    with _progress(input, "reading") as advance:
+        summary = inspect_file(input, from_, advance=advance, **_read_kw(map_, system))
+    if as_json:
+        _print_json(summary.model_dump(mode="json"))
+        return EXIT_OK
+    kinds = f"{summary.chat} chat, {summary.preference} preference"
+    out.print(
+        f"{escape(summary.file)}: format {summary.format}, {summary.records} records ({kinds})"
+    )
+    if summary.unusable_rows:
+        out.print(f"  unusable rows: {summary.unusable_rows} (see `tuneport validate`)")
+    roles = ", ".join(f"{role} {n}" for role, n in summary.roles.items())
+    out.print(f"  messages by role: {roles or 'none'}; tool calls: {summary.tool_calls}")
+    t = summary.turns
+    out.print(f"  turns per example: min {t['min']:g}, mean {t['mean']:g}, max {t['max']:g}")
+    c = summary.chars
+    out.print(
+        f"  characters per example: p50 {c['p50']:,}, p90 {c['p90']:,}, p99 {c['p99']:,}, "
+        f"max {c['max']:,}"
+    )
+    return EXIT_OK
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``convert``, ``validate`` and ``inspect`` to ``app``."""
+    app.command("convert")(convert)
+    app.command("validate")(validate)
+    app.command("inspect")(inspect)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,10 +81,15 @@ def _rows(raws: Iterator[RawRow], fmt: str, opts: Options, file: str) -> Iterato
         yield _convert(raw, fmt, opts, file)
 
 
-def records_only(rows: Iterator[Row]) -> Iterator[AnyRecord]:
-    """The records of ``rows``; :class:`InputError` at the first row with an error."""
+def records_only(rows: Iterator[Row], warnings: Counter[str] | None = None) -> Iterator[AnyRecord]:
+    """The records of ``rows``; :class:`InputError` at the first row with an error.
+
+    Warnings (BOM, CRLF, blank lines, ignored keys) are counted by kind in ``warnings``.
+    """
     for row in rows:
         errors = [p for p in row.problems if p.severity == "error"]
+        if warnings is not None:
+            warnings.update(p.kind for p in row.problems if p.severity == "warning")
         if errors:
             first = errors[0]
             raise InputError(

@@ -213,6 +213,7 @@ class ProviderRules:
     min_examples: int  # fewer is an error
     recommended_examples: int  # fewer is a warning
     token_limit: int | None  # default per-example limit when the model's is unknown
+    token_limit_severity: Severity
     chat: tuple[ChatCheck, ...]
     preference: tuple[PrefCheck, ...]
     source: str
@@ -236,6 +237,7 @@ RULES: dict[str, ProviderRules] = {
         min_examples=10,
         recommended_examples=50,
         token_limit=65_536,
+        token_limit_severity="error",
         chat=(*_COMMON, arguments_json),
         preference=_PREF_COMMON,
         source="platform.openai.com/docs/guides/fine-tuning; openai-cookbook chat_finetuning_"
@@ -248,6 +250,7 @@ RULES: dict[str, ProviderRules] = {
         min_examples=16,
         recommended_examples=100,
         token_limit=131_072,
+        token_limit_severity="error",
         chat=(
             *_COMMON,
             arguments_object,
@@ -267,6 +270,7 @@ RULES: dict[str, ProviderRules] = {
         min_examples=1,
         recommended_examples=1,
         token_limit=None,
+        token_limit_severity="warning",  # the trainer truncates to max_seq_len
         chat=(*_COMMON, arguments_json, no_weight, no_names, no_tool_calls),
         preference=_PREF_COMMON,
         source="tuneport local backend (TRL SFTTrainer/DPOTrainer)",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -119,6 +119,7 @@ class _Validator:
                 f"example has {approx}{tokens:,} tokens ({self.counter.label}), over the "
                 f"{self.limit:,} limit",
                 line,
+                severity=self.rules.token_limit_severity,
             )
 
     def _duplicate(self, record: AnyRecord, line: int) -> None:
@@ -171,6 +172,28 @@ def validate_rows(
         records=state.records,
         problems=state.problems,
     )
+
+
+class Group(NamedTuple):
+    """Problems of one kind: severity, count, fix hint and the first few."""
+
+    kind: str
+    severity: str
+    count: int
+    fix: str
+    first: list[Problem]
+
+
+def group_problems(report: Report, *, show: int = 5) -> list[Group]:
+    """Problems grouped by kind, errors first, then by count (descending)."""
+    by_kind: dict[str, list[Problem]] = {}
+    for p in report.problems:
+        by_kind.setdefault(p.kind, []).append(p)
+    groups = [
+        Group(kind, items[0].severity, len(items), items[0].fix, items[:show])
+        for kind, items in by_kind.items()
+    ]
+    return sorted(groups, key=lambda g: (g.severity != "error", -g.count, g.kind))
 
 
 def validate_file(
