@@ -194,12 +194,12 @@ def _render_report(report: Any, label: str) -> None:
     for group in group_problems(report):
         style = "red" if group.severity == "error" else "yellow"
         out.print(
-            f"[{style}]{group.severity}[/] {group.kind} ×{group.count} — fix: {escape(group.fix)}"
+            f"[{style}]{group.severity}[/] {group.kind} ×{group.total} — fix: {escape(group.fix)}"
         )
         for p in group.first:
             out.print(f"  {escape(p.where)}: {escape(p.message)}")
-        if group.count > len(group.first):
-            out.print(f"  … and {group.count - len(group.first)} more")
+        if group.total > len(group.first):
+            out.print(f"  … and {group.total - len(group.first)} more")
     errors, warnings = len(report.errors), len(report.problems) - len(report.errors)
     verdict = "[green]valid[/]" if report.ok else f"[red]{errors} error(s)[/]"
     out.print(f"{verdict}, {warnings} warning(s)")

@@ -179,7 +179,7 @@ class Group(NamedTuple):
 
     kind: str
     severity: str
-    count: int
+    total: int
     fix: str
     first: list[Problem]
 
@@ -193,7 +193,7 @@ def group_problems(report: Report, *, show: int = 5) -> list[Group]:
         Group(kind, items[0].severity, len(items), items[0].fix, items[:show])
         for kind, items in by_kind.items()
     ]
-    return sorted(groups, key=lambda g: (g.severity != "error", -g.count, g.kind))
+    return sorted(groups, key=lambda g: (g.severity != "error", -g.total, g.kind))
 
 
 def validate_file(
