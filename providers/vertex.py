@@ -19,6 +19,7 @@ job creation is reconciled by the ``tuneport_run_id`` label before any re-send.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -395,16 +396,7 @@ class VertexProvider:
         )
         try:
             if path is not None:
-                if not path.is_file():
-                    raise ConfigError(
-                        f"Google credentials file {path} does not exist",
-                        hint="set GOOGLE_APPLICATION_CREDENTIALS (or --set credentials_file=) to "
-                        "a service-account JSON key, or run `gcloud auth application-default "
-                        "login`",
-                    )
-                creds, project = google.auth.load_credentials_from_file(  # type: ignore[no-untyped-call]
-                    str(path), scopes=list(SCOPES)
-                )
+                creds, project = _credentials_from_file(path)
             else:
                 creds, project = google.auth.default(scopes=list(SCOPES))
         except google.auth.exceptions.DefaultCredentialsError as exc:
@@ -469,6 +461,7 @@ class VertexProvider:
         *,
         before_retry: Callable[[BaseException], T | None] | None = None,
     ) -> T:
+        import google.auth.exceptions
         from google.genai import errors as genai_errors
 
         from tuneport.retry import is_connection_error
@@ -479,6 +472,11 @@ class VertexProvider:
             )
         except genai_errors.APIError as exc:
             raise self._error(exc) from None
+        except google.auth.exceptions.GoogleAuthError as exc:
+            raise AuthError(
+                f"Google credentials could not be used: {_one_line(redact(str(exc)), 200)}",
+                hint=_ADC_HINT,
+            ) from None
         except Exception as exc:
             if is_connection_error(exc):
                 raise self._error(exc) from None
@@ -966,6 +964,42 @@ class VertexProvider:
                 if op is not None:
                     self._wait(http, op, f"delete {base}")
                     note(f"deleted model {base}")
+
+
+def _credentials_from_file(path: Path) -> tuple[Any, str | None]:
+    """Credentials (and project) from a service-account key or an ``authorized_user`` file."""
+    import google.auth
+    import google.oauth2.credentials
+    from google.oauth2 import service_account
+
+    fix = (
+        "set GOOGLE_APPLICATION_CREDENTIALS (or --set credentials_file=) to a service-account "
+        "JSON key, or run `gcloud auth application-default login`"
+    )
+    if not path.is_file():
+        raise ConfigError(f"Google credentials file {path} does not exist", hint=fix)
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(
+            f"{path} is not a readable JSON credentials file: {exc}", hint=fix
+        ) from None
+    if not isinstance(info, dict):
+        raise ConfigError(f"{path} is not a JSON credentials file", hint=fix)
+    kind = info.get("type")
+    scopes = list(SCOPES)
+    if kind == "service_account":
+        creds: Any = service_account.Credentials.from_service_account_info(info, scopes=scopes)  # type: ignore[no-untyped-call]
+        return creds, info.get("project_id")
+    if kind == "authorized_user":
+        creds = google.oauth2.credentials.Credentials.from_authorized_user_info(info, scopes)  # type: ignore[no-untyped-call]
+        return creds, info.get("quota_project_id")
+    with warnings.catch_warnings():  # other types (external_account, ...): google-auth decides
+        warnings.simplefilter("ignore", DeprecationWarning)
+        loaded: tuple[Any, str | None] = google.auth.load_credentials_from_file(  # type: ignore[no-untyped-call]
+            str(path), scopes=scopes
+        )
+    return loaded
 
 
 def _json_schema_tools(tool: Mapping[str, Any]) -> dict[str, Any]:

@@ -67,6 +67,7 @@ class FakeVertex:
         self.operations: dict[str, dict[str, Any]] = {}
         self.outcome = "succeed"
         self.list_ignores_filter = False
+        self.issued_token = "ya29.fake-service-account-token"
         self._ids = 0
         self.httpd: ThreadingHTTPServer | None = None
 
@@ -130,6 +131,7 @@ class FakeVertex:
             ("DELETE", rf"^({loc}/endpoints/[^/:]+)$", self._delete_endpoint),
             ("DELETE", rf"^({loc}/models/[^/:]+)$", self._delete_model),
             ("GET", rf"^({loc}/operations/[^/:]+)$", self._get_operation),
+            ("POST", r"^(token)$", self._token),
         ]
         for method, pattern, fn in routes:
             match = re.match(pattern, p)
@@ -325,6 +327,13 @@ class FakeVertex:
         del self.models[name]
         return 200, self._operation(self._parent(name))
 
+    def _token(self, req: Request, _name: str) -> tuple[int, Any]:
+        """OAuth token endpoint for service-account keys whose ``token_uri`` points here."""
+        form = req.body if isinstance(req.body, dict) else {}
+        if "assertion" not in form:
+            return 400, {"error": "invalid_grant", "error_description": "no assertion"}
+        return 200, {"access_token": self.issued_token, "expires_in": 3600, "token_type": "Bearer"}
+
     def _get_operation(self, req: Request, name: str) -> tuple[int, Any]:
         op = self.operations.get(name)
         if op is None:
@@ -341,7 +350,10 @@ def _handler(fake: FakeVertex) -> type[BaseHTTPRequestHandler]:
         def _serve(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            body = json.loads(raw) if raw else None
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = parse_qs(raw.decode())  # OAuth token requests are form-encoded
             result = fake.handle(
                 method, self.path, body, {k.lower(): v for k, v in self.headers.items()}
             )
@@ -377,7 +389,7 @@ def running_fake_vertex() -> Iterator[FakeVertex]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     httpd.daemon_threads = True
     fake.httpd = httpd
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield fake
