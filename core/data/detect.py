@@ -88,7 +88,7 @@ def container(path: Path) -> Container:
     what = "a single JSON object, not a list of records" if first == "{" else "not JSON records"
     raise InputError(
         f"unknown format: {what}",
-        where=str(path),
+        where=f"{path}:1",
         hint="pass a JSONL/JSON-array/CSV/Parquet dataset (a registry such as LLaMA-Factory's "
         "dataset_info.json only names data files)",
     )
@@ -128,6 +128,7 @@ def detect_format(path: Path) -> str:
         return "hf"
     tabular = reader is iter_parquet
     seen: list[str] = []
+    first_line = 1
     for row in islice(reader(path, file=str(path), advance=lambda _: None), _PEEK_ROWS * 4):
         if not isinstance(row.value, dict):
             continue
@@ -136,12 +137,14 @@ def detect_format(path: Path) -> str:
             return found
         if reader not in (iter_jsonl, iter_json_array):
             return "table"
+        if not seen:
+            first_line = row.line
         seen.append(", ".join(sorted(row.value)[:8]))
         if len(seen) >= _PEEK_ROWS:
             break
     keys = f" (keys: {seen[0]})" if seen else " (no JSON object records)"
     raise InputError(
         f"unknown format{keys}",
-        where=str(path),
+        where=f"{path}:{first_line}",
         hint="pass --from FORMAT, or --map col=user,col=assistant for a Q&A table",
     )

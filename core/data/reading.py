@@ -83,7 +83,7 @@ def iter_jsonl(path: Path, *, file: str, advance: Advance = _noop) -> Iterator[R
                 problems.append(problem("blank_line", "blank line", file=file, line=number))
                 yield RawRow(number, None, problems)
                 continue
-            text = _decode_line(body, file=file, line=number, problems=problems)
+            text = _decode_line(body, file=file, line=number, problems=problems).rstrip("\r\n")
             try:
                 value = orjson.loads(text)
             except orjson.JSONDecodeError as exc:
