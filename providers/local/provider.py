@@ -1,0 +1,508 @@
+"""The local backend: QLoRA fine-tuning on this machine's GPU, as a background process.
+
+``launch`` writes ``TUNEPORT_HOME/runs/<run_id>/config.json`` and starts
+``python -m tuneport.providers.local.trainer RUN_DIR`` in its own session (stdout/stderr to
+``train.log``); ``status``/``events``/``cancel`` read and signal that run directory, so the generic
+``tuneport jobs`` commands treat it like any remote job. ``resume`` continues from the last
+checkpoint, ``export`` writes the adapter or merged weights, ``chat`` loads base + adapter.
+
+Importing this module does not import torch: the heavy imports happen inside ``chat``/``export``
+and in the trainer process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from tuneport.errors import ConfigError, InputError, NotFoundError, ProviderError
+from tuneport.progress import Progress
+from tuneport.providers.base import (
+    AnyRecord,
+    ChatOptions,
+    Checkpoint,
+    PreparedData,
+    UploadedData,
+    parse_options,
+)
+from tuneport.providers.local import runfiles
+from tuneport.providers.local.recipe_config import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EPOCHS,
+    DEFAULT_LEARNING_RATE,
+    LocalOptions,
+    RunConfig,
+)
+from tuneport.providers.local.runfiles import RunStatus
+from tuneport.schemas import (
+    Estimate,
+    JobConfig,
+    JobEvent,
+    JobRef,
+    JobState,
+    JobStatus,
+    Message,
+)
+
+NAME = "local"
+MODEL_PREFIX = "local:"
+
+# trainer phase -> normalized state (data, not if-chains)
+PHASE_STATE: dict[str, JobState] = {
+    "queued": JobState.QUEUED,
+    "loading": JobState.RUNNING,
+    "training": JobState.RUNNING,
+    "saving": JobState.RUNNING,
+    "succeeded": JobState.SUCCEEDED,
+    "failed": JobState.FAILED,
+    "cancelled": JobState.CANCELLED,
+}
+
+
+class LocalSettings(LocalOptions):
+    """Everything ``LocalProvider(**settings)`` accepts: the run options (``--set key=value``,
+    stored with each job and passed back when it is watched or resumed) plus a few settings of
+    the backend itself."""
+
+    home: Path | None = None  # default: TUNEPORT_HOME or the user data dir
+    python: str | None = None  # interpreter for the trainer process; default: this one
+    max_new_tokens: int = Field(default=256, gt=0)  # chat reply bound when none is given
+    env: dict[str, str] = Field(default_factory=dict)  # extra environment for the trainer
+
+
+def _home() -> Path:
+    from tuneport.store import home
+
+    return home()
+
+
+class LocalProvider:
+    """The ``local`` provider (transformers + peft + trl + bitsandbytes)."""
+
+    name = NAME
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = parse_options(LocalSettings, settings, NAME)
+        self._loaded: dict[Path, tuple[Any, Any]] = {}  # chat model cache
+
+    # --- paths --------------------------------------------------------------------------------
+
+    @property
+    def runs_dir(self) -> Path:
+        return (self.settings.home or _home()) / "runs"
+
+    def run_dir(self, job: JobRef | str) -> Path:
+        run_id = job if isinstance(job, str) else job.remote_id
+        path = self.runs_dir / run_id
+        if not (path / runfiles.CONFIG).is_file():
+            raise NotFoundError(
+                f"no local run {run_id!r} in {self.runs_dir}",
+                hint="see `tuneport jobs list` for the ids",
+            )
+        return path
+
+    def resolve_run(self, ref: str) -> Path:
+        """A run directory from a run id, a local job id (job store) or a path."""
+        candidate = self.runs_dir / ref
+        if (candidate / runfiles.CONFIG).is_file():
+            return candidate
+        path = Path(ref).expanduser()
+        if (path / runfiles.CONFIG).is_file():
+            return path
+        from tuneport.store import DB_NAME, open_store
+
+        record = open_store(self.runs_dir.parent / DB_NAME).get(ref)
+        if record.provider != NAME or not record.remote_id:
+            raise ConfigError(
+                f"job {ref} ran on {record.provider}, not on the local backend",
+                hint="continue from a local job (tuneport jobs list)",
+            )
+        return self.run_dir(record.remote_id)
+
+    # --- options ------------------------------------------------------------------------------
+
+    @staticmethod
+    def options(cfg: JobConfig) -> LocalOptions:
+        """The run options in ``cfg.options`` (backend settings there are accepted, not used)."""
+        parsed = parse_options(LocalSettings, cfg.options, NAME)
+        run_keys = set(LocalOptions.model_fields)
+        return LocalOptions.model_validate(parsed.model_dump(include=run_keys, exclude_unset=True))
+
+    def _run_config(
+        self, cfg: JobConfig, run_id: str, data: Path, validation: Path | None
+    ) -> RunConfig:
+        opts = self.options(cfg)
+        init_adapter: Path | None = None
+        parent_run: str | None = None
+        if opts.parent and opts.init_adapter:
+            raise ConfigError(
+                "set either parent or init_adapter, not both", hint="drop one of the --set options"
+            )
+        if opts.parent:
+            parent_dir = self.resolve_run(opts.parent)
+            init_adapter = parent_dir / runfiles.ADAPTER
+            parent_run = parent_dir.name
+            if not (init_adapter / "adapter_config.json").is_file():
+                raise ConfigError(
+                    f"the parent run {opts.parent} has no finished adapter",
+                    hint="wait for it to succeed (tuneport jobs watch) or pick another parent",
+                )
+        elif opts.init_adapter:
+            init_adapter = opts.init_adapter.expanduser().resolve()
+            if not (init_adapter / "adapter_config.json").is_file():
+                raise ConfigError(
+                    f"{opts.init_adapter} is not a PEFT adapter folder (no adapter_config.json)",
+                    hint="point init_adapter at a run's adapter/ folder",
+                )
+        if opts.chat_template is not None and not opts.chat_template.is_file():
+            raise ConfigError(
+                f"chat template {opts.chat_template} not found", hint="check the path"
+            )
+        if opts.chat_template is not None:
+            opts = opts.model_copy(update={"chat_template": opts.chat_template.resolve()})
+        model = cfg.model
+        if Path(model).expanduser().exists():
+            model = str(Path(model).expanduser().resolve())
+        multiplier = cfg.learning_rate_multiplier or 1.0
+        return RunConfig(
+            run_id=run_id,
+            model=model,
+            method=cfg.method,
+            data=data,
+            validation=validation,
+            epochs=cfg.epochs or DEFAULT_EPOCHS,
+            learning_rate=opts.learning_rate or DEFAULT_LEARNING_RATE * multiplier,
+            batch_size=cfg.batch_size or DEFAULT_BATCH_SIZE,
+            seed=cfg.seed if cfg.seed is not None else 42,
+            lora=opts.lora_config(),
+            options=opts,
+            init_adapter=init_adapter,
+            parent_run=parent_run,
+        )
+
+    # --- Provider protocol --------------------------------------------------------------------
+
+    def prepare(
+        self, records: Iterable[AnyRecord], cfg: JobConfig, out_dir: Path, progress: Progress
+    ) -> PreparedData:
+        """Write the records (and ``cfg.validation``) as Hugging Face dataset folders."""
+        from tuneport.data import export_records, load_records
+
+        self.options(cfg)  # refuse bad options before any work
+        progress.start("writing the local dataset")
+        train = export_records(records, NAME, out_dir / "train.hf", force=True, method=cfg.method)
+        validation = None
+        if cfg.validation is not None:
+            validation = export_records(
+                load_records(cfg.validation),
+                NAME,
+                out_dir / "validation.hf",
+                force=True,
+                method=cfg.method,
+            )
+        progress.finish()
+        if train.examples == 0:
+            raise InputError("the training data has no examples", hint="check the data file")
+        return PreparedData(
+            training=train.path,
+            validation=validation.path if validation else None,
+            sha256=train.sha256,
+            validation_sha256=validation.sha256 if validation else None,
+            examples=train.examples,
+            dropped=train.dropped,
+        )
+
+    def estimate(self, records: Sequence[AnyRecord], cfg: JobConfig) -> Estimate:
+        """Tokens, steps and GPU memory from :func:`tuneport.estimate.estimate`."""
+        from tuneport.estimate import estimate
+
+        self.options(cfg)
+        result: Estimate = estimate(records, cfg)
+        return result
+
+    def upload(self, prepared: PreparedData, cfg: JobConfig, progress: Progress) -> UploadedData:
+        """Nothing to upload: the trainer reads the prepared folders (copied at launch)."""
+        return UploadedData(
+            training=str(prepared.training),
+            validation=str(prepared.validation) if prepared.validation else None,
+        )
+
+    def launch(self, uploaded: UploadedData, cfg: JobConfig, run_id: str) -> JobRef:
+        """Create ``runs/<run_id>`` and start the trainer; idempotent on ``run_id``."""
+        ref = JobRef(provider=NAME, remote_id=run_id, run_id=run_id)
+        run_dir = self.runs_dir / run_id
+        if (run_dir / runfiles.CONFIG).is_file():
+            if runfiles.read_pid(run_dir) is None:  # crashed between creating and starting
+                self._spawn(run_dir, resume=False)
+            return ref
+        train_src = Path(uploaded.training)
+        val_src = Path(uploaded.validation) if uploaded.validation else None
+        if not train_src.is_dir():
+            raise InputError(
+                f"{train_src}: not a prepared dataset folder", hint="run prepare first"
+            )
+        staging = self.runs_dir / f".{run_id}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        try:
+            shutil.copytree(train_src, staging / runfiles.DATA)
+            if val_src is not None:
+                shutil.copytree(val_src, staging / runfiles.VALIDATION)
+            config = self._run_config(
+                cfg,
+                run_id,
+                run_dir / runfiles.DATA,
+                run_dir / runfiles.VALIDATION if val_src else None,
+            )
+            runfiles.write_json_atomic(staging / runfiles.CONFIG, config.model_dump(mode="json"))
+            runfiles.write_status(staging, RunStatus(phase="queued"))
+            os.replace(staging, run_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self._spawn(run_dir, resume=False)
+        return ref
+
+    def _spawn(self, run_dir: Path, *, resume: bool) -> int:
+        command = [
+            self.settings.python or sys.executable,
+            "-m",
+            "tuneport.providers.local.trainer",
+            str(run_dir),
+        ]
+        if resume:
+            command.append("--resume")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+        env.update(self.settings.env)
+        with (run_dir / runfiles.LOG).open("ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=run_dir,
+                env=env,
+                start_new_session=True,  # its own process group: cancel signals the whole group
+            )
+        (run_dir / runfiles.PID).write_text(f"{process.pid}\n")
+        return process.pid
+
+    def status(self, job: JobRef) -> JobStatus:
+        run_dir = self.run_dir(job)
+        return self._status(run_dir)
+
+    def _status(self, run_dir: Path) -> JobStatus:
+        config = RunConfig.model_validate_json((run_dir / runfiles.CONFIG).read_text())
+        st = runfiles.read_status(run_dir) or RunStatus(phase="queued")
+        pid = runfiles.read_pid(run_dir)
+        alive = pid is not None and runfiles.pid_alive(pid)
+        phase, error = st.phase, st.error
+        if not st.terminal and not alive and pid is not None:
+            # the process is gone without saying how it ended: killed, OOM, crashed
+            if (run_dir / runfiles.CANCEL).exists():
+                phase = "cancelled"
+            else:
+                phase = "failed"
+                error = runfiles.last_log_line(run_dir) or "the trainer process exited"
+                error = f"trainer process {pid} died: {error}"
+        state = PHASE_STATE[phase]
+        created = datetime.fromtimestamp((run_dir / runfiles.CONFIG).stat().st_mtime, UTC)
+        return JobStatus(
+            remote_id=config.run_id,
+            state=state,
+            raw_state=phase,
+            error=error,
+            tuned_model=f"{MODEL_PREFIX}{config.run_id}" if state is JobState.SUCCEEDED else None,
+            trained_tokens=st.trained_tokens,
+            epochs=config.epochs,
+            progress=min(1.0, st.step / st.max_steps) if st.max_steps else None,
+            run_id=config.run_id,
+            model=config.model,
+            created_at=created,
+            raw={**st.model_dump(mode="json"), "alive": alive, "run_dir": str(run_dir)},
+        )
+
+    def events(self, job: JobRef, after: str | None = None) -> Iterator[JobEvent]:
+        """``metrics.jsonl`` lines newer than ``after``; metric events have ``id`` = step."""
+        run_dir = self.run_dir(job)
+        floor = runfiles.event_key(after) if after else None
+        for raw in runfiles.read_events(run_dir):
+            event_id = str(raw.get("id", raw.get("step", "0")))
+            if floor is not None and runfiles.event_key(event_id) <= floor:
+                continue
+            yield _to_event(event_id, raw)
+
+    def cancel(self, job: JobRef) -> None:
+        """SIGTERM to the trainer's process group; it saves a checkpoint and stops."""
+        run_dir = self.run_dir(job)
+        (run_dir / runfiles.CANCEL).write_text(datetime.now(UTC).isoformat() + "\n")
+        pid = runfiles.read_pid(run_dir)
+        if pid is None or not runfiles.pid_alive(pid):
+            st = runfiles.read_status(run_dir)
+            if st is not None and not st.terminal:
+                st.phase = "cancelled"
+                runfiles.write_status(run_dir, st)
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)
+
+    def list_jobs(self, limit: int = 20) -> list[JobStatus]:
+        if not self.runs_dir.is_dir():
+            return []
+        runs = [p for p in self.runs_dir.iterdir() if (p / runfiles.CONFIG).is_file()]
+        runs.sort(key=lambda p: (p / runfiles.CONFIG).stat().st_mtime, reverse=True)
+        return [self._status(p) for p in runs[:limit]]
+
+    def chat(self, model: str, messages: Sequence[Message], options: ChatOptions) -> Message:
+        """A reply from ``local:RUN`` (base + adapter), ``local:RUN/checkpoint-N`` or a path."""
+        from tuneport.providers.local import trainer
+
+        path = self.model_path(model)
+        if path not in self._loaded:
+            self._loaded[path] = trainer.load_tuned(path, trainer.resolve_precision("auto"))
+        loaded_model, tokenizer = self._loaded[path]
+        text = trainer.generate_reply(
+            loaded_model,
+            tokenizer,
+            [m.model_dump(exclude_none=True, include={"role", "content"}) for m in messages],
+            max_new_tokens=options.max_tokens or self.settings.max_new_tokens,
+            temperature=options.temperature,
+        )
+        return Message(role="assistant", content=text)
+
+    def model_path(self, model: str) -> Path:
+        """The folder behind a ``local:`` model id (adapter, checkpoint or merged weights)."""
+        ref = model.removeprefix(MODEL_PREFIX)
+        direct = Path(ref).expanduser()
+        if direct.is_dir() and (
+            (direct / "config.json").is_file() or (direct / "adapter_config.json").is_file()
+        ):
+            return direct.resolve()
+        run_ref, _, sub = ref.partition("/")
+        run_dir = self.resolve_run(run_ref)
+        if sub:
+            path = run_dir / runfiles.CHECKPOINTS / sub
+            if not (path / "adapter_config.json").is_file():
+                raise NotFoundError(
+                    f"no checkpoint {sub} in run {run_dir.name}", hint="see jobs show"
+                )
+            return path
+        adapter = run_dir / runfiles.ADAPTER
+        if not (adapter / "adapter_config.json").is_file():
+            state = self._status(run_dir).raw_state
+            raise ProviderError(
+                f"run {run_dir.name} has no adapter yet (state: {state})",
+                hint="wait until it succeeds: tuneport jobs watch ID",
+            )
+        return adapter
+
+    def cleanup(self, job: JobRef) -> None:
+        """Delete checkpoints and the copied datasets (disk space); the adapter stays."""
+        run_dir = self.run_dir(job)
+        if self._status(run_dir).raw.get("alive"):
+            raise ProviderError(
+                f"run {run_dir.name} is still running",
+                hint="cancel it first: tuneport jobs cancel ID",
+            )
+        for name in (runfiles.CHECKPOINTS, runfiles.DATA, runfiles.VALIDATION):
+            shutil.rmtree(run_dir / name, ignore_errors=True)
+
+    # --- optional capabilities ----------------------------------------------------------------
+
+    def resume(self, job: JobRef) -> JobRef:
+        """Start the trainer again from the run's last checkpoint (after a kill or cancel)."""
+        run_dir = self.run_dir(job)
+        current = self._status(run_dir)
+        if current.raw.get("alive"):
+            raise ProviderError(f"run {run_dir.name} is still running", hint="watch it instead")
+        if current.state is JobState.SUCCEEDED:
+            raise ProviderError(f"run {run_dir.name} already finished", hint="nothing to resume")
+        if not (run_dir / runfiles.DATA).is_dir():
+            raise ProviderError(
+                f"run {run_dir.name} has no training data any more (cleaned up)",
+                hint="launch a new run",
+            )
+        with contextlib.suppress(FileNotFoundError):
+            (run_dir / runfiles.CANCEL).unlink()
+        previous = runfiles.read_status(run_dir)
+        runfiles.write_status(
+            run_dir,
+            RunStatus(
+                phase="queued",
+                step=previous.step if previous else 0,
+                notes=previous.notes if previous else [],
+            ),
+        )
+        self._spawn(run_dir, resume=True)
+        return job
+
+    def export(self, job: JobRef, out: Path, *, merge: bool) -> Path:
+        """The adapter folder, or (``merge``) base + adapter merged into safetensors weights."""
+        from tuneport.files import atomic_path
+
+        run_dir = self.run_dir(job)
+        adapter = self.model_path(f"{MODEL_PREFIX}{run_dir.name}")
+        with atomic_path(out) as tmp:
+            if merge:
+                from tuneport.providers.local import trainer
+
+                trainer.merge_adapter(adapter, tmp)
+            else:
+                shutil.copytree(adapter, tmp)
+        return out
+
+    def checkpoints(self, job: JobRef) -> list[Checkpoint]:
+        run_dir = self.run_dir(job)
+        losses = {
+            int(e["step"]): float(e["loss"])
+            for e in runfiles.read_events(run_dir)
+            if "loss" in e and "step" in e
+        }
+        return [
+            Checkpoint(
+                id=folder.name,
+                step=step,
+                model=f"{MODEL_PREFIX}{run_dir.name}/{folder.name}",
+                metrics={"train_loss": losses[step]} if step in losses else {},
+            )
+            for step, folder in runfiles.checkpoints(run_dir)
+        ]
+
+
+def _to_event(event_id: str, raw: dict[str, Any]) -> JobEvent:
+    created = None
+    if isinstance(raw.get("time"), str):
+        with contextlib.suppress(ValueError):
+            created = datetime.fromisoformat(raw["time"])
+    if "loss" in raw:
+        parts = [f"step {raw.get('step')}: loss {raw['loss']:.4f}"]
+        if "lr" in raw:
+            parts.append(f"lr {raw['lr']:.2e}")
+        if "tokens_per_s" in raw:
+            parts.append(f"{raw['tokens_per_s']:.0f} tok/s")
+        if "memory_gib" in raw:
+            parts.append(f"{raw['memory_gib']:.2f} GiB")
+        message = ", ".join(parts)
+        return JobEvent(
+            id=event_id,
+            created_at=created,
+            message=message,
+            step=int(raw["step"]),
+            loss=float(raw["loss"]),
+            data={k: v for k, v in raw.items() if k not in ("id", "time")},
+        )
+    return JobEvent(
+        id=event_id,
+        created_at=created,
+        level=str(raw.get("level", "info")),
+        message=str(raw.get("message", "")),
+    )

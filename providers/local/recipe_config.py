@@ -1,0 +1,118 @@
+"""Typed settings of the local backend: user options, LoRA presets and the run config.
+
+``LocalOptions`` is what users set with ``--set key=value`` / the job file's ``options:``.
+``RunConfig`` is the fully resolved recipe written to ``RUN_DIR/config.json``; the trainer
+process reads nothing else. No torch here: the CLI imports this module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tuneport.schemas import Method
+
+DEFAULT_LEARNING_RATE = 2e-4
+DEFAULT_EPOCHS = 3
+DEFAULT_BATCH_SIZE = 4
+DEFAULT_GRAD_ACCUM = 4
+
+Quantize = Literal["auto", "4bit", "8bit", "none"]
+TargetModules = Literal["all-linear"] | list[str]
+
+
+class LoraPreset(BaseModel):
+    """One LoRA shape. ``target_modules="all-linear"`` adapts every linear layer except the head."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    r: int = Field(gt=0)
+    alpha: int = Field(gt=0)
+    dropout: float = Field(ge=0.0, lt=1.0)
+    target_modules: TargetModules = "all-linear"
+
+
+LORA_PRESETS: dict[str, LoraPreset] = {
+    # attention projections only: the smallest adapter, fastest to train
+    "small": LoraPreset(r=8, alpha=16, dropout=0.05, target_modules=["q_proj", "v_proj"]),
+    # the QLoRA paper's recipe: every linear layer
+    "default": LoraPreset(r=16, alpha=32, dropout=0.05, target_modules="all-linear"),
+    "large": LoraPreset(r=64, alpha=128, dropout=0.05, target_modules="all-linear"),
+}
+
+LoraPresetName = Literal["small", "default", "large"]
+
+
+class LocalOptions(BaseModel):
+    """Options of a local run (``--set key=value``); unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # LoRA
+    lora: LoraPresetName = "default"
+    lora_r: int | None = Field(default=None, gt=0)
+    lora_alpha: int | None = Field(default=None, gt=0)
+    lora_dropout: float | None = Field(default=None, ge=0.0, lt=1.0)
+    target_modules: TargetModules | None = None
+    # precision / memory
+    quantize: Quantize = "auto"  # auto = 4-bit nf4 on CUDA, none on CPU
+    gradient_checkpointing: bool = True
+    optim: str | None = None  # default paged_adamw_8bit on CUDA, adamw_torch on CPU
+    device: Literal["auto", "cpu"] = "auto"
+    # schedule
+    learning_rate: float | None = Field(default=None, gt=0)
+    max_steps: int | None = Field(default=None, gt=0)
+    gradient_accumulation_steps: int = Field(default=DEFAULT_GRAD_ACCUM, gt=0)
+    warmup_ratio: float = Field(default=0.03, ge=0.0, lt=1.0)
+    lr_scheduler: str = "cosine"
+    max_length: int = Field(default=2048, gt=8)
+    # batching
+    packing: bool = False
+    padding_free: bool = False
+    # checkpoints and logging
+    save_steps: int = Field(default=100, gt=0)
+    save_total_limit: int = Field(default=2, gt=0)
+    logging_steps: int = Field(default=10, gt=0)
+    # DPO
+    beta: float = Field(default=0.1, gt=0)
+    # continue from an earlier adapter (merged into the base first)
+    parent: str | None = None  # a job id / run id of an earlier local run
+    init_adapter: Path | None = None  # or a PEFT adapter folder
+    # a Jinja chat template file to use instead of the model's own
+    chat_template: Path | None = None
+
+    def lora_config(self) -> LoraPreset:
+        """The preset with any explicit ``lora_*`` / ``target_modules`` overrides applied."""
+        preset = LORA_PRESETS[self.lora]
+        return LoraPreset(
+            r=self.lora_r or preset.r,
+            alpha=self.lora_alpha or preset.alpha,
+            dropout=preset.dropout if self.lora_dropout is None else self.lora_dropout,
+            target_modules=self.target_modules or preset.target_modules,
+        )
+
+
+class RunConfig(BaseModel):
+    """The resolved recipe of one run, written to ``RUN_DIR/config.json`` before it starts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    model: str  # what the user asked for: a Hub id or a local folder
+    method: Method = "sft"
+    data: Path  # a ``datasets`` folder (save_to_disk) inside the run directory
+    validation: Path | None = None
+    epochs: int = DEFAULT_EPOCHS
+    learning_rate: float = DEFAULT_LEARNING_RATE
+    batch_size: int = DEFAULT_BATCH_SIZE
+    seed: int = 42
+    lora: LoraPreset
+    options: LocalOptions
+    init_adapter: Path | None = None  # resolved from options.parent / options.init_adapter
+    parent_run: str | None = None
+
+    def steps_per_epoch(self, examples: int) -> int:
+        per_step = self.batch_size * self.options.gradient_accumulation_steps
+        return max(1, -(-examples // per_step))

@@ -1,0 +1,670 @@
+"""The local fine-tuning recipe: QLoRA SFT or DPO with transformers + peft + trl + bitsandbytes.
+
+Run as its own process by the local provider::
+
+    python -m tuneport.providers.local.trainer RUN_DIR [--resume]
+
+It reads ``RUN_DIR/config.json`` (a :class:`RunConfig`), and writes ``status.json``,
+``metrics.jsonl``, ``checkpoints/``, ``adapter/`` and ``loss.png`` into ``RUN_DIR`` (see
+:mod:`tuneport.providers.local.runfiles`). Read it top to bottom: device and precision, tokenizer,
+model, data, trainer, train, save.
+
+Defaults that avoid the usual traps: 4-bit nf4 + double quantization with bf16 compute (fp16 on
+GPUs without bf16), LoRA on every linear layer, gradient checkpointing, paged 8-bit AdamW, loss on
+assistant tokens only, an EOS at the end of every assistant turn, a pad token that is not EOS.
+On a machine without CUDA it trains in float32 without quantization and says so.
+
+Several GPUs: launch this module with ``accelerate launch --config_file fsdp.yaml -m
+tuneport.providers.local.trainer RUN_DIR`` (see the README); each process loads the model on its
+own ``LOCAL_RANK``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import torch
+
+from tuneport.errors import ConfigError, TuneportError
+from tuneport.providers.local import runfiles
+from tuneport.providers.local.recipe_config import RunConfig
+from tuneport.providers.local.runfiles import RunStatus
+from tuneport.providers.local.template import (
+    choose_pad_token,
+    masking_template,
+    prompt_completion_to_messages,
+    set_chat_template,
+    stop_token_ids,
+    tokenize_chat,
+)
+
+# --------------------------------------------------------------------------------------------
+# Device and precision
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Precision:
+    device: str  # "cuda" | "cpu"
+    quantize: str  # "4bit" | "8bit" | "none"
+    compute_dtype: torch.dtype
+    note: str | None = None  # one line shown to the user (CPU fallback)
+
+    @property
+    def label(self) -> str:
+        dtype = str(self.compute_dtype).removeprefix("torch.")
+        return f"{self.quantize} / {dtype}" if self.quantize != "none" else dtype
+
+
+def resolve_precision(quantize: str, device: str = "auto") -> Precision:
+    """4-bit nf4 with bf16 compute on CUDA (fp16 where bf16 is missing); float32 on CPU."""
+    cuda = torch.cuda.is_available() and device != "cpu"
+    if cuda:
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return Precision("cuda", "4bit" if quantize == "auto" else quantize, dtype)
+    if quantize in ("auto", "none"):
+        return Precision(
+            "cpu",
+            "none",
+            torch.float32,
+            "no CUDA GPU found: training on CPU in full precision (float32) without quantization",
+        )
+    # bitsandbytes >= 0.45 also quantizes on CPU: slow, but the real QLoRA code path
+    return Precision(
+        "cpu",
+        quantize,
+        torch.bfloat16,
+        f"no CUDA GPU found: training on CPU with {quantize} bitsandbytes quantization (slow)",
+    )
+
+
+def quantization_config(precision: Precision) -> Any:
+    from transformers import BitsAndBytesConfig
+
+    if precision.quantize == "4bit":
+        return BitsAndBytesConfig(  # type: ignore[no-untyped-call]
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=precision.compute_dtype,
+        )
+    if precision.quantize == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)  # type: ignore[no-untyped-call]
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Tokenizer and model
+# --------------------------------------------------------------------------------------------
+
+
+def load_tokenizer(path: str | Path, template_file: Path | None = None) -> tuple[Any, bool, str]:
+    """Tokenizer with a chat template and a pad token != EOS; (tokenizer, pad_added, source)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    override = template_file.read_text(encoding="utf-8") if template_file else None
+    source = set_chat_template(tokenizer, override)
+    pad_added = choose_pad_token(tokenizer)
+    if tokenizer.eos_token_id is None:
+        raise ConfigError(f"the tokenizer of {path} has no EOS token", hint="use a chat model")
+    return tokenizer, pad_added, source
+
+
+def resize_embeddings(model: Any, size: int) -> None:
+    """Grow the vocabulary to ``size`` rows, new rows = the mean row (deterministic).
+
+    Deterministic so that base + adapter loaded later (the adapter does not carry the
+    embeddings) computes exactly what was trained.
+    """
+    old = model.get_input_embeddings().weight.shape[0]
+    if size <= old:
+        return
+    model.resize_token_embeddings(size, mean_resizing=False)
+    with torch.no_grad():
+        for layer in (model.get_input_embeddings(), model.get_output_embeddings()):
+            if layer is None:
+                continue
+            weight = layer.weight
+            weight[old:] = weight[:old].float().mean(dim=0).to(weight.dtype)
+
+
+def load_base_model(path: str | Path, precision: Precision, vocab_size: int) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"dtype": precision.compute_dtype}
+    qconfig = quantization_config(precision)
+    if qconfig is not None:
+        kwargs["quantization_config"] = qconfig
+    if precision.device == "cuda":
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+    resize_embeddings(model, vocab_size)
+    model.config.use_cache = False  # incompatible with gradient checkpointing
+    return model
+
+
+def lora_config(cfg: RunConfig) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=cfg.lora.target_modules,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def read_adapter_meta(adapter: Path) -> dict[str, Any]:
+    import json
+
+    meta_path = adapter / runfiles.ADAPTER_META
+    if meta_path.is_file():
+        meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+        return meta
+    from peft import PeftConfig
+
+    return {"base_model": PeftConfig.from_pretrained(str(adapter)).base_model_name_or_path}
+
+
+def load_tuned(path: Path, precision: Precision) -> tuple[Any, Any]:
+    """(model, tokenizer) for inference: a run directory, an adapter folder or merged weights."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if (path / runfiles.ADAPTER).is_dir():
+        path = path / runfiles.ADAPTER
+    if not (path / "adapter_config.json").is_file():
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        kwargs: dict[str, Any] = {"dtype": precision.compute_dtype}
+        qconfig = quantization_config(precision)
+        if qconfig is not None:
+            kwargs["quantization_config"] = qconfig
+        if precision.device == "cuda":
+            kwargs["device_map"] = {"": 0}
+        merged: Any = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+        return merged.eval(), tokenizer
+    from peft import PeftModel
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    base = load_base_model(read_adapter_meta(path)["base_model"], precision, len(tokenizer))
+    model: Any = PeftModel.from_pretrained(base, str(path))
+    model.config.use_cache = True
+    return model.eval(), tokenizer
+
+
+def merge_adapter(adapter: Path, out: Path, dtype: torch.dtype | None = None) -> Path:
+    """Write base + ``adapter`` merged into plain safetensors weights (+ tokenizer) at ``out``."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(adapter))
+    base_path = read_adapter_meta(adapter)["base_model"]
+    kwargs: dict[str, Any] = {"dtype": dtype if dtype is not None else "auto"}
+    base = AutoModelForCausalLM.from_pretrained(str(base_path), **kwargs)
+    resize_embeddings(base, len(tokenizer))
+    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    merged.config.use_cache = True
+    merged.save_pretrained(str(out), safe_serialization=True)
+    tokenizer.save_pretrained(str(out))
+    return out
+
+
+def generate_reply(
+    model: Any,
+    tokenizer: Any,
+    messages: list[dict[str, Any]],
+    *,
+    max_new_tokens: int = 256,
+    temperature: float | None = None,
+) -> str:
+    """One assistant reply, stopping at EOS or the model's end-of-turn tokens."""
+    encoded = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    encoded = {k: v.to(model.device) for k, v in encoded.items()}
+    generation_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    sample = bool(temperature and temperature > 0)
+    with torch.no_grad():
+        output = model.generate(
+            **encoded,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=stop_token_ids(tokenizer, generation_eos),
+            pad_token_id=tokenizer.pad_token_id,
+            do_sample=sample,
+            temperature=temperature if sample else None,
+            top_p=None,
+            top_k=None,
+        )
+    new_tokens = output[0][encoded["input_ids"].shape[1] :]
+    return str(tokenizer.decode(new_tokens, skip_special_tokens=True)).strip()
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+
+
+def load_dataset_dir(path: Path) -> Any:
+    from datasets import load_from_disk
+
+    dataset = load_from_disk(str(path))
+    if hasattr(dataset, "keys"):  # a DatasetDict: take its train split
+        dataset = dataset["train"] if "train" in dataset else next(iter(dataset.values()))
+    return dataset
+
+
+def tokenize_sft_dataset(dataset: Any, tokenizer: Any, stop_ids: list[int], max_length: int) -> Any:
+    """``input_ids`` + ``labels`` (assistant-only, EOS-terminated) for each conversation."""
+    template = masking_template(tokenizer)
+    columns = set(dataset.column_names)
+    if "messages" not in columns and not {"prompt", "completion"} <= columns:
+        raise ConfigError(
+            f"the SFT dataset has columns {sorted(columns)}",
+            hint="expected `messages` or `prompt` + `completion`",
+        )
+
+    def encode(row: dict[str, Any]) -> dict[str, list[int]]:
+        messages = row["messages"] if "messages" in row else prompt_completion_to_messages(row)
+        return tokenize_chat(
+            tokenizer,
+            messages,
+            tools=row.get("tools"),
+            template=template,
+            stop_ids=stop_ids,
+            max_length=max_length,
+        )
+
+    return dataset.map(encode, remove_columns=dataset.column_names)
+
+
+def clean_preference_dataset(dataset: Any) -> Any:
+    from tuneport.providers.local.template import clean_messages
+
+    def clean(row: dict[str, Any]) -> dict[str, Any]:
+        return {
+            key: clean_messages(row[key]) if isinstance(row[key], list) else row[key]
+            for key in ("prompt", "chosen", "rejected")
+        }
+
+    missing = {"prompt", "chosen", "rejected"} - set(dataset.column_names)
+    if missing:
+        raise ConfigError(
+            f"the DPO dataset lacks columns {sorted(missing)}",
+            hint="DPO needs preference records (prompt, chosen, rejected)",
+        )
+    extra = [c for c in dataset.column_names if c not in ("prompt", "chosen", "rejected")]
+    return dataset.map(clean, remove_columns=extra)
+
+
+# --------------------------------------------------------------------------------------------
+# Status, metrics and cancellation
+# --------------------------------------------------------------------------------------------
+
+
+class Recorder:
+    """Writes ``status.json`` (atomically) and ``metrics.jsonl`` for the provider to read."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        previous = runfiles.read_status(run_dir)
+        self.status = RunStatus(phase="loading", pid=os.getpid(), started_at=runfiles.utcnow())
+        if previous is not None:
+            self.status.notes = previous.notes
+        self.stop_requested = False
+        self.in_loop = False  # inside trainer.train(): a stop request is honoured at a step end
+        self._last_write = 0.0
+
+    def update(self, force: bool = True, **fields: Any) -> None:
+        for key, value in fields.items():
+            setattr(self.status, key, value)
+        now = time.monotonic()
+        if force or now - self._last_write > 0.5:
+            runfiles.write_status(self.run_dir, self.status)
+            self._last_write = now
+
+    def note(self, text: str) -> None:
+        print(text, flush=True)
+        if text not in self.status.notes:
+            self.status.notes.append(text)
+        runfiles.append_event(
+            self.run_dir,
+            {"id": f"{self.status.step}.{len(self.status.notes)}", "message": text},
+        )
+        self.update()
+
+
+class StopRequested(Exception):
+    """SIGTERM arrived before the training loop started."""
+
+
+def make_callback(recorder: Recorder) -> Any:
+    from transformers import TrainerCallback
+
+    class StatusCallback(TrainerCallback):
+        """Mirrors the Trainer's progress into status.json / metrics.jsonl; honours cancel."""
+
+        def __init__(self) -> None:
+            self.last_time = time.monotonic()
+            self.last_tokens = 0
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.last_time = time.monotonic()
+            self.last_tokens = state.num_input_tokens_seen
+            recorder.in_loop = True
+            recorder.update(phase="training", max_steps=state.max_steps, step=state.global_step)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            recorder.update(
+                force=False,
+                step=state.global_step,
+                epoch=state.epoch,
+                trained_tokens=state.num_input_tokens_seen,
+            )
+            if recorder.stop_requested:
+                control.should_training_stop = True
+                control.should_save = True  # so that `resume` can continue from here
+
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
+        ) -> None:
+            logs = logs or {}
+            if "loss" not in logs:
+                return  # the final train summary
+            now = time.monotonic()
+            tokens = state.num_input_tokens_seen
+            rate = (tokens - self.last_tokens) / max(now - self.last_time, 1e-9)
+            self.last_time, self.last_tokens = now, tokens
+            event = {
+                "id": str(state.global_step),
+                "step": state.global_step,
+                "epoch": round(state.epoch or 0.0, 4),
+                "loss": float(logs["loss"]),
+                "lr": float(logs.get("learning_rate", 0.0)),
+                "tokens_per_s": round(rate, 1),
+                "tokens": tokens,
+                "memory_gib": round(peak_memory_gib(), 3),
+                "time": runfiles.utcnow().isoformat(),
+            }
+            for key in (
+                "grad_norm",
+                "rewards/accuracies",
+                "rewards/margins",
+                "mean_token_accuracy",
+            ):
+                if key in logs:
+                    event[key] = float(logs[key])
+            runfiles.append_event(recorder.run_dir, event)
+            recorder.update(loss=event["loss"], step=state.global_step)
+
+        def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            recorder.update(step=state.global_step)
+
+    return StatusCallback()
+
+
+def peak_memory_gib() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def plot_loss(run_dir: Path) -> Path | None:
+    points = [(e["step"], e["loss"]) for e in runfiles.read_events(run_dir) if "loss" in e]
+    if not points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot([p[0] for p in points], [p[1] for p in points], marker="." if len(points) < 50 else "")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_title(run_dir.name)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out = run_dir / runfiles.LOSS_PNG
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The recipe
+# --------------------------------------------------------------------------------------------
+
+
+def prepare_base(cfg: RunConfig, run_dir: Path, recorder: Recorder | None) -> Path | str:
+    """The model to train on: the base, or the base with the parent adapter merged in."""
+    if cfg.init_adapter is None:
+        return cfg.model
+    merged = run_dir / runfiles.BASE
+    if not (merged / "config.json").is_file():
+        if recorder is not None:
+            recorder.note(f"merging the adapter {cfg.init_adapter} into its base")
+        tmp = run_dir / ".base.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        merge_adapter(cfg.init_adapter, tmp)
+        os.replace(tmp, merged)
+    return merged
+
+
+def build_trainer(
+    cfg: RunConfig, run_dir: Path, recorder: Recorder | None = None, resume: bool = False
+) -> Any:
+    """The TRL trainer for ``cfg`` (SFTTrainer or DPOTrainer), ready to ``train()``."""
+    opts = cfg.options
+    precision = resolve_precision(opts.quantize, opts.device)
+    if recorder is not None:
+        recorder.update(device=precision.device, precision=precision.label)
+        if precision.note and not resume:
+            recorder.note(precision.note)
+
+    base = prepare_base(cfg, run_dir, recorder)
+    tokenizer, pad_added, template_source = load_tokenizer(
+        run_dir / runfiles.BASE if cfg.init_adapter else base, opts.chat_template
+    )
+    if recorder is not None and not resume:
+        if template_source == "tuneport default":
+            recorder.note("the model has no chat template: using tuneport's default template")
+        if pad_added:
+            recorder.note("the tokenizer has no usable pad token: added <|pad|> and resized")
+    model = load_base_model(base, precision, len(tokenizer))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if precision.quantize != "none":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(  # type: ignore[no-untyped-call]
+            model,
+            use_gradient_checkpointing=opts.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+
+    stop_ids = stop_token_ids(tokenizer, model.generation_config.eos_token_id)
+    train_data = load_dataset_dir(cfg.data)
+    eval_data = load_dataset_dir(cfg.validation) if cfg.validation else None
+
+    cuda = precision.device == "cuda"
+    common: dict[str, Any] = {
+        "output_dir": str(run_dir / runfiles.CHECKPOINTS),
+        "num_train_epochs": cfg.epochs,
+        "max_steps": opts.max_steps or -1,
+        "per_device_train_batch_size": cfg.batch_size,
+        "per_device_eval_batch_size": cfg.batch_size,
+        "gradient_accumulation_steps": opts.gradient_accumulation_steps,
+        "learning_rate": cfg.learning_rate,
+        "lr_scheduler_type": opts.lr_scheduler,
+        "warmup_steps": opts.warmup_ratio,
+        "optim": opts.optim or ("paged_adamw_8bit" if cuda else "adamw_torch"),
+        "activation_checkpointing": opts.gradient_checkpointing,
+        "gradient_checkpointing": opts.gradient_checkpointing,
+        "activation_checkpointing_kwargs": {"use_reentrant": False},
+        "gradient_checkpointing_kwargs": {"use_reentrant": False},
+        "bf16": cuda and precision.compute_dtype == torch.bfloat16,
+        "fp16": cuda and precision.compute_dtype == torch.float16,
+        "use_cpu": not cuda,
+        "logging_steps": opts.logging_steps,
+        "save_strategy": "steps",
+        "save_steps": opts.save_steps,
+        "save_total_limit": opts.save_total_limit,
+        "eval_strategy": "epoch" if eval_data is not None else "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "seed": cfg.seed,
+        "include_num_input_tokens_seen": "non_padding",
+        "dataloader_num_workers": 0,
+    }
+    callbacks = [make_callback(recorder)] if recorder is not None else []
+
+    if cfg.method == "dpo":
+        from trl.trainer.dpo_config import DPOConfig
+        from trl.trainer.dpo_trainer import DPOTrainer
+
+        # ref_model=None with a PEFT model: the reference is the base with the adapter disabled
+        return DPOTrainer(
+            model=model,
+            ref_model=None,
+            args=DPOConfig(**common, beta=opts.beta, max_length=opts.max_length),
+            train_dataset=clean_preference_dataset(train_data),
+            eval_dataset=clean_preference_dataset(eval_data) if eval_data is not None else None,
+            processing_class=tokenizer,
+            peft_config=lora_config(cfg),
+            callbacks=callbacks,
+        )
+
+    from trl.trainer.sft_config import SFTConfig
+    from trl.trainer.sft_trainer import SFTTrainer
+
+    train_tok = tokenize_sft_dataset(train_data, tokenizer, stop_ids, opts.max_length)
+    eval_tok = (
+        tokenize_sft_dataset(eval_data, tokenizer, stop_ids, opts.max_length)
+        if eval_data is not None
+        else None
+    )
+    # padding-free without packing needs max_length=None in TRL: sequences are truncated above
+    max_length = None if (opts.padding_free and not opts.packing) else opts.max_length
+    return SFTTrainer(
+        model=model,
+        args=SFTConfig(
+            **common,
+            max_length=max_length,
+            packing=opts.packing,
+            padding_free=opts.padding_free,
+            pad_token=tokenizer.pad_token,
+            eos_token=tokenizer.eos_token,
+        ),
+        train_dataset=train_tok,
+        eval_dataset=eval_tok,
+        processing_class=tokenizer,
+        peft_config=lora_config(cfg),
+        callbacks=callbacks,
+    )
+
+
+def save_adapter(trainer: Any, cfg: RunConfig, run_dir: Path) -> Path:
+    """Adapter + tokenizer + tuneport.json into ``RUN_DIR/adapter`` (atomically)."""
+    import json
+
+    out = run_dir / runfiles.ADAPTER
+    tmp = run_dir / ".adapter.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    # the embeddings are not trained; resize_embeddings rebuilds added rows deterministically
+    trainer.model.save_pretrained(str(tmp), save_embedding_layers=False)
+    trainer.processing_class.save_pretrained(str(tmp))
+    base = run_dir / runfiles.BASE if cfg.init_adapter else cfg.model
+    meta = {
+        "base_model": str(base),
+        "model": cfg.model,
+        "method": cfg.method,
+        "run_id": cfg.run_id,
+        "parent_run": cfg.parent_run,
+        "vocab_size": len(trainer.processing_class),
+    }
+    (tmp / runfiles.ADAPTER_META).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
+
+
+def run(cfg: RunConfig, run_dir: Path, recorder: Recorder, resume: bool) -> str:
+    """Train and save; returns the final phase (``succeeded`` or ``cancelled``)."""
+    checkpoint = runfiles.latest_checkpoint(run_dir) if resume else None
+    if checkpoint is not None:
+        step = int(checkpoint.name.rpartition("-")[2])
+        runfiles.truncate_events(run_dir, step)
+        recorder.update(resumed_from=checkpoint.name, step=step)
+        recorder.note(f"resuming from {checkpoint.name}")
+    elif resume:
+        recorder.note("no checkpoint to resume from: starting from step 0")
+
+    trainer = build_trainer(cfg, run_dir, recorder, resume=resume)
+    if recorder.stop_requested:
+        raise StopRequested
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+
+    if recorder.stop_requested:
+        plot_loss(run_dir)
+        return "cancelled"
+    recorder.update(phase="saving", step=trainer.state.global_step)
+    save_adapter(trainer, cfg, run_dir)
+    plot_loss(run_dir)
+    return "succeeded"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tuneport.providers.local.trainer")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    args = parser.parse_args(argv)
+    run_dir: Path = args.run_dir.resolve()
+    cfg = RunConfig.model_validate_json((run_dir / runfiles.CONFIG).read_text(encoding="utf-8"))
+    recorder = Recorder(run_dir)
+    recorder.update()
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        recorder.stop_requested = True
+        if not recorder.in_loop:
+            raise StopRequested
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        phase = run(cfg, run_dir, recorder, args.resume)
+    except (StopRequested, KeyboardInterrupt):
+        phase = "cancelled"
+    except TuneportError as exc:
+        traceback.print_exc()
+        recorder.update(phase="failed", error=exc.one_line(), finished_at=runfiles.utcnow())
+        print(f"error: {exc.one_line()}", file=sys.stderr, flush=True)
+        return 1
+    except Exception as exc:
+        traceback.print_exc()
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        recorder.update(phase="failed", error=message, finished_at=runfiles.utcnow())
+        return 1
+    if phase == "cancelled":
+        recorder.note("cancelled: `tuneport jobs resume` continues from the last checkpoint")
+    recorder.update(phase=phase, finished_at=runfiles.utcnow())
+    print(f"{phase}: {run_dir}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())
