@@ -1,0 +1,74 @@
+"""Chat with a tuned (or base) model on any provider: one-shot or a session keeping history."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from tuneport.providers import registry
+from tuneport.providers.base import ChatOptions, Provider
+from tuneport.resolve import resolve_target
+from tuneport.schemas import Message
+
+if TYPE_CHECKING:
+    from tuneport.store import JobStore
+
+EXIT_WORDS = frozenset({"/exit", "/quit"})
+
+
+class ChatSession:
+    """A conversation with one model; every turn sends the whole history."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        model: str,
+        *,
+        system: str | None = None,
+        options: ChatOptions | None = None,
+    ) -> None:
+        self.provider = provider
+        self.model = model
+        self.options = options or ChatOptions()
+        self.history: list[Message] = []
+        if system:
+            self.history.append(Message(role="system", content=system))
+
+    def send(self, text: str) -> Message:
+        """Send one user turn; the reply joins the history only when it arrived."""
+        turn = Message(role="user", content=text)
+        reply = self.provider.chat(self.model, [*self.history, turn], self.options)
+        self.history.extend([turn, reply])
+        return reply
+
+
+def open_chat(
+    target: str,
+    *,
+    provider: str | None = None,
+    system: str | None = None,
+    options: ChatOptions | None = None,
+    settings: Mapping[str, Any] | None = None,
+    store: JobStore | None = None,
+) -> ChatSession:
+    """Resolve ``target`` (job id, tuned model id, endpoint, base model + provider)."""
+    name, model, stored = resolve_target(target, provider, store=store)
+    backend = registry.get(name, {**stored, **dict(settings or {})})
+    return ChatSession(backend, model, system=system, options=options)
+
+
+def chat_once(
+    target: str,
+    message: str,
+    *,
+    provider: str | None = None,
+    system: str | None = None,
+    options: ChatOptions | None = None,
+    settings: Mapping[str, Any] | None = None,
+    store: JobStore | None = None,
+) -> Message:
+    """One reply from ``target`` to ``message``."""
+    session = open_chat(
+        target, provider=provider, system=system, options=options, settings=settings, store=store
+    )
+    return session.send(message)

@@ -1,0 +1,170 @@
+"""Job files (YAML) and flags → one validated :class:`~tuneport.schemas.JobConfig`.
+
+A job file holds :class:`JobConfig` fields at the top level (``provider``, ``model``, ``data``,
+``method``, ``validation``, ``epochs``, ``learning_rate_multiplier``, ``batch_size``,
+``suffix``, ``seed``, ``max_cost``) plus ``options:`` for provider settings. Relative paths are
+relative to the job file. Flags override file values; ``--set key=value`` adds options. Every
+problem is reported at once in one :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from tuneport.errors import ConfigError, InputError
+from tuneport.schemas import JobConfig
+
+PATH_FIELDS = ("data", "validation")
+# how to set a field from the command line, for hints
+FLAG_OF: dict[str, str] = {
+    "provider": "--provider",
+    "model": "--model",
+    "data": "--data",
+    "method": "--method",
+    "validation": "--validation",
+    "epochs": "--epochs",
+    "learning_rate_multiplier": "--learning-rate-multiplier",
+    "batch_size": "--batch-size",
+    "suffix": "--suffix",
+    "seed": "--seed",
+    "max_cost": "--max-cost",
+    "options": "--set key=value",
+}
+
+
+def read_job_file(path: Path) -> dict[str, Any]:
+    """The mapping in a YAML job file, with ``data``/``validation`` made relative to it."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such job file", hint="check the path")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(
+            f"invalid YAML: {exc.problem}", where=where, hint="fix the YAML syntax"
+        ) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the job file: {exc}") from None
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(
+            f"{path}: a job file is a mapping of settings (provider:, model:, data:, ...)",
+            hint="see fixtures/jobs/openai-sft.yaml for an example",
+        )
+    values = {str(k): v for k, v in loaded.items()}
+    for key in PATH_FIELDS:
+        value = values.get(key)
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            values[key] = str(path.parent / value)
+    return values
+
+
+def _scalar(text: str) -> Any:
+    """``--set`` values: YAML scalars (``3`` → int, ``0.1`` → float, ``true`` → bool)."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, str | int | float | bool | list | dict) else text
+
+
+def parse_set(items: Iterable[str]) -> dict[str, Any]:
+    """``["bucket=gs://b", "lora.rank=16"]`` → ``{"bucket": "gs://b", "lora": {"rank": 16}}``."""
+    options: dict[str, Any] = {}
+    bad: list[str] = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            bad.append(item)
+            continue
+        target = options
+        *parents, leaf = key.split(".")
+        for part in parents:
+            nested = target.setdefault(part, {})
+            if not isinstance(nested, dict):
+                bad.append(item)
+                break
+            target = nested
+        else:
+            target[leaf] = _scalar(raw)
+    if bad:
+        raise ConfigError(
+            f"--set expects key=value, got {', '.join(repr(b) for b in bad)}",
+            hint="e.g. --set bucket=gs://my-bucket",
+        )
+    return options
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "job"
+    kind = err["type"]
+    top = str(err["loc"][0]) if err["loc"] else ""
+    flag = FLAG_OF.get(top)
+    if kind == "missing":
+        return f"{loc} is required" + (f" ({flag} or `{loc}:` in the job file)" if flag else "")
+    if kind == "extra_forbidden":
+        return f"unknown setting {loc!r}"
+    return f"{loc}: {err['msg']}"
+
+
+def build_config(
+    file_values: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+    *,
+    source: str | None = None,
+    known_providers: Iterable[str] | None = None,
+) -> JobConfig:
+    """Merge job-file values, flag overrides (``None`` = not given) and ``--set`` options."""
+    merged: dict[str, Any] = dict(file_values or {})
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    file_options = merged.get("options") or {}
+    problems: list[str] = []
+    if not isinstance(file_options, Mapping):
+        problems.append("options: must be a mapping of provider settings")
+        file_options = {}
+    merged["options"] = {**file_options, **(options or {})}
+    config: JobConfig | None = None
+    try:
+        config = JobConfig.model_validate(merged)
+    except ValidationError as exc:
+        problems.extend(_describe(e) for e in exc.errors())
+    names = list(known_providers) if known_providers is not None else None
+    provider = merged.get("provider")
+    if names is not None and isinstance(provider, str) and provider not in names:
+        problems.append(f"unknown provider {provider!r} (choose {'|'.join(names)})")
+    if problems or config is None:
+        unknown = any(p.startswith("unknown setting") for p in problems)
+        hint = (
+            f"allowed settings: {', '.join(JobConfig.model_fields)}"
+            if unknown
+            else "fix the job file or the flags"
+        )
+        raise ConfigError("; ".join(problems), hint=hint, where=source)
+    return config
+
+
+def load_config(
+    job_file: Path | None,
+    overrides: Mapping[str, Any] | None = None,
+    sets: Iterable[str] = (),
+    *,
+    known_providers: Iterable[str] | None = None,
+) -> JobConfig:
+    """Job file (optional) + flags + ``--set`` items → :class:`JobConfig`."""
+    file_values = read_job_file(job_file) if job_file is not None else None
+    return build_config(
+        file_values,
+        overrides,
+        parse_set(sets),
+        source=str(job_file) if job_file is not None else None,
+        known_providers=known_providers,
+    )

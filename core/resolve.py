@@ -1,0 +1,88 @@
+"""Which provider and model a chat/eval target names.
+
+A target is a job-store id (``tp-1a2b3c4d``, a unique prefix, or the job's remote id: the tuned
+model comes from the store), a tuned model id (``ft:...``, ``local:ID``, a Vertex endpoint
+``projects/.../endpoints/...``) or a base model id with ``--provider``. Prefixes are data in
+:mod:`tuneport.providers.registry`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tuneport.errors import ConfigError, NotFoundError
+from tuneport.providers import registry
+from tuneport.schemas import JobRecord, JobRef
+
+if TYPE_CHECKING:
+    from tuneport.providers.base import Provider
+    from tuneport.store import JobStore
+
+JOB_ID_PREFIX = "tp-"
+
+
+def settings_of(record: JobRecord) -> dict[str, Any]:
+    """The provider settings a job was launched with (secrets were never stored)."""
+    options = record.config.get("options") if isinstance(record.config, dict) else None
+    return dict(options) if isinstance(options, dict) else {}
+
+
+def provider_for_record(record: JobRecord) -> Provider:
+    """Build the backend that runs ``record`` with the settings it was launched with."""
+    return registry.get(record.provider, settings_of(record))
+
+
+def ref_of(record: JobRecord) -> JobRef:
+    """The provider-side reference of a stored job (error if it was never created remotely)."""
+    if record.remote_id is None:
+        raise NotFoundError(
+            f"job {record.id} was never created at {record.provider} "
+            f"({record.error or record.raw_state or 'no remote id'})",
+            hint="launch it again with `tuneport train`",
+        )
+    return JobRef(provider=record.provider, remote_id=record.remote_id, run_id=record.run_id)
+
+
+def _from_store(spec: str, store: JobStore | None) -> JobRecord | None:
+    if store is None:
+        from tuneport.store import open_store
+
+        store = open_store()
+    try:
+        return store.get(spec)
+    except NotFoundError:
+        return None
+
+
+def resolve_target(
+    spec: str, provider: str | None = None, *, store: JobStore | None = None
+) -> tuple[str, str, dict[str, Any]]:
+    """``(provider name, model id, provider settings)`` for a chat/eval target."""
+    spec = spec.strip()
+    if not spec:
+        raise ConfigError("empty chat target", hint="give a job id, a model id or an endpoint")
+    if provider is not None and provider not in registry.names():
+        raise ConfigError(
+            f"unknown provider {provider!r}", hint=f"use --provider {'|'.join(registry.names())}"
+        )
+    by_prefix = registry.provider_for_model(spec)
+    if spec.startswith(JOB_ID_PREFIX) or (by_prefix is None and provider is None):
+        record = _from_store(spec, store)
+        if record is not None:
+            if not record.tuned_model:
+                raise NotFoundError(
+                    f"job {record.id} has no tuned model yet (state {record.state.value})",
+                    hint=f"wait for it with `tuneport jobs watch {record.id}`",
+                )
+            return record.provider, record.tuned_model, settings_of(record)
+        if spec.startswith(JOB_ID_PREFIX):
+            raise NotFoundError(
+                f"no job {spec!r} in the job store", hint="see `tuneport jobs list` for the ids"
+            )
+    name = provider or by_prefix
+    if name is None:
+        raise ConfigError(
+            f"cannot tell which provider serves {spec!r}",
+            hint=f"pass --provider {'|'.join(registry.names())}",
+        )
+    return name, spec, {}

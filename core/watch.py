@@ -1,0 +1,170 @@
+"""Watch a job on any provider until it ends, keeping the job store current on every poll.
+
+Polling backs off (2 s doubling to a 30 s cap) while nothing changes and drops back to the
+base interval when the state changes or new events arrive. Time is injected (``sleep``) so tests
+never wait; ``TUNEPORT_POLL_INTERVAL`` sets the base interval (``0`` = do not sleep, for tests
+and fake servers). Ctrl-C stops watching only: the job keeps running and ``tuneport jobs watch
+ID`` resumes from what the store holds (state and the last event seen).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from tuneport.errors import ConfigError, JobFailedError, ProviderError
+from tuneport.resolve import provider_for_record, ref_of
+from tuneport.schemas import JobEvent, JobRecord, JobState, JobStatus
+
+if TYPE_CHECKING:
+    from tuneport.providers.base import Provider
+    from tuneport.store import JobStore
+
+POLL_ENV = "TUNEPORT_POLL_INTERVAL"
+DEFAULT_INTERVAL = 2.0
+MAX_INTERVAL = 30.0
+
+
+def default_interval() -> float:
+    """Base poll interval in seconds: ``$TUNEPORT_POLL_INTERVAL`` or 2."""
+    raw = os.environ.get(POLL_ENV, "").strip()
+    if not raw:
+        return DEFAULT_INTERVAL
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{POLL_ENV}={raw!r} is not a number of seconds", hint=f"e.g. {POLL_ENV}=5"
+        ) from None
+    if value < 0:
+        raise ConfigError(f"{POLL_ENV} must be >= 0, got {value}")
+    return value
+
+
+@dataclass
+class Backoff:
+    """Poll delays: ``base`` after a change, doubling up to ``cap`` while nothing changes."""
+
+    base: float = DEFAULT_INTERVAL
+    cap: float = MAX_INTERVAL
+    factor: float = 2.0
+    current: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.current = self.base
+
+    def next(self, changed: bool) -> float:
+        if changed:
+            self.current = self.base
+        else:
+            self.current = min(max(self.cap, self.base), self.current * self.factor)
+        return self.current
+
+
+@dataclass
+class WatchUpdate:
+    """What one poll found."""
+
+    record: JobRecord
+    status: JobStatus
+    events: list[JobEvent]
+    changed: bool
+    polls: int
+    next_poll: float | None  # seconds until the next poll; None when the job ended
+
+
+class WatchRenderer(Protocol):
+    """Shows a watched job (the CLI renders with rich; tests record)."""
+
+    def update(self, update: WatchUpdate) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NullRenderer:
+    def update(self, update: WatchUpdate) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def poll_once(store: JobStore, record: JobRecord, provider: Provider) -> WatchUpdate:
+    """Poll the provider once and write state, tuned model, billed tokens and events."""
+    ref = ref_of(record)
+    status = provider.status(ref)
+    events = list(provider.events(ref, after=store.last_event_id(record.id)))
+    store.add_events(record.id, events)
+    changed = bool(events) or (status.state, status.raw_state) != (record.state, record.raw_state)
+    updated = store.update(
+        record.id,
+        state=status.state,
+        raw_state=status.raw_state,
+        error=status.error,
+        tuned_model=status.tuned_model or record.tuned_model,
+        billed_tokens=status.trained_tokens
+        if status.trained_tokens is not None
+        else record.billed_tokens,
+    )
+    return WatchUpdate(updated, status, events, changed, 1, None)
+
+
+def watch_job(
+    job_id: str,
+    *,
+    store: JobStore,
+    provider: Provider | None = None,
+    renderer: WatchRenderer | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    interval: float | None = None,
+    max_interval: float = MAX_INTERVAL,
+    max_polls: int | None = None,
+) -> JobRecord:
+    """Poll ``job_id`` until it reaches a terminal state; returns the final stored record.
+
+    Resumable after any crash or Ctrl-C: everything needed is in the store. ``max_polls``
+    stops early (the record is then still running).
+    """
+    record = store.get(job_id)
+    shown = renderer or NullRenderer()
+    if record.state.terminal and record.remote_id is None:
+        return record
+    backend = provider or provider_for_record(record)
+    if record.remote_id is None and record.raw_state == "creating":
+        from tuneport.launch import finish_launch
+
+        record = finish_launch(store, record, backend)
+    base = default_interval() if interval is None else interval
+    backoff = Backoff(base=base, cap=max_interval)
+    polls = 0
+    try:
+        while True:
+            polls += 1
+            update = poll_once(store, record, backend)
+            record = update.record
+            update.polls = polls
+            if record.state.terminal or (max_polls is not None and polls >= max_polls):
+                shown.update(update)
+                return record
+            update.next_poll = backoff.next(update.changed)
+            shown.update(update)
+            sleep(update.next_poll)
+    finally:
+        shown.close()
+
+
+def raise_for_outcome(record: JobRecord) -> None:
+    """A failed or cancelled job as the error the CLI reports (exit code 1)."""
+    if record.state is JobState.FAILED:
+        raise JobFailedError(
+            f"job {record.id} failed at {record.provider}: "
+            f"{record.error or record.raw_state or 'no reason given'}",
+            hint="fix the cause, then launch again with `tuneport train`",
+        )
+    if record.state is JobState.CANCELLED:
+        raise JobFailedError(f"job {record.id} was cancelled", hint="launch it again if needed")
+    if not record.state.terminal:  # pragma: no cover - watch_job only returns early on max_polls
+        raise ProviderError(f"job {record.id} is still {record.state.value}")
