@@ -191,7 +191,7 @@ def estimate_counts(
             worst = max(t for _, t in over)
             warnings.append(
                 f"{len(over)} example{'s' if len(over) > 1 else ''} over the {limit:,}-token "
-                f"limit of {price.model} ({_lines(over)}; largest {approx}{worst:,}): "
+                f"limit of {cfg.model} ({_lines(over)}; largest {approx}{worst:,}): "
                 "the provider rejects or truncates them"
             )
     if validation is not None and limit:
@@ -218,7 +218,7 @@ def estimate_counts(
         )
     if price.unverified and rate is not None:
         warnings.append(
-            f"price ${rate:g}/1M is unverified (as of {price.as_of}, {price.source}); "
+            f"price ${rate:,.2f}/1M is unverified (as of {price.as_of}, {price.source}); "
             "override it with --prices FILE"
         )
     if price.notice:

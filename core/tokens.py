@@ -374,7 +374,7 @@ class ScaledTextCounter:
     def __init__(self, factor: float, band: float, why: str) -> None:
         self.factor = factor
         self.error_band: float | None = band
-        self.label = f"approx o200k×{factor:g} ({why}; ±{band:.0%})"
+        self.label = f"approx o200k×{factor:g}, {why} (±{band:.0%})"
         self._encode = encoding("o200k_base").encode_ordinary
 
     def count_text(self, text: str) -> int:
