@@ -128,6 +128,7 @@ def build_tiny_model(
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=pad_id,
         tie_word_embeddings=False,
+        initializer_range=0.2,
     )
     model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(
