@@ -82,6 +82,7 @@ BASE_URL_ENV = "GOOGLE_VERTEX_BASE_URL"
 REST_API_VERSION = "v1"
 SEARCH_JOBS = 200  # jobs scanned for a run id when the server ignores the label filter
 MAX_DISPLAY_NAME = 128
+SNAPSHOT_TTL = 2.0  # seconds a status() snapshot may serve the next events() call
 
 # raw JOB_STATE_* -> normalized state (data table)
 STATES: dict[str, JobState] = {
@@ -354,6 +355,7 @@ class VertexProvider:
         self._policy = RetryPolicy(attempts=self.options.max_attempts)
         self._model = ""
         self._stager: GcsStager | None = None
+        self._snapshot: tuple[str, float, Any] | None = None  # (job, when, TuningJob)
 
     # --- settings ----------------------------------------------------------------------------
 
@@ -516,8 +518,22 @@ class VertexProvider:
             dropped=dict(train.dropped),
         )
 
+    @staticmethod
+    def check_model(model: str) -> None:
+        """Refuse a model id that belongs to another provider (e.g. a job file switched over)."""
+        from tuneport.providers.registry import provider_for_model
+
+        owner = provider_for_model(model)
+        if owner is not None and owner != NAME:
+            raise ConfigError(
+                f"model {model!r} belongs to the {owner} provider, not to Vertex AI",
+                hint="pass --model gemini-2.5-flash (or another tunable Gemini model)",
+            )
+
     def estimate(self, records: Sequence[AnyRecord], cfg: JobConfig) -> Estimate:
         from tuneport.estimate import estimate
+
+        self.check_model(cfg.model)
 
         validation = None
         if cfg.validation is not None:
@@ -607,6 +623,7 @@ class VertexProvider:
     def launch(self, uploaded: UploadedData, cfg: JobConfig, run_id: str) -> JobRef:
         from google.genai import types
 
+        self.check_model(cfg.model)
         self._model = cfg.model
         existing = self._find_run(run_id)
         if existing is not None:
@@ -651,7 +668,9 @@ class VertexProvider:
         return self._call(lambda: self.client.tunings.get(name=remote_id))
 
     def status(self, job: JobRef) -> JobStatus:
-        return self._status(self._get(job.remote_id))
+        remote = self._get(job.remote_id)
+        self._snapshot = (job.remote_id, self._clock(), remote)
+        return self._status(remote)
 
     @staticmethod
     def _spec_and_stats(job: Any) -> tuple[Any, Any]:
@@ -724,7 +743,17 @@ class VertexProvider:
 
         Ids sort in the order things happen (``NN-...``), so ``after`` works across polls.
         """
-        remote = self._get(job.remote_id)
+        # A watch calls status() then events(): reuse that fresh snapshot (one GET per poll).
+        cached = self._snapshot
+        self._snapshot = None
+        if (
+            cached is not None
+            and cached[0] == job.remote_id
+            and self._clock() - cached[1] <= SNAPSHOT_TTL
+        ):
+            remote = cached[2]
+        else:
+            remote = self._get(job.remote_id)
         for event in self._events(remote):
             if after is None or event.id > after:
                 yield event

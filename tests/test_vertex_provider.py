@@ -415,3 +415,49 @@ def test_service_account_file_gives_project_and_token(
 def test_run_id_label_is_a_valid_label_value() -> None:
     assert run_id_label("20261123T101500-AbC.9") == "20261123t101500-abc-9"
     assert len(run_id_label("x" * 100)) == 63
+
+
+def test_a_watch_poll_costs_one_get(fake: FakeVertex) -> None:
+    provider = make(fake)
+    ref = provider.launch(UPLOADED, cfg(), "r1")
+    before = len(fake.calls("GET", r"tuningJobs/"))
+    status = provider.status(ref)
+    events = list(provider.events(ref))
+    assert len(fake.calls("GET", r"tuningJobs/")) == before + 1
+    assert status.state == JobState.RUNNING and events[-1].id == "0101-epoch-1"
+    list(provider.events(ref))  # no fresh status: fetches again
+    assert len(fake.calls("GET", r"tuningJobs/")) == before + 2
+
+
+def test_batch_size_and_seed_are_warned_not_fatal(tmp_path: Path) -> None:
+    from tests.test_gcs import RecordingProgress
+
+    records = [
+        Example(
+            messages=[
+                Message(role="user", content=f"q{i}"),
+                Message(role="assistant", content=f"a{i}"),
+            ]
+        )
+        for i in range(3)
+    ]
+    progress = RecordingProgress()
+    prepared = VertexProvider(project="p").prepare(
+        records, cfg(batch_size=8, seed=1), tmp_path, progress
+    )
+    notes = " ".join(progress.notes())
+    assert "batch_size ignored" in notes and "seed ignored" in notes
+    rows = [json.loads(line) for line in prepared.training.read_text().splitlines()]
+    assert rows[0] == {
+        "contents": [
+            {"role": "user", "parts": [{"text": "q0"}]},
+            {"role": "model", "parts": [{"text": "a0"}]},
+        ]
+    }
+    assert prepared.examples == 3
+
+
+def test_other_providers_models_are_refused(fake: FakeVertex) -> None:
+    with pytest.raises(ConfigError, match="belongs to the openai provider"):
+        make(fake).launch(UPLOADED, cfg(model="ft:gpt-4.1-mini:org::abc"), "r1")
+    assert not fake.requests

@@ -1,0 +1,206 @@
+"""`tuneport train --provider vertex` end to end from the CLI: GCS emulator + fake Vertex server.
+
+The CLI gets the fakes only through documented settings: ``GOOGLE_VERTEX_BASE_URL`` (base URL),
+``TUNEPORT_VERTEX_ACCESS_TOKEN`` (an OAuth access token, so no ADC lookup happens) and
+``STORAGE_EMULATOR_HOST`` (honoured by google-cloud-storage).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.gcs_emulator import gcs_emulator, gcs_env  # noqa: F401
+from tests.fakes.vertex_server import (
+    BILLABLE_TOKENS,
+    DEFAULT_EPOCHS,
+    FakeVertex,
+    running_fake_vertex,
+)
+from tuneport.cli.main import run
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("gcs_env")]
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "fixtures" / "sample" / "chat.jsonl"
+TOKEN = "ya29.cli-test-token-0123456789"
+BUCKET = "tp-bucket"
+VERTEX_FLAGS = ["--project", "p", "--location", "us-central1", "--bucket", BUCKET, "--yes"]
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeVertex]:
+    with running_fake_vertex() as server:
+        monkeypatch.setenv("GOOGLE_VERTEX_BASE_URL", server.url)
+        monkeypatch.setenv("TUNEPORT_VERTEX_ACCESS_TOKEN", TOKEN)
+        monkeypatch.setenv("TUNEPORT_POLL_INTERVAL", "0")
+        yield server
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = run(list(argv))
+    captured = capsys.readouterr()
+    assert TOKEN not in captured.out + captured.err
+    return code, captured.out, captured.err
+
+
+def train(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[dict[str, Any], str]:
+    code, out, err = cli(
+        capsys,
+        "train",
+        "--provider",
+        "vertex",
+        "--data",
+        str(SAMPLE),
+        "--model",
+        "gemini-2.5-flash",
+        *VERTEX_FLAGS,
+        "--json",
+        *extra,
+    )
+    assert code == 0, err
+    record: dict[str, Any] = json.loads(out)
+    return record, err
+
+
+def _blob_bytes(uri: str) -> bytes:
+    from google.cloud import storage
+
+    bucket, _, name = uri.removeprefix("gs://").partition("/")
+    data: bytes = storage.Client(project="p").bucket(bucket).blob(name).download_as_bytes()
+    return data
+
+
+def test_train_watch_chat_cleanup_end_to_end(
+    fake: FakeVertex, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record, err = train(capsys)
+    assert record["provider"] == "vertex"
+    assert record["state"] == "succeeded"
+    assert record["tuned_model"].startswith("projects/p/locations/us-central1/endpoints/")
+    assert record["billed_tokens"] == BILLABLE_TOKENS * DEFAULT_EPOCHS
+    assert f"created bucket gs://{BUCKET} in us-central1" in err
+
+    # What the SDK sent, and what landed in GCS.
+    (create,) = fake.calls("POST", r"tuningJobs$")
+    assert create.headers["authorization"] == f"Bearer {TOKEN}"
+    uri = create.body["supervisedTuningSpec"]["trainingDatasetUri"]
+    assert uri == record["remote_files"]["training"]
+    assert uri.startswith(f"gs://{BUCKET}/tuneport/{record['dataset_sha256']}/")
+    rows = [json.loads(line) for line in _blob_bytes(uri).splitlines()]
+    assert len(rows) == sum(1 for line in SAMPLE.read_text().splitlines() if line.strip())
+    assert rows[0]["contents"][0]["role"] == "user"
+    assert "systemInstruction" in rows[0]
+    assert create.body["labels"]["tuneport_run_id"] == record["run_id"]
+
+    # Events were stored and the job list shows it.
+    code, out, _ = cli(capsys, "jobs", "list", "--json")
+    assert code == 0 and record["id"] in out
+
+    # Cleanup: undeploy, delete endpoint, delete model.
+    endpoint = record["tuned_model"]
+    assert endpoint in fake.endpoints
+    code, _out, err = cli(capsys, "jobs", "cleanup", record["id"], "--yes")
+    assert code == 0, err
+    assert endpoint not in fake.endpoints
+    assert not fake.models
+    assert fake.calls("POST", r":undeployModel$")
+
+
+def test_second_run_reuses_the_identical_upload(
+    fake: FakeVertex, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, _ = train(capsys)
+    second, err = train(capsys)
+    assert "reused identical upload" in err
+    assert second["remote_files"] == first["remote_files"]
+    assert second["id"] != first["id"]
+    assert len(fake.jobs) == 2
+
+
+def test_failed_job_exits_1_with_the_server_reason(
+    fake: FakeVertex, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.outcome = "fail"
+    code, _out, err = cli(
+        capsys,
+        "train",
+        "--provider",
+        "vertex",
+        "--data",
+        str(SAMPLE),
+        "--model",
+        "gemini-2.5-flash",
+        *VERTEX_FLAGS,
+    )
+    assert code == 1
+    assert "contents must end with model" in err
+
+
+def test_openai_job_file_switches_with_provider_flag(
+    fake: FakeVertex, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "provider: openai\n"
+        "model: gemini-2.5-flash\n"
+        f"data: {SAMPLE}\n"
+        "epochs: 2\n"
+        "learning_rate_multiplier: 0.5\n"
+        "batch_size: 4\n"
+        "suffix: support-bot\n"
+    )
+    code, _out, err = cli(capsys, "train", str(job), "--provider", "vertex", *VERTEX_FLAGS)
+    assert code == 0, err
+    assert "batch_size ignored" in err
+    (create,) = fake.calls("POST", r"tuningJobs$")
+    assert create.body["tunedModelDisplayName"] == "support-bot"
+    assert create.body["supervisedTuningSpec"]["hyperParameters"] == {
+        "epochCount": 2,
+        "learningRateMultiplier": 0.5,
+    }
+
+
+def test_openai_model_is_refused_before_anything_is_uploaded(
+    fake: FakeVertex, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _out, err = cli(
+        capsys,
+        "train",
+        "--provider",
+        "vertex",
+        "--data",
+        str(SAMPLE),
+        "--model",
+        "gpt-4.1-mini",
+        *VERTEX_FLAGS,
+    )
+    assert code == 3
+    assert "model 'gpt-4.1-mini' belongs to the openai provider, not to Vertex AI" in err
+    assert "--model gemini-2.5-flash" in err
+    assert not fake.requests
+
+
+def test_missing_bucket_is_one_line(fake: FakeVertex, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _out, err = cli(
+        capsys,
+        "train",
+        "--provider",
+        "vertex",
+        "--data",
+        str(SAMPLE),
+        "--model",
+        "gemini-2.5-flash",
+        "--project",
+        "p",
+        "--yes",
+    )
+    assert code == 3
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert "--bucket" in line
+    assert not fake.calls("POST", r"tuningJobs$")
