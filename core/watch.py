@@ -118,7 +118,7 @@ def watch_job(
     store: JobStore,
     provider: Provider | None = None,
     renderer: WatchRenderer | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     interval: float | None = None,
     max_interval: float = MAX_INTERVAL,
     max_polls: int | None = None,
@@ -126,8 +126,10 @@ def watch_job(
     """Poll ``job_id`` until it reaches a terminal state; returns the final stored record.
 
     Resumable after any crash or Ctrl-C: everything needed is in the store. ``max_polls``
-    stops early (the record is then still running).
+    stops early (the record is then still running). ``sleep`` defaults to :func:`time.sleep`
+    looked up at call time.
     """
+    pause = sleep or time.sleep
     record = store.get(job_id)
     shown = renderer or NullRenderer()
     if record.state.terminal and record.remote_id is None:
@@ -151,7 +153,7 @@ def watch_job(
                 return record
             update.next_poll = backoff.next(update.changed)
             shown.update(update)
-            sleep(update.next_poll)
+            pause(update.next_poll)
     finally:
         shown.close()
 

@@ -1,0 +1,104 @@
+"""Job files + flags → JobConfig, with every problem reported at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tuneport.errors import ConfigError, InputError
+from tuneport.jobfile import build_config, load_config, parse_set, read_job_file
+
+PROVIDERS = ["openai", "vertex", "local"]
+
+
+def test_example_job_file_loads(fixtures_dir: Path) -> None:
+    cfg = load_config(fixtures_dir / "jobs" / "openai-sft.yaml", known_providers=PROVIDERS)
+    assert (cfg.provider, cfg.model, cfg.method, cfg.epochs) == ("openai", "gpt-4.1-mini", "sft", 3)
+    assert cfg.data.resolve() == (fixtures_dir / "sample" / "chat.jsonl").resolve()
+    assert cfg.data.is_file()
+
+
+def test_flags_override_file_and_set_adds_options(tmp_path: Path) -> None:
+    job = tmp_path / "sub" / "job.yaml"
+    job.parent.mkdir()
+    job.write_text(
+        "provider: openai\nmodel: gpt-4.1-mini\ndata: d.jsonl\nepochs: 3\n"
+        "options: {metadata: {team: a}, beta: 0.1}\n"
+    )
+    cfg = load_config(
+        job,
+        {"provider": "vertex", "epochs": None, "model": "gemini-2.5-flash", "seed": 3},
+        ["bucket=gs://b", "lora.rank=16", "beta=0.2"],
+        known_providers=PROVIDERS,
+    )
+    assert cfg.provider == "vertex" and cfg.model == "gemini-2.5-flash"
+    assert cfg.epochs == 3  # None flag = not given
+    assert cfg.seed == 3
+    assert cfg.data == tmp_path / "sub" / "d.jsonl"  # relative to the job file
+    assert cfg.options == {
+        "metadata": {"team": "a"},
+        "beta": 0.2,
+        "bucket": "gs://b",
+        "lora": {"rank": 16},
+    }
+
+
+def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
+    job = tmp_path / "job.yaml"
+    job.write_text("provider: nope\ndata: d.jsonl\nepochs: many\nmethod: rlhf\ncolour: blue\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(job, known_providers=PROVIDERS)
+    text = info.value.one_line()
+    assert text.startswith(f"{job}: ")
+    for part in (
+        "model is required (--model",
+        "epochs: Input should be a valid integer",
+        "method: Input should be 'sft' or 'dpo'",
+        "unknown setting 'colour'",
+        "unknown provider 'nope' (choose openai|vertex|local)",
+        "allowed settings: provider, model, data",
+    ):
+        assert part in text, part
+
+
+def test_flags_only_need_no_file() -> None:
+    cfg = build_config(None, {"provider": "openai", "model": "m", "data": Path("x.jsonl")})
+    assert cfg.options == {} and cfg.method == "sft"
+    with pytest.raises(ConfigError, match="provider is required"):
+        build_config(None, {"model": "m", "data": Path("x")})
+
+
+def test_yaml_errors_name_the_line(tmp_path: Path) -> None:
+    job = tmp_path / "job.yaml"
+    job.write_text("provider: openai\nmodel: [unclosed\n")
+    with pytest.raises(ConfigError) as info:
+        read_job_file(job)
+    assert info.value.where is not None and info.value.where.startswith(f"{job}:")
+    job.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        read_job_file(job)
+    with pytest.raises(InputError, match="no such job file"):
+        read_job_file(tmp_path / "missing.yaml")
+
+
+def test_options_must_be_a_mapping(tmp_path: Path) -> None:
+    job = tmp_path / "job.yaml"
+    job.write_text("provider: openai\nmodel: m\ndata: d\noptions: [1, 2]\n")
+    with pytest.raises(ConfigError, match="options: must be a mapping"):
+        load_config(job)
+
+
+def test_parse_set() -> None:
+    assert parse_set(["a=1", "b=0.5", "c=true", "d=text", "e=", "f=x=y"]) == {
+        "a": 1,
+        "b": 0.5,
+        "c": True,
+        "d": "text",
+        "e": "",
+        "f": "x=y",
+    }
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_set(["novalue"])
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_set(["a=1", "a.b=2"])  # a is not a mapping

@@ -1,0 +1,245 @@
+"""End to end: `tuneport train|jobs|chat` in-process against the fake OpenAI server."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.openai_server import FakeOpenAI
+from tuneport.cli.main import run
+from tuneport.schemas import JobState
+from tuneport.store import home, open_store
+
+KEY = "sk-test-SECRET123456"
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(api_key=KEY) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("TUNEPORT_POLL_INTERVAL", "0")
+        yield server
+
+
+@pytest.fixture
+def sample(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "sample" / "chat.jsonl"
+
+
+def _train(sample: Path, *extra: str) -> int:
+    return run(
+        ["train", "--provider", "openai", "--data", str(sample), "--model", "gpt-4.1-mini", *extra]
+    )
+
+
+def test_train_watch_success_then_chat_with_the_job(
+    fake: FakeOpenAI, sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _train(sample, "--yes") == 0
+    out, err = capsys.readouterr()
+    assert "winding down" in err  # the one-line notice
+    assert "billed tokens" in err and "estimated cost: $" in err  # the estimate
+    (job,) = open_store().list_jobs()
+    assert job.state is JobState.SUCCEEDED and job.tuned_model
+    assert f"tuned model: {job.tuned_model}" in out
+    assert f"trained tokens: {job.billed_tokens:,} (estimated {job.estimate_tokens:,}" in out
+    assert job.remote_id in fake.jobs and len(fake.jobs) == 1
+    (upload,) = fake.calls("POST", "/files")
+    exported = upload.body["files"]["file"][1].decode().splitlines()
+    assert len(exported) == 26 and "messages" in json.loads(exported[0])
+    body = fake.calls("POST", "/fine_tuning/jobs")[0].body
+    assert body["metadata"] == {"tuneport_run_id": job.run_id}
+    assert body["method"] == {"type": "supervised", "supervised": {"hyperparameters": {}}}
+    assert [e.message for e in open_store().events(job.id)][-1].startswith("The job has")
+
+    assert run(["chat", job.id, "-m", "hi"]) == 0
+    out, _ = capsys.readouterr()
+    assert out.strip() == f"echo[{job.tuned_model}]: hi"
+
+    assert run(["jobs", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [j["id"] for j in listed] == [job.id]
+    assert run(["jobs", "show", job.id, "--json", "--refresh"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["state"] == "succeeded" and shown["events"] and shown["checkpoints"]
+    assert run(["jobs", "show", job.id]) == 0
+    assert job.tuned_model in capsys.readouterr().out
+
+    # same bytes again: no second upload
+    assert _train(sample, "--yes", "--no-watch") == 0
+    assert "reused identical upload" in capsys.readouterr().err
+    assert len(fake.calls("POST", "/files")) == 1 and len(fake.jobs) == 2
+
+    assert run(["jobs", "cleanup", job.id, "--yes", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"id": job.id, "cleaned": True}
+    assert fake.calls("DELETE", f"/files/{job.remote_files['training']}")
+
+
+def test_job_file_and_hyperparameters(
+    fake: FakeOpenAI, fixtures_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job_file = fixtures_dir / "jobs" / "openai-sft.yaml"
+    assert run(["train", str(job_file), "--yes", "--epochs", "2", "--set", "beta=0.1"]) == 0
+    body = fake.calls("POST", "/fine_tuning/jobs")[0].body
+    assert body["suffix"] == "tuneport-demo" and body["seed"] == 42
+    assert body["method"]["supervised"]["hyperparameters"] == {
+        "n_epochs": 2,
+        "batch_size": 4,
+        "learning_rate_multiplier": 1.0,
+    }
+
+
+def test_dpo_from_the_preference_sample(
+    fake: FakeOpenAI, fixtures_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = fixtures_dir / "sample" / "preference.jsonl"
+    code = run(
+        [
+            "train",
+            "--provider",
+            "openai",
+            "--model",
+            "gpt-4.1-mini",
+            "--data",
+            str(data),
+            "--method",
+            "dpo",
+            "--set",
+            "beta=0.2",
+            "--yes",
+            "--no-watch",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    body = fake.calls("POST", "/fine_tuning/jobs")[0].body
+    assert body["method"] == {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2}}}
+    line = json.loads(fake.calls("POST", "/files")[0].body["files"]["file"][1].splitlines()[0])
+    assert set(line) >= {"input", "preferred_output", "non_preferred_output"}
+
+
+def test_non_interactive_without_yes_refuses_after_showing_the_estimate(
+    fake: FakeOpenAI, sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _train(sample) == 3
+    err = capsys.readouterr().err
+    assert "billed tokens" in err and "error: refusing to launch a paid job" in err
+    assert "--yes" in err
+    assert not fake.calls("POST", "/files") and not fake.jobs
+
+
+def test_budget_guard_refuses(
+    fake: FakeOpenAI, sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _train(sample, "--yes", "--max-cost", "0.0001") == 5
+    assert "exceeds --max-cost" in capsys.readouterr().err
+    assert not fake.calls("POST", "/files")
+
+
+def test_invalid_data_is_refused_with_every_problem(
+    fake: FakeOpenAI, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.jsonl"
+    good = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    rows = [json.dumps(good)] * 12 + ['{"messages": [{"role": "user", "content": "q"}]}', "{oops"]
+    bad.write_text("\n".join(rows) + "\n")
+    assert _train(bad, "--yes") == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:13:" in err and f"{bad}:14" in err
+    assert "validation error(s)" in err
+    assert not fake.calls("POST", "/files") and not fake.jobs
+
+
+def test_wrong_option_for_the_provider_lists_allowed_keys(
+    fake: FakeOpenAI, sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _train(sample, "--yes", "--bucket", "gs://b") == 3
+    err = capsys.readouterr().err
+    assert "unknown option 'bucket' for provider openai" in err and "base_url" in err
+
+
+def test_config_errors_are_reported_at_once(
+    capsys: pytest.CaptureFixture[str], sample: Path
+) -> None:
+    assert run(["train", "--data", str(sample), "--epochs", "2", "--method", "ppo"]) == 3
+    err = capsys.readouterr().err
+    assert "provider is required" in err and "model is required" in err and "method" in err
+
+
+def test_failed_job_exits_1_with_the_provider_message(
+    fake: FakeOpenAI, sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.fail_next_job = "Example 4 has no assistant message"
+    assert _train(sample, "--yes") == 1
+    err = capsys.readouterr().err
+    assert "failed at openai: Example 4 has no assistant message" in err
+    (job,) = open_store().list_jobs()
+    assert job.state is JobState.FAILED and "Example 4" in (job.error or "")
+
+
+def test_ctrl_c_leaves_the_job_running_and_jobs_watch_resumes(
+    fake: FakeOpenAI,
+    sample: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    polls = 0
+
+    def sleep(seconds: float) -> None:
+        nonlocal polls
+        polls += 1
+        if polls == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    assert _train(sample, "--yes") == 130
+    (job,) = open_store().list_jobs()
+    err = capsys.readouterr().err
+    assert f"job {job.id} keeps running" in err and f"tuneport jobs watch {job.id}" in err
+    assert not job.state.terminal and fake.jobs[job.remote_id]["status"] != "cancelled"
+
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    assert run(["jobs", "watch", job.id]) == 0
+    assert "tuned model: ft:" in capsys.readouterr().out
+    assert open_store().get(job.id).state is JobState.SUCCEEDED
+    assert len(fake.jobs) == 1
+
+
+def test_cancel_and_resume_unsupported(
+    fake: FakeOpenAI, sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _train(sample, "--yes", "--no-watch") == 0
+    job_id = capsys.readouterr().out.strip()
+    assert run(["jobs", "cancel", job_id, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "cancelled"
+    assert run(["jobs", "watch", job_id]) == 1  # cancelled jobs exit 1
+    assert "was cancelled" in capsys.readouterr().err
+    assert run(["jobs", "resume", job_id]) == 3
+    assert "cannot resume" in capsys.readouterr().err
+
+
+def test_unknown_job_id(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["jobs", "show", "tp-nope"]) == 4
+    assert "jobs list" in capsys.readouterr().err
+
+
+def test_the_key_never_appears_in_output_or_store(
+    fake: FakeOpenAI,
+    sample: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wrong = "sk-test-SECRET123456-typo"
+    monkeypatch.setenv("OPENAI_API_KEY", wrong)
+    assert _train(sample, "--yes", "--set", f"api_key={wrong}") == 4
+    out, err = capsys.readouterr()
+    assert "OpenAI rejected the API key" in err
+    assert fake.requests and fake.requests[0].headers["authorization"].endswith(wrong)
+    assert "SECRET123456" not in out + err
+    for path in home().rglob("*"):
+        if path.is_file():
+            assert b"SECRET123456" not in path.read_bytes(), path

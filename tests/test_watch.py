@@ -1,0 +1,200 @@
+"""tuneport.watch: backoff, store updated on every poll, Ctrl-C and crash resume."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tuneport.errors import ConfigError, JobFailedError, NotFoundError
+from tuneport.schemas import JobEvent, JobRecord, JobRef, JobState, JobStatus
+from tuneport.store import JobStore
+from tuneport.watch import Backoff, WatchUpdate, default_interval, raise_for_outcome, watch_job
+
+
+class ScriptedProvider:
+    """Returns the next scripted status on each poll; events appear with their statuses."""
+
+    name = "scripted"
+
+    def __init__(self, script: Sequence[tuple[str, JobState, list[str]]]) -> None:
+        self.script = list(script)
+        self.polls = 0
+        self.events_seen: list[str] = []
+        self.afters: list[str | None] = []
+
+    def status(self, job: JobRef) -> JobStatus:
+        raw, state, new = self.script[min(self.polls, len(self.script) - 1)]
+        self.polls += 1
+        self.events_seen.extend(new)
+        done = state is JobState.SUCCEEDED
+        return JobStatus(
+            remote_id=job.remote_id,
+            state=state,
+            raw_state=raw,
+            error="bad data (code)" if state is JobState.FAILED else None,
+            tuned_model="scripted:tuned" if done else None,
+            trained_tokens=900 if done else None,
+        )
+
+    def events(self, job: JobRef, after: str | None = None) -> Iterator[JobEvent]:
+        self.afters.append(after)
+        ids = self.events_seen
+        start = ids.index(after) + 1 if after in ids else 0
+        for i, event_id in enumerate(ids[start:], start):
+            yield JobEvent(id=event_id, message=f"event {event_id}", step=i, loss=1.0 / (i + 1))
+
+
+class Recorder:
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+        self.updates: list[WatchUpdate] = []
+        self.stored_states: list[JobState] = []
+        self.closed = 0
+
+    def update(self, update: WatchUpdate) -> None:
+        self.updates.append(update)
+        self.stored_states.append(self.store.get(update.record.id).state)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> JobStore:
+    return JobStore(tmp_path / "jobs.db")
+
+
+def _job(store: JobStore, **extra: object) -> JobRecord:
+    now = datetime.now(UTC)
+    fields: dict[str, object] = {
+        "id": "tp-0000000a",
+        "run_id": "run-a",
+        "provider": "scripted",
+        "model": "m",
+        "dataset_sha256": "x",
+        "remote_id": "remote-1",
+        "estimate_tokens": 1000,
+        "created_at": now,
+        "updated_at": now,
+    }
+    fields.update(extra)
+    return store.add(JobRecord.model_validate(fields))
+
+
+SCRIPT = [
+    ("validating_files", JobState.VALIDATING, ["e1"]),
+    ("queued", JobState.QUEUED, []),
+    ("queued", JobState.QUEUED, []),
+    ("queued", JobState.QUEUED, []),
+    ("running", JobState.RUNNING, ["e2", "e3"]),
+    ("running", JobState.RUNNING, []),
+    ("succeeded", JobState.SUCCEEDED, ["e4"]),
+]
+
+
+def test_backoff_doubles_to_the_cap_and_resets_on_change() -> None:
+    b = Backoff(base=2, cap=30)
+    assert [b.next(False) for _ in range(6)] == [4, 8, 16, 30, 30, 30]
+    assert b.next(True) == 2
+    assert Backoff(base=0, cap=30).next(False) == 0
+
+
+def test_watch_to_success_updates_the_store_every_poll(store: JobStore) -> None:
+    _job(store)
+    provider = ScriptedProvider(SCRIPT)
+    seen = Recorder(store)
+    slept: list[float] = []
+    final = watch_job(
+        "tp-0000000a",
+        store=store,
+        provider=provider,
+        renderer=seen,
+        sleep=slept.append,
+        interval=2,
+    )
+    assert final.state is JobState.SUCCEEDED and final.tuned_model == "scripted:tuned"
+    assert final.billed_tokens == 900 and final.estimate_tokens == 1000
+    assert provider.polls == 7
+    assert seen.stored_states == [u.record.state for u in seen.updates]  # store == view
+    assert [u.record.raw_state for u in seen.updates][:2] == ["validating_files", "queued"]
+    # change → 2 s; quiet polls back off 4, 8; change resets; then 4 again
+    assert slept == [2, 2, 4, 8, 2, 4]
+    assert seen.updates[-1].next_poll is None and seen.closed == 1
+    assert [e.id for e in store.events("tp-0000000a")] == ["e1", "e2", "e3", "e4"]
+    raise_for_outcome(final)  # succeeded: no error
+
+
+def test_ctrl_c_then_resume_from_the_store(store: JobStore) -> None:
+    _job(store)
+    provider = ScriptedProvider(SCRIPT)
+    polls = 0
+
+    def interrupting_sleep(seconds: float) -> None:
+        nonlocal polls
+        polls += 1
+        if polls == 5:
+            raise KeyboardInterrupt
+
+    seen = Recorder(store)
+    with pytest.raises(KeyboardInterrupt):
+        watch_job(
+            "tp-0000000a", store=store, provider=provider, renderer=seen, sleep=interrupting_sleep
+        )
+    assert seen.closed == 1  # the live view is closed on the way out
+    mid = store.get("tp-0000000a")
+    assert mid.state is JobState.RUNNING
+    assert store.last_event_id("tp-0000000a") == "e3"
+
+    final = watch_job("tp-0000000a", store=store, provider=provider, sleep=lambda s: None)
+    assert final.state is JobState.SUCCEEDED
+    assert provider.afters[5] == "e3"  # the resumed watch asked only for newer events
+    assert [e.id for e in store.events("tp-0000000a")] == ["e1", "e2", "e3", "e4"]
+
+
+def test_failed_job_reports_the_provider_message(store: JobStore) -> None:
+    _job(store)
+    provider = ScriptedProvider(
+        [("running", JobState.RUNNING, []), ("failed", JobState.FAILED, [])]
+    )
+    final = watch_job("tp-0000000a", store=store, provider=provider, sleep=lambda s: None)
+    assert final.state is JobState.FAILED and final.error == "bad data (code)"
+    with pytest.raises(JobFailedError) as info:
+        raise_for_outcome(final)
+    assert info.value.exit_code == 1 and "bad data (code)" in info.value.one_line()
+    with pytest.raises(JobFailedError, match="cancelled"):
+        raise_for_outcome(final.model_copy(update={"state": JobState.CANCELLED}))
+
+
+def test_max_polls_stops_early(store: JobStore) -> None:
+    _job(store)
+    record = watch_job(
+        "tp-0000000a",
+        store=store,
+        provider=ScriptedProvider(SCRIPT),
+        sleep=lambda s: None,
+        max_polls=2,
+    )
+    assert record.state is JobState.QUEUED
+
+
+def test_job_never_created_is_a_clear_error(store: JobStore) -> None:
+    _job(store, remote_id=None, raw_state="not created", error="quota", state=JobState.QUEUED)
+    with pytest.raises(NotFoundError, match="never created"):
+        watch_job(
+            "tp-0000000a", store=store, provider=ScriptedProvider(SCRIPT), sleep=lambda s: None
+        )
+
+
+def test_poll_interval_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert default_interval() == 2.0
+    monkeypatch.setenv("TUNEPORT_POLL_INTERVAL", "0")
+    assert default_interval() == 0.0
+    monkeypatch.setenv("TUNEPORT_POLL_INTERVAL", "soon")
+    with pytest.raises(ConfigError, match="TUNEPORT_POLL_INTERVAL"):
+        default_interval()
+    monkeypatch.setenv("TUNEPORT_POLL_INTERVAL", "-1")
+    with pytest.raises(ConfigError):
+        default_interval()
