@@ -19,6 +19,7 @@ from tests.fakes.vertex_server import (
     BILLABLE_TOKENS,
     DEFAULT_EPOCHS,
     FakeVertex,
+    count_words,
     running_fake_vertex,
 )
 from tuneport.cli.main import run
@@ -204,3 +205,28 @@ def test_missing_bucket_is_one_line(fake: FakeVertex, capsys: pytest.CaptureFixt
     (line,) = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert "--bucket" in line
     assert not fake.calls("POST", r"tuningJobs$")
+
+
+def test_estimate_online_counts_with_vertex_count_tokens(
+    fake: FakeVertex, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "p")
+    code, out, err = cli(
+        capsys,
+        "estimate",
+        str(SAMPLE),
+        "--provider",
+        "vertex",
+        "--model",
+        "gemini-2.5-flash",
+        "--online",
+        "--json",
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    calls = fake.calls("POST", r":countTokens$")
+    assert len(calls) == doc["examples"]  # one request per record, counted once
+    assert doc["exact"] is True
+    assert doc["tokens"] == sum(count_words(c.body) for c in calls)
+    assert doc["token_counter"] == "Vertex countTokens (gemini-2.5-flash)"
+    assert all(c.path.startswith("projects/p/locations/us-central1/") for c in calls)

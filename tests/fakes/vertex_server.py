@@ -263,15 +263,7 @@ class FakeVertex:
         }
 
     def _count_tokens(self, req: Request, model: str) -> tuple[int, Any]:
-        body = req.body or {}
-        texts = [
-            part.get("text", "")
-            for content in [*body.get("contents", []), body.get("systemInstruction") or {}]
-            for part in content.get("parts", [])
-        ]
-        tools = body.get("tools") or []
-        total = sum(len(t.split()) for t in texts) + 10 * len(tools)
-        return 200, {"totalTokens": total}
+        return 200, {"totalTokens": count_words(req.body or {})}
 
     # --- endpoints, models, operations -----------------------------------------------------
 
@@ -339,6 +331,19 @@ class FakeVertex:
         if op is None:
             return 404, _error(404, "NOT_FOUND", f"Operation {name} not found")
         return 200, op
+
+
+def count_words(body: dict[str, Any]) -> int:
+    """The fake's token count: words of every text part, +5 per function call/response part,
+    +10 per tool."""
+    parts = [
+        part
+        for content in [*body.get("contents", []), body.get("systemInstruction") or {}]
+        for part in content.get("parts", [])
+    ]
+    words = sum(len(str(p.get("text", "")).split()) for p in parts)
+    calls = sum(1 for p in parts if "functionCall" in p or "functionResponse" in p)
+    return words + 5 * calls + 10 * len(body.get("tools") or [])
 
 
 def _error(code: int, status: str, message: str) -> dict[str, Any]:
