@@ -22,10 +22,12 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
 def cookbook_num_tokens(messages: list[dict[str, Any]], encoding_name: str = "o200k_base") -> int:
-    """The OpenAI cookbook's ``num_tokens_from_messages`` (gpt-4o/4.1 rules), with tiktoken."""
-    import tiktoken
+    """The OpenAI cookbook's ``num_tokens_from_messages`` (gpt-4o/4.1 rules), with tiktoken.
 
-    enc = tiktoken.get_encoding(encoding_name)
+    ``tokens.encoding`` only loads tiktoken's own Encoding offline; the counting here is the
+    cookbook's, independent of tuneport's counters.
+    """
+    enc = tokens.encoding(encoding_name)
     tokens_per_message, tokens_per_name = 3, 1
     num = 0
     for message in messages:
