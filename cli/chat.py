@@ -1,5 +1,6 @@
 """`tuneport chat TARGET`: talk to a tuned model (job id, ft:..., local:ID, endpoint)."""
 
+import sys
 from typing import Annotated
 
 import typer
@@ -49,7 +50,9 @@ def chat(
     err.print(f"chatting with {session.model} ({session.provider.name}); /exit or Ctrl-D ends")
     while True:
         try:
-            text = input("you> ")
+            sys.stderr.write("you> ")  # the prompt on stderr: stdout holds replies only
+            sys.stderr.flush()
+            text = input()
         except EOFError:
             err.print()
             return

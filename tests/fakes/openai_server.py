@@ -354,7 +354,7 @@ class FakeOpenAI:
             if job["hyperparameters"]["n_epochs"] == "auto":
                 job["hyperparameters"]["n_epochs"] = epochs
             size = len(self.file_bytes.get(job["training_file"], b""))
-            job["trained_tokens"] = self.trained_tokens or (size // 4) * epochs
+            job["trained_tokens"] = self.trained_tokens or max(1, size // 4) * epochs
             suffix = job.get("user_provided_suffix") or ""
             job["fine_tuned_model"] = f"ft:{job['model']}:org-fake:{suffix}:{job_id[-6:]}"
             job["finished_at"] = int(time.time())

@@ -1,0 +1,142 @@
+"""`tuneport chat` and target resolution (job id, ft:, local:, endpoint, base model)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.openai_server import FakeOpenAI
+from tuneport.cli.main import run
+from tuneport.errors import ConfigError, NotFoundError
+from tuneport.resolve import resolve_target
+from tuneport.schemas import JobRecord, JobState
+from tuneport.store import JobStore, open_store
+
+KEY = "sk-test-SECRET123456"
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(api_key=KEY) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        yield server
+
+
+def _stored(store: JobStore, **extra: object) -> JobRecord:
+    now = datetime.now(UTC)
+    fields: dict[str, object] = {
+        "id": "tp-00c0ffee",
+        "run_id": "run-c",
+        "provider": "openai",
+        "model": "gpt-4.1-mini",
+        "dataset_sha256": "x",
+        "remote_id": "ftjob-77",
+        "state": JobState.SUCCEEDED,
+        "tuned_model": "ft:gpt-4.1-mini:org::77",
+        "config": {"options": {"metadata": {"team": "a"}}},
+        "created_at": now,
+        "updated_at": now,
+    }
+    fields.update(extra)
+    return store.add(JobRecord.model_validate(fields))
+
+
+def test_resolve_targets(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "j.db")
+    _stored(store)
+    expected = ("openai", "ft:gpt-4.1-mini:org::77", {"metadata": {"team": "a"}})
+    assert resolve_target("tp-00c0ffee", store=store) == expected
+    assert resolve_target("tp-00c0", store=store) == expected  # unique prefix
+    assert resolve_target("ftjob-77", store=store) == expected  # remote id
+    assert resolve_target("ft:gpt-4o:x::y", store=store) == ("openai", "ft:gpt-4o:x::y", {})
+    assert resolve_target("local:tp-1", store=store)[0] == "local"
+    endpoint = "projects/p/locations/us-central1/endpoints/123"
+    assert resolve_target(endpoint, store=store) == ("vertex", endpoint, {})
+    assert resolve_target("gemini-2.5-flash", store=store)[0] == "vertex"
+    assert resolve_target("my-model", "local", store=store) == ("local", "my-model", {})
+    with pytest.raises(ConfigError, match="cannot tell which provider"):
+        resolve_target("mistral-7b", store=store)
+    with pytest.raises(ConfigError, match="unknown provider"):
+        resolve_target("gpt-4.1", "nope", store=store)
+    with pytest.raises(NotFoundError, match="jobs list"):
+        resolve_target("tp-deadbeef", store=store)
+
+
+def test_job_without_tuned_model_says_to_wait(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "j.db")
+    _stored(store, state=JobState.RUNNING, tuned_model=None)
+    with pytest.raises(NotFoundError, match="jobs watch tp-00c0ffee"):
+        resolve_target("tp-00c0ffee", store=store)
+
+
+def test_one_shot_with_a_tuned_model_id(
+    fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["chat", "ft:gpt-4.1-mini:org::abc", "-m", "hi", "--system", "be brief"]) == 0
+    assert capsys.readouterr().out.strip() == "echo[ft:gpt-4.1-mini:org::abc]: hi"
+    assert fake.chats[0]["messages"] == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "hi"},
+    ]
+
+
+def test_one_shot_with_a_stored_job_and_json(
+    fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _stored(open_store())
+    assert run(["chat", "tp-00c0ffee", "-m", "ping", "--json", "--temperature", "0"]) == 0
+    out = capsys.readouterr().out
+    assert '"role": "assistant"' in out and "ping" in out
+    assert fake.chats[0]["model"] == "ft:gpt-4.1-mini:org::77"
+    assert fake.chats[0]["temperature"] == 0.0
+
+
+def test_base_model_needs_a_provider_when_unknown(
+    fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["chat", "mistral-7b", "-m", "hi"]) == 3
+    assert "--provider" in capsys.readouterr().err
+    assert run(["chat", "mistral-7b", "-m", "hi", "--provider", "openai"]) == 0
+    assert fake.chats[-1]["model"] == "mistral-7b"
+
+
+def test_repl_keeps_history_and_ends_on_exit(
+    fake: FakeOpenAI, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello\n\nsecond\n/exit\nnever sent\n"))
+    assert run(["chat", "ft:gpt-4.1-mini:o::1", "--system", "sys"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["echo[ft:gpt-4.1-mini:o::1]: hello", "echo[ft:gpt-4.1-mini:o::1]: second"]
+    assert len(fake.chats) == 2
+    assert [m["role"] for m in fake.chats[1]["messages"]] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+    ]
+
+
+def test_repl_ends_on_eof(
+    fake: FakeOpenAI, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("only\n"))
+    assert run(["chat", "ft:gpt-4.1-mini:o::1"]) == 0
+    assert len(fake.chats) == 1
+
+
+def test_chat_errors_are_one_line(fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]) -> None:
+    fake.fail(
+        "POST",
+        "/chat/completions",
+        404,
+        message="The model `ft:x` does not exist",
+        code="model_not_found",
+    )
+    assert run(["chat", "ft:x", "-m", "hi"]) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ")
