@@ -103,8 +103,21 @@ def test_train_watch_chat_cleanup_end_to_end(
     code, out, _ = cli(capsys, "jobs", "list", "--json")
     assert code == 0 and record["id"] in out
 
-    # Cleanup: undeploy, delete endpoint, delete model.
+    # Chat with the tuned endpoint by job id (settings come from the job store) ...
+    code, out, err = cli(capsys, "chat", record["id"], "-m", "hi", "--system", "Be brief.")
+    assert code == 0, err
     endpoint = record["tuned_model"]
+    assert out.strip() == f"[{endpoint.rsplit('/', 1)[-1]}] echo: hi"
+    (generate,) = fake.calls("POST", r":generateContent$")
+    assert generate.path == f"{endpoint}:generateContent"
+    assert generate.body["systemInstruction"]["parts"] == [{"text": "Be brief."}]
+    assert generate.body["contents"] == [{"role": "user", "parts": [{"text": "hi"}]}]
+    # ... and by endpoint name.
+    code, out, err = cli(capsys, "chat", endpoint, "-m", "again", "--set", "project=p")
+    assert code == 0, err
+    assert out.strip().endswith("echo: again")
+
+    # Cleanup: undeploy, delete endpoint, delete model.
     assert endpoint in fake.endpoints
     code, _out, err = cli(capsys, "jobs", "cleanup", record["id"], "--yes")
     assert code == 0, err
@@ -144,26 +157,27 @@ def test_failed_job_exits_1_with_the_server_reason(
 
 
 def test_openai_job_file_switches_with_provider_flag(
-    fake: FakeVertex, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    fake: FakeVertex, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    job = tmp_path / "job.yaml"
-    job.write_text(
-        "provider: openai\n"
-        "model: gemini-2.5-flash\n"
-        f"data: {SAMPLE}\n"
-        "epochs: 2\n"
-        "learning_rate_multiplier: 0.5\n"
-        "batch_size: 4\n"
-        "suffix: support-bot\n"
+    job = ROOT / "fixtures" / "jobs" / "openai-sft.yaml"
+    code, _out, err = cli(
+        capsys,
+        "train",
+        str(job),
+        "--provider",
+        "vertex",
+        "--model",
+        "gemini-2.5-flash",
+        *VERTEX_FLAGS,
     )
-    code, _out, err = cli(capsys, "train", str(job), "--provider", "vertex", *VERTEX_FLAGS)
     assert code == 0, err
-    assert "batch_size ignored" in err
+    assert "batch_size ignored" in err and "seed ignored" in err
     (create,) = fake.calls("POST", r"tuningJobs$")
-    assert create.body["tunedModelDisplayName"] == "support-bot"
+    assert create.body["baseModel"] == "gemini-2.5-flash"
+    assert create.body["tunedModelDisplayName"] == "tuneport-demo"  # the job file's suffix
     assert create.body["supervisedTuningSpec"]["hyperParameters"] == {
-        "epochCount": 2,
-        "learningRateMultiplier": 0.5,
+        "epochCount": 3,
+        "learningRateMultiplier": 1.0,
     }
 
 
