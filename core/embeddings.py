@@ -57,9 +57,9 @@ class SentenceEmbedder:
 
     def __call__(self, texts: Sequence[str], progress: Progress | None = None) -> Vectors:
         progress = progress or NullProgress()
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
-        )
+        get_dim = getattr(self._model, "get_embedding_dimension", None)
+        if get_dim is None:  # sentence-transformers < 6
+            get_dim = self._model.get_sentence_embedding_dimension
         dim = int(get_dim() or 0)
         if not texts:
             return np.zeros((0, dim), dtype=np.float32)
@@ -106,7 +106,7 @@ def load_embedder(model: str | None = None, *, device: str | None = "cpu") -> Se
         with contextlib.suppress(ImportError):  # keep stderr for tuneport's own progress
             from transformers.utils import logging as hf_logging
 
-            hf_logging.disable_progress_bar()
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         try:
             st = SentenceTransformer(path, device=device)
         except (OSError, ValueError) as exc:

@@ -212,22 +212,23 @@ def default_counter(provider: str | None = None, model: str | None = None) -> To
 def iter_input(path: Path, fmt: str | None = None) -> Iterator[tuple[int, AnyRecord]]:
     """``(line, record)`` for every record of a data file, in any format tuneport reads.
 
-    A row that cannot be read as a record stops with an :class:`InputError` naming its
-    ``file:line`` and the fix: curating or counting around broken rows would hide them.
+    A row with an error stops with an :class:`InputError` naming its ``file:line`` and the fix:
+    curating or counting around broken rows would hide them. Warnings do not stop it.
     """
     from tuneport.data import read_records
 
     require_file(path)
     for row in read_records(path, fmt):
-        if row.record is None:
-            first = row.problems[0] if row.problems else None
+        errors = [p for p in row.problems if p.severity == "error"]
+        if errors:
+            first = errors[0]
             raise InputError(
-                first.message if first else "row is not a training record",
-                hint=(first.fix if first else "fix the row")
-                + f"; `tuneport validate {path}` lists every problem",
-                where=first.where if first else f"{path}:{row.line}",
+                first.message,
+                hint=f"{first.fix}; `tuneport validate {path}` lists every problem",
+                where=first.where,
             )
-        yield row.line, row.record
+        if row.record is not None:
+            yield row.line, row.record
 
 
 def plot_histogram(

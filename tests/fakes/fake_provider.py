@@ -1,0 +1,141 @@
+"""A deterministic in-process backend for tests of model-facing commands (``tuneport eval``).
+
+Register it in a test with ``registry.register("fake", "tests.fakes.fake_provider:FakeProvider")``
+and address it as ``fake:MODEL``. ``chat`` behaves by model name:
+
+- ``good``   — the parrot: answers the text after ``say:`` in the last user turn;
+- ``bad``    — always ``I do not know.``;
+- ``echo``   — the last user turn verbatim;
+- ``flaky``  — fails the first ``fail_first`` calls for each prompt (a :class:`ProviderError`,
+  which eval retries), then answers like ``good``;
+- ``broken`` — always fails with a :class:`ProviderError`;
+- ``locked`` — always fails with an :class:`AuthError` (eval stops at once);
+- anything else — :class:`NotFoundError`.
+
+Every call is recorded in ``FakeProvider.calls`` (model, last user text, options) so tests can
+check what was sent. Training methods work on a tiny in-memory job table so the class satisfies
+the whole :class:`~tuneport.providers.base.Provider` protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from tuneport.errors import AuthError, NotFoundError, ProviderError
+from tuneport.progress import Progress
+from tuneport.providers.base import AnyRecord, ChatOptions, PreparedData, UploadedData
+from tuneport.schemas import (
+    Estimate,
+    JobConfig,
+    JobEvent,
+    JobRef,
+    JobState,
+    JobStatus,
+    Message,
+)
+
+
+class FakeProvider:
+    name = "fake"
+    calls: ClassVar[list[tuple[str, str, ChatOptions]]] = []
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, fail_first: int = 2, **settings: Any) -> None:
+        self.fail_first = fail_first
+        self.settings = settings
+        self._failures: dict[tuple[str, str], int] = {}
+        self._jobs: dict[str, JobStatus] = {}
+
+    # --- chat ------------------------------------------------------------------------------
+    def chat(self, model: str, messages: Sequence[Message], options: ChatOptions) -> Message:
+        last_user = next((m.content or "" for m in reversed(messages) if m.role == "user"), "")
+        with self._lock:
+            FakeProvider.calls.append((model, last_user, options))
+        parrot = last_user.split("say:", 1)[-1].strip()
+        if model == "good":
+            return Message(role="assistant", content=parrot)
+        if model == "bad":
+            return Message(role="assistant", content="I do not know.")
+        if model == "echo":
+            return Message(role="assistant", content=last_user)
+        if model == "flaky":
+            with self._lock:
+                seen = self._failures.get((model, last_user), 0)
+                self._failures[(model, last_user)] = seen + 1
+            if seen < self.fail_first:
+                raise ProviderError(f"fake transient failure {seen + 1}", hint="retry")
+            return Message(role="assistant", content=parrot)
+        if model == "broken":
+            raise ProviderError("fake outage", hint="try later")
+        if model == "locked":
+            raise AuthError("fake credentials rejected", hint="set FAKE_KEY")
+        raise NotFoundError(f"fake model {model!r} does not exist", hint="use good or bad")
+
+    # --- training (minimal, in memory) -------------------------------------------------------
+    def prepare(
+        self, records: Iterable[AnyRecord], cfg: JobConfig, out_dir: Path, progress: Progress
+    ) -> PreparedData:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / "train.jsonl"
+        rows = [json.dumps(r.model_dump(mode="json", exclude_none=True)) for r in records]
+        path.write_text("".join(row + "\n" for row in rows), encoding="utf-8")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        return PreparedData(training=path, sha256=digest, examples=len(rows))
+
+    def estimate(self, records: Sequence[AnyRecord], cfg: JobConfig) -> Estimate:
+        tokens = sum(len(json.dumps(r.model_dump(mode="json")).split()) for r in records)
+        epochs = cfg.epochs or 1
+        return Estimate(
+            provider=self.name,
+            model=cfg.model,
+            examples=len(records),
+            tokens=tokens,
+            epochs=epochs,
+            billed_tokens=tokens * epochs,
+            price_per_million_usd=None,
+            cost_usd=None,
+            exact=False,
+            error_band=0.5,
+        )
+
+    def upload(self, prepared: PreparedData, cfg: JobConfig, progress: Progress) -> UploadedData:
+        return UploadedData(training=str(prepared.training))
+
+    def launch(self, uploaded: UploadedData, cfg: JobConfig, run_id: str) -> JobRef:
+        remote = f"fakejob-{run_id}"
+        self._jobs.setdefault(
+            remote,
+            JobStatus(
+                remote_id=remote,
+                state=JobState.SUCCEEDED,
+                raw_state="done",
+                tuned_model="fake:good",
+                run_id=run_id,
+                model=cfg.model,
+            ),
+        )
+        return JobRef(provider=self.name, remote_id=remote, run_id=run_id)
+
+    def status(self, job: JobRef) -> JobStatus:
+        try:
+            return self._jobs[job.remote_id]
+        except KeyError:
+            raise NotFoundError(f"fake job {job.remote_id} does not exist") from None
+
+    def events(self, job: JobRef, after: str | None = None) -> Iterator[JobEvent]:
+        self.status(job)
+        yield from ()
+
+    def cancel(self, job: JobRef) -> None:
+        self.status(job)
+
+    def list_jobs(self, limit: int = 20) -> list[JobStatus]:
+        return list(self._jobs.values())[:limit]
+
+    def cleanup(self, job: JobRef) -> None:
+        self._jobs.pop(job.remote_id, None)
