@@ -82,7 +82,7 @@ def test_glaive_local_reports_what_it_drops(
     src = REAL / "llamafactory_glaive_toolcall_en_demo.json"
     assert run(["convert", str(src), "--to", "local", "-o", str(tmp_path / "x.hf")]) == 0
     out = capsys.readouterr().out
-    assert "tool_calls in 211 example(s)" in out and "tools in 191 example(s)" in out
+    assert "tool_calls in 153 example(s)" in out and "tools in 191 example(s)" in out
 
 
 def test_dataset_registry_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -114,6 +114,10 @@ def format_of(obj: dict[str, Any], *, tabular: bool = False) -> str | None:
         return "alpaca"
     if tabular and keys & {"messages", "chosen", "completion"}:
         return "hf"
+    if {"prompt", "chosen", "rejected"} <= keys:  # TRL preference rows
+        return "hf"
+    if {"prompt", "completion"} <= keys:  # TRL rows, or legacy prompt/completion text pairs
+        return "hf" if isinstance(obj["prompt"], list) else "table"
     if isinstance(obj.get("messages"), list):
         if {"chosen", "rejected"} <= keys:
             return "sharegpt-preference"

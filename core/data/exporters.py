@@ -1,7 +1,8 @@
 """Exporters: pure functions record → provider dict, and the file writer around them.
 
-What a target cannot carry is counted in ``dropped`` (kind → examples affected) and reported in
-:class:`ExportResult`; nothing is dropped silently. Targets and record kinds are looked up in
+What a target cannot carry is counted: the pure ``to_*`` functions add one per occurrence to an
+optional ``dropped`` counter; :class:`ExportResult` ``.dropped`` counts the examples affected per
+kind. Nothing is dropped silently. Targets and record kinds are looked up in
 :data:`EXPORTERS` (data, not if-chains).
 """
 
@@ -95,15 +96,19 @@ def _args_object(arguments: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _model_parts(message: Message, dropped: Dropped | None) -> list[dict[str, Any]]:
+def _model_parts(
+    message: Message, names: dict[str, str], dropped: Dropped | None
+) -> list[dict[str, Any]]:
+    """Text and ``functionCall`` parts; records each kept call's name in ``names`` by id."""
     parts: list[dict[str, Any]] = []
     if message.content is not None and (message.content or not message.tool_calls):
         parts.append({"text": message.content})
     for call in message.tool_calls or []:
         args = _args_object(call.function.arguments)
-        if args is None:
+        if args is None:  # Gemini needs an object: drop the call (and, below, its result)
             _drop(dropped, "tool_call_arguments_not_object")
             continue
+        names[call.id] = call.function.name
         parts.append({"functionCall": {"name": call.function.name, "args": args}})
     return parts
 
@@ -136,9 +141,11 @@ def _gemini_contents(
             else:
                 system.append({"text": message.content or ""})
         elif message.role == "assistant":
-            names.update({c.id: c.function.name for c in message.tool_calls or []})
-            contents.append({"role": "model", "parts": _model_parts(message, dropped)})
+            contents.append({"role": "model", "parts": _model_parts(message, names, dropped)})
         elif message.role == "tool":
+            if message.tool_call_id is not None and message.tool_call_id not in names:
+                _drop(dropped, "tool_result_of_dropped_call")
+                continue
             part = _response_part(message, names)
             if (
                 contents
@@ -352,7 +359,10 @@ def export_rows(
                         hint="use --method sft, or a preference dataset",
                     )
                 )
-            yield spec.exporters[kind](record, dropped)
+            found: Dropped = Counter()
+            row = spec.exporters[kind](record, found)
+            dropped.update(found.keys())  # examples affected, not occurrences
+            yield row
 
     return rows(), dropped, kinds
 
@@ -403,6 +413,8 @@ def _write_jsonl(
         for row in rows:
             fh.write(orjson.dumps(row) + b"\n")
             count += 1
+        if not count:
+            raise InputError("no examples to export", hint="check the input file")
     return count
 
 

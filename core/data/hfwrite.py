@@ -11,6 +11,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from tuneport.errors import InputError
 from tuneport.files import atomic_path
 
 _BATCH = 1000
@@ -31,32 +32,27 @@ def write_hf(
     import pyarrow.parquet as pq
 
     first = next(rows, None)
-    columns = list(first) if first else ["messages", "prompt", "completion"]
-    schema = _schema(columns)
+    if first is None:
+        raise InputError("no examples to export", hint="check the input file")
+    schema = _schema(list(first))
     count = 0
     with atomic_path(out, force=force, inputs=inputs) as tmp:
         tmp.mkdir()
         staging = tmp.parent / "rows.parquet"
         with pq.ParquetWriter(staging, schema) as writer:
-            batch = [first] if first else []
+            batch = [first]
             while batch:
                 writer.write_table(pa.Table.from_pylist(batch, schema=schema))
                 count += len(batch)
                 batch = list(islice(rows, _BATCH))
-        _save(staging, tmp, schema, empty=count == 0)
+        _save(staging, tmp)
     return count
 
 
-def _save(staging: Path, folder: Path, schema: Any, *, empty: bool) -> None:
+def _save(staging: Path, folder: Path) -> None:
     import datasets
 
     datasets.disable_progress_bars()
     cache = staging.parent / "cache"
-    if empty:
-        dataset = datasets.Dataset.from_dict(
-            {name: [] for name in schema.names},
-            features=datasets.Features.from_arrow_schema(schema),
-        )
-    else:
-        dataset = datasets.Dataset.from_parquet(str(staging), cache_dir=str(cache))
+    dataset = datasets.Dataset.from_parquet(str(staging), cache_dir=str(cache))
     dataset.save_to_disk(str(folder))
