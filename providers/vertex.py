@@ -425,6 +425,15 @@ class VertexProvider:
             )
         return project
 
+    def _known_project(self) -> str:
+        """The project if already known (for error hints); never triggers a credentials lookup."""
+        return (
+            self.options.project
+            or os.environ.get("GOOGLE_CLOUD_PROJECT")
+            or self._adc_project
+            or ""
+        )
+
     @property
     def client(self) -> genai.Client:
         if self._client is None:
@@ -451,7 +460,7 @@ class VertexProvider:
                 exc.code,
                 exc.status,
                 exc.message or str(exc),
-                project=self.options.project or os.environ.get("GOOGLE_CLOUD_PROJECT", ""),
+                project=self._known_project(),
                 location=self.location,
                 model=self._model,
             )
@@ -530,10 +539,22 @@ class VertexProvider:
                 hint="pass --model gemini-2.5-flash (or another tunable Gemini model)",
             )
 
+    def check_config(self, cfg: JobConfig) -> None:
+        """Refuse what cannot work before anything is uploaded or paid for."""
+        self.check_model(cfg.model)
+        if self.options.beta is not None and cfg.method != "dpo":
+            raise ConfigError(
+                "beta applies to preference tuning only",
+                hint="use --method dpo or drop the beta setting",
+            )
+
     def estimate(self, records: Sequence[AnyRecord], cfg: JobConfig) -> Estimate:
+        """The launch pipeline's estimate; also where a missing bucket is reported, early."""
         from tuneport.estimate import estimate
 
-        self.check_model(cfg.model)
+        self.check_config(cfg)
+        if not self.options.bucket:
+            self.stager()  # raises the one-line "no bucket" error before the confirmation
 
         validation = None
         if cfg.validation is not None:
@@ -612,18 +633,13 @@ class VertexProvider:
         if self.options.export_last_checkpoint_only is not None:
             config["export_last_checkpoint_only"] = self.options.export_last_checkpoint_only
         if self.options.beta is not None:
-            if cfg.method != "dpo":
-                raise ConfigError(
-                    "beta applies to preference tuning only",
-                    hint="use --method dpo or drop the beta setting",
-                )
             config["beta"] = self.options.beta
         return config
 
     def launch(self, uploaded: UploadedData, cfg: JobConfig, run_id: str) -> JobRef:
         from google.genai import types
 
-        self.check_model(cfg.model)
+        self.check_config(cfg)
         self._model = cfg.model
         existing = self._find_run(run_id)
         if existing is not None:
@@ -930,7 +946,7 @@ class VertexProvider:
             except ValueError:
                 pass
             raise map_status(
-                code, status, message, project=self.project, location=self.location
+                code, status, message, project=self._known_project(), location=self.location
             ) from None
         except httpx.TransportError as exc:
             raise _connection_error(exc, self.rest_base_url) from None
@@ -959,7 +975,7 @@ class VertexProvider:
                 _int(err.get("code")),
                 None,
                 str(err.get("message", "")),
-                project=self.project,
+                project=self._known_project(),
                 location=self.location,
             )
 

@@ -213,12 +213,11 @@ def test_missing_bucket_is_one_line(fake: FakeVertex, capsys: pytest.CaptureFixt
         "gemini-2.5-flash",
         "--project",
         "p",
-        "--yes",
-    )
+    )  # no --yes: the bucket is checked before the confirmation prompt
     assert code == 3
     (line,) = [ln for ln in err.splitlines() if ln.startswith("error:")]
-    assert "--bucket" in line
-    assert not fake.calls("POST", r"tuningJobs$")
+    assert "no bucket is set" in line and "--bucket" in line
+    assert not fake.requests
 
 
 def test_estimate_online_counts_with_vertex_count_tokens(
