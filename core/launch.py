@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from tuneport.store import JobStore
 
 Confirm = Callable[[Estimate], bool]
+# problems that concern the training set as a whole, not a validation file
+TRAINING_ONLY_KINDS = frozenset({"too_few_examples"})
 
 
 class DataInvalidError(InputError):
@@ -109,12 +111,19 @@ def launch(
     records, report = read_dataset(cfg.data, cfg)
     reports = [report]
     if cfg.validation is not None:
-        reports.append(read_dataset(cfg.validation, cfg)[1])
+        report = read_dataset(cfg.validation, cfg)[1]
+        kept = [p for p in report.problems if p.kind not in TRAINING_ONLY_KINDS]
+        reports.append(report.model_copy(update={"problems": kept}))
     shown.finish()
     if not all(r.ok for r in reports):
         raise DataInvalidError(reports)
     if not records:
         raise InputError(f"{cfg.data}: no training examples", hint="check the data file")
+    if cfg.method == "dpo" and any(r.kind != "preference" for r in records):
+        raise InputError(
+            f"{cfg.data}: --method dpo needs preference pairs, the file holds chat examples",
+            hint="use --method sft, or a preference dataset",
+        )
 
     estimate = backend.estimate(records, cfg)
     if on_estimate is not None:

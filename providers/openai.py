@@ -362,7 +362,9 @@ class OpenAIProvider:
 
         out_dir.mkdir(parents=True, exist_ok=True)
         progress.start("convert to OpenAI JSONL")
-        train = export_records(records, NAME, out_dir / "train.openai.jsonl", force=True)
+        train = export_records(
+            records, NAME, out_dir / "train.openai.jsonl", force=True, method=cfg.method
+        )
         validation = None
         if cfg.validation is not None:
             validation = export_records(
@@ -370,6 +372,7 @@ class OpenAIProvider:
                 NAME,
                 out_dir / "validation.openai.jsonl",
                 force=True,
+                method=cfg.method,
             )
         progress.finish()
         dropped = dict(train.dropped)

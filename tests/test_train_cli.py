@@ -243,3 +243,31 @@ def test_the_key_never_appears_in_output_or_store(
     for path in home().rglob("*"):
         if path.is_file():
             assert b"SECRET123456" not in path.read_bytes(), path
+
+
+def test_small_validation_file_is_uploaded_and_sent(
+    fake: FakeOpenAI, sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    valid = tmp_path / "valid.jsonl"
+    valid.write_text("".join(sample.read_text().splitlines(keepends=True)[:3]))
+    assert _train(sample, "--yes", "--no-watch", "--validation", str(valid)) == 0, (
+        capsys.readouterr().err
+    )
+    body = fake.calls("POST", "/fine_tuning/jobs")[0].body
+    assert (
+        body["validation_file"] in fake.files and body["validation_file"] != body["training_file"]
+    )
+    assert len(fake.file_bytes[body["validation_file"]].splitlines()) == 3
+    (job,) = open_store().list_jobs()
+    assert job.remote_files == {
+        "training": body["training_file"],
+        "validation": body["validation_file"],
+    }
+
+
+def test_dpo_with_chat_data_is_refused_before_upload(
+    fake: FakeOpenAI, sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _train(sample, "--yes", "--method", "dpo") == 2
+    assert "needs preference pairs" in capsys.readouterr().err
+    assert not fake.calls("POST", "/files")
