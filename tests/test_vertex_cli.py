@@ -243,3 +243,22 @@ def test_estimate_online_counts_with_vertex_count_tokens(
     assert doc["tokens"] == sum(count_words(c.body) for c in calls)
     assert doc["token_counter"] == "Vertex countTokens (gemini-2.5-flash)"
     assert all(c.path.startswith("projects/p/locations/us-central1/") for c in calls)
+
+
+def test_preference_tuning_end_to_end(fake: FakeVertex, capsys: pytest.CaptureFixture[str]) -> None:
+    record, _err = train(
+        capsys,
+        "--data",
+        str(SAMPLE.with_name("preference.jsonl")),
+        "--method",
+        "dpo",
+        "--set",
+        "beta=0.1",
+    )
+    assert record["state"] == "succeeded"
+    (create,) = fake.calls("POST", r"tuningJobs$")
+    spec = create.body["preferenceOptimizationSpec"]
+    assert spec["hyperParameters"] == {"beta": 0.1}
+    rows = [json.loads(line) for line in _blob_bytes(spec["trainingDatasetUri"]).splitlines()]
+    assert [c["score"] for c in rows[0]["completions"]] == [1, 0]
+    assert rows[0]["contents"][-1]["role"] == "user"
