@@ -198,3 +198,37 @@ def test_poll_interval_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TUNEPORT_POLL_INTERVAL", "-1")
     with pytest.raises(ConfigError):
         default_interval()
+
+
+def test_watch_view_renders_live_on_a_terminal_and_lines_otherwise(store: JobStore) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from tuneport.cli._render import WatchView, outcome_lines
+
+    record = _job(store, estimate_tokens=1000)
+    status = JobStatus(remote_id="remote-1", state=JobState.RUNNING, raw_state="running")
+    event = JobEvent(id="e1", message="Step 1: loss [0.5]", step=1, loss=0.5)
+    running = record.model_copy(update={"state": JobState.RUNNING, "raw_state": "running"})
+
+    term = Console(file=StringIO(), force_terminal=True, width=100)
+    live = WatchView(term)
+    live.update(WatchUpdate(running, status, [event], True, 1, 2.0))
+    live.close()
+    shown = term.file.getvalue()  # type: ignore[attr-defined]
+    assert "train loss" in shown and "0.5000 (step 1)" in shown and "Step 1: loss [0.5]" in shown
+
+    log = Console(file=StringIO(), force_terminal=False, width=100)
+    plain = WatchView(log)
+    plain.update(WatchUpdate(running, status, [event], True, 1, 2.0))
+    plain.update(WatchUpdate(running, status, [], False, 2, 4.0))
+    assert log.file.getvalue().splitlines() == [  # type: ignore[attr-defined]
+        "tp-0000000a: running/running",
+        "  Step 1: loss [0.5]",
+    ]
+    done = running.model_copy(update={"tuned_model": "ft:x", "billed_tokens": 1100})
+    assert outcome_lines(done) == [
+        "tuned model: ft:x",
+        "trained tokens: 1,100 (estimated 1,000, +10.0%)",
+    ]
