@@ -566,8 +566,6 @@ def build_trainer(
             max_length=max_length,
             packing=opts.packing,
             padding_free=opts.padding_free,
-            pad_token=tokenizer.pad_token,
-            eos_token=tokenizer.eos_token,
         ),
         train_dataset=train_tok,
         eval_dataset=eval_tok,
