@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from tuneport.errors import EXIT_PROBLEMS, InputError, TuneportError
 from tuneport.progress import NullProgress, Progress
 from tuneport.providers import registry
-from tuneport.providers.base import AnyRecord, PreparedData, Provider, UploadedData
+from tuneport.providers.base import AnyRecord, Preflight, PreparedData, Provider, UploadedData
 from tuneport.schemas import Estimate, JobConfig, JobRecord, JobState, Report
 
 if TYPE_CHECKING:
@@ -106,6 +106,8 @@ def launch(
     notice = getattr(backend, "notice", None)
     if isinstance(notice, str) and notice:
         shown.note(notice)
+    if isinstance(backend, Preflight):
+        backend.preflight(cfg)
 
     shown.start("read and validate data")
     records, report = read_dataset(cfg.data, cfg)

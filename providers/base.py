@@ -166,3 +166,15 @@ def parse_options(model: type[OptionsT], settings: Mapping[str, Any], provider: 
             f"{'; '.join(problems)} for provider {provider}",
             hint=f"allowed options: {allowed} (set them with --set key=value)",
         ) from None
+
+
+@runtime_checkable
+class Preflight(Protocol):
+    """Optional capability: check settings and credentials before the estimate prompt.
+
+    ``tuneport train`` calls it first, so a missing key or a bad option fails before anything
+    is priced, confirmed or uploaded. Raise :class:`~tuneport.errors.ConfigError` listing every
+    problem at once.
+    """
+
+    def preflight(self, cfg: JobConfig) -> None: ...

@@ -85,6 +85,8 @@ HYPERPARAMETERS: dict[str, str] = {
     "batch_size": "batch_size",
     "learning_rate_multiplier": "learning_rate_multiplier",
 }
+MAX_SUFFIX = 64
+MAX_METADATA = 16  # key-value pairs per job, one is tuneport's run id
 SEARCH_JOBS = 100  # recent jobs scanned for a run id when the server ignores the filter
 SEARCH_FILES = 500  # files scanned for an identical upload
 
@@ -354,6 +356,20 @@ class OpenAIProvider:
             raise map_error(exc, model=self._model, base_url=self.base_url) from None
 
     # --- Provider protocol -------------------------------------------------------------------
+
+    def preflight(self, cfg: JobConfig) -> None:
+        """Key present and settings within OpenAI's limits, all reported at once."""
+        problems: list[str] = []
+        if not (self.options.api_key or os.environ.get("OPENAI_API_KEY")):
+            problems.append("OPENAI_API_KEY is not set (export it, or --set api_key=...)")
+        if cfg.suffix is not None and len(cfg.suffix) > MAX_SUFFIX:
+            problems.append(f"suffix is {len(cfg.suffix)} characters; OpenAI allows {MAX_SUFFIX}")
+        if len({**self.options.metadata, RUN_ID_KEY: ""}) > MAX_METADATA:
+            problems.append(f"metadata holds more than {MAX_METADATA - 1} pairs")
+        if self.options.beta is not None and cfg.method != "dpo":
+            problems.append("beta applies to --method dpo only")
+        if problems:
+            raise ConfigError("; ".join(problems), hint="fix the settings for provider openai")
 
     def prepare(
         self, records: Iterable[AnyRecord], cfg: JobConfig, out_dir: Path, progress: Progress

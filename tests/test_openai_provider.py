@@ -430,3 +430,16 @@ def test_cleanup_deletes_uploaded_files(
     assert training not in fake.files
     assert fake.calls("DELETE", f"/files/{training}")
     provider.cleanup(ref)  # idempotent: already gone is fine
+
+
+def test_preflight_reports_every_problem_before_anything_happens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = OpenAIProvider(beta=0.1, metadata={f"k{i}": "v" for i in range(16)})
+    with pytest.raises(ConfigError) as info:
+        provider.preflight(_cfg(tmp_path, suffix="s" * 65))
+    text = info.value.one_line()
+    for part in ("OPENAI_API_KEY is not set", "suffix is 65 characters", "metadata", "beta"):
+        assert part in text, part
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    OpenAIProvider().preflight(_cfg(tmp_path, suffix="ok"))

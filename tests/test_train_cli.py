@@ -84,9 +84,13 @@ def test_job_file_and_hyperparameters(
     fake: FakeOpenAI, fixtures_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     job_file = fixtures_dir / "jobs" / "openai-sft.yaml"
-    assert run(["train", str(job_file), "--yes", "--epochs", "2", "--set", "beta=0.1"]) == 0
+    assert (
+        run(["train", str(job_file), "--yes", "--epochs", "2", "--set", "metadata.team=search"])
+        == 0
+    )
     body = fake.calls("POST", "/fine_tuning/jobs")[0].body
     assert body["suffix"] == "tuneport-demo" and body["seed"] == 42
+    assert body["metadata"]["team"] == "search"
     assert body["method"]["supervised"]["hyperparameters"] == {
         "n_epochs": 2,
         "batch_size": 4,
@@ -271,3 +275,12 @@ def test_dpo_with_chat_data_is_refused_before_upload(
     assert _train(sample, "--yes", "--method", "dpo") == 2
     assert "needs preference pairs" in capsys.readouterr().err
     assert not fake.calls("POST", "/files")
+
+
+def test_missing_key_fails_before_the_estimate(
+    sample: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert _train(sample, "--yes") == 3
+    err = capsys.readouterr().err
+    assert "OPENAI_API_KEY is not set" in err and "billed tokens" not in err
