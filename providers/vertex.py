@@ -955,8 +955,10 @@ class VertexProvider:
         """Poll a long-running operation until done; raise its error."""
         if not isinstance(operation, Mapping):
             return
+        from tuneport.watch import default_interval
+
         deadline = self._clock() + self.options.operation_timeout
-        delay = 1.0
+        delay = min(1.0, default_interval())  # $TUNEPORT_POLL_INTERVAL=0: no waiting (tests)
         while not operation.get("done"):
             name = operation.get("name")
             if not name:
