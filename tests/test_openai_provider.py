@@ -319,10 +319,24 @@ def test_500_after_the_server_created_the_job_never_duplicates(
     assert len(fake.jobs) == 1
     assert len(fake.calls("POST", "/fine_tuning/jobs")) == 1  # reconciled, not re-sent
     assert fake.jobs[ref.remote_id]["metadata"] == {"tuneport_run_id": "run-once"}
+    lookup = fake.calls("GET", "/fine_tuning/jobs")[-1]
+    assert lookup.query["metadata[tuneport_run_id]"] == ["run-once"]  # filtered server side
     assert len(slept) == 1
     # launching the same run again (e.g. after a crash) finds the job too
     again = provider.launch(UploadedData(training="file-x"), _cfg(tmp_path), "run-once")
     assert again.remote_id == ref.remote_id and len(fake.jobs) == 1
+
+
+def test_reconcile_scans_recent_jobs_when_the_server_ignores_the_filter(
+    provider: OpenAIProvider, fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    fake.filter_metadata = False
+    for run_id in ("run-other-1", "run-other-2"):
+        _launch(provider, tmp_path, run_id=run_id)
+    fake.fail("POST", "/fine_tuning/jobs", 502, after=True)
+    ref = _launch(provider, tmp_path, run_id="run-mine")
+    assert len(fake.jobs) == 3
+    assert fake.jobs[ref.remote_id]["metadata"] == {"tuneport_run_id": "run-mine"}
 
 
 def test_connection_error_on_create_is_reconciled(

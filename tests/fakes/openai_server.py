@@ -51,6 +51,7 @@ class FakeOpenAI:
     script: tuple[str, ...] = DEFAULT_SCRIPT
     fail_next_job: str | None = None
     trained_tokens: int | None = None
+    filter_metadata: bool = True  # False: ignore metadata[k]=v like some compatible servers
     requests: list[Request] = field(default_factory=list)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     file_bytes: dict[str, bytes] = field(default_factory=dict)
@@ -204,7 +205,7 @@ class FakeOpenAI:
             wanted = {
                 k[len("metadata[") : -1]: v[0]
                 for k, v in query.items()
-                if k.startswith("metadata[") and k.endswith("]")
+                if k.startswith("metadata[") and k.endswith("]") and self.filter_metadata
             }
             items = [
                 j
