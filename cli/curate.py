@@ -113,7 +113,8 @@ def _text_histogram(stats: Any, width: int = 40) -> list[str]:
 def _counter_line(stats: Any) -> str:
     if stats.exact:
         return f"tokens: {stats.counter} (exact)"
-    return f"tokens: {stats.counter} (approximate, ±{(stats.error_band or 0) * 100:.0f}%)"
+    band = "" if "±" in stats.counter else f", ±{(stats.error_band or 0) * 100:.0f}%"
+    return f"tokens: {stats.counter} (approximate{band})"
 
 
 # --- stats -------------------------------------------------------------------------------------

@@ -260,7 +260,8 @@ def plot_histogram(
     approx = "" if stats.exact else f" (approx ±{(stats.error_band or 0) * 100:.0f}%)"
     ax.set_xlabel(f"tokens per example — {stats.counter}{approx}")
     ax.set_ylabel("examples")
-    ax.set_title(title or f"{stats.source or 'dataset'}: {stats.records} examples")
+    name = Path(stats.source).name if stats.source else "dataset"
+    ax.set_title(title or f"{name}: {stats.records:,} examples")
     ax.legend(loc="upper right", fontsize="small")
     fig.tight_layout()
     with atomic_path(out, force=force) as tmp:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from tuneport.cli.main import run
 from tuneport.curate import (
     CurateOptions,
     ExactDedup,
@@ -241,6 +242,7 @@ def load_fixture(name: str) -> list[AnyRecord]:
     return [Example.model_validate(json.loads(line)) for line in lines]
 
 
+@pytest.mark.slow
 def test_near_dedup_with_the_packaged_model() -> None:
     rows = load_fixture("near_dupes.jsonl")
     kept, report = run_step(NearDedup(0.95), rows)
@@ -259,3 +261,133 @@ def test_validation_path_naming() -> None:
     assert validation_path(Path("out.train.jsonl")) == Path("out.val.jsonl")
     assert validation_path(Path("ds.train")) == Path("ds.val")
     assert validation_path(Path("folder")) == Path("folder.val")
+
+
+# --- files and CLI -----------------------------------------------------------------------------
+
+REAL = FIXTURES.parent / "real" / "llamafactory_alpaca_en_demo.json"
+
+
+def curate_cli(tmp_path: Path, *extra: str, out: str = "curated.jsonl") -> list[str]:
+    return ["curate", str(REAL), "-o", str(tmp_path / out), *extra]
+
+
+def test_cli_pipeline_on_bundled_data_is_deterministic(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--max-tokens", "512", "--dedup", "exact", "--top-k", "500", "--split", "0.1"]
+    code = run(
+        curate_cli(tmp_path, *args, "--seed", "0", "--plot", str(tmp_path / "h.png"), "--json")
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    result = json.loads(captured.out)
+    steps = [(s["step"], s["before"], s["after"]) for s in result["steps"]]
+    assert steps[0][:2] == ("max-tokens", 999)
+    over = result["input_stats"]["over_limit"]
+    assert steps[0][2] == 999 - over and over > 0
+    assert steps[2] == ("top-k", steps[1][2], 500)
+    assert steps[3] == ("split", 500, 450)
+    assert result["train_records"] == 450 and result["validation_records"] == 50
+    assert sum(result["input_stats"]["histogram"]["counts"]) == 999
+    train = (tmp_path / "curated.jsonl").read_text().splitlines()
+    val = (tmp_path / "curated.val.jsonl").read_text().splitlines()
+    assert (len(train), len(val)) == (450, 50)
+    assert not set(train) & set(val)
+    assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
+    # every kept example is within the limit, as the default counter counts it
+    from tuneport.data import load_records
+    from tuneport.stats import default_counter
+
+    counter = default_counter()
+    kept = load_records(tmp_path / "curated.jsonl")
+    assert max(counter.count(r) for r in kept) <= 512
+
+    # same seed -> same bytes; another seed -> another validation set
+    again = tmp_path / "again"
+    again.mkdir()
+    assert run(curate_cli(again, *args, "--seed", "0")) == 0
+    assert (again / "curated.val.jsonl").read_text().splitlines() == val
+    assert (again / "curated.jsonl").read_text().splitlines() == train
+    other = tmp_path / "other"
+    other.mkdir()
+    assert run(curate_cli(other, *args, "--seed", "1")) == 0
+    assert (other / "curated.val.jsonl").read_text().splitlines() != val
+
+
+def test_cli_exports_the_chosen_format_and_prints_steps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "small.openai.jsonl"
+    code = run(
+        ["curate", str(REAL), "-o", str(out), "--to", "openai", "--top-k", "3", "--by", "shortest"]
+    )
+    text = capsys.readouterr().out
+    assert code == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 3 and all(set(r) == {"messages"} for r in rows)
+    assert "top-k" in text and "keep the 3 shortest examples" in text
+    assert "996" in text  # removed
+    # the same with '--by=-tokens'
+    out2 = tmp_path / "small2.openai.jsonl"
+    assert (
+        run(
+            ["curate", str(REAL), "-o", str(out2), "--to", "openai", "--top-k", "3", "--by=-tokens"]
+        )
+        == 0
+    )
+    assert out2.read_text() == out.read_text()
+
+
+def test_cli_near_dedup_on_small_fixture(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = FIXTURES / "near_dupes.jsonl"
+    out = tmp_path / "dedup.jsonl"
+    code = run(["curate", str(src), "-o", str(out), "--dedup", "near", "--threshold", "0.95"])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert len(out.read_text().splitlines()) == 5
+    assert "line 4 ≈ line 1" in text and "line 7 ≈ line 6" in text
+
+
+def test_cli_minhash_dedup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in.jsonl"
+    body = words(50, "m")
+    rows = [chat("q", body), chat("q", body.replace("m25", "x")), chat("q", words(50, "n"))]
+    src.write_text("".join(json.dumps(r.model_dump(exclude_none=True)) + "\n" for r in rows))
+    code = run(
+        ["curate", str(src), "-o", str(tmp_path / "o.jsonl"), "--dedup", "minhash", "--json"]
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [(r["line"], r["kept_line"]) for r in result["steps"][0]["removals"]] == [(2, 1)]
+
+
+def test_cli_errors_are_one_line_and_leave_outputs_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "o.jsonl"
+    out.write_text("keep me\n")
+    assert run(curate_cli(tmp_path, "--max-tokens", "100", out="o.jsonl")) == 3
+    assert "already exists" in capsys.readouterr().err
+    assert out.read_text() == "keep me\n"
+
+    assert run(curate_cli(tmp_path, "--dedup", "exact", "--threshold", "0.9", out="x.jsonl")) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "threshold" in err and len(err.strip().splitlines()) == 1
+
+    assert run(curate_cli(tmp_path, "--dedup", "fuzzy", out="x.jsonl")) == 3
+    assert "exact, near or minhash" in capsys.readouterr().err
+
+    bad = FIXTURES.parent / "bad" / "truncated.jsonl"
+    assert run(["curate", str(bad), "-o", str(tmp_path / "y.jsonl"), "--max-tokens", "9"]) == 2
+    err = capsys.readouterr().err
+    assert "truncated.jsonl:3" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "y.jsonl").exists()
+
+    assert (
+        run(curate_cli(tmp_path, "--split", "0.1", "--validation-out", str(out), out="z.jsonl"))
+        == 3
+    )
+    assert not (tmp_path / "z.jsonl").exists()

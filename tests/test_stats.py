@@ -138,3 +138,41 @@ def test_stats_json_roundtrip() -> None:
     stats = compute_stats(known_records(), WordCounter(), bins=2)
     again = TokenStats.model_validate_json(stats.model_dump_json())
     assert again == stats
+
+
+REAL = Path(__file__).resolve().parent.parent / "fixtures" / "real"
+
+
+def test_cli_stats_json_on_bundled_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tuneport.cli.main import run
+    from tuneport.data import load_records
+
+    src = REAL / "llamafactory_alpaca_en_demo.json"
+    png = tmp_path / "h.png"
+    code = run(
+        ["stats", str(src), "--json", "--bins", "5", "--max-tokens", "512", "--plot", str(png)]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    data = TokenStats.model_validate_json(captured.out)
+    counter = default_counter()
+    lengths = sorted(counter.count(r) for r in load_records(src))
+    assert data.records == 999 == sum(data.histogram.counts)
+    assert data.per_example.max == lengths[-1] and data.per_example.min == lengths[0]
+    assert data.per_example.p50 == pytest.approx(float(np.percentile(lengths, 50)))
+    assert data.over_limit == sum(1 for n in lengths if n > 512)
+    assert list(data.per_role) == ["user", "assistant"]
+    assert len(data.histogram.edges) == 6
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_stats_table_and_approximate_label(capsys: pytest.CaptureFixture[str]) -> None:
+    from tuneport.cli.main import run
+
+    src = REAL / "llamafactory_dpo_en_demo.json"
+    assert run(["stats", str(src), "--provider", "vertex", "--model", "gemini-2.5-flash"]) == 0
+    out = capsys.readouterr().out
+    assert "300 examples" in out and "approximate" in out
+    assert "chosen turn" in out and "rejected turn" in out
+    assert run(["stats", str(REAL / "missing.json")]) == 2
+    assert "no such file" in capsys.readouterr().err
