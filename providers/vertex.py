@@ -539,22 +539,50 @@ class VertexProvider:
                 hint="pass --model gemini-2.5-flash (or another tunable Gemini model)",
             )
 
-    def check_config(self, cfg: JobConfig) -> None:
-        """Refuse what cannot work before anything is uploaded or paid for."""
-        self.check_model(cfg.model)
+    def check_beta(self, cfg: JobConfig) -> None:
         if self.options.beta is not None and cfg.method != "dpo":
             raise ConfigError(
                 "beta applies to preference tuning only",
                 hint="use --method dpo or drop the beta setting",
             )
 
+    def check_config(self, cfg: JobConfig) -> None:
+        """Refuse what cannot work before anything is uploaded or paid for."""
+        self.check_model(cfg.model)
+        self.check_beta(cfg)
+
+    def preflight(self, cfg: JobConfig) -> None:
+        """Every settings problem at once, before pricing, the prompt or any upload.
+
+        Checks the model, beta, bucket, project and credentials (no tuning API call).
+        """
+        from tuneport.providers.gcs import parse_location
+
+        checks: list[Callable[[], object]] = [
+            lambda: self.check_model(cfg.model),
+            lambda: self.check_beta(cfg),
+            lambda: parse_location(self.options.bucket) if self.options.bucket else self.stager(),
+            lambda: self.credentials,
+            lambda: self.project,
+        ]
+        problems: list[ConfigError] = []
+        for check in checks:
+            try:
+                check()
+            except ConfigError as exc:
+                problems.append(exc)
+        if len(problems) == 1:
+            raise problems[0]
+        if problems:
+            raise ConfigError(
+                "; ".join(p.message for p in problems),
+                hint="; ".join(p.hint for p in problems if p.hint),
+            )
+
     def estimate(self, records: Sequence[AnyRecord], cfg: JobConfig) -> Estimate:
-        """The launch pipeline's estimate; also where a missing bucket is reported, early."""
         from tuneport.estimate import estimate
 
         self.check_config(cfg)
-        if not self.options.bucket:
-            self.stager()  # raises the one-line "no bucket" error before the confirmation
 
         validation = None
         if cfg.validation is not None:

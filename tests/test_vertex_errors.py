@@ -265,3 +265,39 @@ def test_rule_table_ends_with_a_catch_all() -> None:
     assert not last.codes and not last.statuses and not last.contains
     err = map_status(418, "TEAPOT", "odd", project="p")
     assert type(err) is ProviderError and "(418)" in err.message
+
+
+def test_preflight_reports_every_problem_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import google.oauth2.credentials
+
+    from tuneport.providers.base import Preflight
+
+    provider = VertexProvider(
+        beta=0.1, credentials=google.oauth2.credentials.Credentials(token="fake")
+    )
+    assert isinstance(provider, Preflight)
+    cfg = CFG.model_copy(update={"model": "gpt-4.1-mini"})
+    with pytest.raises(ConfigError) as info:
+        provider.preflight(cfg)
+    text = info.value.one_line()
+    for fragment in (
+        "belongs to the openai provider",
+        "beta applies to preference tuning only",
+        "no bucket is set",
+        "no Google Cloud project set",
+        "--model gemini-2.5-flash",
+        "--bucket NAME",
+        "--project PROJECT_ID",
+    ):
+        assert fragment in text
+    assert "\n" not in text
+
+
+def test_preflight_passes_with_good_settings() -> None:
+    import google.oauth2.credentials
+
+    VertexProvider(
+        project="p",
+        bucket="gs://tp-bucket/x",
+        credentials=google.oauth2.credentials.Credentials(token="fake"),
+    ).preflight(CFG)
