@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from tuneport.errors import EXIT_OK, EXIT_PROVIDER, ConfigError
+from tuneport.errors import EXIT_OK, EXIT_PROVIDER, BudgetError, ConfigError
 
 FromOpt = Annotated[
     str | None, typer.Option("--from", help="Input format (default: detected from content).")
@@ -438,7 +438,8 @@ def eval_(
                 f"eval would spend up to ${estimate.total_usd:,.4f} on remote models",
                 hint="pass --yes to confirm (and --max-cost to cap it)",
             )
-        typer.confirm(f"Spend up to ${estimate.total_usd:,.4f}?", abort=True, err=True)
+        if not typer.confirm(f"Spend up to ${estimate.total_usd:,.4f}?", err=True):
+            raise BudgetError("declined the estimated cost; nothing was sent")
     options = EvalOptions(
         max_tokens=max_answer_tokens,
         temperature=temperature,

@@ -88,8 +88,8 @@ _lock = threading.Lock()
 def load_embedder(model: str | None = None, *, device: str | None = None) -> SentenceEmbedder:
     """The sentence-transformers model ``model`` (default: the packaged offline MiniLM).
 
-    ``device=None`` lets sentence-transformers pick a GPU when one is present (embedding 1,000
-    alpaca-sized examples takes about 2 minutes on 2 busy CPU cores, seconds on a GPU).
+    ``device=None`` lets sentence-transformers pick a GPU when one is present (on the CPU,
+    embedding the 999 bundled alpaca examples took about 2 minutes on 2 busy cores).
     Loaded once per process and reused.
     """
     path = model or default_model_path()

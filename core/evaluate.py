@@ -365,10 +365,11 @@ def run_eval(
     """Ask every target every case (``options.concurrency`` calls at a time) and score.
 
     ``providers`` maps a target's spec to a ready provider (tests); otherwise each target gets
-    ``registry.get(target.provider, target.settings)``. A call failing with a provider error is
-    retried (``options.attempts`` tries, exponential backoff via ``sleep``); if it still fails
-    the answer records the error and scores 0. Authentication, not-found and configuration
-    errors stop the run at once.
+    ``registry.get(target.provider, target.settings)``. A provider object with an integer
+    ``max_concurrency`` attribute gets at most that many calls at once. A call failing with a
+    provider error is retried (``options.attempts`` tries, exponential backoff via ``sleep``);
+    if it still fails the answer records the error and scores 0. Authentication, not-found and
+    configuration errors stop the run at once.
     """
     from tuneport.providers import registry
 
@@ -384,6 +385,12 @@ def run_eval(
     )
     answers: list[list[Answer]] = [[Answer() for _ in targets] for _ in cases]
     lock = threading.Lock()
+    # A backend may cap its own parallelism (e.g. one local GPU): optional ``max_concurrency``.
+    gates = {
+        spec: threading.Semaphore(max(1, int(cap)))
+        for spec, provider in built.items()
+        if isinstance(cap := getattr(provider, "max_concurrency", None), int)
+    }
 
     def ask(ci: int, ti: int) -> None:
         case, target = cases[ci], targets[ti]
@@ -393,7 +400,11 @@ def run_eval(
         def call() -> Message:
             nonlocal tries
             tries += 1
-            return provider.chat(target.model, case.prompt, chat_options)
+            gate = gates.get(target.spec)
+            if gate is None:
+                return provider.chat(target.model, case.prompt, chat_options)
+            with gate:
+                return provider.chat(target.model, case.prompt, chat_options)
 
         start = clock()
         try:

@@ -213,3 +213,34 @@ def test_paid_run_needs_yes_when_not_interactive(
     assert code == 3
     err = capsys.readouterr().err
     assert "pass --yes" in err and "openai:gpt-4.1-mini: ≈$" in err
+
+
+def test_provider_max_concurrency_caps_calls_in_flight() -> None:
+    cases = load_cases()
+    capped = FakeProvider(max_concurrency=1)
+    free = FakeProvider()
+    targets = [
+        EvalTarget(spec="capped", provider="fake", model="slow"),
+        EvalTarget(spec="free", provider="fake", model="slow"),
+    ]
+    report = run_eval(
+        cases,
+        targets,
+        options=EvalOptions(concurrency=6),
+        providers={"capped": capped, "free": free},
+    )
+    assert capped.peak == 1
+    assert free.peak > 1
+    assert [s.exact_match for s in report.summary] == [pytest.approx(0.6)] * 2
+
+
+def test_declining_the_cost_prompt_sends_nothing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[str] = []
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("typer.confirm", lambda text, **_: asked.append(text) or False)
+    code = run(["eval", "--data", str(HELDOUT), "--model", "openai:gpt-4.1-mini"])
+    assert code == 5
+    assert asked and asked[0].startswith("Spend up to $")
+    assert "nothing was sent" in capsys.readouterr().err

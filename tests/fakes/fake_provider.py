@@ -10,6 +10,7 @@ and address it as ``fake:MODEL``. ``chat`` behaves by model name:
   which eval retries), then answers like ``good``;
 - ``broken`` — always fails with a :class:`ProviderError`;
 - ``locked`` — always fails with an :class:`AuthError` (eval stops at once);
+- ``slow``   — like ``good`` after a short sleep; ``peak`` records the most calls in flight;
 - anything else — :class:`NotFoundError`.
 
 Every call is recorded in ``FakeProvider.calls`` (model, last user text, options) so tests can
@@ -22,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -45,8 +47,14 @@ class FakeProvider:
     calls: ClassVar[list[tuple[str, str, ChatOptions]]] = []
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, fail_first: int = 2, **settings: Any) -> None:
+    def __init__(
+        self, fail_first: int = 2, max_concurrency: int | None = None, **settings: Any
+    ) -> None:
         self.fail_first = fail_first
+        if max_concurrency is not None:
+            self.max_concurrency = max_concurrency
+        self.active = 0
+        self.peak = 0
         self.settings = settings
         self._failures: dict[tuple[str, str], int] = {}
         self._jobs: dict[str, JobStatus] = {}
@@ -69,6 +77,14 @@ class FakeProvider:
                 self._failures[(model, last_user)] = seen + 1
             if seen < self.fail_first:
                 raise ProviderError(f"fake transient failure {seen + 1}", hint="retry")
+            return Message(role="assistant", content=parrot)
+        if model == "slow":
+            with self._lock:
+                self.active += 1
+                self.peak = max(self.peak, self.active)
+            time.sleep(0.02)
+            with self._lock:
+                self.active -= 1
             return Message(role="assistant", content=parrot)
         if model == "broken":
             raise ProviderError("fake outage", hint="try later")
