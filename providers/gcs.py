@@ -122,47 +122,89 @@ def _same_content(blob: Any, digests: Digests) -> bool:
     return all(remote == local for remote, local in compared)
 
 
+@dataclass(frozen=True)
+class StorageRule:
+    """(HTTP code, message fragments) -> error class, one-line message and fix (data table).
+
+    ``message``/``hint`` may use ``{msg}``, ``{code}``, ``{bucket}`` and ``{project}``.
+    """
+
+    kind: type[TuneportError]
+    message: str
+    hint: str
+    codes: frozenset[int] = frozenset()
+    contains: tuple[str, ...] = ()
+
+    def matches(self, code: int | None, text: str) -> bool:
+        if self.codes and code not in self.codes:
+            return False
+        low = text.lower()
+        return not self.contains or any(c in low for c in self.contains)
+
+
+STORAGE_RULES: tuple[StorageRule, ...] = (
+    StorageRule(
+        AuthError,
+        "Google credentials were rejected by Cloud Storage: {msg}",
+        "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS",
+        codes=frozenset({401}),
+    ),
+    StorageRule(
+        ConfigError,
+        "billing is not enabled for project {project}: {msg}",
+        "gcloud billing projects link {project} --billing-account=ACCOUNT_ID",
+        codes=frozenset({403}),
+        contains=("billing",),
+    ),
+    StorageRule(
+        ConfigError,
+        "the Cloud Storage API is not enabled for project {project}",
+        "gcloud services enable storage.googleapis.com --project {project}",
+        codes=frozenset({403}),
+        contains=("service_disabled", "has not been used in project", "it is disabled"),
+    ),
+    StorageRule(
+        AuthError,
+        "no access to gs://{bucket}: {msg}",
+        "grant roles/storage.admin (gcloud storage buckets add-iam-policy-binding gs://{bucket} "
+        "--member=user:YOU --role=roles/storage.admin) or choose another --bucket",
+        codes=frozenset({403}),
+    ),
+    StorageRule(
+        ConfigError,
+        "bucket name {bucket!r} is taken by another project",
+        "bucket names are global: choose another --bucket",
+        codes=frozenset({409}),
+    ),
+    StorageRule(
+        QuotaError,
+        "Cloud Storage rate limit: {msg}",
+        "wait a minute and run the command again",
+        codes=frozenset({429}),
+    ),
+    StorageRule(
+        ProviderError,
+        "Cloud Storage request failed ({code}): {msg}",
+        "check --bucket and --project, then run the command again",
+    ),
+)
+
+
 def storage_error(exc: Exception, *, bucket: str, project: str | None) -> TuneportError:
     """Map a ``google.api_core`` error from GCS onto tuneport's hierarchy (one line + fix)."""
-    code = getattr(exc, "code", None)
-    text = str(getattr(exc, "message", None) or exc)
-    text = " ".join(text.split())[:300]
-    low = text.lower()
-    proj = project or "PROJECT"
-    if code == 401:
-        return AuthError(
-            f"Google credentials were rejected by Cloud Storage: {text}",
-            hint=(
-                "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS"
-            ),
-        )
-    if code == 403 and "billing" in low:
-        return ConfigError(
-            f"billing is not enabled for project {proj}: {text}",
-            hint=f"gcloud billing projects link {proj} --billing-account=ACCOUNT_ID",
-        )
-    if code == 403:
-        return AuthError(
-            f"no access to gs://{bucket}: {text}",
-            hint=(
-                f"grant roles/storage.admin on the bucket (gcloud storage buckets "
-                f"add-iam-policy-binding gs://{bucket} --member=user:YOU "
-                f"--role=roles/storage.admin) or choose another --bucket"
-            ),
-        )
-    if code == 409:
-        return ConfigError(
-            f"bucket name {bucket!r} is taken by another project",
-            hint="bucket names are global: choose another --bucket",
-        )
-    if code == 429:
-        return QuotaError(
-            f"Cloud Storage rate limit: {text}", hint="wait a minute and run the command again"
-        )
-    return ProviderError(
-        f"Cloud Storage request failed ({code or type(exc).__name__}): {text}",
-        hint="check the bucket and try again",
-    )
+    raw = getattr(exc, "code", None)
+    code = raw if isinstance(raw, int) else None
+    text = " ".join(str(getattr(exc, "message", None) or exc).split())[:300]
+    values = {
+        "msg": text,
+        "code": code if code is not None else type(exc).__name__,
+        "bucket": bucket,
+        "project": project or "PROJECT",
+    }
+    for rule in STORAGE_RULES:
+        if rule.matches(code, text):
+            return rule.kind(rule.message.format(**values), hint=rule.hint.format(**values))
+    raise AssertionError("the last rule matches everything")  # pragma: no cover
 
 
 class GcsStager:

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,11 +87,21 @@ def test_digests_match_gcs_encoding(tmp_path: Path) -> None:
     assert d.size == len(data)
 
 
-def test_creates_bucket_in_region_then_uploads(tmp_path: Path) -> None:
+def test_creates_bucket_in_region_then_uploads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "train.jsonl"
     path.write_bytes(b'{"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}\n')
     client = _client()
     assert client.lookup_bucket("tp-new") is None
+    created: list[tuple[bool, dict[str, object]]] = []
+    real_create = client.create_bucket
+
+    def spy(bucket: Any, **kw: object) -> object:  # the emulator ignores location/IAM: spy
+        created.append((bucket.iam_configuration.uniform_bucket_level_access_enabled, kw))
+        return real_create(bucket, **kw)
+
+    monkeypatch.setattr(client, "create_bucket", spy)
     progress = RecordingProgress()
     stager = GcsStager(
         parse_location("gs://tp-new/exp1"), project="p", region="europe-west4", client=client
@@ -101,6 +112,9 @@ def test_creates_bucket_in_region_then_uploads(tmp_path: Path) -> None:
     assert not result.reused
     assert client.lookup_bucket("tp-new") is not None
     assert any("created bucket gs://tp-new in europe-west4" in n for n in progress.notes())
+    ((uniform_access, kwargs),) = created
+    assert kwargs["location"] == "europe-west4" and kwargs["project"] == "p"
+    assert uniform_access is True
     blob = client.bucket("tp-new").get_blob(f"exp1/{sha}/train.jsonl")
     assert blob.download_as_bytes() == path.read_bytes()
     assert progress.advanced() == path.stat().st_size
@@ -171,3 +185,68 @@ def test_checksum_mismatch_after_upload_deletes_and_fails(tmp_path: Path) -> Non
 def test_chunk_size_must_be_a_multiple_of_256k() -> None:
     with pytest.raises(ConfigError, match="256 KiB"):
         GcsStager(GcsLocation("b"), project="p", region="us-central1", chunk_size=1000)
+
+
+@pytest.mark.parametrize(
+    ("exc_name", "message", "kind", "fragment", "fix"),
+    [
+        ("Unauthorized", "Invalid Credentials", "AuthError", "rejected", "application-default"),
+        ("Forbidden", "The billing account is disabled", "ConfigError", "billing", "billing"),
+        (
+            "Forbidden",
+            "tuner@p.iam does not have storage.buckets.get access",
+            "AuthError",
+            "no access to gs://tp-bucket",
+            "roles/storage.admin",
+        ),
+        (
+            "Forbidden",
+            "Cloud Storage JSON API has not been used in project p before or it is disabled",
+            "ConfigError",
+            "not enabled",
+            "gcloud services enable storage.googleapis.com --project p",
+        ),
+        (
+            "Conflict",
+            "Your previous request to create the named bucket succeeded",
+            "ConfigError",
+            "taken",
+            "--bucket",
+        ),
+        ("TooManyRequests", "slow down", "QuotaError", "rate limit", "wait"),
+        ("InternalServerError", "backend error", "ProviderError", "(500)", "--bucket"),
+    ],
+)
+def test_storage_errors_map_to_one_line_with_a_fix(
+    exc_name: str, message: str, kind: str, fragment: str, fix: str
+) -> None:
+    from google.api_core import exceptions as gexc
+
+    from tuneport.providers.gcs import storage_error
+
+    err = storage_error(getattr(gexc, exc_name)(message), bucket="tp-bucket", project="p")
+    assert type(err).__name__ == kind
+    assert fragment in err.message and fix in (err.hint or "")
+    assert "\n" not in err.one_line()
+
+
+def test_no_access_to_an_existing_bucket_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from google.api_core import exceptions as gexc
+
+    from tuneport.errors import AuthError
+
+    client = _client()
+
+    def forbidden(name: str, **_kw: object) -> object:
+        raise gexc.Forbidden("caller does not have storage.buckets.get access")
+
+    monkeypatch.setattr(client, "lookup_bucket", forbidden)
+    stager = GcsStager(
+        parse_location("tp-bucket"), project="p", region="us-central1", client=client
+    )
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"x\n")
+    with pytest.raises(AuthError, match="no access to gs://tp-bucket"):
+        stager.upload(path)
