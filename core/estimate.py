@@ -25,7 +25,14 @@ from tuneport.counting import TokenCounter
 from tuneport.errors import InputError
 from tuneport.pricing import WILDCARD, ModelPrice, PriceTable, load_prices
 from tuneport.schemas import Estimate, Example, JobConfig, PreferenceExample
-from tuneport.tokens import Counts, count_jsonl, count_records, counter_for, fast_counter
+from tuneport.tokens import (
+    Counts,
+    count_jsonl,
+    count_records,
+    counter_for,
+    fast_counter,
+    uses_tools,
+)
 
 AnyRecord = Example | PreferenceExample
 
@@ -164,7 +171,6 @@ def estimate_counts(
     price: ModelPrice,
     counter: TokenCounter,
     validation: Counts | None = None,
-    has_tools: bool = False,
 ) -> Estimate:
     """The estimate for already counted examples (the pure part of :func:`estimate`)."""
     n = counts.examples
@@ -211,9 +217,10 @@ def estimate_counts(
             f"token count is approximate ({counter.label}); pass --online for exact counts "
             "where the provider offers them"
         )
-    if has_tools and counter.exact and fast_counter(counter) is not None:
+    if counts.tool_examples and counter.exact and fast_counter(counter) is not None:
         warnings.append(
-            "examples with tools: tool definitions and calls are counted as encoded JSON "
+            f"{counts.tool_examples} example(s) with tools: definitions and calls are counted as "
+            "encoded JSON "
             "(OpenAI does not publish its tool rendering), so their counts are close, not exact"
         )
     if price.unverified and rate is not None:
@@ -269,13 +276,6 @@ def estimate_counts(
     )
 
 
-def _has_tools(record: AnyRecord) -> bool:
-    if record.tools:
-        return True
-    msgs = record.messages if isinstance(record, Example) else [*record.prompt, record.chosen]
-    return any(m.tool_calls for m in msgs)
-
-
 def estimate(
     records: Iterable[AnyRecord],
     cfg: JobConfig,
@@ -288,25 +288,17 @@ def estimate(
     prices = prices or load_prices()
     price = prices.lookup(cfg.provider, cfg.model, cfg.method)
     counter = counter or counter_for(cfg.provider, cfg.model)
-    records = list(records)
     counts = count_records(records, counter)
     validation = (
         count_records(validation_records, counter) if validation_records is not None else None
     )
-    return estimate_counts(
-        counts,
-        cfg,
-        price=price,
-        counter=counter,
-        validation=validation,
-        has_tools=any(_has_tools(r) for r in records),
-    )
+    return estimate_counts(counts, cfg, price=price, counter=counter, validation=validation)
 
 
 def count_path(
     path: Path, counter: TokenCounter, *, fmt: str | None = None, workers: int | None = None
-) -> tuple[Counts, bool]:
-    """Counts of a data file and whether any example uses tools.
+) -> Counts:
+    """Per-example token counts of a data file.
 
     Canonical/OpenAI JSONL with a tiktoken counter takes the fast path (raw lines, worker
     processes for big files); every other format is read into records first.
@@ -317,20 +309,16 @@ def count_path(
     name = resolve_format(path, fmt, None)
     fast = fast_counter(counter)
     if fast is not None and name in FAST_FORMATS and path.is_file():
-        counts = count_jsonl(path, fast, workers=workers)
-        with path.open("rb") as fh:
-            tools = any(b'"tool_calls"' in chunk or b'"tools"' in chunk for chunk in fh)
-        return counts, tools
+        return count_jsonl(path, fast, workers=workers)
     counts = Counts()
-    tools = False
     for row in read_records(path, name):
         if row.record is None:
             counts.skipped.append(row.line)
             continue
         counts.tokens.append(counter.count(row.record))
         counts.lines.append(row.line)
-        tools = tools or _has_tools(row.record)
-    return counts, tools
+        counts.tool_examples += uses_tools(row.record)
+    return counts
 
 
 def estimate_file(
@@ -351,12 +339,10 @@ def estimate_file(
     prices = prices or load_prices()
     price = prices.lookup(cfg.provider, cfg.model, cfg.method)
     counter = counter or counter_for(cfg.provider, cfg.model, online=online, settings=settings)
-    counts, tools = count_path(path, counter, fmt=fmt, workers=workers)
+    counts = count_path(path, counter, fmt=fmt, workers=workers)
     v_counts = None
     if validation is not None:
         if not validation.exists():
             raise InputError(f"{validation}: no such file", hint="check --validation")
-        v_counts, _ = count_path(validation, counter, workers=workers)
-    return estimate_counts(
-        counts, cfg, price=price, counter=counter, validation=v_counts, has_tools=tools
-    )
+        v_counts = count_path(validation, counter, workers=workers)
+    return estimate_counts(counts, cfg, price=price, counter=counter, validation=v_counts)

@@ -15,10 +15,10 @@ from pydantic import BaseModel, ConfigDict
 
 from tuneport.counting import TokenCounter
 from tuneport.errors import InputError
-from tuneport.estimate import _has_tools, estimate_counts
+from tuneport.estimate import estimate_counts
 from tuneport.pricing import WILDCARD, PriceTable, load_prices
 from tuneport.schemas import Estimate, JobConfig, Method, Report
-from tuneport.tokens import Counts, counter_for, memoized
+from tuneport.tokens import Counts, counter_for, memoized, uses_tools
 
 
 class PlanRow(BaseModel):
@@ -67,7 +67,7 @@ def plan(
     rows = list(read_records(path, fmt))
     records = [(r.line, r.record) for r in rows if r.record is not None]
     skipped = [r.line for r in rows if r.record is None]
-    tools = any(_has_tools(rec) for _, rec in records)
+    tools = sum(uses_tools(rec) for _, rec in records)
     shared: dict[str, TokenCounter] = {}
     out: list[PlanRow] = []
     for price in prices.tunable(method=method):
@@ -84,12 +84,12 @@ def plan(
             counter=counter,
             token_limit=price.context_tokens,
         )
-        counts = Counts(skipped=list(skipped))
+        counts = Counts(skipped=list(skipped), tool_examples=tools)
         for line, rec in records:
             counts.tokens.append(counter.count(rec))
             counts.lines.append(line)
         cfg = JobConfig(provider=price.provider, model=price.model, data=path, method=method)
-        est: Estimate = estimate_counts(counts, cfg, price=price, counter=counter, has_tools=tools)
+        est: Estimate = estimate_counts(counts, cfg, price=price, counter=counter)
         out.append(
             PlanRow(
                 provider=price.provider,

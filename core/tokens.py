@@ -65,7 +65,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import orjson
 
@@ -575,6 +575,7 @@ class Counts:
     tokens: array[int] = field(default_factory=lambda: array("q"))
     lines: array[int] = field(default_factory=lambda: array("q"))
     skipped: list[int] = field(default_factory=list)
+    tool_examples: int = 0  # examples with tool definitions or tool calls
 
     @property
     def examples(self) -> int:
@@ -593,6 +594,14 @@ class Counts:
         return [(ln, n) for ln, n in zip(self.lines, self.tokens, strict=True) if n > limit]
 
 
+def uses_tools(record: AnyRecord) -> bool:
+    """Whether a record has tool definitions or tool calls."""
+    if record.tools:
+        return True
+    msgs = record.messages if isinstance(record, Example) else [*record.prompt, record.chosen]
+    return any(m.tool_calls for m in msgs)
+
+
 def count_records(
     records: Iterable[AnyRecord | tuple[int, AnyRecord]], counter: TokenCounter
 ) -> Counts:
@@ -602,6 +611,7 @@ def count_records(
         line, record = item if isinstance(item, tuple) else (i, item)
         counts.tokens.append(counter.count(record))
         counts.lines.append(line)
+        counts.tool_examples += uses_tools(record)
     return counts
 
 
@@ -634,13 +644,19 @@ def _chunk_bounds(path: Path, parts: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(cuts))
 
 
-def _count_lines(
-    counter: TiktokenChatCounter, data: bytes
-) -> tuple[array[int], array[int], list[int], int]:
-    """Count each line of ``data``: (tokens, their 1-based local lines, skipped lines, lines)."""
+_Part: TypeAlias = "tuple[array[int], array[int], list[int], int, int]"
+
+
+def _count_lines(counter: TiktokenChatCounter, data: bytes) -> _Part:
+    """Count each line of ``data``.
+
+    Returns (tokens, their 1-based local lines, skipped lines, number of lines, examples with
+    tools).
+    """
     tokens: array[int] = array("q")
     lines: array[int] = array("q")
     skipped: list[int] = []
+    tools = 0
     loads = orjson.loads
     count_raw = counter.count_raw
     n_lines = 0
@@ -664,12 +680,14 @@ def _count_lines(
             continue
         tokens.append(n)
         lines.append(n_lines)
+        if b'"tool' in raw:  # "tools" / "tool_calls" (or the text: an over-estimate, only a hint)
+            tools += 1
     if data.endswith(b"\n"):
         n_lines -= 1
-    return tokens, lines, skipped, n_lines
+    return tokens, lines, skipped, n_lines, tools
 
 
-def _count_chunk(job: tuple[str, int, int, str]) -> tuple[array[int], array[int], list[int], int]:
+def _count_chunk(job: tuple[str, int, int, str]) -> _Part:
     path, start, end, enc_name = job
     global _worker_counter
     if _worker_counter is None or _worker_counter.encoding_name != enc_name:
@@ -680,10 +698,11 @@ def _count_chunk(job: tuple[str, int, int, str]) -> tuple[array[int], array[int]
     return _count_lines(_worker_counter, data)
 
 
-def _merge(parts: Iterable[tuple[array[int], array[int], list[int], int]]) -> Counts:
+def _merge(parts: Iterable[_Part]) -> Counts:
     counts = Counts()
     offset = 0
-    for tokens, lines, skipped, n_lines in parts:
+    for tokens, lines, skipped, n_lines, tools in parts:
+        counts.tool_examples += tools
         counts.tokens.extend(tokens)
         counts.lines.extend(array("q", (offset + ln for ln in lines)) if offset else lines)
         counts.skipped.extend(offset + ln for ln in skipped)
