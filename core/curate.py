@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -450,7 +451,7 @@ class Curation:
     result: CurateResult
     train: Iterator[Item]
     validation: list[Item]
-    _input_tokens: list[int]
+    _input_tokens: array[int]
 
     def finish(self, counter: TokenCounter, *, bins: int = 20, limit: int | None = None) -> None:
         """Fill in the input statistics and counts once ``train`` has been consumed."""
@@ -472,13 +473,14 @@ def curate(
     """Run the pipeline over ``(line, record)`` pairs.
 
     Returns a :class:`Curation` whose ``train`` iterator streams when every step streams and no
-    split was asked for (memory then does not grow with the input, bar the 16-byte hashes of
-    exact dedup); step reports are complete once ``train`` is exhausted.
+    split was asked for (memory then holds one record at a time, plus 8 bytes per row for the
+    input's token statistics and 16 bytes per unique row for exact dedup); step reports are
+    complete once ``train`` is exhausted.
     """
     progress = progress or NullProgress()
     steps = build_steps(options, embedder=embedder)
     result = CurateResult(source=source, counter=counter.label, exact=counter.exact)
-    input_tokens: list[int] = []
+    input_tokens: array[int] = array("q")
 
     def items() -> Iterator[Item]:
         for index, (line, record) in enumerate(records):
