@@ -345,3 +345,26 @@ def test_unknown_format_names_keys(tmp_path: Path) -> None:
         detect_format(path)
     with pytest.raises(InputError, match="unknown format 'xml'"):
         list(read_records(path, "xml"))
+
+
+def test_hf_dataset_dict_folder_uses_train_split(tmp_path: Path) -> None:
+    import datasets
+
+    rows = {"messages": [CHAT["messages"]] * 2}
+    dd = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict(rows),
+            "test": datasets.Dataset.from_dict({"messages": [CHAT["messages"]]}),
+        }
+    )
+    dd.save_to_disk(str(tmp_path / "dd"))
+    assert detect_format(tmp_path / "dd") == "hf"
+    assert len(load_records(tmp_path / "dd")) == 2
+
+
+def test_csv_non_utf8_row_is_located(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"question,answer\nq1,a1\ncaf\xe9,a2\n")
+    rows = list(read_records(path))
+    assert rows[0].problems == []
+    assert rows[1].line == 3 and [p.kind for p in rows[1].problems] == ["non_utf8"]
