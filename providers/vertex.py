@@ -54,6 +54,7 @@ from tuneport.retry import RetryPolicy, call_with_retry, outcome_unknown
 from tuneport.schemas import (
     Estimate,
     Example,
+    FunctionCall,
     JobConfig,
     JobEvent,
     JobRef,
@@ -61,6 +62,7 @@ from tuneport.schemas import (
     JobStatus,
     Message,
     PreferenceExample,
+    ToolCall,
 )
 
 if TYPE_CHECKING:
@@ -887,8 +889,22 @@ class VertexProvider:
                 config=config,
             )
         )
-        text = reply.text
-        if text is None:
+        parts = []
+        if reply.candidates and reply.candidates[0].content:
+            parts = reply.candidates[0].content.parts or []
+        text = "".join(p.text for p in parts if p.text and not p.thought) or None
+        calls = [
+            ToolCall(
+                id=p.function_call.id or f"call_{i}",
+                function=FunctionCall(
+                    name=p.function_call.name or "",
+                    arguments=json.dumps(p.function_call.args or {}),
+                ),
+            )
+            for i, p in enumerate(parts)
+            if p.function_call is not None
+        ]
+        if text is None and not calls:
             reason = None
             if reply.candidates:
                 reason = _enum_name(reply.candidates[0].finish_reason)
@@ -896,7 +912,7 @@ class VertexProvider:
                 f"{model} returned no text (finish reason: {reason or 'none'})",
                 hint="rephrase the message or check the endpoint",
             )
-        return Message(role="assistant", content=text)
+        return Message(role="assistant", content=text, tool_calls=calls or None)
 
     # --- online token counting ------------------------------------------------------------
 

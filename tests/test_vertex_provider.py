@@ -461,3 +461,18 @@ def test_other_providers_models_are_refused(fake: FakeVertex) -> None:
     with pytest.raises(ConfigError, match="belongs to the openai provider"):
         make(fake).launch(UPLOADED, cfg(model="ft:gpt-4.1-mini:org::abc"), "r1")
     assert not fake.requests
+
+
+def test_chat_returns_function_calls_as_tool_calls(fake: FakeVertex) -> None:
+    endpoint = "projects/p/locations/us-central1/endpoints/77"
+    fake.endpoints[endpoint] = {"name": endpoint, "deployedModels": []}
+    fake.reply_parts = [
+        {"thought": True, "text": "thinking..."},
+        {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}},
+    ]
+    reply = make(fake).chat(endpoint, [Message(role="user", content="weather?")], ChatOptions())
+    assert reply.content is None
+    assert reply.tool_calls is not None
+    (call,) = reply.tool_calls
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"city": "Paris"}

@@ -68,6 +68,7 @@ class FakeVertex:
         self.outcome = "succeed"
         self.list_ignores_filter = False
         self.issued_token = "ya29.fake-service-account-token"
+        self.reply_parts: list[dict[str, Any]] | None = None  # generateContent override
         self._ids = 0
         self.httpd: ThreadingHTTPServer | None = None
 
@@ -255,10 +256,9 @@ class FakeVertex:
         contents = (req.body or {}).get("contents", [])
         last = contents[-1]["parts"][-1].get("text", "") if contents else ""
         text = f"[{model.rsplit('/', 1)[-1]}] echo: {last}"
+        parts = self.reply_parts or [{"text": text}]
         return 200, {
-            "candidates": [
-                {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}
-            ],
+            "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}],
             "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 4},
         }
 
