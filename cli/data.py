@@ -94,7 +94,7 @@ def convert(
     as_json: JsonOpt = False,
 ) -> int:
     """Convert a dataset to a provider's training format (written atomically)."""
-    from tuneport.cli._console import out
+    from tuneport.cli._console import err, out
     from tuneport.data import default_output, export_records, read_records, records_only
     from tuneport.data.exporters import METHOD_KIND, target_of
     from tuneport.files import check_output, require_file
@@ -121,7 +121,7 @@ def convert(
     for kind, count in result.dropped.items():
         out.print(f"  not carried by {to}: {kind} in {count} example(s)")
     for kind, count in warnings.items():
-        out.print(f"  warning: {kind} ×{count} (run `tuneport validate` for lines)")
+        err.print(f"warning: {kind} ×{count} (run `tuneport validate` for lines)")
     return EXIT_OK
 
 

@@ -247,3 +247,37 @@ def test_console_script_end_to_end(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 1 and f"{bad}:2" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_progress_bar_on_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    from tuneport.cli import _console
+    from tuneport.cli import data as cli_data
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(_console, "err", Console(file=buffer, force_terminal=True, width=80))
+    monkeypatch.setattr(cli_data, "PROGRESS_MIN_BYTES", 0)
+    src = REAL / "llamafactory_alpaca_en_demo.json"
+    assert run(["convert", str(src), "--to", "openai", "-o", str(tmp_path / "o.jsonl")]) == 0
+    assert "converting" in buffer.getvalue()
+
+
+def test_sharegpt_roles_found_after_first_row(tmp_path: Path) -> None:
+    first = {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}
+    later = {
+        "messages": [{"role": "user", "content": "a"}, {"role": "observation", "content": "b"}]
+    }
+    path = tmp_path / "s.jsonl"
+    path.write_text(json.dumps(first) + "\n" + json.dumps(later) + "\n", encoding="utf-8")
+    assert detect_format(path) == "sharegpt"
+
+
+def test_convert_warnings_go_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = FIXTURES / "bad" / "bom.jsonl"
+    assert run(["convert", str(src), "--to", "openai", "-o", str(tmp_path / "o.jsonl")]) == 0
+    out, err = capsys.readouterr()
+    assert "wrote 2 examples" in out and "warning: bom ×1" in err
+    assert not (tmp_path / "o.jsonl").read_bytes().startswith(b"\xef\xbb\xbf")

@@ -125,6 +125,13 @@ def format_of(obj: dict[str, Any], *, tabular: bool = False) -> str | None:
     return None
 
 
+def _confirm_openai(reader: Container, path: Path) -> str:
+    for row in islice(reader(path, file=str(path), advance=lambda _: None), _PEEK_LINES):
+        if isinstance(row.value, dict) and format_of(row.value) == "sharegpt":
+            return "sharegpt"
+    return "openai"
+
+
 def detect_format(path: Path) -> str:
     """The format name of a dataset file or folder (see :data:`FORMATS`), from its content."""
     reader = container(path)
@@ -137,6 +144,8 @@ def detect_format(path: Path) -> str:
         if not isinstance(row.value, dict):
             continue
         found = format_of(row.value, tabular=tabular)
+        if found == "openai":  # ShareGPT's role/content variant may show its roles later
+            found = _confirm_openai(reader, path)
         if found:
             return found
         if reader not in (iter_jsonl, iter_json_array):
