@@ -8,12 +8,13 @@ with the same run id finds the remote job instead of creating a second one.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tuneport.errors import EXIT_PROBLEMS, InputError, TuneportError
+from tuneport.errors import EXIT_PROBLEMS, InputError, NotFoundError, TuneportError
 from tuneport.progress import NullProgress, Progress
 from tuneport.providers import registry
 from tuneport.providers.base import AnyRecord, Preflight, PreparedData, Provider, UploadedData
@@ -102,6 +103,10 @@ def launch(
 
     shown = progress or NullProgress()
     jobs = store if store is not None else open_store()
+    parent = cfg.options.get("parent")
+    if parent_id is None and isinstance(parent, str):  # `--set parent=JOB_ID`: keep the lineage
+        with contextlib.suppress(NotFoundError):
+            parent_id = jobs.get(parent).id
     backend = provider or registry.get(cfg.provider, cfg.options)
     notice = getattr(backend, "notice", None)
     if isinstance(notice, str) and notice:

@@ -1,0 +1,114 @@
+"""End to end through the generic CLI: `tuneport train --provider local`, jobs, chat, export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.tiny_model import build_tiny_model
+from tuneport.cli.main import run
+from tuneport.providers.local import runfiles
+from tuneport.schemas import JobState
+from tuneport.store import home, open_store
+
+pytestmark = pytest.mark.slow
+
+QUICK = [
+    "--set",
+    "max_steps=4",
+    "--set",
+    "logging_steps=1",
+    "--set",
+    "gradient_checkpointing=false",
+    "--set",
+    "max_length=256",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(autouse=True)
+def _fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TUNEPORT_POLL_INTERVAL", "0.3")
+
+
+def test_train_watch_chat_export_and_continue(
+    tiny_dir: Path,
+    fixtures_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = fixtures_dir / "sample" / "chat.jsonl"
+    argv = ["train", "--provider", "local", "--model", str(tiny_dir), "--data", str(data)]
+    assert run([*argv, *QUICK, "--yes"]) == 0
+    out, err = capsys.readouterr()
+    assert "no GPU" not in out
+    (job,) = open_store().list_jobs()
+    assert job.state is JobState.SUCCEEDED, job.error
+    assert job.tuned_model == f"local:{job.remote_id}"
+    assert f"tuned model: {job.tuned_model}" in out
+    assert "steps" in err or "examples" in err  # the estimate was shown
+    events = open_store().events(job.id)
+    assert events[0].message.startswith("no CUDA GPU found")
+    assert [e.step for e in events if e.step is not None] == [1, 2, 3, 4]
+    run_dir = home() / "runs" / job.run_id
+    assert (run_dir / runfiles.ADAPTER / "adapter_model.safetensors").is_file()
+    assert (run_dir / runfiles.LOSS_PNG).is_file()
+
+    assert run(["jobs", "watch", job.id]) == 0
+    assert f"tuned model: {job.tuned_model}" in capsys.readouterr().out
+    assert run(["jobs", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert job.id in json.dumps(listed)
+
+    assert run(["chat", job.tuned_model, "-m", "hi", "--max-tokens", "8"]) == 0
+    capsys.readouterr()
+    assert run(["chat", job.id, "-m", "hi", "--max-tokens", "8", "--json"]) == 0
+    out = capsys.readouterr().out
+    reply = json.loads(out)
+    assert reply["role"] == "assistant" and isinstance(reply["content"], str)
+
+    merged = tmp_path / "merged"
+    assert run(["export", job.id, "--merge", "-o", str(merged)]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == str(merged)
+    assert (merged / "model.safetensors").is_file() and (merged / "config.json").is_file()
+    assert "convert_hf_to_gguf.py" in err
+    assert run(["export", job.id, "--merge", "-o", str(merged)]) == 3  # never overwrites
+    assert "already exists" in capsys.readouterr().err
+
+    assert run(["jobs", "resume", job.id]) == 3
+    assert "already succeeded" in capsys.readouterr().err
+
+    # a second job continues from the first one's adapter: lineage is in the store
+    assert run([*argv, *QUICK, "--set", f"parent={job.id}", "--yes"]) == 0
+    capsys.readouterr()
+    child = next(j for j in open_store().list_jobs() if j.id != job.id)
+    assert child.state is JobState.SUCCEEDED, child.error
+    assert child.parent_id == job.id
+    child_dir = home() / "runs" / child.run_id
+    config = json.loads((child_dir / runfiles.CONFIG).read_text())
+    assert config["parent_run"] == job.run_id
+    assert (child_dir / runfiles.BASE / "config.json").is_file()
+
+
+def test_bad_option_fails_before_anything_runs(
+    tiny_dir: Path, fixtures_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = fixtures_dir / "sample" / "chat.jsonl"
+    argv = ["train", "--provider", "local", "--model", str(tiny_dir), "--data", str(data)]
+    code = run([*argv, "--set", "lora=huge", "--yes"])
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "option 'lora'" in err and err[-1] == "\n" and err.count("\n") == 1
+    assert open_store().list_jobs() == []
+
+
+def test_export_refuses_providers_without_weights(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["export", "tp-nope"]) == 4
+    assert "no job" in capsys.readouterr().err
