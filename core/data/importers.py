@@ -174,7 +174,7 @@ def from_openai(
 ) -> Example:
     """An OpenAI chat fine-tuning row ``{"messages", "tools"?, "parallel_tool_calls"?}``."""
     row = _require_dict(obj)
-    _unknown_keys(row, {"messages", "tools", "parallel_tool_calls", "id", "metadata"}, _n(notes))
+    _unknown_keys(row, {"messages", "tools", "parallel_tool_calls", "id"}, _n(notes))
     messages = parse_messages(row.get("messages"), "messages")
     tools = parse_tools(row.get("tools"))
     return Example(
