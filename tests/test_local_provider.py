@@ -248,3 +248,32 @@ def test_importing_the_provider_does_not_import_torch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_preflight_reports_every_problem_before_the_estimate(tmp_path: Path) -> None:
+    provider = LocalProvider()
+    cfg = config(
+        tmp_path / "no-model",
+        parent="tp-nope",
+        chat_template=str(tmp_path / "missing.jinja"),
+    )
+    with pytest.raises(ConfigError) as caught:
+        provider.preflight(
+            cfg.model_copy(update={"method": "dpo", "options": {**cfg.options, "packing": True}})
+        )
+    message = caught.value.message
+    assert "no job 'tp-nope'" in message
+    assert "missing.jinja not found" in message
+    assert "no-model is not a model folder" in message
+    assert "packing / padding_free apply to --method sft only" in message
+
+
+def test_estimate_gives_steps_and_gpu_memory(tiny_dir: Path) -> None:
+    provider = LocalProvider()
+    cfg = config(tiny_dir).model_copy(update={"epochs": 2})
+    estimate = provider.estimate(records(), cfg)
+    assert estimate.provider == "local" and estimate.cost_usd is None
+    assert estimate.examples == 3 and estimate.epochs == 2
+    assert estimate.steps == 2  # one step of 3 examples per epoch (batch 3, no accumulation)
+    assert estimate.tokens > 0 and estimate.exact
+    assert estimate.gpu_memory_gib is not None and estimate.gpu_memory_gib > 0

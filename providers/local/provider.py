@@ -138,37 +138,60 @@ class LocalProvider:
         run_keys = set(LocalOptions.model_fields)
         return LocalOptions.model_validate(parsed.model_dump(include=run_keys, exclude_unset=True))
 
-    def _run_config(
-        self, cfg: JobConfig, run_id: str, data: Path, validation: Path | None
-    ) -> RunConfig:
-        opts = self.options(cfg)
-        init_adapter: Path | None = None
-        parent_run: str | None = None
+    def _lineage(self, opts: LocalOptions) -> tuple[Path | None, str | None]:
+        """``(adapter to merge first, parent run id)`` from ``parent`` / ``init_adapter``."""
         if opts.parent and opts.init_adapter:
             raise ConfigError(
                 "set either parent or init_adapter, not both", hint="drop one of the --set options"
             )
         if opts.parent:
             parent_dir = self.resolve_run(opts.parent)
-            init_adapter = parent_dir / runfiles.ADAPTER
-            parent_run = parent_dir.name
-            if not (init_adapter / "adapter_config.json").is_file():
+            adapter = parent_dir / runfiles.ADAPTER
+            if not (adapter / "adapter_config.json").is_file():
                 raise ConfigError(
                     f"the parent run {opts.parent} has no finished adapter",
                     hint="wait for it to succeed (tuneport jobs watch) or pick another parent",
                 )
-        elif opts.init_adapter:
-            init_adapter = opts.init_adapter.expanduser().resolve()
-            if not (init_adapter / "adapter_config.json").is_file():
+            return adapter, parent_dir.name
+        if opts.init_adapter:
+            adapter = opts.init_adapter.expanduser().resolve()
+            if not (adapter / "adapter_config.json").is_file():
                 raise ConfigError(
                     f"{opts.init_adapter} is not a PEFT adapter folder (no adapter_config.json)",
                     hint="point init_adapter at a run's adapter/ folder",
                 )
+            return adapter, None
+        return None, None
+
+    def preflight(self, cfg: JobConfig) -> None:
+        """Options, parent adapter, template file and model folder checked before the estimate."""
+        opts = self.options(cfg)
+        problems: list[str] = []
+        try:
+            self._lineage(opts)
+        except (ConfigError, NotFoundError) as exc:
+            problems.append(exc.message)
         if opts.chat_template is not None and not opts.chat_template.is_file():
-            raise ConfigError(
-                f"chat template {opts.chat_template} not found", hint="check the path"
-            )
+            problems.append(f"chat template {opts.chat_template} not found")
+        model = Path(cfg.model).expanduser()
+        looks_local = cfg.model.startswith((".", "/", "~")) or model.exists()
+        if looks_local and not (model / "config.json").is_file():
+            problems.append(f"{cfg.model} is not a model folder (no config.json)")
+        if cfg.method == "dpo" and (opts.packing or opts.padding_free):
+            problems.append("packing / padding_free apply to --method sft only")
+        if problems:
+            raise ConfigError("; ".join(problems), hint="fix the settings for provider local")
+
+    def _run_config(
+        self, cfg: JobConfig, run_id: str, data: Path, validation: Path | None
+    ) -> RunConfig:
+        opts = self.options(cfg)
+        init_adapter, parent_run = self._lineage(opts)
         if opts.chat_template is not None:
+            if not opts.chat_template.is_file():
+                raise ConfigError(
+                    f"chat template {opts.chat_template} not found", hint="check the path"
+                )
             opts = opts.model_copy(update={"chat_template": opts.chat_template.resolve()})
         model = cfg.model
         if Path(model).expanduser().exists():
