@@ -52,6 +52,22 @@ def _int_option(options: Mapping[str, Any], key: str, default: int | None) -> in
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
+def _lora_rank(options: Mapping[str, Any], default: int) -> int:
+    """``lora_r``, else the rank of the named ``lora`` preset of the local backend, else default."""
+    explicit = _int_option(options, "lora_r", None)
+    if explicit:
+        return explicit
+    preset = options.get("lora")
+    if isinstance(preset, str):
+        try:  # the presets are the local backend's data (no torch in that module)
+            from tuneport.providers.local.recipe_config import LORA_PRESETS
+        except ImportError:
+            return default
+        if preset in LORA_PRESETS:
+            return LORA_PRESETS[preset].r
+    return default
+
+
 # --- local model size and QLoRA memory ---------------------------------------------------------
 
 
@@ -238,7 +254,7 @@ def estimate_counts(
         steps = max(1, math.ceil(n / (batch * (accum or 1)))) * epochs if n else 0
         if price.lora_rank is not None:
             shape_cfg = model_config(cfg.model)
-            rank = _int_option(cfg.options, "lora_r", price.lora_rank) or price.lora_rank
+            rank = _lora_rank(cfg.options, price.lora_rank)
             max_len = _int_option(cfg.options, "max_length", price.max_seq_len) or 2048
             if shape_cfg is None:
                 if cfg.model != WILDCARD:

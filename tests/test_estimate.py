@@ -306,6 +306,13 @@ def test_local_estimate_from_the_models_config(
         options={"gradient_accumulation_steps": 1},
     )
     assert estimate_file(SAMPLE, cfg2).steps == 13 * 3
+    large = JobConfig(
+        provider="local", model=str(tiny_model), data=SAMPLE, options={"lora": "large"}
+    )
+    r64 = JobConfig(provider="local", model=str(tiny_model), data=SAMPLE, options={"lora_r": 64})
+    gib = estimate_file(SAMPLE, large).gpu_memory_gib
+    assert gib is not None and gib > est.gpu_memory_gib
+    assert gib == estimate_file(SAMPLE, r64).gpu_memory_gib
 
 
 def test_local_estimate_without_the_model_at_hand(tmp_path: Path) -> None:
