@@ -175,11 +175,14 @@ def validate(
             **_read_kw(map_, system),
         )
     label = (counter or CharCounter()).label
+    effective = limit if limit is not None else rules_for(provider).token_limit
     if as_json:
         data = report.model_dump(mode="json")
-        _print_json({"ok": report.ok, "counts": report.counts(), "token_counter": label, **data})
+        extra = {"token_counter": label, "token_limit": effective}
+        _print_json({"ok": report.ok, "counts": report.counts(), **extra, **data})
     else:
-        _render_report(report, label)
+        limit_text = f"limit {effective:,} per example" if effective else "no per-example limit"
+        _render_report(report, f"{label}, {limit_text}")
     return EXIT_OK if report.ok else EXIT_PROBLEMS
 
 
