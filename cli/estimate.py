@@ -5,8 +5,6 @@ from typing import Annotated, Any
 
 import typer
 
-from tuneport.schemas import Estimate
-
 _Prices = Annotated[
     Path | None,
     typer.Option(
@@ -82,7 +80,8 @@ def _print_wide(table: Any) -> None:
     wide.print(table)
 
 
-def _print_estimate(est: Estimate, counter_label: str, auto_epochs: bool, rule: str) -> None:
+def _print_estimate(est: Any, counter_label: str, auto_epochs: bool, rule: str) -> None:
+    """Render a :class:`tuneport.schemas.Estimate` (schemas imported lazily: fast start)."""
     from rich.table import Table
 
     from tuneport.cli._console import out
