@@ -219,8 +219,8 @@ def curate(
         str,
         typer.Option(
             "--by",
-            help="Ranking for --top-k: tokens|longest (K longest) or shortest (K shortest; "
-            "'-tokens' also works as --by=-tokens).",
+            help="Ranking for --top-k: tokens (alias longest) keeps the K longest, -tokens "
+            "(alias shortest) the K shortest; ties go to the earlier example.",
         ),
     ] = "tokens",
     sample: Annotated[
