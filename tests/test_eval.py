@@ -244,3 +244,41 @@ def test_declining_the_cost_prompt_sends_nothing(
     assert code == 5
     assert asked and asked[0].startswith("Spend up to $")
     assert "nothing was sent" in capsys.readouterr().err
+
+
+def test_eval_drives_the_real_openai_backend_on_a_local_fake_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes.openai_server import FakeOpenAI
+
+    key = "sk-test-EVAL123456789"
+    with FakeOpenAI(api_key=key) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", key)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        server.fail("POST", "/v1/chat/completions", 500, headers={"retry-after-ms": "1"})
+        tuned = "ft:gpt-4.1-mini-2025-04-14:org::abc"
+        out = tmp_path / "cmp"
+        code = run(
+            ["eval", "--data", str(HELDOUT), "--model", tuned, "--model", "openai:gpt-4.1-nano",
+             "--max-tokens", "64", "--max-cost", "1", "--yes", "-o", str(out)]
+        )  # fmt: skip
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        assert f"{tuned}: ≈$" in captured.err  # priced before any call
+        assert key not in captured.err + captured.out
+        chats = server.chats
+        assert len(chats) == 10  # one per prompt and model
+        assert len(server.calls("POST", "/v1/chat/completions")) == 11  # + the retried 500
+        assert sorted(c["model"] for c in chats) == sorted([tuned] * 5 + ["gpt-4.1-nano"] * 5)
+        assert {c["max_completion_tokens"] for c in chats} == {64}
+        assert [m["role"] for m in chats[0]["messages"]] in (
+            ["user"],
+            ["system", "user", "assistant", "user"],
+        )
+    report = json.loads(report_paths(out)["json"].read_text())
+    first = report["answers"][0]
+    assert first[0]["text"] == f"echo[{tuned}]: say: Paris"
+    assert first[1]["text"] == "echo[gpt-4.1-nano]: say: Paris"
+    assert first[0]["exact_match"] == 0.0 and 0 < first[0]["token_f1"] < 1
+    assert [s["answered"] for s in report["summary"]] == [5, 5]
+    assert key not in report_paths(out)["md"].read_text()
