@@ -37,16 +37,18 @@ def _text(rng: random.Random, lo: int, hi: int) -> str:
 
 def _chat(rng: random.Random, i: int) -> dict[str, object]:
     messages: list[dict[str, object]] = [{"role": "system", "content": "You are helpful."}]
-    for _ in range(rng.randint(1, 3)):
+    for turn in range(rng.randint(1, 3)):
         messages.append({"role": "user", "content": f"{i} " + _text(rng, 5, 40)})
         if rng.random() < 0.1:
             call = {
-                "id": f"c{i}",
+                "id": f"c{i}_{turn}",
                 "type": "function",
                 "function": {"name": "lookup", "arguments": json.dumps({"q": i})},
             }
             messages.append({"role": "assistant", "tool_calls": [call]})
-            messages.append({"role": "tool", "tool_call_id": f"c{i}", "content": _text(rng, 2, 8)})
+            messages.append(
+                {"role": "tool", "tool_call_id": f"c{i}_{turn}", "content": _text(rng, 2, 8)}
+            )
         messages.append({"role": "assistant", "content": _text(rng, 5, 80)})
     return {"messages": messages}
 
@@ -54,7 +56,7 @@ def _chat(rng: random.Random, i: int) -> dict[str, object]:
 def generate(n: int) -> tuple[Path, Path]:
     """(chat JSONL, Alpaca JSON array) with ``n`` examples each; reused when present."""
     WORK.mkdir(parents=True, exist_ok=True)
-    jsonl, array = WORK / f"chat_{n}.jsonl", WORK / f"alpaca_{n}.json"
+    jsonl, array = WORK / f"chat_{n}.v2.jsonl", WORK / f"alpaca_{n}.json"
     rng = random.Random(n)
     if not jsonl.exists():
         with jsonl.open("w", encoding="utf-8") as fh:

@@ -368,3 +368,13 @@ def test_csv_non_utf8_row_is_located(tmp_path: Path) -> None:
     rows = list(read_records(path))
     assert rows[0].problems == []
     assert rows[1].line == 3 and [p.kind for p in rows[1].problems] == ["non_utf8"]
+
+
+def test_importing_data_stays_light() -> None:
+    """pyarrow and datasets load only when a table/HF file is read or written."""
+    import subprocess
+    import sys
+
+    code = "import sys, tuneport.data; print(sorted({'pyarrow', 'datasets'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
