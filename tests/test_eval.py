@@ -255,7 +255,7 @@ def test_eval_drives_the_real_openai_backend_on_a_local_fake_server(
     with FakeOpenAI(api_key=key) as server:
         monkeypatch.setenv("OPENAI_API_KEY", key)
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-        server.fail("POST", "/v1/chat/completions", 500, headers={"retry-after-ms": "1"})
+        server.fail("POST", "/chat/completions", 500, headers={"retry-after-ms": "1"})
         tuned = "ft:gpt-4.1-mini-2025-04-14:org::abc"
         out = tmp_path / "cmp"
         code = run(
@@ -268,7 +268,7 @@ def test_eval_drives_the_real_openai_backend_on_a_local_fake_server(
         assert key not in captured.err + captured.out
         chats = server.chats
         assert len(chats) == 10  # one per prompt and model
-        assert len(server.calls("POST", "/v1/chat/completions")) == 11  # + the retried 500
+        assert len(server.calls("POST", "/chat/completions")) == 11  # + the retried 500
         assert sorted(c["model"] for c in chats) == sorted([tuned] * 5 + ["gpt-4.1-nano"] * 5)
         assert {c["max_completion_tokens"] for c in chats} == {64}
         assert [m["role"] for m in chats[0]["messages"]] in (
