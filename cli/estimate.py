@@ -94,7 +94,7 @@ def _print_estimate(est: Any, counter_label: str, auto_epochs: bool, rule: str) 
     table.add_row("examples", f"{est.examples:,}")
     exactness = "exact" if est.exact else "approximate"
     table.add_row(
-        "training tokens",
+        "training tokens" if est.price_per_million_usd is not None else "tokens per epoch",
         f"{_tokens(est.tokens, est.exact, band)}  [{counter_label}, {exactness}]",
     )
     if est.validation_tokens is not None:
