@@ -47,9 +47,9 @@ Speed
 On this project's 2-core machines a plain loop of ``encode_ordinary`` was 2–4× faster than
 ``encode_ordinary_batch`` for short chat messages (200k texts of 165 characters: 4.8 s vs 8.9 s;
 the batch call's thread pool costs more than it saves), so counters call ``encode_ordinary`` per
-text, and plain ``{role, content}`` messages take an inlined path (role counts are cached). Large JSONL files in an OpenAI-shaped
-layout are counted by :func:`count_file` in worker processes, each over a byte range of whole
-lines (see :mod:`tuneport.tokens` ``_count_chunk``).
+text, and plain ``{role, content}`` messages take an inlined path (role counts are cached).
+Large JSONL files in an OpenAI-shaped layout are counted by :func:`count_jsonl` in worker
+processes (fork), each over a byte range of whole lines (``_count_chunk``).
 """
 
 from __future__ import annotations
