@@ -230,6 +230,22 @@ def test_process_dying_silently_is_reported_failed_with_the_log_line(
     assert status.error is not None and status.error.endswith("Killed: out of memory")
 
 
+def test_launcher_wraps_the_trainer_module(tiny_dir: Path, tmp_path: Path) -> None:
+    """`launcher` (e.g. "accelerate launch --config_file fsdp.yaml") runs LAUNCHER -m trainer."""
+    script = tmp_path / "fake-accelerate"
+    script.write_text('#!/bin/sh\necho "launched with: $*"\nexit 3\n')
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    provider = LocalProvider(launcher=f"{script} launch --config_file 'my fsdp.yaml'")
+    job = start(provider, config(tiny_dir), tmp_path)
+    status = wait_for(finished(provider, job), what="the failure")
+    assert status.state is JobState.FAILED
+    run_dir = provider.run_dir(job)
+    assert status.error is not None and status.error.endswith(
+        f"launched with: launch --config_file my fsdp.yaml -m tuneport.providers.local.trainer "
+        f"{run_dir}"
+    )
+
+
 def test_unknown_run_and_parent_errors(tiny_dir: Path, tmp_path: Path) -> None:
     provider = LocalProvider()
     with pytest.raises(NotFoundError):

@@ -239,3 +239,22 @@ def test_bad_model_path_fails_with_one_line(tmp_path: Path) -> None:
     status = runfiles.read_status(run_dir)
     assert status is not None and status.phase == "failed"
     assert status.error and "\n" not in status.error and "no-such-model" in status.error
+
+
+@pytest.mark.parametrize(
+    "batching", [{"packing": True}, {"padding_free": True}], ids=["packing", "padding_free"]
+)
+def test_packing_and_padding_free_batches_keep_assistant_labels(
+    tiny_dir: Path, tmp_path: Path, batching: dict[str, bool]
+) -> None:
+    run_dir, cfg = make_run(tmp_path, tiny_dir, chat_records(), max_steps=2, **batching)
+    trainer = T.build_trainer(cfg, run_dir)
+    batch = next(iter(trainer.get_train_dataloader()))
+    tok = trainer.processing_class
+    # one flat row, no padding: sequences are told apart by position_ids
+    assert batch["input_ids"].shape[0] == 1 and "position_ids" in batch
+    ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
+    assert tok.pad_token_id not in ids
+    trained = tok.decode([t for t, lab in zip(ids, labels, strict=True) if lab != -100])
+    assert sorted(trained.split(tok.eos_token)[:-1]) == sorted(a for _, a in PAIRS)
+    assert trainer.train().global_step == 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -78,6 +79,8 @@ class LocalSettings(LocalOptions):
     python: str | None = None  # interpreter for the trainer process; default: this one
     max_new_tokens: int = Field(default=256, gt=0)  # chat reply bound when none is given
     env: dict[str, str] = Field(default_factory=dict)  # extra environment for the trainer
+    # several GPUs: e.g. "accelerate launch --config_file fsdp.yaml" (run as LAUNCHER -m trainer)
+    launcher: str | None = None
 
 
 def _home() -> Path:
@@ -296,12 +299,11 @@ class LocalProvider:
         return ref
 
     def _spawn(self, run_dir: Path, *, resume: bool) -> int:
-        command = [
-            self.settings.python or sys.executable,
-            "-m",
-            "tuneport.providers.local.trainer",
-            str(run_dir),
-        ]
+        if self.settings.launcher:
+            prefix = shlex.split(self.settings.launcher)
+        else:
+            prefix = [self.settings.python or sys.executable]
+        command = [*prefix, "-m", "tuneport.providers.local.trainer", str(run_dir)]
         if resume:
             command.append("--resume")
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -431,7 +433,8 @@ class LocalProvider:
     def cleanup(self, job: JobRef) -> None:
         """Delete checkpoints and the copied datasets (disk space); the adapter stays."""
         run_dir = self.run_dir(job)
-        if self._status(run_dir).raw.get("alive"):
+        current = self._status(run_dir)
+        if current.raw.get("alive") and not current.state.terminal:
             raise ProviderError(
                 f"run {run_dir.name} is still running",
                 hint="cancel it first: tuneport jobs cancel ID",
@@ -445,10 +448,14 @@ class LocalProvider:
         """Start the trainer again from the run's last checkpoint (after a kill or cancel)."""
         run_dir = self.run_dir(job)
         current = self._status(run_dir)
-        if current.raw.get("alive"):
-            raise ProviderError(f"run {run_dir.name} is still running", hint="watch it instead")
         if current.state is JobState.SUCCEEDED:
             raise ProviderError(f"run {run_dir.name} already finished", hint="nothing to resume")
+        if current.raw.get("alive"):
+            stopping = current.state.terminal  # status written, process still exiting
+            raise ProviderError(
+                f"run {run_dir.name} is still {'stopping' if stopping else 'running'}",
+                hint="try again in a moment" if stopping else "watch it instead",
+            )
         if not (run_dir / runfiles.DATA).is_dir():
             raise ProviderError(
                 f"run {run_dir.name} has no training data any more (cleaned up)",

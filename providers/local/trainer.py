@@ -89,15 +89,32 @@ def resolve_precision(quantize: str, device: str = "auto") -> Precision:
     )
 
 
+def is_main_process() -> bool:
+    """Rank 0 (or no launcher): the one process that writes status, metrics and the adapter."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def sharded() -> bool:
+    """Launched by ``accelerate launch`` with an FSDP or DeepSpeed config."""
+    return any(
+        os.environ.get(name, "").lower() == "true"
+        for name in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED")
+    )
+
+
 def quantization_config(precision: Precision) -> Any:
     from transformers import BitsAndBytesConfig
 
     if precision.quantize == "4bit":
+        extra: dict[str, Any] = {}
+        if sharded():  # FSDP/ZeRO-3 shard the packed 4-bit weights: store them as the compute dtype
+            extra["bnb_4bit_quant_storage"] = precision.compute_dtype
         return BitsAndBytesConfig(  # type: ignore[no-untyped-call]
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=precision.compute_dtype,
+            **extra,
         )
     if precision.quantize == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)  # type: ignore[no-untyped-call]
@@ -147,7 +164,7 @@ def load_base_model(path: str | Path, precision: Precision, vocab_size: int) -> 
     qconfig = quantization_config(precision)
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
-    if precision.device == "cuda":
+    if precision.device == "cuda" and not sharded():  # FSDP/DeepSpeed place the shards
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
     resize_embeddings(model, vocab_size)
@@ -323,6 +340,7 @@ class Recorder:
         self.status = RunStatus(phase="loading", pid=os.getpid(), started_at=runfiles.utcnow())
         if previous is not None:
             self.status.notes = previous.notes
+        self.main = is_main_process()
         self.stop_requested = False
         self.in_loop = False  # inside trainer.train(): a stop request is honoured at a step end
         self._last_write = 0.0
@@ -331,11 +349,15 @@ class Recorder:
         for key, value in fields.items():
             setattr(self.status, key, value)
         now = time.monotonic()
+        if not self.main:
+            return
         if force or now - self._last_write > 0.5:
             runfiles.write_status(self.run_dir, self.status)
             self._last_write = now
 
     def note(self, text: str) -> None:
+        if not self.main:
+            return
         print(text, flush=True)
         if text not in self.status.notes:
             self.status.notes.append(text)
@@ -406,8 +428,9 @@ def make_callback(recorder: Recorder) -> Any:
             ):
                 if key in logs:
                     event[key] = float(logs[key])
-            runfiles.append_event(recorder.run_dir, event)
-            recorder.update(loss=event["loss"], step=state.global_step)
+            if recorder.main:
+                runfiles.append_event(recorder.run_dir, event)
+            recorder.update(force=False, loss=event["loss"], step=state.global_step)
 
         def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             recorder.update(step=state.global_step)
@@ -581,9 +604,15 @@ def save_adapter(trainer: Any, cfg: RunConfig, run_dir: Path) -> Path:
 
     out = run_dir / runfiles.ADAPTER
     tmp = run_dir / ".adapter.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    # the embeddings are not trained; resize_embeddings rebuilds added rows deterministically
-    trainer.model.save_pretrained(str(tmp), save_embedding_layers=False)
+    if trainer.accelerator.num_processes > 1:
+        # every rank takes part (FSDP gathers the shards); rank 0 writes
+        trainer.save_model(str(tmp))
+        if not is_main_process():
+            return out
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+        # the embeddings are not trained; resize_embeddings rebuilds added rows deterministically
+        trainer.model.save_pretrained(str(tmp), save_embedding_layers=False)
     trainer.processing_class.save_pretrained(str(tmp))
     base = run_dir / runfiles.BASE if cfg.init_adapter else cfg.model
     meta = {
@@ -606,7 +635,8 @@ def run(cfg: RunConfig, run_dir: Path, recorder: Recorder, resume: bool) -> str:
     checkpoint = runfiles.latest_checkpoint(run_dir) if resume else None
     if checkpoint is not None:
         step = int(checkpoint.name.rpartition("-")[2])
-        runfiles.truncate_events(run_dir, step)
+        if recorder.main:
+            runfiles.truncate_events(run_dir, step)
         recorder.update(resumed_from=checkpoint.name, step=step)
         recorder.note(f"resuming from {checkpoint.name}")
     elif resume:
@@ -618,11 +648,13 @@ def run(cfg: RunConfig, run_dir: Path, recorder: Recorder, resume: bool) -> str:
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
     if recorder.stop_requested:
-        plot_loss(run_dir)
+        if recorder.main:
+            plot_loss(run_dir)
         return "cancelled"
     recorder.update(phase="saving", step=trainer.state.global_step)
     save_adapter(trainer, cfg, run_dir)
-    plot_loss(run_dir)
+    if recorder.main:
+        plot_loss(run_dir)
     return "succeeded"
 
 
