@@ -43,6 +43,8 @@ ROLES = frozenset({"system", "user", "assistant", "tool"})
 
 
 def _require_dict(value: Any, what: str = "record") -> dict[str, Any]:
+    if value is None and what != "record":
+        raise RowError([("missing_field", f"{what} is missing")])
     if not isinstance(value, dict):
         raise RowError([("data_type", f"{what} is {type(value).__name__}, not a JSON object")])
     return value
