@@ -158,15 +158,28 @@ def _commands(variant: str, data: Path) -> list[list[str]]:
 def measure(variant: str, data: Path) -> None:
     """Run one variant's commands as children; print wall time, peak RSS and their output."""
     outputs = []
+    steps = []
     t0 = time.perf_counter()
     for cmd in _commands(variant, data):
+        t = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise SystemExit(f"{cmd} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        steps.append(time.perf_counter() - t)
         outputs.append(proc.stdout)
     wall = time.perf_counter() - t0
-    rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(json.dumps({"wall_s": wall, "peak_rss_mb": rss_kb / 1024, "stdout": outputs}))
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(
+        json.dumps(
+            {
+                "wall_s": wall,
+                "cpu_s": usage.ru_utime + usage.ru_stime,
+                "steps_s": steps,
+                "peak_rss_mb": usage.ru_maxrss / 1024,
+                "stdout": outputs,
+            }
+        )
+    )
 
 
 def _run_measure(variant: str, data: Path, env: dict[str, str]) -> dict[str, Any]:
@@ -258,6 +271,8 @@ def main() -> int:
             results[(variant, label)] = {
                 "best_s": best["wall_s"],
                 "median_s": statistics.median(walls),
+                "cpu_s": min(r["cpu_s"] for r in runs),
+                "steps_s": best["steps_s"],
                 "rss_mb": max(r["peak_rss_mb"] for r in runs),
                 "tokens": _tokens_of(variant, best["stdout"]),
             }
@@ -297,29 +312,40 @@ def _report(
         "",
         f"## Results ({n:,} examples)",
         "",
-        "| variant | best wall (s) | median (s) | examples/s | peak RSS (MB) | tokens reported |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| variant | best wall (s) | median wall (s) | CPU (s) | examples/s | peak RSS (MB) "
+        "| tokens reported |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for v in variants:
         r = res[(v, "big")]
         tok = f"{r['tokens']:,}" if r["tokens"] is not None else "(content only)"
         lines.append(
-            f"| {v} | {r['best_s']:.2f} | {r['median_s']:.2f} | {n / r['best_s']:,.0f} | "
-            f"{r['rss_mb']:.0f} | {tok} |"
+            f"| {v} | {r['best_s']:.2f} | {r['median_s']:.2f} | {r['cpu_s']:.2f} | "
+            f"{n / r['best_s']:,.0f} | {r['rss_mb']:.0f} | {tok} |"
         )
     lines += ["", "## Ratios", ""]
     t = res.get(("tuneport", "big"))
     f = res.get(("floor", "big"))
     c = res.get(("cookbook", "big"))
+    if t and len(t["steps_s"]) == 2:
+        v_s, e_s = t["steps_s"]
+        lines.append(
+            f"- tuneport steps (best run): `validate` {v_s:.2f} s + `estimate` {e_s:.2f} s"
+        )
     if t and f:
         lines.append(
-            f"- tuneport speed vs the floor: **{f['best_s'] / t['best_s']:.2f}×** "
-            "(target ≥ 0.8×; floor time / tuneport time)"
+            f"- tuneport speed vs the floor: **{f['best_s'] / t['best_s']:.2f}×** wall, "
+            f"{f['cpu_s'] / t['cpu_s']:.2f}× CPU (target ≥ 0.8×; floor time / tuneport time)"
         )
+        if len(t["steps_s"]) == 2:
+            lines.append(
+                f"- `tuneport estimate` alone vs the floor: "
+                f"**{f['best_s'] / t['steps_s'][1]:.2f}×** wall"
+            )
     if t and c:
         lines.append(
-            f"- tuneport speed vs the cookbook: **{c['best_s'] / t['best_s']:.2f}×** faster "
-            "(target: clearly faster, ≈2× on 2 cores)"
+            f"- tuneport speed vs the cookbook: **{c['best_s'] / t['best_s']:.2f}×** wall, "
+            f"{c['cpu_s'] / t['cpu_s']:.2f}× CPU (target: clearly faster, ≈2× on 2 cores)"
         )
         if t["tokens"] is not None and c["tokens"] is not None:
             same = "the same" if t["tokens"] == c["tokens"] else "DIFFERENT"

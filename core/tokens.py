@@ -751,7 +751,8 @@ def count_jsonl(path: Path, counter: TiktokenChatCounter, *, workers: int | None
         return _merge([_count_lines(counter, path.read_bytes())])
     import multiprocessing as mp
 
-    parts = max(workers, min(64, size // _CHUNK_TARGET))
+    # several chunks per worker (load balance on shared cores), ~4 MiB each for big files
+    parts = max(4 * workers, min(16 * workers, size // _CHUNK_TARGET))
     bounds = _chunk_bounds(path, parts)
     jobs = [(str(path), a, b, counter.encoding_name) for a, b in bounds]
     global _worker_counter
