@@ -41,7 +41,18 @@ WORK = ROOT / "bench" / "_work" / "data_path"
 RESULTS = ROOT / "bench" / "results" / "data_path.md"
 MODEL = "gpt-4.1-mini"
 
-_WORDS = "the of and to in is you that it he was for on are as with his they I at be this have from or one had by word but not what all were we when your can said there use an each which she do how their if will up other about out many then them these so some her would make like him into time has look two more write go see number no way could people my than first water been call who oil its now find long down day did get come made may part model data train token epoch price cost file line error format valid assistant user system reply question answer because therefore however Paris Tokyo Berlin 2026 42 3.14 JSON API GPU example".split()  # noqa: SIM905
+_WORDS = " ".join(
+    (
+        "the of and to in is you that it he was for on are as with his they I at be this have",
+        "from or one had by word but not what all were we when your can said there use an each",
+        "which she do how their if will up other about out many then them these so some her would",
+        "make like him into time has look two more write go see number no way could people my",
+        "than first water been call who oil its now find long down day did get come made may part",
+        "model data train token epoch price cost file line error format valid assistant user",
+        "system reply question answer because therefore however Paris Tokyo Berlin 2026 42 3.14",
+        "JSON API GPU example",
+    )
+).split()
 _SYSTEMS = [
     "You are a helpful assistant that answers briefly.",
     "You are a support agent for an online store. Be polite and precise.",
