@@ -378,3 +378,71 @@ def test_importing_data_stays_light() -> None:
     code = "import sys, tuneport.data; print(sorted({'pyarrow', 'datasets'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+_JSONISH = [b"[", b"]", b"{", b"}", b",", b":", b'"', b"\\", b"\n", b"\r\n", b" ", b"\xef\xbb\xbf"]
+_JSONISH += [b'"messages"', b'"role"', b'"user"', b'"content"', b"null", b"1", b"\xe9", b"\xff"]
+_JSONISH += [b'"contents"', b'"parts"', b'"text"', b'"conversations"', b'"from"', b'"value"']
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_readers_never_crash_on_garbage(
+    suffix: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Arbitrary JSON-ish bytes: rows with problems or an InputError, never another exception."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from tuneport.data import validate_rows
+
+    folder = tmp_path_factory.mktemp("fuzz")
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(st.sampled_from(_JSONISH), max_size=60), st.sampled_from([None, *FORMATS]))
+    def check(chunks: list[bytes], fmt: str | None) -> None:
+        path = folder / f"f{suffix}"
+        path.write_bytes(b"".join(chunks))
+        try:
+            rows = list(read_records(path, fmt))
+        except InputError:
+            return
+        validate_rows(rows, file="f", provider="vertex")
+        for row in rows:
+            assert row.record is not None or row.problems
+
+    check()
+
+
+def test_importers_never_crash_on_random_json(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Random JSON values shaped like each format's keys: importers report, never raise."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    keys = st.sampled_from(
+        ["messages", "role", "content", "tool_calls", "tool_call_id", "weight", "function",
+         "arguments", "name", "id", "contents", "parts", "text", "functionCall", "args",
+         "functionResponse", "response", "completions", "score", "completion", "input",
+         "preferred_output", "non_preferred_output", "conversations", "from", "value",
+         "chosen", "rejected", "instruction", "output", "history", "system", "tools",
+         "systemInstruction", "prompt", "format", "kind", "user", "assistant", "model"]
+    )  # fmt: skip
+    leaves = st.one_of(st.none(), st.booleans(), st.integers(-2, 2), keys, st.text(max_size=4))
+    values = st.recursive(
+        leaves,
+        lambda kids: st.lists(kids, max_size=3) | st.dictionaries(keys, kids, max_size=4),
+        max_leaves=25,
+    )
+    folder = tmp_path_factory.mktemp("fuzzjson")
+
+    @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(st.dictionaries(keys, values, max_size=5), min_size=1, max_size=3),
+           st.sampled_from(FORMATS))  # fmt: skip
+    def check(rows: list[dict[str, Any]], fmt: str) -> None:
+        path = folder / "f.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        got = list(read_records(path, fmt))
+        assert len(got) == len(rows)
+        for row in got:
+            assert row.record is not None or row.problems
+
+    check()
