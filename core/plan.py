@@ -1,8 +1,10 @@
 """``tuneport plan``: one dataset validated and priced for every tunable model side by side.
 
-The file is read once; each provider's rules validate the records (with the model's token limit
-and counter) and each model's estimate reuses the counts: all OpenAI models share one tiktoken
-count, counters are memoized per record. Needs no keys and no network.
+The file is read once into memory (plan is meant for datasets you are about to price, not for
+multi-GB files: use ``validate``/``estimate``, which stream, for those). Each provider's rules
+validate the records once per distinct (token limit, counter); each model's estimate reuses the
+counts: all OpenAI models share one tiktoken count, counters are memoized per record. Needs no
+keys and no network.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from tuneport.counting import TokenCounter
 from tuneport.errors import InputError
 from tuneport.estimate import estimate_counts
-from tuneport.pricing import WILDCARD, PriceTable, load_prices
+from tuneport.pricing import PriceTable, load_prices
 from tuneport.schemas import Estimate, JobConfig, Method, Report
 from tuneport.tokens import Counts, counter_for, memoized, uses_tools
 
@@ -69,6 +71,7 @@ def plan(
     skipped = [r.line for r in rows if r.record is None]
     tools = sum(uses_tools(rec) for _, rec in records)
     shared: dict[str, TokenCounter] = {}
+    reports: dict[tuple[str, int | None, str], Report] = {}
     out: list[PlanRow] = []
     for price in prices.tunable(method=method):
         if providers and price.provider not in providers:
@@ -76,14 +79,17 @@ def plan(
         given = (counters or {}).get((price.provider, price.model))
         raw = given or counter_for(price.provider, price.model)
         counter = shared.setdefault(raw.label, memoized(raw))
-        report: Report = validate_rows(
-            rows,
-            file=str(path),
-            provider=price.provider,
-            model=None if price.model == WILDCARD else price.model,
-            counter=counter,
-            token_limit=price.context_tokens,
-        )
+        # models of one provider with the same limit and counter get the same report
+        key = (price.provider, price.context_tokens, counter.label)
+        if key not in reports:
+            reports[key] = validate_rows(
+                rows,
+                file=str(path),
+                provider=price.provider,
+                counter=counter,
+                token_limit=price.context_tokens,
+            )
+        report = reports[key]
         counts = Counts(skipped=list(skipped), tool_examples=tools)
         for line, rec in records:
             counts.tokens.append(counter.count(rec))
