@@ -320,3 +320,32 @@ def test_local_estimate_without_the_model_at_hand(tmp_path: Path) -> None:
     est = estimate_file(SAMPLE, cfg)
     assert not est.exact and est.gpu_memory_gib is None and est.cost_usd is None
     assert any("GPU memory not estimated" in w for w in est.warnings)
+
+
+def test_price_override_flag_and_env_reach_the_estimate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prices = tmp_path / "p.toml"
+    prices.write_text(
+        '[providers.openai.models."gpt-4.1-nano"]\nas_of = "2027-02-02"\n'
+        '[providers.openai.models."gpt-4.1-nano".sft]\ntraining_per_million = 3.0\n'
+    )
+    args = ["estimate", str(TOY), "-p", "openai", "-m", "gpt-4.1-nano", "--json"]
+    assert run([*args, "--prices", str(prices)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["price_per_million_usd"] == 3.0 and doc["price_as_of"] == "2027-02-02"
+    assert doc["cost_usd"] == pytest.approx(8233 * 20 * 3.0 / 1e6)
+    monkeypatch.setenv("TUNEPORT_PRICES", str(prices))
+    assert run(args) == 0
+    assert json.loads(capsys.readouterr().out)["price_per_million_usd"] == 3.0
+
+
+def test_missing_validation_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["estimate", str(TOY), "-p", "openai", "-m", "gpt-4.1", "--validation"]
+    assert run([*args, str(tmp_path / "v.jsonl")]) == 2
+    assert "v.jsonl: no such file" in capsys.readouterr().err
+
+
+def test_unknown_method_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["estimate", str(TOY), "-p", "openai", "-m", "gpt-4.1", "--method", "rl"]) == 3
+    assert "unknown method 'rl'" in capsys.readouterr().err
