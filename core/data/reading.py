@@ -1,6 +1,7 @@
 """Streamed readers: JSONL, JSON arrays, CSV/TSV, Parquet and Arrow folders → raw rows.
 
-Each reader yields :class:`RawRow` values (source line, decoded JSON value or ``None``, problems)
+Each reader yields :class:`RawRow` values (source line, decoded JSON value or :data:`NO_VALUE`,
+problems)
 and never holds more than one record (plus one read buffer) in memory. Byte-level issues — BOM,
 CRLF, blank lines, non-UTF-8 bytes, JSON syntax — become problems located to ``file:line``.
 """
@@ -28,6 +29,16 @@ _SURROGATE = re.compile("[\udc80-\udcff]")
 _TAIL = 8
 
 Advance = Callable[[int], None]
+
+
+class _NoValue:
+    """Marks a row that holds no JSON value (blank line, syntax error); JSON null is ``None``."""
+
+    def __repr__(self) -> str:
+        return "NO_VALUE"
+
+
+NO_VALUE: Any = _NoValue()
 
 
 class RawRow(NamedTuple):
@@ -81,14 +92,14 @@ def iter_jsonl(path: Path, *, file: str, advance: Advance = _noop) -> Iterator[R
             body = raw[3:] if number == 1 and raw.startswith(_BOM) else raw
             if not body.strip():
                 problems.append(problem("blank_line", "blank line", file=file, line=number))
-                yield RawRow(number, None, problems)
+                yield RawRow(number, NO_VALUE, problems)
                 continue
             text = _decode_line(body, file=file, line=number, problems=problems).rstrip("\r\n")
             try:
-                value = orjson.loads(text)
+                value: Any = orjson.loads(text)
             except orjson.JSONDecodeError as exc:
                 problems.append(_syntax(exc.msg, file=file, line=number, column=exc.colno))
-                value = None
+                value = NO_VALUE
             yield RawRow(number, value, problems)
 
 
@@ -194,7 +205,9 @@ def iter_json_array(path: Path, *, file: str, advance: Advance = _noop) -> Itera
 def _array_rows(reader: _ArrayReader, file: str) -> Iterator[RawRow]:
     reader.fill()
     if reader.bom:
-        yield RawRow(1, None, [problem("bom", "file starts with a UTF-8 BOM", file=file, line=1)])
+        yield RawRow(
+            1, NO_VALUE, [problem("bom", "file starts with a UTF-8 BOM", file=file, line=1)]
+        )
     if reader.skip_ws() != "[":
         raise InputError("not a JSON array", where=f"{file}:{reader.line}")
     reader.pos += 1
@@ -205,12 +218,14 @@ def _array_rows(reader: _ArrayReader, file: str) -> Iterator[RawRow]:
             reader.pos += 1
             trailing = reader.skip_ws()
             if trailing:
-                yield RawRow(reader.line, None, [reader.syntax("extra data after ']'", reader.pos)])
+                yield RawRow(
+                    reader.line, NO_VALUE, [reader.syntax("extra data after ']'", reader.pos)]
+                )
             return
         if not first:
             if char != ",":
                 msg = "unexpected end of file" if not char else "expected ',' or ']'"
-                yield RawRow(reader.line, None, [reader.syntax(msg, reader.pos)])
+                yield RawRow(reader.line, NO_VALUE, [reader.syntax(msg, reader.pos)])
                 return
             reader.pos += 1
             reader.skip_ws()
@@ -218,7 +233,7 @@ def _array_rows(reader: _ArrayReader, file: str) -> Iterator[RawRow]:
         try:
             yield _array_element(reader, file)
         except json.JSONDecodeError as exc:
-            yield RawRow(reader.line, None, [reader.syntax(exc.msg, exc.pos)])
+            yield RawRow(reader.line, NO_VALUE, [reader.syntax(exc.msg, exc.pos)])
             return
 
 

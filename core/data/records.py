@@ -10,8 +10,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from tuneport.data.detect import FORMATS, container, detect_format
-from tuneport.data.importers import IMPORTERS, Finding, Options
-from tuneport.data.reading import Advance, RawRow
+from tuneport.data.importers import IMPORTERS
+from tuneport.data.parsing import Finding, Options
+from tuneport.data.reading import NO_VALUE, Advance, RawRow
 from tuneport.data.rows import AnyRecord, Row, RowError, has_errors, problem
 from tuneport.errors import InputError
 from tuneport.schemas import Problem
@@ -38,7 +39,7 @@ def _findings(findings: list[Finding], *, file: str, line: int) -> list[Problem]
 
 
 def _convert(raw: RawRow, fmt: str, opts: Options, file: str) -> Row:
-    if raw.value is None:
+    if raw.value is NO_VALUE:
         return Row(raw.line, None, raw.problems)
     notes: list[Finding] = []
     problems = list(raw.problems)

@@ -1,0 +1,177 @@
+"""Shared parsing for importers: OpenAI-style messages, tools, findings, options."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from tuneport.data.rows import AnyRecord, RowError
+from tuneport.schemas import (
+    Message,
+    ToolCall,
+    ToolSpec,
+)
+
+Finding = tuple[str, str]
+
+
+@dataclass
+class Options:
+    """Per-file import options."""
+
+    column_map: dict[str, str] = field(default_factory=dict)
+    system: str | None = None
+
+
+MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id", "weight"})
+ROLES = frozenset({"system", "user", "assistant", "tool"})
+
+
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "a number"
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def require_dict(value: Any, what: str = "record") -> dict[str, Any]:
+    if value is None and what != "record":
+        raise RowError([("missing_field", f"{what} is missing")])
+    if not isinstance(value, dict):
+        raise RowError([("data_type", f"{what} is {json_type(value)}, not a JSON object")])
+    return value
+
+
+def _text_content(value: Any, where: str, findings: list[Finding]) -> str | None:
+    """OpenAI content: a string, null, or a list of text parts (joined)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(
+        isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+        for p in value
+    ):
+        return "".join(p["text"] for p in value)
+    findings.append(("content_type", f"{where}: content is {json_type(value)}, not text"))
+    return None
+
+
+def _tool_calls(value: Any, where: str, findings: list[Finding]) -> list[ToolCall] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        findings.append(("tool_call_format", f"{where}: tool_calls is not a list"))
+        return None
+    calls: list[ToolCall] = []
+    for j, call in enumerate(value):
+        fn = call.get("function") if isinstance(call, dict) else None
+        args = fn.get("arguments") if isinstance(fn, dict) else None
+        if not isinstance(fn, dict) or not isinstance(args, str):
+            got = "an object" if isinstance(args, dict) else "missing or not a string"
+            findings.append(
+                ("tool_call_format", f"{where}.tool_calls[{j}]: function.arguments is {got}")
+            )
+            continue
+        try:
+            calls.append(ToolCall.model_validate(call))
+        except ValidationError as exc:
+            findings.append(("tool_call_format", f"{where}.tool_calls[{j}]: {first_error(exc)}"))
+    return calls
+
+
+def first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    return f"{loc}: {err['msg']}" if loc else str(err["msg"])
+
+
+def parse_message(raw: Any, where: str, findings: list[Finding]) -> Message | None:
+    """One OpenAI-style message; findings for every cookbook format check it fails."""
+    if not isinstance(raw, dict):
+        findings.append(("message_type", f"{where} is {json_type(raw)}, not an object"))
+        return None
+    before = len(findings)
+    unknown = sorted(set(raw) - MESSAGE_KEYS)
+    if unknown:
+        findings.append(("message_unrecognized_key", f"{where}: unrecognized key(s) {unknown}"))
+    role = raw.get("role")
+    if role is None:
+        findings.append(("message_missing_key", f"{where}: no 'role'"))
+    elif role not in ROLES:
+        findings.append(("unrecognized_role", f"{where}: unrecognized role {role!r}"))
+    content = _text_content(raw.get("content"), where, findings)
+    calls = _tool_calls(raw.get("tool_calls"), where, findings)
+    if content is None and not calls and "content_type" not in {k for k, _ in findings[before:]}:
+        findings.append(("missing_content", f"{where}: no content"))
+    weight = raw.get("weight")
+    if weight is not None and (isinstance(weight, bool) or weight not in (0, 1)):
+        findings.append(("invalid_weight", f"{where}: weight {weight!r} is not 0 or 1"))
+    if len(findings) > before:
+        return None
+    try:
+        return Message.model_validate({**raw, "content": content, "tool_calls": calls})
+    except ValidationError as exc:
+        findings.append(("invalid_record", f"{where}: {first_error(exc)}"))
+        return None
+
+
+def parse_messages(raw: Any, where: str) -> list[Message]:
+    """A non-empty list of messages, or RowError with every finding."""
+    if not isinstance(raw, list) or not raw:
+        raise RowError([("missing_messages", f"'{where}' is missing, empty or not a list")])
+    findings: list[Finding] = []
+    parsed = [parse_message(m, f"{where}[{i}]", findings) for i, m in enumerate(raw)]
+    if findings:
+        raise RowError(findings)
+    return [m for m in parsed if m is not None]
+
+
+def parse_tools(raw: Any) -> list[ToolSpec] | None:
+    """OpenAI ``tools`` (also bare function specs, or a JSON-encoded string of either)."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise RowError([("tools_format", f"'tools' string is not valid JSON: {exc}")]) from exc
+    if raw is None or raw == []:
+        return None
+    if not isinstance(raw, list):
+        raise RowError([("tools_format", "'tools' is not a list")])
+    try:
+        return [
+            ToolSpec.model_validate(
+                t if isinstance(t, dict) and "function" in t else {"function": t}
+            )
+            for t in raw
+        ]
+    except ValidationError as exc:
+        raise RowError([("tools_format", f"tools: {first_error(exc)}")]) from exc
+
+
+def build(factory: Callable[[], AnyRecord]) -> AnyRecord:
+    try:
+        return factory()
+    except ValidationError as exc:
+        raise RowError([("invalid_record", first_error(exc))]) from exc
+
+
+def unknown_keys(obj: dict[str, Any], known: set[str], notes: list[Finding]) -> None:
+    extra = sorted(set(obj) - known)
+    if extra:
+        notes.append(("unknown_key", f"unknown top-level key(s) {extra} ignored"))
+
+
+def notes_of(notes: list[Finding] | None) -> list[Finding]:
+    return notes if notes is not None else []
+
+
+def opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
