@@ -67,6 +67,7 @@ def test_train_watch_chat_export_and_continue(
     assert job.id in json.dumps(listed)
 
     assert run(["chat", job.tuned_model, "-m", "hi", "--max-tokens", "8"]) == 0
+    assert run(["chat", f"local:{job.id}", "-m", "hi", "--max-tokens", "8"]) == 0
     capsys.readouterr()
     assert run(["chat", job.id, "-m", "hi", "--max-tokens", "8", "--json"]) == 0
     out = capsys.readouterr().out

@@ -201,6 +201,14 @@ def test_kill_then_resume_continues_from_the_checkpoint(tiny_dir: Path, tmp_path
             assert event.created_at > resumed_at  # trained after the resume, not restarted
     final = runfiles.latest_checkpoint(run_dir)
     assert final is not None and final.name == "checkpoint-120"
+    listed = provider.checkpoints(job)
+    assert listed[-1].id == "checkpoint-120" and listed[-1].step == 120
+    assert listed[-1].model == "local:run-test/checkpoint-120"
+    assert listed[-1].metrics["train_loss"] == metrics[-1].loss
+    reply = provider.chat(
+        listed[-1].model, [SYSTEM, Message(role="user", content="hi")], ChatOptions(max_tokens=4)
+    )
+    assert reply.role == "assistant" and isinstance(reply.content, str)
 
 
 def test_cancel_stops_at_a_step_and_saves_a_checkpoint(tiny_dir: Path, tmp_path: Path) -> None:
