@@ -184,6 +184,7 @@ def test_kill_then_resume_continues_from_the_checkpoint(tiny_dir: Path, tmp_path
     step = int(checkpoint.name.rpartition("-")[2])
     assert 3 <= step < 120
 
+    seen = max(e.step for e in provider.events(job) if e.step is not None)
     assert provider.resume(job) == job
     resumed_at = datetime.now().astimezone()
     status = wait_for(finished(provider, job), what="the resumed run to end")
@@ -191,8 +192,12 @@ def test_kill_then_resume_continues_from_the_checkpoint(tiny_dir: Path, tmp_path
     assert status.raw["resumed_from"] == checkpoint.name
     assert f"resuming from {checkpoint.name}" in (run_dir / runfiles.LOG).read_text()
 
-    metrics = [e for e in provider.events(job) if e.step is not None]
+    events = list(provider.events(job))
+    metrics = [e for e in events if e.step is not None]
     assert [e.step for e in metrics] == list(range(1, 121))  # redone steps are not duplicated
+    # the resume message sorts after everything a watcher saw before the kill
+    (note,) = [e for e in events if e.message == f"resuming from {checkpoint.name}"]
+    assert runfiles.event_key(note.id) > runfiles.event_key(str(seen)) >= (step, 0)
     for event in metrics:
         assert event.created_at is not None
         if event.step is not None and event.step <= step:

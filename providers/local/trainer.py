@@ -341,6 +341,10 @@ class Recorder:
         if previous is not None:
             self.status.notes = previous.notes
         self.main = is_main_process()
+        # ids of new messages sort after every event already shown (also those a resume redoes)
+        self.high_step = max(
+            (int(e.get("step") or 0) for e in runfiles.read_events(run_dir)), default=0
+        )
         self.stop_requested = False
         self.in_loop = False  # inside trainer.train(): a stop request is honoured at a step end
         self._last_write = 0.0
@@ -363,7 +367,10 @@ class Recorder:
             self.status.notes.append(text)
         runfiles.append_event(
             self.run_dir,
-            {"id": f"{self.status.step}.{len(self.status.notes)}", "message": text},
+            {
+                "id": f"{max(self.status.step, self.high_step)}.{len(self.status.notes)}",
+                "message": text,
+            },
         )
         self.update()
 
