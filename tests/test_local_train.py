@@ -61,11 +61,14 @@ def make_run(
     *,
     method: str = "sft",
     lr: float = 1e-2,
+    validation: list[Any] | None = None,
     **options: Any,
 ) -> tuple[Path, RunConfig]:
     run_dir = root / "run"
     run_dir.mkdir(parents=True)
     export_records(records, "local", run_dir / runfiles.DATA, method=method)
+    if validation is not None:
+        export_records(validation, "local", run_dir / runfiles.VALIDATION, method=method)
     defaults: dict[str, Any] = {
         "max_steps": 12,
         "logging_steps": 1,
@@ -81,6 +84,7 @@ def make_run(
         model=str(model),
         method=method,  # type: ignore[arg-type]
         data=run_dir / runfiles.DATA,
+        validation=run_dir / runfiles.VALIDATION if validation is not None else None,
         learning_rate=lr,
         batch_size=3,
         lora=opts.lora_config(),
@@ -258,3 +262,14 @@ def test_packing_and_padding_free_batches_keep_assistant_labels(
     trained = tok.decode([t for t, lab in zip(ids, labels, strict=True) if lab != -100])
     assert sorted(trained.split(tok.eos_token)[:-1]) == sorted(a for _, a in PAIRS)
     assert trainer.train().global_step == 2
+
+
+def test_validation_set_is_evaluated_every_epoch(tiny_dir: Path, tmp_path: Path) -> None:
+    run_dir, _ = make_run(
+        tmp_path, tiny_dir, chat_records(), validation=chat_records()[:2], max_steps=3
+    )
+    assert T.main([str(run_dir)]) == 0
+    evals = [e for e in runfiles.read_events(run_dir) if "eval_loss" in e]
+    assert len(evals) == 3  # one step per epoch (3 examples, batch 3)
+    assert evals[-1]["eval_loss"] < evals[0]["eval_loss"]  # it learns the same answers
+    assert evals[0]["message"].startswith("step 1: eval loss ")

@@ -535,4 +535,5 @@ def _to_event(event_id: str, raw: dict[str, Any]) -> JobEvent:
         created_at=created,
         level=str(raw.get("level", "info")),
         message=str(raw.get("message", "")),
+        data={k: v for k, v in raw.items() if k not in ("id", "time", "message", "level")},
     )

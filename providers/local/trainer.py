@@ -342,9 +342,9 @@ class Recorder:
             self.status.notes = previous.notes
         self.main = is_main_process()
         # ids of new messages sort after every event already shown (also those a resume redoes)
-        self.high_step = max(
-            (int(e.get("step") or 0) for e in runfiles.read_events(run_dir)), default=0
-        )
+        events = runfiles.read_events(run_dir)
+        self.high_step = max((int(e.get("step") or 0) for e in events), default=0)
+        self._messages = sum(1 for e in events if "step" not in e)  # sub-id counter
         self.stop_requested = False
         self.in_loop = False  # inside trainer.train(): a stop request is honoured at a step end
         self._last_write = 0.0
@@ -359,19 +359,23 @@ class Recorder:
             runfiles.write_status(self.run_dir, self.status)
             self._last_write = now
 
+    def message(self, text: str, **data: Any) -> None:
+        """A non-metric event; its id ``STEP.N`` sorts after every event written before."""
+        if not self.main:
+            return
+        self._messages += 1
+        step = max(self.status.step, self.high_step)
+        event = {"id": f"{step}.{self._messages}", "message": text, **data}
+        runfiles.append_event(self.run_dir, {**event, "time": runfiles.utcnow().isoformat()})
+
     def note(self, text: str) -> None:
+        """A message that is also kept in ``status.json`` (and printed to the log)."""
         if not self.main:
             return
         print(text, flush=True)
         if text not in self.status.notes:
             self.status.notes.append(text)
-        runfiles.append_event(
-            self.run_dir,
-            {
-                "id": f"{max(self.status.step, self.high_step)}.{len(self.status.notes)}",
-                "message": text,
-            },
-        )
+        self.message(text)
         self.update()
 
 
@@ -410,8 +414,13 @@ def make_callback(recorder: Recorder) -> Any:
             self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
         ) -> None:
             logs = logs or {}
+            if "eval_loss" in logs:
+                recorder.message(
+                    f"step {state.global_step}: eval loss {logs['eval_loss']:.4f}",
+                    eval_loss=float(logs["eval_loss"]),
+                )
             if "loss" not in logs:
-                return  # the final train summary
+                return  # evaluation or the final train summary
             now = time.monotonic()
             tokens = state.num_input_tokens_seen
             rate = (tokens - self.last_tokens) / max(now - self.last_time, 1e-9)
