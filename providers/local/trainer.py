@@ -223,13 +223,19 @@ def load_tuned(path: Path, precision: Precision) -> tuple[Any, Any]:
 
 
 def merge_adapter(adapter: Path, out: Path, dtype: torch.dtype | None = None) -> Path:
-    """Write base + ``adapter`` merged into plain safetensors weights (+ tokenizer) at ``out``."""
+    """Write base + ``adapter`` merged into plain safetensors weights (+ tokenizer) at ``out``.
+
+    The base is loaded unquantized in its own dtype (merging into 4-bit weights would be lossy),
+    on the GPU(s) when there are any.
+    """
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(adapter))
     base_path = read_adapter_meta(adapter)["base_model"]
     kwargs: dict[str, Any] = {"dtype": dtype if dtype is not None else "auto"}
+    if torch.cuda.is_available():
+        kwargs["device_map"] = "auto"
     base = AutoModelForCausalLM.from_pretrained(str(base_path), **kwargs)
     resize_embeddings(base, len(tokenizer))
     merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
