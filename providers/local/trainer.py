@@ -499,14 +499,17 @@ def prepare_base(cfg: RunConfig, run_dir: Path, recorder: Recorder | None) -> Pa
     """The model to train on: the base, or the base with the parent adapter merged in."""
     if cfg.init_adapter is None:
         return cfg.model
+    from accelerate import PartialState
+
     merged = run_dir / runfiles.BASE
-    if not (merged / "config.json").is_file():
-        if recorder is not None:
-            recorder.note(f"merging the adapter {cfg.init_adapter} into its base")
-        tmp = run_dir / ".base.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        merge_adapter(cfg.init_adapter, tmp)
-        os.replace(tmp, merged)
+    with PartialState().main_process_first():  # one merge when several processes run
+        if not (merged / "config.json").is_file():
+            if recorder is not None:
+                recorder.note(f"merging the adapter {cfg.init_adapter} into its base")
+            tmp = run_dir / ".base.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            merge_adapter(cfg.init_adapter, tmp)
+            os.replace(tmp, merged)
     return merged
 
 
@@ -522,9 +525,7 @@ def build_trainer(
             recorder.note(precision.note)
 
     base = prepare_base(cfg, run_dir, recorder)
-    tokenizer, pad_added, template_source = load_tokenizer(
-        run_dir / runfiles.BASE if cfg.init_adapter else base, opts.chat_template
-    )
+    tokenizer, pad_added, template_source = load_tokenizer(base, opts.chat_template)
     if recorder is not None and not resume:
         if template_source == "tuneport default":
             recorder.note("the model has no chat template: using tuneport's default template")
