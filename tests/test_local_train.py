@@ -273,3 +273,28 @@ def test_validation_set_is_evaluated_every_epoch(tiny_dir: Path, tmp_path: Path)
     assert len(evals) == 3  # one step per epoch (3 examples, batch 3)
     assert evals[-1]["eval_loss"] < evals[0]["eval_loss"]  # it learns the same answers
     assert evals[0]["message"].startswith("step 1: eval loss ")
+
+
+def test_added_pad_token_resizes_deterministically(tmp_path: Path) -> None:
+    import torch
+
+    bare = build_tiny_model(tmp_path / "bare", pad_token=False, unk_token=False)
+    run_dir, _ = make_run(tmp_path / "r", bare, chat_records(), max_steps=3)
+    assert T.main([str(run_dir)]) == 0
+    status = runfiles.read_status(run_dir)
+    assert status is not None and status.phase == "succeeded"
+    assert any("added <|pad|>" in note for note in status.notes)
+
+    precision = T.resolve_precision("none")
+    tuned, tok = T.load_tuned(run_dir, precision)
+    assert tok.pad_token == "<|pad|>" and tok.pad_token_id != tok.eos_token_id
+    embeddings = tuned.get_input_embeddings().weight
+    assert embeddings.shape[0] == len(tok) == tok.pad_token_id + 1
+    torch.testing.assert_close(embeddings[-1], embeddings[:-1].mean(dim=0))
+    merged, merged_tok = T.load_tuned(
+        T.merge_adapter(run_dir / runfiles.ADAPTER, tmp_path / "merged"), precision
+    )
+    # float32 merge reorders the sums: differences at the 1e-5 level on logits of order 1
+    torch.testing.assert_close(
+        _logits(tuned, tok), _logits(merged, merged_tok), atol=5e-5, rtol=1e-5
+    )

@@ -72,12 +72,14 @@ def build_tiny_model(
     *,
     chat_template: bool = True,
     pad_token: bool = True,
+    unk_token: bool = True,
     seed: int = 0,
 ) -> Path:
     """Write a tiny random Llama model + tokenizer to ``dir`` (created) and return ``dir``.
 
-    ``chat_template=False`` leaves the tokenizer without a chat template and ``pad_token=False``
-    without a pad token, to exercise the fallbacks of the local trainer.
+    ``chat_template=False`` leaves the tokenizer without a chat template, ``pad_token=False``
+    without a pad token and ``unk_token=False`` without an unknown token (byte-level BPE needs
+    none), to exercise the fallbacks of the local trainer.
     """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -89,8 +91,8 @@ def build_tiny_model(
     )
 
     dir.mkdir(parents=True, exist_ok=True)
-    specials = [BOS, EOS, UNK, IM_START] + ([PAD] if pad_token else [])
-    bpe = Tokenizer(models.BPE(unk_token=UNK))
+    specials = [BOS, EOS, *([UNK] if unk_token else []), IM_START, *([PAD] if pad_token else [])]
+    bpe = Tokenizer(models.BPE(unk_token=UNK if unk_token else None))
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
@@ -105,7 +107,7 @@ def build_tiny_model(
         tokenizer_object=bpe,
         bos_token=BOS,
         eos_token=EOS,
-        unk_token=UNK,
+        unk_token=UNK if unk_token else None,
         pad_token=PAD if pad_token else None,
         additional_special_tokens=[IM_START],
         model_max_length=512,
