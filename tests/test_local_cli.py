@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,6 +39,18 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(autouse=True)
 def _fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TUNEPORT_POLL_INTERVAL", "0.3")
+
+
+@pytest.fixture(autouse=True)
+def _stop_leftover_trainers() -> Iterator[None]:
+    """A failing test must not leave its trainer process running: kill the run's group."""
+    yield
+    runs = home() / "runs"
+    for pid_file in runs.glob(f"*/{runfiles.PID}") if runs.is_dir() else []:
+        pid = runfiles.read_pid(pid_file.parent)
+        if pid is not None and runfiles.pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
 
 
 def test_train_watch_chat_export_and_continue(

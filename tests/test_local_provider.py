@@ -6,13 +6,14 @@ cancel, a process that dies without a word, cleanup, and the no-torch import rul
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from tuneport.providers.base import ChatOptions, Exportable, Provider, Resumable
 from tuneport.providers.local import runfiles
 from tuneport.providers.local.provider import LocalProvider
 from tuneport.schemas import Example, JobConfig, JobRef, JobState, Message
+from tuneport.store import home
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +46,18 @@ FAST = {
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(autouse=True)
+def _stop_leftover_trainers() -> Iterator[None]:
+    """A failing test must not leave its trainer process running: kill the run's group."""
+    yield
+    runs = home() / "runs"
+    for pid_file in runs.glob(f"*/{runfiles.PID}") if runs.is_dir() else []:
+        pid = runfiles.read_pid(pid_file.parent)
+        if pid is not None and runfiles.pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
 
 
 def records() -> list[Example]:
