@@ -156,3 +156,15 @@ def test_stop_ids_merge_generation_config_eos(tiny_dir: Path) -> None:
     tok = _tok(tiny_dir)
     assert T.stop_token_ids(tok, [7, tok.eos_token_id]) == [tok.eos_token_id, 7]
     assert T.stop_token_ids(tok, 9) == [tok.eos_token_id, 9]
+
+
+def test_lora_presets_and_overrides() -> None:
+    from tuneport.providers.local.recipe_config import LORA_PRESETS, LocalOptions
+
+    assert LocalOptions().lora_config() == LORA_PRESETS["default"]
+    assert LORA_PRESETS["default"].r == 16 and LORA_PRESETS["default"].alpha == 32
+    assert LORA_PRESETS["default"].target_modules == "all-linear"
+    custom = LocalOptions(lora="large", lora_r=32, target_modules="q_proj, v_proj").lora_config()
+    assert (custom.r, custom.alpha, custom.dropout) == (32, 128, 0.05)
+    assert custom.target_modules == ["q_proj", "v_proj"]
+    assert LocalOptions(lora_dropout=0.0).lora_config().dropout == 0.0

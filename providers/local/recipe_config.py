@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tuneport.schemas import Method
 
@@ -82,6 +82,14 @@ class LocalOptions(BaseModel):
     init_adapter: Path | None = None  # or a PEFT adapter folder
     # a Jinja chat template file to use instead of the model's own
     chat_template: Path | None = None
+
+    @field_validator("target_modules", mode="before")
+    @classmethod
+    def _split_modules(cls, value: object) -> object:
+        """``--set target_modules=q_proj,v_proj`` arrives as one string."""
+        if isinstance(value, str) and value != "all-linear":
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     def lora_config(self) -> LoraPreset:
         """The preset with any explicit ``lora_*`` / ``target_modules`` overrides applied."""
