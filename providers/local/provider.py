@@ -393,6 +393,7 @@ class LocalProvider:
 
         path = self.model_path(model)
         if path not in self._loaded:
+            trainer.quiet_libraries()
             self._loaded[path] = trainer.load_tuned(path, trainer.resolve_precision("auto"))
         loaded_model, tokenizer = self._loaded[path]
         text = trainer.generate_reply(
@@ -485,6 +486,7 @@ class LocalProvider:
             if merge:
                 from tuneport.providers.local import trainer
 
+                trainer.quiet_libraries()
                 trainer.merge_adapter(adapter, tmp)
             else:
                 shutil.copytree(adapter, tmp)

@@ -197,6 +197,19 @@ def read_adapter_meta(adapter: Path) -> dict[str, Any]:
     return {"base_model": PeftConfig.from_pretrained(str(adapter)).base_model_name_or_path}
 
 
+def quiet_libraries() -> None:
+    """No progress bars or deprecation chatter from the libraries in interactive commands."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    for module in ("transformers", "peft", "trl"):
+        warnings.filterwarnings("ignore", category=FutureWarning, module=module)
+        warnings.filterwarnings("ignore", category=UserWarning, module=module)
+
+
 def load_tuned(path: Path, precision: Precision) -> tuple[Any, Any]:
     """(model, tokenizer) for inference: a run directory, an adapter folder or merged weights."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
