@@ -232,21 +232,15 @@ def _tool_json(tool: ToolSpec) -> str:
 
 
 def _tool_json_raw(tool: Any) -> str:
-    """Like :func:`_tool_json` for a plain dict: same key order as the ToolSpec model."""
+    """Like :func:`_tool_json` for a plain dict: the ToolSpec's key order, ``null`` fields of
+    the spec dropped (values inside ``parameters`` are kept as they are, as pydantic does)."""
     if isinstance(tool, dict) and isinstance(tool.get("function"), dict):
         fn = tool["function"]
-        ordered = {k: fn[k] for k in ("name", "description", "parameters") if k in fn}
-        ordered.update((k, v) for k, v in fn.items() if k not in ordered)
-        tool = {"type": tool.get("type", "function"), "function": ordered}
-    return orjson.dumps(_drop_none(tool)).decode()
-
-
-def _drop_none(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _drop_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_none(v) for v in value]
-    return value
+        known = ("name", "description", "parameters")
+        ordered = {k: fn[k] for k in known if fn.get(k) is not None}
+        ordered.update((k, v) for k, v in fn.items() if k not in known and v is not None)
+        tool = {"type": tool.get("type") or "function", "function": ordered}
+    return orjson.dumps(tool).decode()
 
 
 class TiktokenChatCounter:

@@ -282,6 +282,14 @@ def test_tool_definitions_and_calls_follow_the_documented_method() -> None:
     # key order of a raw tool definition does not change the count
     reordered = dict(TOOL_CHAT, tools=[{"function": TOOLS[0]["function"], "type": "function"}])
     assert counter.count_raw(reordered) == expected
+    # null inside the JSON schema is kept by both paths; a null description is dropped by both
+    schema = {"type": "object", "properties": {"x": {"default": None}}}
+    tool = {
+        "type": "function",
+        "function": {"name": "f", "description": None, "parameters": schema},
+    }
+    raw = {"messages": TOOL_CHAT["messages"], "tools": [tool]}
+    assert counter.count_raw(raw) == counter.count(Example.model_validate(raw))
 
 
 def test_preference_counts_prompt_plus_both_replies() -> None:
