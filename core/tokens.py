@@ -309,10 +309,12 @@ class TiktokenChatCounter:
         if isinstance(content, str):
             if content:
                 n += len(enc(content))
-        elif isinstance(content, list):  # OpenAI content parts: count the text parts
-            for part in content:
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    n += len(enc(part["text"]))
+        elif isinstance(content, list):  # OpenAI text parts: joined, as the importer does
+            text = "".join(
+                p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+            )
+            if text:
+                n += len(enc(text))
         name = m.get("name")
         if isinstance(name, str):
             n += self._short(name) + TOKENS_PER_NAME

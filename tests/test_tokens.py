@@ -292,6 +292,18 @@ def test_tool_definitions_and_calls_follow_the_documented_method() -> None:
     assert counter.count_raw(raw) == counter.count(Example.model_validate(raw))
 
 
+def test_content_parts_count_like_the_imported_record() -> None:
+    from tuneport.data import from_openai
+
+    counter = tokens.counter_for("openai", "gpt-4.1")
+    assert isinstance(counter, tokens.TiktokenChatCounter)
+    parts = [{"type": "text", "text": "Hello, wor"}, {"type": "text", "text": "ld! How are you?"}]
+    raw = {"messages": [{"role": "user", "content": parts}, {"role": "assistant", "content": "ok"}]}
+    record = from_openai(raw)
+    assert record.messages[0].content == "Hello, world! How are you?"
+    assert counter.count_raw(raw) == counter.count(record)
+
+
 def test_preference_counts_prompt_plus_both_replies() -> None:
     from tuneport.data import to_canonical, to_openai_dpo
 
