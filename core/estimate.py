@@ -27,6 +27,7 @@ from tuneport.pricing import WILDCARD, ModelPrice, PriceTable, load_prices
 from tuneport.schemas import Estimate, Example, JobConfig, PreferenceExample
 from tuneport.tokens import (
     Counts,
+    TiktokenChatCounter,
     count_jsonl,
     count_records,
     counter_for,
@@ -233,7 +234,7 @@ def estimate_counts(
             f"token count is approximate ({counter.label}); pass --online for exact counts "
             "where the provider offers them"
         )
-    if counts.tool_examples and counter.exact and fast_counter(counter) is not None:
+    if counts.tool_examples and counter.exact and isinstance(counter, TiktokenChatCounter):
         warnings.append(
             f"{counts.tool_examples} example(s) with tools: definitions and calls are counted as "
             "encoded JSON "
@@ -316,8 +317,9 @@ def count_path(
 ) -> Counts:
     """Per-example token counts of a data file.
 
-    Canonical/OpenAI JSONL with a tiktoken counter takes the fast path (raw lines, worker
-    processes for big files); every other format is read into records first.
+    Canonical/OpenAI JSONL with a counter that reads raw lines (tiktoken, the o200k
+    approximation) takes the fast path (worker processes for big files); every other format
+    and counter reads records through the importers.
     """
     from tuneport.data import read_records
     from tuneport.data.records import resolve_format

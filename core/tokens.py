@@ -66,7 +66,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import orjson
 
@@ -243,6 +243,13 @@ def _tool_json_raw(tool: Any) -> str:
     return orjson.dumps(tool).decode()
 
 
+def _joined_text(parts: list[Any]) -> str:
+    """OpenAI content parts → their text, joined like the importer joins them."""
+    return "".join(
+        p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)
+    )
+
+
 class TiktokenChatCounter:
     """Exact OpenAI counts with tiktoken, the cookbook's chat overhead and tuneport's tool rule.
 
@@ -259,6 +266,7 @@ class TiktokenChatCounter:
         self.exact = exact
         self.error_band = None if exact else band
         self.label = f"tiktoken {encoding_name}" + ("" if exact else " (approximate)")
+        self.spec: tuple[Any, ...] = ("tiktoken", encoding_name, exact, band)
         self._encode = encoding(encoding_name).encode_ordinary
         self._cache: dict[str, int] = {}
 
@@ -310,9 +318,7 @@ class TiktokenChatCounter:
             if content:
                 n += len(enc(content))
         elif isinstance(content, list):  # OpenAI text parts: joined, as the importer does
-            text = "".join(
-                p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
-            )
+            text = _joined_text(content)
             if text:
                 n += len(enc(text))
         name = m.get("name")
@@ -392,6 +398,7 @@ class ScaledTextCounter:
         self.factor = factor
         self.error_band: float | None = band
         self.label = f"approx o200k×{factor:g}, {why} (±{band:.0%})"
+        self.spec: tuple[Any, ...] = ("scaled", factor, band, why)
         self._encode = encoding("o200k_base").encode_ordinary
 
     def count_text(self, text: str) -> int:
@@ -414,6 +421,60 @@ class ScaledTextCounter:
         n = sum(len(self._encode(t)) for t in self._texts(msgs))
         n += sum(len(self._encode(_tool_json(t))) for t in record.tools or ())
         return round(n * self.factor)
+
+    def count_raw(self, obj: Any) -> int | None:
+        """Like :meth:`count` for one parsed JSONL line (canonical or OpenAI layout)."""
+        parts = _raw_parts(obj)
+        if parts is None:
+            return None
+        messages, tools = parts
+        enc = self._encode
+        n = 0
+        for m in messages:
+            content = m.get("content")
+            if isinstance(content, list):
+                content = "".join(
+                    p["text"]
+                    for p in content
+                    if isinstance(p, dict) and isinstance(p.get("text"), str)
+                )
+            if isinstance(content, str) and content:
+                n += len(enc(content))
+            calls = m.get("tool_calls")
+            for call in calls if isinstance(calls, list) else ():
+                fn = call.get("function") if isinstance(call, dict) else None
+                if isinstance(fn, dict):
+                    if isinstance(fn.get("name"), str):
+                        n += len(enc(fn["name"]))
+                    args = fn.get("arguments")
+                    if isinstance(args, str):
+                        n += len(enc(args))
+                    elif args is not None:
+                        n += len(enc(orjson.dumps(args).decode()))
+        n += sum(len(enc(_tool_json_raw(t))) for t in tools)
+        return round(n * self.factor)
+
+
+def _raw_parts(obj: Any) -> tuple[list[dict[str, Any]], list[Any]] | None:
+    """(messages incl. both replies, tool definitions) of a raw record line, or ``None``."""
+    if not isinstance(obj, dict):
+        return None
+    tools: Any = obj.get("tools")
+    msgs: Any = obj.get("messages")
+    if isinstance(msgs, list):
+        out = list(msgs)
+    elif isinstance(obj.get("prompt"), list) and "chosen" in obj:  # canonical preference
+        out = [*obj["prompt"], obj.get("chosen"), obj.get("rejected")]
+    elif isinstance(obj.get("input"), dict) and isinstance(obj["input"].get("messages"), list):
+        tools = obj["input"].get("tools")
+        out = list(obj["input"]["messages"])
+        for key in ("preferred_output", "non_preferred_output"):
+            reply = obj.get(key)
+            if isinstance(reply, list) and reply:
+                out.append(reply[0])
+    else:
+        return None
+    return [m for m in out if isinstance(m, dict)], tools if isinstance(tools, list) else []
 
 
 def _hf_messages(messages: Iterable[Message]) -> list[dict[str, Any]]:
@@ -636,7 +697,25 @@ def count_records(
 PARALLEL_MIN_BYTES = 8 << 20
 _CHUNK_TARGET = 4 << 20
 
-_worker_counter: TiktokenChatCounter | None = None
+
+class RawCounter(TokenCounter, Protocol):
+    """A counter that also counts parsed JSONL lines and can be rebuilt from ``spec``."""
+
+    spec: tuple[Any, ...]
+
+    def count_raw(self, obj: Any) -> int | None: ...
+
+
+def _rebuild(spec: tuple[Any, ...]) -> RawCounter:
+    kind, *args = spec
+    builders: dict[str, Callable[..., RawCounter]] = {
+        "tiktoken": lambda name, exact, band: TiktokenChatCounter(name, exact=exact, band=band),
+        "scaled": ScaledTextCounter,
+    }
+    return builders[kind](*args)
+
+
+_worker_counter: RawCounter | None = None
 
 
 def _chunk_bounds(path: Path, parts: int) -> list[tuple[int, int]]:
@@ -664,7 +743,7 @@ def _chunk_bounds(path: Path, parts: int) -> list[tuple[int, int]]:
 _Part: TypeAlias = "tuple[array[int], array[int], list[int], int, int]"
 
 
-def _count_lines(counter: TiktokenChatCounter, data: bytes) -> _Part:
+def _count_lines(counter: RawCounter, data: bytes) -> _Part:
     """Count each line of ``data``.
 
     Returns (tokens, their 1-based local lines, skipped lines, number of lines, examples with
@@ -704,11 +783,11 @@ def _count_lines(counter: TiktokenChatCounter, data: bytes) -> _Part:
     return tokens, lines, skipped, n_lines, tools
 
 
-def _count_chunk(job: tuple[str, int, int, str]) -> _Part:
-    path, start, end, enc_name = job
+def _count_chunk(job: tuple[str, int, int, tuple[Any, ...]]) -> _Part:
+    path, start, end, spec = job
     global _worker_counter
-    if _worker_counter is None or _worker_counter.encoding_name != enc_name:
-        _worker_counter = TiktokenChatCounter(enc_name)
+    if _worker_counter is None or _worker_counter.spec != spec:
+        _worker_counter = _rebuild(spec)
     with open(path, "rb") as fh:
         fh.seek(start)
         data = fh.read(end - start)
@@ -731,7 +810,7 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
-def count_jsonl(path: Path, counter: TiktokenChatCounter, *, workers: int | None = None) -> Counts:
+def count_jsonl(path: Path, counter: RawCounter, *, workers: int | None = None) -> Counts:
     """Count a JSONL file of chat/preference records (canonical or OpenAI layout) fast.
 
     Files of :data:`PARALLEL_MIN_BYTES` or more are split into byte ranges of whole lines and
@@ -750,7 +829,7 @@ def count_jsonl(path: Path, counter: TiktokenChatCounter, *, workers: int | None
     # several chunks per worker (load balance on shared cores), ~4 MiB each for big files
     parts = max(4 * workers, min(16 * workers, size // _CHUNK_TARGET))
     bounds = _chunk_bounds(path, parts)
-    jobs = [(str(path), a, b, counter.encoding_name) for a, b in bounds]
+    jobs = [(str(path), a, b, counter.spec) for a, b in bounds]
     global _worker_counter
     _worker_counter = counter  # inherited by forked workers: no second encoding load
     methods = mp.get_all_start_methods()
@@ -759,6 +838,6 @@ def count_jsonl(path: Path, counter: TiktokenChatCounter, *, workers: int | None
         return _merge(pool.imap(_count_chunk, jobs))
 
 
-def fast_counter(counter: TokenCounter) -> TiktokenChatCounter | None:
+def fast_counter(counter: TokenCounter) -> RawCounter | None:
     """``counter`` if it can count raw JSONL lines (:func:`count_jsonl`), else ``None``."""
-    return counter if isinstance(counter, TiktokenChatCounter) else None
+    return counter if isinstance(counter, TiktokenChatCounter | ScaledTextCounter) else None

@@ -405,6 +405,30 @@ def test_vertex_offline_is_approximate_with_a_band() -> None:
     assert tokens.describe(12345, tokens.counter_for("openai", "gpt-4.1")) == "12,345 tokens"
 
 
+@pytest.mark.parametrize(
+    "fixture",
+    ["sample/chat.jsonl", "sample/preference.jsonl", "real/openai_toy_chat_fine_tuning.jsonl"],
+)
+def test_approximate_counter_reads_raw_lines_like_records(
+    fixture: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tuneport.data import load_records, to_canonical
+
+    counter = tokens.counter_for("vertex", "gemini-2.5-flash")
+    raw = tokens.fast_counter(counter)
+    assert raw is not None
+    path = FIXTURES / fixture
+    records = load_records(path)
+    expected = [counter.count(r) for r in records]
+    lines = [orjson.loads(x) for x in path.read_bytes().splitlines() if x.strip()]
+    assert [raw.count_raw(x) for x in lines] == expected
+    assert [raw.count_raw(to_canonical(r)) for r in records] == expected
+    assert raw.count_raw(TOOL_CHAT) == counter.count(Example.model_validate(TOOL_CHAT))
+    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(tokens, "_CHUNK_TARGET", 2000)
+    assert list(tokens.count_jsonl(path, raw, workers=2).tokens) == expected
+
+
 class _FakeOnlineCounter:
     exact = True
     error_band = None
