@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,3 +130,43 @@ def test_bad_option_fails_before_anything_runs(
 def test_export_refuses_providers_without_weights(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["export", "tp-nope"]) == 4
     assert "no job" in capsys.readouterr().err
+
+
+def test_cancel_then_resume_through_the_jobs_commands(
+    tiny_dir: Path, fixtures_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = fixtures_dir / "sample" / "chat.jsonl"
+    argv = ["train", "--provider", "local", "--model", str(tiny_dir), "--data", str(data)]
+    long_run = [f"--set={o}" for o in ("max_steps=2000", "save_steps=1000", "max_length=256")]
+    quiet = ["--set=logging_steps=1", "--set=gradient_checkpointing=false"]
+    assert run([*argv, *quiet, *long_run, "--no-watch", "--yes"]) == 0
+    job_id = capsys.readouterr().out.strip()
+    run_dir = home() / "runs" / open_store().get(job_id).run_id
+
+    def step() -> int:
+        status = runfiles.read_status(run_dir)
+        return status.step if status is not None else 0
+
+    deadline = time.monotonic() + 120
+    while step() < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert run(["jobs", "cancel", job_id]) == 0
+    assert run(["jobs", "watch", job_id]) == 1  # a cancelled job is not a success
+    record = open_store().get(job_id)
+    assert record.state is JobState.CANCELLED
+    stopped = runfiles.latest_checkpoint(run_dir)
+    assert stopped is not None
+    capsys.readouterr()
+
+    # the resumed process starts at the checkpoint (not step 0); then stop it again
+    assert run(["jobs", "resume", job_id, "--no-watch"]) == 0
+    assert f"resumed {job_id} as {job_id}" in capsys.readouterr().err
+    deadline = time.monotonic() + 120
+    while step() <= int(stopped.name.rpartition("-")[2]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    status = runfiles.read_status(run_dir)
+    assert status is not None and status.resumed_from == stopped.name
+    assert status.step > int(stopped.name.rpartition("-")[2])
+    assert run(["jobs", "cancel", job_id]) == 0
+    assert run(["jobs", "watch", job_id]) == 1
+    assert open_store().get(job_id).state is JobState.CANCELLED

@@ -298,3 +298,30 @@ def test_added_pad_token_resizes_deterministically(tmp_path: Path) -> None:
     torch.testing.assert_close(
         _logits(tuned, tok), _logits(merged, merged_tok), atol=5e-5, rtol=1e-5
     )
+
+
+def test_prompts_longer_than_max_length_are_skipped_or_refused(
+    tiny_dir: Path, tmp_path: Path
+) -> None:
+    long_prompt = Example(
+        messages=[
+            Message(role="user", content="hello " * 100),
+            Message(role="assistant", content="hi"),
+        ]
+    )
+    run_dir, _ = make_run(
+        tmp_path / "some", tiny_dir, [*chat_records(), long_prompt], max_length=48, max_steps=1
+    )
+    assert T.main([str(run_dir)]) == 0
+    status = runfiles.read_status(run_dir)
+    assert status is not None and status.phase == "succeeded"
+    assert "1 of 4 examples skipped: their prompt fills max_length=48 tokens" in status.notes[-1]
+
+    run_dir, _ = make_run(tmp_path / "all", tiny_dir, [long_prompt], max_length=48)
+    assert T.main([str(run_dir)]) == 1
+    status = runfiles.read_status(run_dir)
+    assert status is not None and status.phase == "failed"
+    assert status.error == (
+        "no example has an assistant token within max_length=48 tokens "
+        "(fix: raise it with --set max_length=N or shorten the prompts)"
+    )

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,6 +82,7 @@ class LocalSettings(LocalOptions):
     env: dict[str, str] = Field(default_factory=dict)  # extra environment for the trainer
     # several GPUs: e.g. "accelerate launch --config_file fsdp.yaml" (run as LAUNCHER -m trainer)
     launcher: str | None = None
+    exit_wait_s: float = Field(default=30.0, ge=0)  # resume: wait for a stopping process
 
 
 def _home() -> Path:
@@ -451,6 +453,11 @@ class LocalProvider:
         current = self._status(run_dir)
         if current.state is JobState.SUCCEEDED:
             raise ProviderError(f"run {run_dir.name} already finished", hint="nothing to resume")
+        # a cancelled run has written its status and is exiting: give it a moment
+        deadline = time.monotonic() + self.settings.exit_wait_s
+        while current.raw.get("alive") and current.state.terminal and time.monotonic() < deadline:
+            time.sleep(0.1)
+            current = self._status(run_dir)
         if current.raw.get("alive"):
             stopping = current.state.terminal  # status written, process still exiting
             raise ProviderError(

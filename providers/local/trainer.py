@@ -41,6 +41,7 @@ from tuneport.providers.local import runfiles
 from tuneport.providers.local.recipe_config import RunConfig
 from tuneport.providers.local.runfiles import RunStatus
 from tuneport.providers.local.template import (
+    IGNORE_INDEX,
     choose_pad_token,
     masking_template,
     prompt_completion_to_messages,
@@ -302,8 +303,18 @@ def load_dataset_dir(path: Path) -> Any:
     return dataset
 
 
-def tokenize_sft_dataset(dataset: Any, tokenizer: Any, stop_ids: list[int], max_length: int) -> Any:
-    """``input_ids`` + ``labels`` (assistant-only, EOS-terminated) for each conversation."""
+def tokenize_sft_dataset(
+    dataset: Any,
+    tokenizer: Any,
+    stop_ids: list[int],
+    max_length: int,
+    recorder: Recorder | None = None,
+) -> Any:
+    """``input_ids`` + ``labels`` (assistant-only, EOS-terminated) for each conversation.
+
+    Conversations whose first trained token lies beyond ``max_length`` teach nothing: they are
+    dropped with a note, and an error says so when none is left.
+    """
     template = masking_template(tokenizer)
     columns = set(dataset.column_names)
     if "messages" not in columns and not {"prompt", "completion"} <= columns:
@@ -323,7 +334,20 @@ def tokenize_sft_dataset(dataset: Any, tokenizer: Any, stop_ids: list[int], max_
             max_length=max_length,
         )
 
-    return dataset.map(encode, remove_columns=dataset.column_names)
+    encoded = dataset.map(encode, remove_columns=dataset.column_names)
+    kept = encoded.filter(lambda row: any(label != IGNORE_INDEX for label in row["labels"]))
+    dropped = len(encoded) - len(kept)
+    if dropped and len(kept) == 0:
+        raise ConfigError(
+            f"no example has an assistant token within max_length={max_length} tokens",
+            hint="raise it with --set max_length=N or shorten the prompts",
+        )
+    if dropped and recorder is not None:
+        recorder.note(
+            f"{dropped} of {len(encoded)} examples skipped: their prompt fills "
+            f"max_length={max_length} tokens (raise it with --set max_length=N)"
+        )
+    return kept
 
 
 def clean_preference_dataset(dataset: Any) -> Any:
@@ -610,7 +634,7 @@ def build_trainer(
     from trl.trainer.sft_config import SFTConfig
     from trl.trainer.sft_trainer import SFTTrainer
 
-    train_tok = tokenize_sft_dataset(train_data, tokenizer, stop_ids, opts.max_length)
+    train_tok = tokenize_sft_dataset(train_data, tokenizer, stop_ids, opts.max_length, recorder)
     eval_tok = (
         tokenize_sft_dataset(eval_data, tokenizer, stop_ids, opts.max_length)
         if eval_data is not None
