@@ -570,7 +570,9 @@ def build_trainer(
             recorder.note("the tokenizer has no usable pad token: added <|pad|> and resized")
     model = load_base_model(base, precision, len(tokenizer))
     model.config.pad_token_id = tokenizer.pad_token_id
-    if precision.quantize != "none":
+    # upcasts the unquantized layers to fp32 and readies checkpointing; FSDP/ZeRO-3 QLoRA must
+    # keep one storage dtype across shards, so it is skipped there
+    if precision.quantize != "none" and not sharded():
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(  # type: ignore[no-untyped-call]
