@@ -325,3 +325,16 @@ def test_prompts_longer_than_max_length_are_skipped_or_refused(
         "no example has an assistant token within max_length=48 tokens "
         "(fix: raise it with --set max_length=N or shorten the prompts)"
     )
+
+
+def test_dpo_prompts_longer_than_max_length_are_refused(tiny_dir: Path, tmp_path: Path) -> None:
+    pair = PreferenceExample(
+        prompt=[Message(role="user", content="hello " * 100)],
+        chosen=Message(role="assistant", content="yes"),
+        rejected=Message(role="assistant", content="no"),
+    )
+    run_dir, _ = make_run(tmp_path, tiny_dir, [pair], method="dpo", max_length=48)
+    assert T.main([str(run_dir)]) == 1
+    status = runfiles.read_status(run_dir)
+    assert status is not None and status.error is not None
+    assert status.error.startswith("every DPO prompt fills max_length=48 tokens")

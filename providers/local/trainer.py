@@ -350,7 +350,11 @@ def tokenize_sft_dataset(
     return kept
 
 
-def clean_preference_dataset(dataset: Any) -> Any:
+def clean_preference_dataset(
+    dataset: Any, tokenizer: Any, max_length: int, recorder: Recorder | None = None
+) -> Any:
+    """``prompt``/``chosen``/``rejected`` rows for DPO; prompts filling ``max_length`` are skipped
+    (with a note; an error when none is left), as for SFT."""
     from tuneport.providers.local.template import clean_messages
 
     def clean(row: dict[str, Any]) -> dict[str, Any]:
@@ -359,6 +363,15 @@ def clean_preference_dataset(dataset: Any) -> Any:
             for key in ("prompt", "chosen", "rejected")
         }
 
+    def fits(row: dict[str, Any]) -> bool:
+        prompt = row["prompt"]
+        if isinstance(prompt, str):
+            return len(tokenizer(prompt)["input_ids"]) < max_length
+        rendered = tokenizer.apply_chat_template(
+            prompt, add_generation_prompt=True, tokenize=True, return_dict=True
+        )
+        return len(rendered["input_ids"]) < max_length
+
     missing = {"prompt", "chosen", "rejected"} - set(dataset.column_names)
     if missing:
         raise ConfigError(
@@ -366,7 +379,20 @@ def clean_preference_dataset(dataset: Any) -> Any:
             hint="DPO needs preference records (prompt, chosen, rejected)",
         )
     extra = [c for c in dataset.column_names if c not in ("prompt", "chosen", "rejected")]
-    return dataset.map(clean, remove_columns=extra)
+    cleaned = dataset.map(clean, remove_columns=extra)
+    kept = cleaned.filter(fits)
+    dropped = len(cleaned) - len(kept)
+    if dropped and len(kept) == 0:
+        raise ConfigError(
+            f"every DPO prompt fills max_length={max_length} tokens",
+            hint="raise it with --set max_length=N or shorten the prompts",
+        )
+    if dropped and recorder is not None:
+        recorder.note(
+            f"{dropped} of {len(cleaned)} preference pairs skipped: their prompt fills "
+            f"max_length={max_length} tokens (raise it with --set max_length=N)"
+        )
+    return kept
 
 
 # --------------------------------------------------------------------------------------------
@@ -626,8 +652,14 @@ def build_trainer(
             model=model,
             ref_model=None,
             args=DPOConfig(**common, beta=opts.beta, max_length=opts.max_length),
-            train_dataset=clean_preference_dataset(train_data),
-            eval_dataset=clean_preference_dataset(eval_data) if eval_data is not None else None,
+            train_dataset=clean_preference_dataset(
+                train_data, tokenizer, opts.max_length, recorder
+            ),
+            eval_dataset=(
+                clean_preference_dataset(eval_data, tokenizer, opts.max_length)
+                if eval_data is not None
+                else None
+            ),
             processing_class=tokenizer,
             peft_config=lora_config(cfg),
             callbacks=callbacks,
