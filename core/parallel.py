@@ -1,0 +1,232 @@
+"""Validation of big JSONL files in worker processes, with the same report as one process.
+
+:func:`validate_parallel` splits the file into byte ranges of whole lines (the ranges
+:func:`tuneport.tokens.count_jsonl` uses), validates each range in a forked worker with the
+serial code (``iter_jsonl`` → importer → provider rules → token limit), and merges in the parent
+what only the whole file can tell: duplicates across ranges (by the same digest), the first CRLF
+line, mixed record kinds and the example totals. The merged :class:`~tuneport.schemas.Report` is
+identical to :func:`tuneport.data.validate_rows` over :func:`tuneport.data.read_records`
+(tests/test_parallel_validate.py checks that on every fixture and on crafted files).
+
+Used by :func:`tuneport.data.validate_file` for JSONL files of ``PARALLEL_MIN_BYTES`` or more
+when the platform can fork (workers inherit the token counter); everything else stays serial.
+"""
+
+from __future__ import annotations
+
+from array import array
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from tuneport.counting import TokenCounter
+from tuneport.data.detect import container
+from tuneport.data.parsing import Options
+from tuneport.data.reading import Advance, iter_jsonl
+from tuneport.data.records import _convert
+from tuneport.data.rows import AnyRecord, problem
+from tuneport.data.validate import CharCounter, _digest, _Validator, rules_for
+from tuneport.schemas import Problem, Report
+
+PARALLEL_MIN_BYTES = 8 << 20
+_CHUNK_TARGET = 4 << 20
+
+
+class _ChunkValidator(_Validator):
+    """Validates one range; kinds and duplicates are only recorded, the parent decides."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.lines: array[int] = array("q")
+        self.digests = bytearray()
+
+    def _kind(self, record: AnyRecord, line: int) -> None:
+        self.kinds.setdefault(record.kind, line)
+
+    def _duplicate(self, record: AnyRecord, line: int) -> None:
+        self.lines.append(line)
+        self.digests += _digest(record)
+
+
+class _Chunk(NamedTuple):
+    problems: list[Problem]
+    records: int
+    kinds: dict[str, int]
+    lines: array[int]
+    digests: bytes
+
+
+class _Job(NamedTuple):
+    path: str
+    start: int
+    end: int
+    first_line: int
+    fmt: str
+    provider: str
+    limit: int | None
+    column_map: dict[str, str]
+    system: str | None
+
+
+_counter: TokenCounter | None = None  # set in the parent before forking
+
+
+def _validate_chunk(job: _Job) -> _Chunk:
+    counter = _counter or CharCounter()
+    file = job.path
+    state = _ChunkValidator(file, rules_for(job.provider), counter, job.limit)
+    opts = Options(column_map=dict(job.column_map), system=job.system)
+    raws = iter_jsonl(
+        Path(job.path), file=file, start=job.start, end=job.end, first_line=job.first_line
+    )
+    for raw in raws:
+        state.row(_convert(raw, job.fmt, opts, file))
+    return _Chunk(state.problems, state.records, state.kinds, state.lines, bytes(state.digests))
+
+
+def _first_lines(path: Path, bounds: list[tuple[int, int]]) -> list[int]:
+    """The 1-based number of the first line of each range."""
+    out = []
+    line = 1
+    with path.open("rb") as fh:
+        for start, end in bounds:
+            out.append(line)
+            fh.seek(start)
+            left = end - start
+            while left > 0:
+                block = fh.read(min(left, 8 << 20))
+                if not block:
+                    break
+                line += block.count(b"\n")
+                left -= len(block)
+    return out
+
+
+def _merge(chunks: list[_Chunk], file: str) -> tuple[list[Problem], int]:
+    """Problems in the serial order, with the whole-file checks redone across ranges."""
+    seen: dict[bytes, int] = {}
+    kinds: dict[str, int] = {}
+    mixed: dict[int, Problem] = {}
+    dups: dict[int, Problem] = {}
+    merged: list[Problem] = []
+    crlf_seen = False
+    records = 0
+    for chunk in chunks:
+        records += chunk.records
+        for kind, line in sorted(chunk.kinds.items(), key=lambda kv: kv[1]):
+            if kind not in kinds:
+                first = next(iter(kinds), None)
+                kinds[kind] = line
+                if first is not None:
+                    mixed[line] = problem(
+                        "mixed_kinds",
+                        f"{kind} example in a file of {first} examples",
+                        file=file,
+                        line=line,
+                    )
+        digests = chunk.digests
+        for i, line in enumerate(chunk.lines):
+            first_line = seen.setdefault(digests[16 * i : 16 * i + 16], line)
+            if first_line != line:
+                dups[line] = problem(
+                    "duplicate",
+                    f"exact duplicate of the example at line {first_line}",
+                    file=file,
+                    line=line,
+                )
+        for p in chunk.problems:
+            if p.kind == "crlf":  # each range reports its first CRLF; the file reports one
+                if crlf_seen:
+                    continue
+                crlf_seen = True
+            merged.append(p)
+
+    out: list[Problem] = []
+    extra = sorted(set(mixed) | set(dups))
+    e = 0
+
+    def emit(line: int, group: list[Problem]) -> None:
+        if line in mixed:  # serial order within a row: ..., mixed_kinds, token_limit, duplicate
+            at = next((j for j, p in enumerate(group) if p.kind == "token_limit"), len(group))
+            group = [*group[:at], mixed[line], *group[at:]]
+        if line in dups:
+            group = [*group, dups[line]]
+        out.extend(group)
+
+    i = 0
+    while i < len(merged):
+        line = merged[i].line or 0
+        j = i
+        while j < len(merged) and (merged[j].line or 0) == line:
+            j += 1
+        while e < len(extra) and extra[e] < line:
+            emit(extra[e], [])
+            e += 1
+        if e < len(extra) and extra[e] == line:
+            e += 1
+        emit(line, merged[i:j])
+        i = j
+    while e < len(extra):
+        emit(extra[e], [])
+        e += 1
+    return out, records
+
+
+def validate_parallel(
+    path: Path,
+    provider: str,
+    *,
+    model: str | None = None,
+    fmt: str,
+    counter: TokenCounter | None = None,
+    token_limit: int | None = None,
+    column_map: dict[str, str] | None = None,
+    system: str | None = None,
+    advance: Advance | None = None,
+    workers: int | None = None,
+    min_bytes: int | None = None,
+) -> Report | None:
+    """The report of ``path`` validated in worker processes, or ``None`` when that does not
+    apply (not JSONL, smaller than ``min_bytes``, one CPU, no ``fork``)."""
+    import multiprocessing as mp
+
+    from tuneport.tokens import _chunk_bounds, default_workers
+
+    workers = workers or default_workers()
+    threshold = PARALLEL_MIN_BYTES if min_bytes is None else min_bytes
+    if workers < 2 or "fork" not in mp.get_all_start_methods() or not path.is_file():
+        return None
+    size = path.stat().st_size
+    if size < threshold or container(path) is not iter_jsonl:
+        return None
+    rules = rules_for(provider)
+    limit = token_limit if token_limit is not None else rules.token_limit
+    parts = max(4 * workers, min(16 * workers, size // _CHUNK_TARGET))
+    bounds = _chunk_bounds(path, parts)
+    firsts = _first_lines(path, bounds)
+    jobs = [
+        _Job(str(path), a, b, first, fmt, provider, limit, dict(column_map or {}), system)
+        for (a, b), first in zip(bounds, firsts, strict=True)
+    ]
+    global _counter
+    _counter = counter or CharCounter()
+    chunks: list[_Chunk] = []
+    try:
+        with mp.get_context("fork").Pool(min(workers, len(jobs))) as pool:
+            for job, chunk in zip(jobs, pool.imap(_validate_chunk, jobs), strict=True):
+                chunks.append(chunk)
+                if advance is not None:
+                    advance(job.end - job.start)
+    finally:
+        _counter = None
+    problems, records = _merge(chunks, str(path))
+    state = _Validator(str(path), rules, _counter or CharCounter(), limit)
+    state.records = records
+    state.finish()
+    return Report(
+        file=str(path),
+        provider=provider,
+        model=model,
+        format=fmt,
+        records=records,
+        problems=[*problems, *state.problems],
+    )

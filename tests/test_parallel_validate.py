@@ -1,0 +1,157 @@
+"""Parallel validation gives exactly the serial report (problems, order, counts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tuneport import tokens
+from tuneport.data import read_records, validate_file, validate_rows
+from tuneport.parallel import validate_parallel
+from tuneport.schemas import Report
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def _serial(path: Path, provider: str, **kw: object) -> Report:
+    return validate_rows(
+        read_records(path),
+        file=str(path),
+        provider=provider,
+        fmt=None,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _parallel(path: Path, provider: str, workers: int = 3, **kw: object) -> Report:
+    from tuneport.data.records import resolve_format
+
+    report = validate_parallel(
+        path,
+        provider,
+        fmt=resolve_format(path, None, None),
+        workers=workers,
+        min_bytes=0,
+        **kw,  # type: ignore[arg-type]
+    )
+    assert report is not None
+    return report
+
+
+def _same(a: Report, b: Report) -> None:
+    assert a.records == b.records
+    assert [p.model_dump() for p in a.problems] == [p.model_dump() for p in b.problems]
+
+
+@pytest.fixture(autouse=True)
+def _small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tuneport.parallel as par
+
+    monkeypatch.setattr(par, "_CHUNK_TARGET", 1)  # as many ranges as the bounds allow
+
+
+def _jsonl_fixtures() -> list[Path]:
+    from tuneport.data.detect import container
+    from tuneport.data.reading import iter_jsonl
+
+    out = []
+    for path in sorted(FIXTURES.rglob("*.jsonl")):
+        try:
+            if container(path) is iter_jsonl:
+                out.append(path)
+        except Exception:  # a deliberately unusable file
+            continue
+    return out
+
+
+@pytest.mark.parametrize("path", _jsonl_fixtures(), ids=lambda p: p.name)
+@pytest.mark.parametrize("provider", ["openai", "vertex"])
+def test_every_jsonl_fixture_gives_the_serial_report(path: Path, provider: str) -> None:
+    try:
+        serial = _serial(path, provider)
+    except Exception as exc:  # unusable input: both paths must refuse it
+        with pytest.raises(type(exc)):
+            _parallel(path, provider)
+        return
+    _same(_parallel(path, provider), serial)
+
+
+def _crafted(path: Path) -> None:
+    chat = {
+        "format": "tuneport/1",
+        "kind": "chat",
+        "messages": [
+            {"role": "user", "content": "hello there"},
+            {"role": "assistant", "content": "hi! how can I help?"},
+        ],
+    }
+    pref = {
+        "format": "tuneport/1",
+        "kind": "preference",
+        "prompt": [{"role": "user", "content": "pick one"}],
+        "chosen": {"role": "assistant", "content": "a"},
+        "rejected": {"role": "assistant", "content": "b"},
+    }
+    lines: list[bytes] = []
+    for i in range(300):
+        obj = dict(chat, messages=[*chat["messages"][:1], {"role": "assistant", "content": f"{i}"}])
+        if i % 37 == 0:
+            obj = chat  # exact duplicates spread over many ranges
+        if i % 53 == 5:
+            obj = dict(chat, messages=[{"role": "user", "content": "no reply " * (i % 400)}])
+        line = orjson.dumps(obj)
+        if i == 120:
+            line = orjson.dumps(pref)  # a second record kind
+        if i in (40, 41, 200):
+            line += b"\r"  # CRLF in several ranges: one problem for the file
+        if i == 77:
+            line = b'{"messages": [oops'
+        if i == 150:
+            line = b""
+        if i == 151:
+            line = b"\xff\xfe not utf-8"
+        lines.append(line)
+    path.write_bytes(b"\xef\xbb\xbf" + b"\n".join(lines))  # BOM, no final newline
+
+
+@pytest.mark.parametrize("provider", ["openai", "vertex", "local"])
+@pytest.mark.parametrize("workers", [2, 3])
+def test_crafted_file_with_cross_range_duplicates_kinds_crlf(
+    tmp_path: Path, provider: str, workers: int
+) -> None:
+    path = tmp_path / "crafted.jsonl"
+    _crafted(path)
+    counter = tokens.counter_for("openai", "gpt-4.1")
+    serial = _serial(path, provider, counter=counter, token_limit=40)
+    kinds = serial.counts()
+    assert kinds["duplicate"] >= 7 and kinds["crlf"] == 1 and kinds["mixed_kinds"] == 1
+    assert kinds["token_limit"] >= 1 and kinds["json_syntax"] == 2 and kinds["bom"] == 1
+    assert kinds["non_utf8"] == 1 and kinds["blank_line"] == 1
+    parallel = _parallel(path, provider, workers=workers, counter=counter, token_limit=40)
+    _same(parallel, serial)
+
+
+def test_validate_file_uses_it_for_big_jsonl_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tuneport.parallel as par
+
+    path = tmp_path / "crafted.jsonl"
+    _crafted(path)
+    calls: list[Path] = []
+    real = par.validate_parallel
+
+    def spy(*args: object, **kw: object) -> Report | None:
+        calls.append(args[0])  # type: ignore[arg-type]
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(par, "validate_parallel", spy)
+    small = validate_file(path, "openai")  # below PARALLEL_MIN_BYTES: serial
+    assert calls == [path]
+    monkeypatch.setattr(par, "PARALLEL_MIN_BYTES", 0)
+    _same(validate_file(path, "openai"), small)
+    json_array = tmp_path / "a.json"
+    json_array.write_text("[" + ",".join(['{"instruction": "x", "output": "y"}'] * 3) + "]")
+    assert validate_parallel(json_array, "openai", fmt="alpaca", min_bytes=0, workers=2) is None
