@@ -81,11 +81,28 @@ def _line_issues(raw: bytes, *, file: str, line: int, seen_crlf: bool) -> list[P
     return problems
 
 
-def iter_jsonl(path: Path, *, file: str, advance: Advance = _noop) -> Iterator[RawRow]:
-    """One JSON value per line; blank lines are reported and skipped."""
+def iter_jsonl(
+    path: Path,
+    *,
+    file: str,
+    advance: Advance = _noop,
+    start: int = 0,
+    end: int | None = None,
+    first_line: int = 1,
+) -> Iterator[RawRow]:
+    """One JSON value per line; blank lines are reported and skipped.
+
+    ``start``/``end``/``first_line``: read only the whole lines in that byte range, numbered
+    from ``first_line`` (used by :mod:`tuneport.parallel` to validate big files in chunks).
+    """
     seen_crlf = False
     with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
+        fh.seek(start)
+        pos = start
+        for number, raw in enumerate(fh, start=first_line):
+            if end is not None and pos >= end:
+                break
+            pos += len(raw)
             advance(len(raw))
             problems = _line_issues(raw, file=file, line=number, seen_crlf=seen_crlf)
             seen_crlf = seen_crlf or raw.endswith(b"\r\n")

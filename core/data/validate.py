@@ -210,6 +210,13 @@ def validate_file(
 
     rules_for(provider)
     name = resolve_format(path, fmt, read_kw.get("column_map"))
+    from tuneport.parallel import validate_parallel  # big JSONL: same report, all CPUs
+
+    report = validate_parallel(
+        path, provider, model=model, fmt=name, counter=counter, token_limit=token_limit, **read_kw
+    )
+    if report is not None:
+        return report
     return validate_rows(
         read_records(path, name, **read_kw),
         file=str(path),
