@@ -9,7 +9,8 @@ identical to :func:`tuneport.data.validate_rows` over :func:`tuneport.data.read_
 (tests/test_parallel_validate.py checks that on every fixture and on crafted files).
 
 Used by :func:`tuneport.data.validate_file` for JSONL files of ``PARALLEL_MIN_BYTES`` or more
-when the platform can fork (workers inherit the token counter); everything else stays serial.
+when the platform can fork (workers inherit the token counter) and the counter is a local one
+(characters/4, tiktoken, the o200k approximation); everything else stays serial.
 """
 
 from __future__ import annotations
@@ -189,12 +190,18 @@ def validate_parallel(
     apply (not JSONL, smaller than ``min_bytes``, one CPU, no ``fork``)."""
     import multiprocessing as mp
 
-    from tuneport.tokens import _chunk_bounds, default_workers
+    from tuneport.tokens import _chunk_bounds, default_workers, fast_counter
 
     workers = workers or default_workers()
     threshold = PARALLEL_MIN_BYTES if min_bytes is None else min_bytes
     if workers < 2 or "fork" not in mp.get_all_start_methods() or not path.is_file():
         return None
+    if (
+        counter is not None
+        and not isinstance(counter, CharCounter)
+        and fast_counter(counter) is None
+    ):
+        return None  # e.g. an online counter: its HTTP client must not cross a fork
     size = path.stat().st_size
     if size < threshold or container(path) is not iter_jsonl:
         return None

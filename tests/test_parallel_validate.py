@@ -152,6 +152,18 @@ def test_validate_file_uses_it_for_big_jsonl_only(
     assert calls == [path]
     monkeypatch.setattr(par, "PARALLEL_MIN_BYTES", 0)
     _same(validate_file(path, "openai"), small)
+
+    class Online:
+        exact, error_band, label = True, None, "remote countTokens"
+
+        def count(self, record: object) -> int:
+            return 1
+
+        def count_text(self, text: str) -> int:
+            return 1
+
+    kw = {"fmt": "canonical", "min_bytes": 0, "workers": 2}
+    assert validate_parallel(path, "openai", counter=Online(), **kw) is None  # type: ignore[arg-type]
     json_array = tmp_path / "a.json"
     json_array.write_text("[" + ",".join(['{"instruction": "x", "output": "y"}'] * 3) + "]")
     assert validate_parallel(json_array, "openai", fmt="alpaca", min_bytes=0, workers=2) is None
