@@ -178,3 +178,51 @@ class Preflight(Protocol):
     """
 
     def preflight(self, cfg: JobConfig) -> None: ...
+
+
+# --- shared steps the backends compose (one place for what every backend does alike) ---------
+
+
+def export_prepared(
+    records: Iterable[AnyRecord],
+    cfg: JobConfig,
+    progress: Progress,
+    *,
+    target: str,
+    train_out: Path,
+    validation_out: Path,
+    title: str,
+) -> PreparedData:
+    """Export the records (and ``cfg.validation``) in ``target``'s format for upload."""
+    from tuneport.data import export_records, load_records
+    from tuneport.errors import InputError
+
+    train_out.parent.mkdir(parents=True, exist_ok=True)
+    progress.start(title)
+    train = export_records(records, target, train_out, force=True, method=cfg.method)
+    validation = None
+    if cfg.validation is not None:
+        validation = export_records(
+            load_records(cfg.validation), target, validation_out, force=True, method=cfg.method
+        )
+    progress.finish()
+    if train.examples == 0:
+        raise InputError("the training data has no examples", hint="check the data file")
+    return PreparedData(
+        training=train.path,
+        validation=validation.path if validation else None,
+        sha256=train.sha256,
+        validation_sha256=validation.sha256 if validation else None,
+        examples=train.examples,
+        dropped=dict(train.dropped),
+    )
+
+
+def estimate_with_validation(records: Sequence[AnyRecord], cfg: JobConfig) -> Estimate:
+    """:func:`tuneport.estimate.estimate`, counting ``cfg.validation`` when it is set."""
+    from tuneport.data import load_records
+    from tuneport.estimate import estimate
+
+    validation = load_records(cfg.validation) if cfg.validation is not None else None
+    result: Estimate = estimate(records, cfg, validation_records=validation)
+    return result

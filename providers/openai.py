@@ -40,6 +40,8 @@ from tuneport.providers.base import (
     Checkpoint,
     PreparedData,
     UploadedData,
+    estimate_with_validation,
+    export_prepared,
     parse_options,
 )
 from tuneport.retry import RetryPolicy, call_with_retry, error_code_of, status_of
@@ -374,42 +376,18 @@ class OpenAIProvider:
     def prepare(
         self, records: Iterable[AnyRecord], cfg: JobConfig, out_dir: Path, progress: Progress
     ) -> PreparedData:
-        from tuneport.data import export_records, load_records
-
-        out_dir.mkdir(parents=True, exist_ok=True)
-        progress.start("convert to OpenAI JSONL")
-        train = export_records(
-            records, NAME, out_dir / "train.openai.jsonl", force=True, method=cfg.method
-        )
-        validation = None
-        if cfg.validation is not None:
-            validation = export_records(
-                load_records(cfg.validation),
-                NAME,
-                out_dir / "validation.openai.jsonl",
-                force=True,
-                method=cfg.method,
-            )
-        progress.finish()
-        dropped = dict(train.dropped)
-        return PreparedData(
-            training=train.path,
-            validation=validation.path if validation else None,
-            sha256=train.sha256,
-            validation_sha256=validation.sha256 if validation else None,
-            examples=train.examples,
-            dropped=dropped,
+        return export_prepared(
+            records,
+            cfg,
+            progress,
+            target=NAME,
+            train_out=out_dir / "train.openai.jsonl",
+            validation_out=out_dir / "validation.openai.jsonl",
+            title="convert to OpenAI JSONL",
         )
 
     def estimate(self, records: Sequence[AnyRecord], cfg: JobConfig) -> Estimate:
-        from tuneport.estimate import estimate
-
-        validation = None
-        if cfg.validation is not None:
-            from tuneport.data import load_records
-
-            validation = list(load_records(cfg.validation))
-        return estimate(records, cfg, validation_records=validation)
+        return estimate_with_validation(records, cfg)
 
     def upload(self, prepared: PreparedData, cfg: JobConfig, progress: Progress) -> UploadedData:
         training, reused = self._upload_file(prepared.training, prepared.sha256, progress)

@@ -48,6 +48,8 @@ from tuneport.providers.base import (
     ChatOptions,
     PreparedData,
     UploadedData,
+    estimate_with_validation,
+    export_prepared,
     parse_options,
 )
 from tuneport.retry import RetryPolicy, call_with_retry, outcome_unknown
@@ -500,33 +502,17 @@ class VertexProvider:
     def prepare(
         self, records: Iterable[AnyRecord], cfg: JobConfig, out_dir: Path, progress: Progress
     ) -> PreparedData:
-        from tuneport.data import export_records, load_records
-
         for field, why in UNSUPPORTED_FIELDS.items():
             if getattr(cfg, field) is not None:
                 progress.note(f"{field} ignored: {why}")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        progress.start("convert to Vertex Gemini JSONL")
-        train = export_records(
-            records, NAME, out_dir / "train.vertex.jsonl", force=True, method=cfg.method
-        )
-        validation = None
-        if cfg.validation is not None:
-            validation = export_records(
-                load_records(cfg.validation),
-                NAME,
-                out_dir / "validation.vertex.jsonl",
-                force=True,
-                method=cfg.method,
-            )
-        progress.finish()
-        return PreparedData(
-            training=train.path,
-            validation=validation.path if validation else None,
-            sha256=train.sha256,
-            validation_sha256=validation.sha256 if validation else None,
-            examples=train.examples,
-            dropped=dict(train.dropped),
+        return export_prepared(
+            records,
+            cfg,
+            progress,
+            target=NAME,
+            train_out=out_dir / "train.vertex.jsonl",
+            validation_out=out_dir / "validation.vertex.jsonl",
+            title="convert to Vertex Gemini JSONL",
         )
 
     @staticmethod
@@ -582,16 +568,8 @@ class VertexProvider:
             )
 
     def estimate(self, records: Sequence[AnyRecord], cfg: JobConfig) -> Estimate:
-        from tuneport.estimate import estimate
-
         self.check_config(cfg)
-
-        validation = None
-        if cfg.validation is not None:
-            from tuneport.data import load_records
-
-            validation = list(load_records(cfg.validation))
-        result = estimate(records, cfg, validation_records=validation)
+        result = estimate_with_validation(records, cfg)
         extra = [
             f"{field} ignored: {why}"
             for field, why in UNSUPPORTED_FIELDS.items()

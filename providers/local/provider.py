@@ -35,6 +35,8 @@ from tuneport.providers.base import (
     Checkpoint,
     PreparedData,
     UploadedData,
+    estimate_with_validation,
+    export_prepared,
     parse_options,
 )
 from tuneport.providers.local import runfiles
@@ -224,39 +226,21 @@ class LocalProvider:
         self, records: Iterable[AnyRecord], cfg: JobConfig, out_dir: Path, progress: Progress
     ) -> PreparedData:
         """Write the records (and ``cfg.validation``) as Hugging Face dataset folders."""
-        from tuneport.data import export_records, load_records
-
         self.options(cfg)  # refuse bad options before any work
-        progress.start("writing the local dataset")
-        train = export_records(records, NAME, out_dir / "train.hf", force=True, method=cfg.method)
-        validation = None
-        if cfg.validation is not None:
-            validation = export_records(
-                load_records(cfg.validation),
-                NAME,
-                out_dir / "validation.hf",
-                force=True,
-                method=cfg.method,
-            )
-        progress.finish()
-        if train.examples == 0:
-            raise InputError("the training data has no examples", hint="check the data file")
-        return PreparedData(
-            training=train.path,
-            validation=validation.path if validation else None,
-            sha256=train.sha256,
-            validation_sha256=validation.sha256 if validation else None,
-            examples=train.examples,
-            dropped=train.dropped,
+        return export_prepared(
+            records,
+            cfg,
+            progress,
+            target=NAME,
+            train_out=out_dir / "train.hf",
+            validation_out=out_dir / "validation.hf",
+            title="writing the local dataset",
         )
 
     def estimate(self, records: Sequence[AnyRecord], cfg: JobConfig) -> Estimate:
         """Tokens, steps and GPU memory from :func:`tuneport.estimate.estimate`."""
-        from tuneport.estimate import estimate
-
         self.options(cfg)
-        result: Estimate = estimate(records, cfg)
-        return result
+        return estimate_with_validation(records, cfg)
 
     def upload(self, prepared: PreparedData, cfg: JobConfig, progress: Progress) -> UploadedData:
         """Nothing to upload: the trainer reads the prepared folders (copied at launch)."""
