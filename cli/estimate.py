@@ -145,7 +145,7 @@ def estimate_command(
         typer.Option("--max-cost", help="Fail (exit 5) if the estimate exceeds this many USD."),
     ] = None,
     fmt: Annotated[
-        str | None, typer.Option("--format", help="Input format (default: detected).")
+        str | None, typer.Option("--from", help="Input format (default: detected from content).")
     ] = None,
     as_json: _Json = False,
 ) -> None:
@@ -197,7 +197,7 @@ def plan_command(
     ] = None,
     prices: _Prices = None,
     fmt: Annotated[
-        str | None, typer.Option("--format", help="Input format (default: detected).")
+        str | None, typer.Option("--from", help="Input format (default: detected from content).")
     ] = None,
     as_json: _Json = False,
 ) -> None:
