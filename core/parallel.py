@@ -23,9 +23,8 @@ from tuneport.counting import TokenCounter
 from tuneport.data.detect import container
 from tuneport.data.parsing import Options
 from tuneport.data.reading import Advance, iter_jsonl
-from tuneport.data.records import _convert
-from tuneport.data.rows import AnyRecord, problem
-from tuneport.data.validate import CharCounter, _digest, _Validator, rules_for
+from tuneport.data.rows import problem
+from tuneport.data.validate import CharCounter, _Validator, rules_for
 from tuneport.schemas import Problem, Report
 
 PARALLEL_MIN_BYTES = 8 << 20
@@ -40,12 +39,12 @@ class _ChunkValidator(_Validator):
         self.lines: array[int] = array("q")
         self.digests = bytearray()
 
-    def _kind(self, record: AnyRecord, line: int) -> None:
-        self.kinds.setdefault(record.kind, line)
+    def _kind(self, kind: str, line: int) -> None:
+        self.kinds.setdefault(kind, line)
 
-    def _duplicate(self, record: AnyRecord, line: int) -> None:
+    def _duplicate(self, key: bytes, line: int) -> None:
         self.lines.append(line)
-        self.digests += _digest(record)
+        self.digests += key
 
 
 class _Chunk(NamedTuple):
@@ -80,7 +79,7 @@ def _validate_chunk(job: _Job) -> _Chunk:
         Path(job.path), file=file, start=job.start, end=job.end, first_line=job.first_line
     )
     for raw in raws:
-        state.row(_convert(raw, job.fmt, opts, file))
+        state.raw(raw, job.fmt, opts)
     return _Chunk(state.problems, state.records, state.kinds, state.lines, bytes(state.digests))
 
 

@@ -7,18 +7,21 @@ per example for duplicate detection.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
 
 from tuneport.counting import TokenCounter
-from tuneport.data.records import read_records
+from tuneport.data.parsing import Options
+from tuneport.data.reading import NO_VALUE, RawRow
+from tuneport.data.records import _convert, read_records
 from tuneport.data.rows import AnyRecord, Row, canonical_dict, problem
 from tuneport.data.rules import RULES, Finding, ProviderRules
 from tuneport.errors import InputError
-from tuneport.schemas import Example, PreferenceExample, Problem, Report
+from tuneport.schemas import FORMAT_VERSION, Example, PreferenceExample, Problem, Report
 
 APPROX_CHARS_PER_TOKEN = 4
 
@@ -74,6 +77,65 @@ def _digest(record: AnyRecord) -> bytes:
     return hashlib.blake2b(orjson.dumps(data, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
 
 
+# --- the fast path for plain OpenAI chat rows ---------------------------------------------------
+#
+# Most rows of a big OpenAI chat file are ``{"messages": [{"role": ..., "content": "..."}, ...]}``
+# with nothing else. For such a row the importer can find nothing wrong and the record it builds
+# is fully determined by the (role, content) pairs, so the validator skips the importer and
+# pydantic: the provider's rules run once per *shape* (roles + whether each content is empty or
+# blank — all that the rules read of a plain message) on a real record and their findings are
+# reused, the digest is taken from the same canonical JSON object, the tokens from the raw dict.
+# Every other row takes the importer path. tests/test_fastpath_validate.py checks the reports
+# stay identical to ``validate_rows(read_records(...))``.
+
+_PLAIN_ROLES = frozenset({"system", "user", "assistant"})
+_SHAPES_MAX = 4096
+
+
+def plain_messages(value: Any) -> list[dict[str, str]] | None:
+    """The messages of a plain OpenAI chat row (see above), else ``None``."""
+    if value.__class__ is not dict or len(value) != 1:
+        return None
+    msgs = value.get("messages")
+    if msgs.__class__ is not list or not msgs:
+        return None
+    roles = _PLAIN_ROLES
+    for m in msgs:
+        if m.__class__ is not dict or len(m) != 2:
+            return None
+        if m.get("content").__class__ is not str or m.get("role") not in roles:
+            return None
+    result: list[dict[str, str]] = msgs
+    return result
+
+
+def _shape(msgs: list[dict[str, str]]) -> tuple[tuple[str, int], ...]:
+    """What the rules can see of plain messages: each role and text/blank/empty content."""
+    return tuple((m["role"], 0 if m["content"].strip() else 1 if m["content"] else 2) for m in msgs)
+
+
+def plain_digest(msgs: list[dict[str, str]]) -> bytes:
+    """:func:`_digest` of the record a plain row becomes (its canonical JSON object)."""
+    data = {"kind": "chat", "messages": msgs, "format": FORMAT_VERSION}
+    return hashlib.blake2b(orjson.dumps(data, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+
+
+def _char_count_raw(value: Any) -> int:
+    """:meth:`CharCounter.count` of a plain row."""
+    return sum(-(-len(m["content"]) // APPROX_CHARS_PER_TOKEN) for m in value["messages"])
+
+
+def _raw_counter(counter: TokenCounter) -> Callable[[Any], int | None] | None:
+    """A function counting a plain row's raw dict as ``counter.count`` counts its record."""
+    if isinstance(counter, CharCounter):
+        return _char_count_raw
+    tokens = sys.modules.get("tuneport.tokens")  # a tiktoken counter implies it is loaded
+    if tokens is not None and type(counter) is tokens.TiktokenChatCounter:
+        count_raw: Callable[[Any], int | None] = counter.count_raw  # type: ignore[attr-defined]
+        return count_raw
+    return None
+
+
 class _Validator:
     def __init__(
         self, file: str, rules: ProviderRules, counter: TokenCounter, limit: int | None
@@ -86,6 +148,8 @@ class _Validator:
         self.seen: dict[bytes, int] = {}
         self.kinds: dict[str, int] = {}
         self.records = 0
+        self.shapes: dict[tuple[tuple[str, int], ...], list[Finding]] = {}
+        self.count_raw = _raw_counter(counter)
 
     def add(self, kind: str, message: str, line: int | None, **kw: Any) -> None:
         self.problems.append(problem(kind, message, file=self.file, line=line, **kw))
@@ -98,20 +162,52 @@ class _Validator:
         self.records += 1
         for f in _findings(record, self.rules):
             self.add(f.kind, f.message, row.line, severity=f.severity)
-        self._kind(record, row.line)
-        self._tokens(record, row.line)
-        self._duplicate(record, row.line)
+        self._kind(record.kind, row.line)
+        if self.limit is not None:
+            self._tokens(self.counter.count(record), row.line)
+        self._duplicate(_digest(record), row.line)
 
-    def _kind(self, record: AnyRecord, line: int) -> None:
+    def raw(self, raw: RawRow, fmt: str, opts: Options) -> None:
+        """Validate one raw JSONL row: the plain-row fast path, else :meth:`row`."""
+        value = raw.value
+        msgs = plain_messages(value) if fmt == "openai" and value is not NO_VALUE else None
+        if msgs is None or (self.limit is not None and self.count_raw is None):
+            self.row(_convert(raw, fmt, opts, self.file))
+            return
+        line = raw.line
+        self.problems.extend(raw.problems)
+        self.records += 1
+        for f in self._plain_findings(value, msgs):
+            self.add(f.kind, f.message, line, severity=f.severity)
+        self._kind("chat", line)
+        if self.limit is not None and self.count_raw is not None:
+            self._tokens(self.line_tokens(line, value, self.count_raw), line)
+        self._duplicate(plain_digest(msgs), line)
+
+    def line_tokens(self, line: int, value: Any, count_raw: Callable[[Any], int | None]) -> int:
+        """Tokens of the plain row at ``line`` (a hook for callers that counted already)."""
+        return count_raw(value) or 0
+
+    def _plain_findings(self, value: Any, msgs: list[dict[str, str]]) -> list[Finding]:
+        key = _shape(msgs)
+        found = self.shapes.get(key)
+        if found is None:
+            from tuneport.data.importers import from_openai
+
+            found = _findings(from_openai(value), self.rules)
+            if len(self.shapes) < _SHAPES_MAX:
+                self.shapes[key] = found
+        return found
+
+    def _kind(self, kind: str, line: int) -> None:
         first = next(iter(self.kinds), None)
-        self.kinds.setdefault(record.kind, line)
-        if first is not None and first != record.kind and self.kinds[record.kind] == line:
-            self.add("mixed_kinds", f"{record.kind} example in a file of {first} examples", line)
+        self.kinds.setdefault(kind, line)
+        if first is not None and first != kind and self.kinds[kind] == line:
+            self.add("mixed_kinds", f"{kind} example in a file of {first} examples", line)
 
-    def _tokens(self, record: AnyRecord, line: int) -> None:
+    def _tokens(self, tokens: int, line: int) -> None:
         if self.limit is None:
             return
-        tokens = self.counter.count(record)
         if tokens > self.limit:
             approx = "" if self.counter.exact else "~"
             self.add(
@@ -122,8 +218,7 @@ class _Validator:
                 severity=self.rules.token_limit_severity,
             )
 
-    def _duplicate(self, record: AnyRecord, line: int) -> None:
-        key = _digest(record)
+    def _duplicate(self, key: bytes, line: int) -> None:
         first = self.seen.setdefault(key, line)
         if first != line:
             self.add("duplicate", f"exact duplicate of the example at line {first}", line)
@@ -217,6 +312,29 @@ def validate_file(
     )
     if report is not None:
         return report
+    from tuneport.data.detect import container
+    from tuneport.data.reading import iter_jsonl
+
+    if container(path) is iter_jsonl:  # raw rows: plain OpenAI rows take the fast path
+        rules = rules_for(provider)
+        limit = token_limit if token_limit is not None else rules.token_limit
+        state = _Validator(str(path), rules, counter or CharCounter(), limit)
+        opts = Options(
+            column_map=dict(read_kw.get("column_map") or {}), system=read_kw.get("system")
+        )
+        advance = read_kw.get("advance")
+        raws = iter_jsonl(path, file=str(path), **({"advance": advance} if advance else {}))
+        for raw in raws:
+            state.raw(raw, name, opts)
+        state.finish()
+        return Report(
+            file=str(path),
+            provider=provider,
+            model=model,
+            format=name,
+            records=state.records,
+            problems=state.problems,
+        )
     return validate_rows(
         read_records(path, name, **read_kw),
         file=str(path),
