@@ -15,7 +15,7 @@ from tuneport.data import detect_format, load_records
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 REAL = FIXTURES / "real"
-SHARED = Path("/work/shared/datasets")
+SHARED = FIXTURES.parent.parent / "shared" / "datasets"  # ../shared beside the checkout (CI)
 
 # real file -> (detected format, records, kind)
 REAL_FILES: dict[str, tuple[str, int, str]] = {
