@@ -361,17 +361,27 @@ class OpenAIProvider:
 
     def preflight(self, cfg: JobConfig) -> None:
         """Key present and settings within OpenAI's limits, all reported at once."""
-        problems: list[str] = []
+        problems: list[tuple[str, str]] = []  # (what is wrong, how to fix it)
         if not (self.options.api_key or os.environ.get("OPENAI_API_KEY")):
-            problems.append("OPENAI_API_KEY is not set (export it, or --set api_key=...)")
+            problems.append(("OPENAI_API_KEY is not set", "export OPENAI_API_KEY=sk-..."))
         if cfg.suffix is not None and len(cfg.suffix) > MAX_SUFFIX:
-            problems.append(f"suffix is {len(cfg.suffix)} characters; OpenAI allows {MAX_SUFFIX}")
+            problems.append(
+                (
+                    f"suffix is {len(cfg.suffix)} characters; OpenAI allows {MAX_SUFFIX}",
+                    "shorten --suffix",
+                )
+            )
         if len({**self.options.metadata, RUN_ID_KEY: ""}) > MAX_METADATA:
-            problems.append(f"metadata holds more than {MAX_METADATA - 1} pairs")
+            problems.append(
+                (f"metadata holds more than {MAX_METADATA - 1} pairs", "drop metadata pairs")
+            )
         if self.options.beta is not None and cfg.method != "dpo":
-            problems.append("beta applies to --method dpo only")
+            problems.append(("beta applies to --method dpo only", "use --method dpo or drop beta"))
         if problems:
-            raise ConfigError("; ".join(problems), hint="fix the settings for provider openai")
+            raise ConfigError(
+                "; ".join(what for what, _ in problems),
+                hint="; ".join(fix for _, fix in problems),
+            )
 
     def prepare(
         self, records: Iterable[AnyRecord], cfg: JobConfig, out_dir: Path, progress: Progress
