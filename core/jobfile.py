@@ -5,6 +5,16 @@ A job file holds :class:`JobConfig` fields at the top level (``provider``, ``mod
 ``suffix``, ``seed``, ``max_cost``) plus ``options:`` for provider settings. Relative paths are
 relative to the job file. Flags override file values; ``--set key=value`` adds options. Every
 problem is reported at once in one :class:`ConfigError`.
+
+A section named after a provider (``vertex:``, ``local:``, ...) holds settings that apply only
+when that provider is chosen; they override the top-level ones (``options`` are merged). So one
+job file serves every backend and switching needs only ``--provider``::
+
+    provider: openai
+    model: gpt-4.1-mini
+    vertex:
+      model: gemini-2.5-flash
+      options: {project: my-proj, bucket: gs://my-bucket}
 """
 
 from __future__ import annotations
@@ -59,11 +69,39 @@ def read_job_file(path: Path) -> dict[str, Any]:
             hint="see fixtures/jobs/openai-sft.yaml for an example",
         )
     values = {str(k): v for k, v in loaded.items()}
+    _resolve_paths(values, path.parent)
+    for section in values.values():
+        if isinstance(section, dict):
+            _resolve_paths(section, path.parent)
+    return values
+
+
+def _resolve_paths(values: dict[Any, Any], base: Path) -> None:
     for key in PATH_FIELDS:
         value = values.get(key)
         if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
-            values[key] = str(path.parent / value)
-    return values
+            values[key] = str(base / value)
+
+
+def apply_provider_section(
+    file_values: Mapping[str, Any], provider: str | None, providers: Iterable[str]
+) -> dict[str, Any]:
+    """Top-level values with the chosen provider's section laid over them; sections removed."""
+    names = set(providers)
+    bad = [n for n in sorted(names) if n in file_values and not isinstance(file_values[n], Mapping)]
+    if bad:
+        raise ConfigError(
+            f"provider section {bad[0]}: must be a mapping of settings",
+            hint=f"write e.g. `{bad[0]}:` then indented `model: ...` lines",
+        )
+    merged = {k: v for k, v in file_values.items() if k not in names}
+    section = file_values.get(provider) if provider in names else None
+    if isinstance(section, Mapping):
+        base_options = merged.get("options")
+        merged.update(section)
+        if isinstance(base_options, Mapping) and isinstance(section.get("options"), Mapping):
+            merged["options"] = {**base_options, **section["options"]}
+    return merged
 
 
 def _scalar(text: str) -> Any:
@@ -124,7 +162,11 @@ def build_config(
     known_providers: Iterable[str] | None = None,
 ) -> JobConfig:
     """Merge job-file values, flag overrides (``None`` = not given) and ``--set`` options."""
+    names = list(known_providers) if known_providers is not None else None
     merged: dict[str, Any] = dict(file_values or {})
+    if names is not None:
+        chosen = (overrides or {}).get("provider") or merged.get("provider")
+        merged = apply_provider_section(merged, chosen, names)
     merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
     file_options = merged.get("options") or {}
     problems: list[str] = []
@@ -137,7 +179,6 @@ def build_config(
         config = JobConfig.model_validate(merged)
     except ValidationError as exc:
         problems.extend(_describe(e) for e in exc.errors())
-    names = list(known_providers) if known_providers is not None else None
     provider = merged.get("provider")
     if names is not None and isinstance(provider, str) and provider not in names:
         problems.append(f"unknown provider {provider!r} (choose {'|'.join(names)})")

@@ -102,3 +102,40 @@ def test_parse_set() -> None:
         parse_set(["novalue"])
     with pytest.raises(ConfigError, match="key=value"):
         parse_set(["a=1", "a.b=2"])  # a is not a mapping
+
+
+PROVIDERS = ("openai", "vertex", "local")
+
+
+def test_provider_section_applies_only_to_the_chosen_provider(tmp_path: Path) -> None:
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "provider: openai\nmodel: gpt-4.1-mini\ndata: d.jsonl\nepochs: 3\n"
+        "options: {timeout: 30}\n"
+        "vertex:\n  model: gemini-2.5-flash\n  validation: v.jsonl\n"
+        "  options: {bucket: gs://b}\n"
+        "local:\n  model: ./m\n  epochs: 1\n",
+        encoding="utf-8",
+    )
+    as_openai = load_config(job, known_providers=PROVIDERS)
+    assert (as_openai.model, as_openai.epochs, as_openai.options) == (
+        "gpt-4.1-mini",
+        3,
+        {"timeout": 30},
+    )
+    as_vertex = load_config(job, {"provider": "vertex"}, known_providers=PROVIDERS)
+    assert as_vertex.model == "gemini-2.5-flash"
+    assert as_vertex.epochs == 3  # top-level value kept
+    assert as_vertex.options == {"timeout": 30, "bucket": "gs://b"}  # merged
+    assert as_vertex.validation == tmp_path / "v.jsonl"  # section paths are file-relative too
+    as_local = load_config(
+        job, {"provider": "local", "model": "./other"}, known_providers=PROVIDERS
+    )
+    assert (as_local.model, as_local.epochs) == ("./other", 1)  # flags still win
+
+
+def test_provider_section_must_be_a_mapping(tmp_path: Path) -> None:
+    job = tmp_path / "job.yaml"
+    job.write_text("provider: openai\nmodel: m\ndata: d.jsonl\nvertex: 3\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="provider section vertex"):
+        load_config(job, known_providers=PROVIDERS)

@@ -166,8 +166,6 @@ def test_openai_job_file_switches_with_provider_flag(
         str(job),
         "--provider",
         "vertex",
-        "--model",
-        "gemini-2.5-flash",
         *VERTEX_FLAGS,
     )
     assert code == 0, err
