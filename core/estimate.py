@@ -327,7 +327,18 @@ def count_path(
     name = resolve_format(path, fmt, None)
     fast = fast_counter(counter)
     if fast is not None and name in FAST_FORMATS and path.is_file():
-        return count_jsonl(path, fast, workers=workers)
+        from tuneport import countcache  # counts left by `validate --model` (same file+counter)
+
+        cached = countcache.load(path, fast.spec)
+        if cached is not None:
+            return cached
+        before = path.stat()
+        sha256 = countcache.file_sha256(path)
+        counts = count_jsonl(path, fast, workers=workers)
+        after = path.stat()
+        if (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns):
+            countcache.save(path, fast.spec, counts, sha256=sha256)
+        return counts
     counts = Counts()
     for row in read_records(path, name):
         if row.record is None:

@@ -15,17 +15,23 @@ when the platform can fork (workers inherit the token counter) and the counter i
 
 from __future__ import annotations
 
+import io
+import os
 from array import array
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tuneport.counting import TokenCounter
 from tuneport.data.detect import container
 from tuneport.data.parsing import Options
-from tuneport.data.reading import Advance, iter_jsonl
+from tuneport.data.reading import NO_VALUE, Advance, RawRow, iter_jsonl, jsonl_row
 from tuneport.data.rows import problem
 from tuneport.data.validate import CharCounter, _Validator, rules_for
 from tuneport.schemas import Problem, Report
+
+if TYPE_CHECKING:
+    from tuneport.tokens import _Part
 
 PARALLEL_MIN_BYTES = 8 << 20
 _CHUNK_TARGET = 4 << 20
@@ -38,6 +44,11 @@ class _ChunkValidator(_Validator):
         super().__init__(*args)
         self.lines: array[int] = array("q")
         self.digests = bytearray()
+        self.next_tokens: int | None = None  # the current line's count, when counted already
+
+    def line_tokens(self, line: int, value: Any, count_raw: Callable[[Any], int | None]) -> int:
+        n = self.next_tokens
+        return n if n is not None else super().line_tokens(line, value, count_raw)
 
     def _kind(self, kind: str, line: int) -> None:
         self.kinds.setdefault(kind, line)
@@ -53,6 +64,7 @@ class _Chunk(NamedTuple):
     kinds: dict[str, int]
     lines: array[int]
     digests: bytes
+    counts: _Part | None  # count_jsonl's part of this range, when asked to count
 
 
 class _Job(NamedTuple):
@@ -65,6 +77,7 @@ class _Job(NamedTuple):
     limit: int | None
     column_map: dict[str, str]
     system: str | None
+    counting: bool  # also count the tokens of every line as count_jsonl does (for the cache)
 
 
 _counter: TokenCounter | None = None  # set in the parent before forking
@@ -75,12 +88,62 @@ def _validate_chunk(job: _Job) -> _Chunk:
     file = job.path
     state = _ChunkValidator(file, rules_for(job.provider), counter, job.limit)
     opts = Options(column_map=dict(job.column_map), system=job.system)
-    raws = iter_jsonl(
-        Path(job.path), file=file, start=job.start, end=job.end, first_line=job.first_line
+    with open(job.path, "rb") as fh:
+        fh.seek(job.start)
+        data = fh.read(job.end - job.start)
+    counting = _LineCounter(counter) if job.counting else None
+    seen_crlf = False
+    local = 0
+    for local, raw in enumerate(io.BytesIO(data), 1):
+        row = jsonl_row(raw, job.first_line + local - 1, file=file, seen_crlf=seen_crlf)
+        seen_crlf = seen_crlf or raw.endswith(b"\r\n")
+        if counting is not None:
+            state.next_tokens = counting.line(local, raw, row)
+        state.raw(row, job.fmt, opts)
+    counts = None
+    if counting is not None:
+        counts = (counting.tokens, counting.lines, counting.skipped, local, counting.tools)
+    return _Chunk(
+        state.problems, state.records, state.kinds, state.lines, bytes(state.digests), counts
     )
-    for raw in raws:
-        state.raw(raw, job.fmt, opts)
-    return _Chunk(state.problems, state.records, state.kinds, state.lines, bytes(state.digests))
+
+
+class _LineCounter:
+    """Per-line token counts with exactly :func:`tuneport.tokens.count_jsonl`'s results,
+    reusing the line's parsed value when its bytes parse the same (no BOM, valid UTF-8)."""
+
+    def __init__(self, counter: TokenCounter) -> None:
+        from tuneport.tokens import fast_counter
+
+        fast = fast_counter(counter)
+        assert fast is not None
+        self.counter = fast
+        self.tokens: array[int] = array("q")
+        self.lines: array[int] = array("q")
+        self.skipped: list[int] = []
+        self.tools = 0
+
+    def line(self, local: int, raw: bytes, row: RawRow) -> int | None:
+        from tuneport.tokens import _count_lines
+
+        if row.value is not NO_VALUE and not row.problems:
+            n = self.counter.count_raw(row.value)
+            tools = b'"tool' in raw
+        else:  # an unusual line: count_jsonl's own code on its bytes
+            part = _count_lines(self.counter, raw)
+            n = part[0][0] if part[0] else None
+            tools = bool(part[4])
+            if part[2]:
+                self.skipped.append(local)
+            if n is None:
+                return None
+        if n is None:
+            self.skipped.append(local)
+            return None
+        self.tokens.append(n)
+        self.lines.append(local)
+        self.tools += tools
+        return n
 
 
 def _first_lines(path: Path, bounds: list[tuple[int, int]]) -> list[int]:
@@ -209,8 +272,19 @@ def validate_parallel(
     parts = max(4 * workers, min(16 * workers, size // _CHUNK_TARGET))
     bounds = _chunk_bounds(path, parts)
     firsts = _first_lines(path, bounds)
+    from tuneport.estimate import FAST_FORMATS
+
+    fast = fast_counter(counter) if counter is not None else None
+    count = fast is not None and fmt in FAST_FORMATS  # exact counts: keep them for `estimate`
+    before = os.stat(path)
+    sha256 = None
+    if count:
+        from tuneport.countcache import file_sha256
+
+        sha256 = file_sha256(path)
+    cmap = dict(column_map or {})
     jobs = [
-        _Job(str(path), a, b, first, fmt, provider, limit, dict(column_map or {}), system)
+        _Job(str(path), a, b, first, fmt, provider, limit, cmap, system, count)
         for (a, b), first in zip(bounds, firsts, strict=True)
     ]
     global _counter
@@ -225,6 +299,14 @@ def validate_parallel(
     finally:
         _counter = None
     problems, records = _merge(chunks, str(path))
+    after = os.stat(path)
+    unchanged = (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    if fast is not None and sha256 is not None and unchanged:
+        from tuneport.countcache import save
+        from tuneport.tokens import _merge as merge_counts
+
+        counted = [c.counts for c in chunks if c.counts is not None]
+        save(path, fast.spec, merge_counts(counted), sha256=sha256)
     state = _Validator(str(path), rules, _counter or CharCounter(), limit)
     state.records = records
     state.finish()

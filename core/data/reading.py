@@ -104,20 +104,25 @@ def iter_jsonl(
                 break
             pos += len(raw)
             advance(len(raw))
-            problems = _line_issues(raw, file=file, line=number, seen_crlf=seen_crlf)
+            yield jsonl_row(raw, number, file=file, seen_crlf=seen_crlf)
             seen_crlf = seen_crlf or raw.endswith(b"\r\n")
-            body = raw[3:] if number == 1 and raw.startswith(_BOM) else raw
-            if not body.strip():
-                problems.append(problem("blank_line", "blank line", file=file, line=number))
-                yield RawRow(number, NO_VALUE, problems)
-                continue
-            text = _decode_line(body, file=file, line=number, problems=problems).rstrip("\r\n")
-            try:
-                value: Any = orjson.loads(text)
-            except orjson.JSONDecodeError as exc:
-                problems.append(_syntax(exc.msg, file=file, line=number, column=exc.colno))
-                value = NO_VALUE
-            yield RawRow(number, value, problems)
+
+
+def jsonl_row(raw: bytes, number: int, *, file: str, seen_crlf: bool) -> RawRow:
+    """One JSONL line (with its line end) as a :class:`RawRow`; ``seen_crlf``: an earlier line
+    of the file ended in CRLF (only the first one is reported)."""
+    problems = _line_issues(raw, file=file, line=number, seen_crlf=seen_crlf)
+    body = raw[3:] if number == 1 and raw.startswith(_BOM) else raw
+    if not body.strip():
+        problems.append(problem("blank_line", "blank line", file=file, line=number))
+        return RawRow(number, NO_VALUE, problems)
+    text = _decode_line(body, file=file, line=number, problems=problems).rstrip("\r\n")
+    try:
+        value: Any = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        problems.append(_syntax(exc.msg, file=file, line=number, column=exc.colno))
+        value = NO_VALUE
+    return RawRow(number, value, problems)
 
 
 def _syntax(msg: str, *, file: str, line: int, column: int) -> Problem:
