@@ -289,6 +289,7 @@ def validate_parallel(
     ]
     global _counter
     _counter = counter or CharCounter()
+    _counter.count_text("")  # a lazy tokenizer loads once here, not in every worker
     chunks: list[_Chunk] = []
     try:
         with mp.get_context("fork").Pool(min(workers, len(jobs))) as pool:

@@ -267,8 +267,14 @@ class TiktokenChatCounter:
         self.error_band = None if exact else band
         self.label = f"tiktoken {encoding_name}" + ("" if exact else " (approximate)")
         self.spec: tuple[Any, ...] = ("tiktoken", encoding_name, exact, band)
-        self._encode = encoding(encoding_name).encode_ordinary
         self._cache: dict[str, int] = {}
+
+    @functools.cached_property
+    def _encode(self) -> Callable[[str], list[int]]:
+        """The encoder, loaded on first use (``estimate`` served from the count cache never
+        needs it)."""
+        encode: Callable[[str], list[int]] = encoding(self.encoding_name).encode_ordinary
+        return encode
 
     def count_text(self, text: str) -> int:
         return len(self._encode(text))
@@ -399,7 +405,12 @@ class ScaledTextCounter:
         self.error_band: float | None = band
         self.label = f"approx o200k×{factor:g}, {why} (±{band:.0%})"
         self.spec: tuple[Any, ...] = ("scaled", factor, band, why)
-        self._encode = encoding("o200k_base").encode_ordinary
+
+    @functools.cached_property
+    def _encode(self) -> Callable[[str], list[int]]:
+        """The o200k encoder, loaded on first use."""
+        encode: Callable[[str], list[int]] = encoding("o200k_base").encode_ordinary
+        return encode
 
     def count_text(self, text: str) -> int:
         return round(len(self._encode(text)) * self.factor)
@@ -831,6 +842,7 @@ def count_jsonl(path: Path, counter: RawCounter, *, workers: int | None = None) 
     bounds = _chunk_bounds(path, parts)
     jobs = [(str(path), a, b, counter.spec) for a, b in bounds]
     global _worker_counter
+    counter.count_text("")  # load the encoding here: forked workers inherit it
     _worker_counter = counter  # inherited by forked workers: no second encoding load
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("fork" if "fork" in methods else None)
