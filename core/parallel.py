@@ -22,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import orjson
+
 from tuneport.counting import TokenCounter
 from tuneport.data.detect import container
 from tuneport.data.parsing import Options
@@ -94,9 +96,21 @@ def _validate_chunk(job: _Job) -> _Chunk:
     counting = _LineCounter(counter) if job.counting else None
     seen_crlf = False
     local = 0
+    loads = orjson.loads
+    first = job.first_line
     for local, raw in enumerate(io.BytesIO(data), 1):
-        row = jsonl_row(raw, job.first_line + local - 1, file=file, seen_crlf=seen_crlf)
-        seen_crlf = seen_crlf or raw.endswith(b"\r\n")
+        number = first + local - 1
+        row = None
+        if number > 1 and not raw.endswith(b"\r\n"):
+            # an ordinary line: jsonl_row would find no problem and parse the same value (orjson
+            # refuses invalid UTF-8 and blank input, which take the full path below)
+            try:  # noqa: SIM105 (no context manager per line)
+                row = RawRow(number, loads(raw), [])
+            except orjson.JSONDecodeError:
+                pass
+        if row is None:
+            row = jsonl_row(raw, number, file=file, seen_crlf=seen_crlf)
+            seen_crlf = seen_crlf or raw.endswith(b"\r\n")
         if counting is not None:
             state.next_tokens = counting.line(local, raw, row)
         state.raw(row, job.fmt, opts)

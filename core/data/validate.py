@@ -92,26 +92,36 @@ _PLAIN_ROLES = frozenset({"system", "user", "assistant"})
 _SHAPES_MAX = 4096
 
 
-def plain_messages(value: Any) -> list[dict[str, str]] | None:
-    """The messages of a plain OpenAI chat row (see above), else ``None``."""
+Shape = tuple[tuple[str, int], ...]
+
+
+def plain_shape(value: Any) -> Shape | None:
+    """What the rules can see of a plain OpenAI chat row (see above): each message's role and
+    whether its content is text (0), blank (1) or empty (2); ``None`` if the row is not plain."""
     if value.__class__ is not dict or len(value) != 1:
         return None
     msgs = value.get("messages")
     if msgs.__class__ is not list or not msgs:
         return None
     roles = _PLAIN_ROLES
+    shape = []
     for m in msgs:
         if m.__class__ is not dict or len(m) != 2:
             return None
-        if m.get("content").__class__ is not str or m.get("role") not in roles:
+        content = m.get("content")
+        role = m.get("role")
+        if content.__class__ is not str or role not in roles:
             return None
-    result: list[dict[str, str]] = msgs
-    return result
+        shape.append((role, 0 if content.strip() else 1 if content else 2))
+    return tuple(shape)
 
 
-def _shape(msgs: list[dict[str, str]]) -> tuple[tuple[str, int], ...]:
-    """What the rules can see of plain messages: each role and text/blank/empty content."""
-    return tuple((m["role"], 0 if m["content"].strip() else 1 if m["content"] else 2) for m in msgs)
+def plain_messages(value: Any) -> list[dict[str, str]] | None:
+    """The messages of a plain OpenAI chat row, else ``None``."""
+    if plain_shape(value) is None:
+        return None
+    msgs: list[dict[str, str]] = value["messages"]
+    return msgs
 
 
 def plain_digest(msgs: list[dict[str, str]]) -> bytes:
@@ -148,7 +158,7 @@ class _Validator:
         self.seen: dict[bytes, int] = {}
         self.kinds: dict[str, int] = {}
         self.records = 0
-        self.shapes: dict[tuple[tuple[str, int], ...], list[Finding]] = {}
+        self.shapes: dict[Shape, list[Finding]] = {}
         self.count_raw = _raw_counter(counter)
 
     def add(self, kind: str, message: str, line: int | None, **kw: Any) -> None:
@@ -170,26 +180,25 @@ class _Validator:
     def raw(self, raw: RawRow, fmt: str, opts: Options) -> None:
         """Validate one raw JSONL row: the plain-row fast path, else :meth:`row`."""
         value = raw.value
-        msgs = plain_messages(value) if fmt == "openai" and value is not NO_VALUE else None
-        if msgs is None or (self.limit is not None and self.count_raw is None):
+        shape = plain_shape(value) if fmt == "openai" and value is not NO_VALUE else None
+        if shape is None or (self.limit is not None and self.count_raw is None):
             self.row(_convert(raw, fmt, opts, self.file))
             return
         line = raw.line
         self.problems.extend(raw.problems)
         self.records += 1
-        for f in self._plain_findings(value, msgs):
+        for f in self._plain_findings(value, shape):
             self.add(f.kind, f.message, line, severity=f.severity)
         self._kind("chat", line)
         if self.limit is not None and self.count_raw is not None:
             self._tokens(self.line_tokens(line, value, self.count_raw), line)
-        self._duplicate(plain_digest(msgs), line)
+        self._duplicate(plain_digest(value["messages"]), line)
 
     def line_tokens(self, line: int, value: Any, count_raw: Callable[[Any], int | None]) -> int:
         """Tokens of the plain row at ``line`` (a hook for callers that counted already)."""
         return count_raw(value) or 0
 
-    def _plain_findings(self, value: Any, msgs: list[dict[str, str]]) -> list[Finding]:
-        key = _shape(msgs)
+    def _plain_findings(self, value: Any, key: Shape) -> list[Finding]:
         found = self.shapes.get(key)
         if found is None:
             from tuneport.data.importers import from_openai
