@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from array import array
 from collections.abc import Callable
 from pathlib import Path
@@ -160,6 +161,15 @@ class _LineCounter:
         return n
 
 
+def _hash_into(path: Path, out: list[str]) -> None:
+    from tuneport.countcache import file_sha256
+
+    try:
+        out.append(file_sha256(path))
+    except OSError:  # no hash, no cache entry
+        return
+
+
 def _first_lines(path: Path, bounds: list[tuple[int, int]]) -> list[int]:
     """The 1-based number of the first line of each range."""
     out = []
@@ -284,26 +294,31 @@ def validate_parallel(
     rules = rules_for(provider)
     limit = token_limit if token_limit is not None else rules.token_limit
     parts = max(4 * workers, min(16 * workers, size // _CHUNK_TARGET))
-    bounds = _chunk_bounds(path, parts)
-    firsts = _first_lines(path, bounds)
     from tuneport.estimate import FAST_FORMATS
 
     fast = fast_counter(counter) if counter is not None else None
     count = fast is not None and fmt in FAST_FORMATS  # exact counts: keep them for `estimate`
     before = os.stat(path)
-    sha256 = None
-    if count:
-        from tuneport.countcache import file_sha256
-
-        sha256 = file_sha256(path)
+    digest: list[str] = []
+    hasher = None
+    if count:  # the cache key, hashed while this thread numbers lines and loads the tokenizer
+        hasher = threading.Thread(target=_hash_into, args=(path, digest), daemon=True)
+        hasher.start()
+    global _counter
+    try:
+        bounds = _chunk_bounds(path, parts)
+        firsts = _first_lines(path, bounds)
+        _counter = counter or CharCounter()
+        _counter.count_text("")  # a lazy tokenizer loads once here, not in every worker
+    finally:
+        if hasher is not None:
+            hasher.join()  # no thread may be running when the workers fork
+    sha256 = digest[0] if digest else None
     cmap = dict(column_map or {})
     jobs = [
         _Job(str(path), a, b, first, fmt, provider, limit, cmap, system, count)
         for (a, b), first in zip(bounds, firsts, strict=True)
     ]
-    global _counter
-    _counter = counter or CharCounter()
-    _counter.count_text("")  # a lazy tokenizer loads once here, not in every worker
     chunks: list[_Chunk] = []
     try:
         with mp.get_context("fork").Pool(min(workers, len(jobs))) as pool:
