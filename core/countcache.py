@@ -64,7 +64,7 @@ def save(path: Path, spec: tuple[Any, ...], counts: Counts, *, sha256: str | Non
         size = path.stat().st_size
         digest = sha256 or file_sha256(path)
         n = len(counts.tokens)
-        consecutive = list(counts.lines) == list(range(1, n + 1))
+        consecutive = counts.lines == array("q", range(1, n + 1))  # no list of n ints
         header = {
             "version": VERSION,
             "spec": list(spec),

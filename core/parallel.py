@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from tuneport.tokens import _Part
 
 PARALLEL_MIN_BYTES = 8 << 20
+_BUCKETS = 16
+_BUCKET_MASK = _BUCKETS - 1
 _CHUNK_TARGET = 4 << 20
 
 
@@ -45,8 +47,9 @@ class _ChunkValidator(_Validator):
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.lines: array[int] = array("q")
-        self.digests = bytearray()
+        # digests and their lines, split by the digest's first byte (see _duplicates)
+        self.lines: list[array[int]] = [array("q") for _ in range(_BUCKETS)]
+        self.digests = [bytearray() for _ in range(_BUCKETS)]
         self.next_tokens: int | None = None  # the current line's count, when counted already
 
     def line_tokens(self, line: int, value: Any, count_raw: Callable[[Any], int | None]) -> int:
@@ -57,16 +60,17 @@ class _ChunkValidator(_Validator):
         self.kinds.setdefault(kind, line)
 
     def _duplicate(self, key: bytes, line: int) -> None:
-        self.lines.append(line)
-        self.digests += key
+        b = key[0] & _BUCKET_MASK
+        self.lines[b].append(line)
+        self.digests[b] += key
 
 
 class _Chunk(NamedTuple):
     problems: list[Problem]
     records: int
     kinds: dict[str, int]
-    lines: array[int]
-    digests: bytes
+    lines: list[array[int]]  # per digest bucket
+    digests: list[bytes]
     counts: _Part | None  # count_jsonl's part of this range, when asked to count
 
 
@@ -119,7 +123,12 @@ def _validate_chunk(job: _Job) -> _Chunk:
     if counting is not None:
         counts = (counting.tokens, counting.lines, counting.skipped, local, counting.tools)
     return _Chunk(
-        state.problems, state.records, state.kinds, state.lines, bytes(state.digests), counts
+        state.problems,
+        state.records,
+        state.kinds,
+        state.lines,
+        [bytes(d) for d in state.digests],
+        counts,
     )
 
 
@@ -188,9 +197,26 @@ def _first_lines(path: Path, bounds: list[tuple[int, int]]) -> list[int]:
     return out
 
 
+def _duplicates(chunks: list[_Chunk]) -> dict[int, int]:
+    """Line of every duplicate example → line of its first occurrence, across all ranges.
+
+    One bucket of digests at a time (by first byte), so the lookup table holds 1/16 of the
+    examples: the parent's memory stays flat instead of growing by a dict entry per example.
+    """
+    dups: dict[int, int] = {}
+    for b in range(_BUCKETS):
+        seen: dict[bytes, int] = {}
+        for chunk in chunks:  # ranges in file order, lines ascending: first = earliest
+            digests = chunk.digests[b]
+            for i, line in enumerate(chunk.lines[b]):
+                first_line = seen.setdefault(digests[16 * i : 16 * i + 16], line)
+                if first_line != line:
+                    dups[line] = first_line
+    return dups
+
+
 def _merge(chunks: list[_Chunk], file: str) -> tuple[list[Problem], int]:
     """Problems in the serial order, with the whole-file checks redone across ranges."""
-    seen: dict[bytes, int] = {}
     kinds: dict[str, int] = {}
     mixed: dict[int, Problem] = {}
     dups: dict[int, Problem] = {}
@@ -210,16 +236,6 @@ def _merge(chunks: list[_Chunk], file: str) -> tuple[list[Problem], int]:
                         file=file,
                         line=line,
                     )
-        digests = chunk.digests
-        for i, line in enumerate(chunk.lines):
-            first_line = seen.setdefault(digests[16 * i : 16 * i + 16], line)
-            if first_line != line:
-                dups[line] = problem(
-                    "duplicate",
-                    f"exact duplicate of the example at line {first_line}",
-                    file=file,
-                    line=line,
-                )
         for p in chunk.problems:
             if p.kind == "crlf":  # each range reports its first CRLF; the file reports one
                 if crlf_seen:
@@ -227,6 +243,13 @@ def _merge(chunks: list[_Chunk], file: str) -> tuple[list[Problem], int]:
                 crlf_seen = True
             merged.append(p)
 
+    for line, first_line in _duplicates(chunks).items():
+        dups[line] = problem(
+            "duplicate",
+            f"exact duplicate of the example at line {first_line}",
+            file=file,
+            line=line,
+        )
     out: list[Problem] = []
     extra = sorted(set(mixed) | set(dups))
     e = 0
