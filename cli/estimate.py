@@ -152,7 +152,7 @@ def estimate_command(
     """Tokens, epochs, billed tokens and cost of a tuning run, before launching it."""
     import orjson
 
-    from tuneport.budget import check_budget, resolve_max_cost
+    from tuneport.budget import check_budget, resolve_budget
     from tuneport.cli._console import out
     from tuneport.estimate import estimate_file
     from tuneport.files import require_file
@@ -172,7 +172,8 @@ def estimate_command(
         max_cost=max_cost,
     )
     price = table.lookup(provider, model, cfg.method)
-    limit = resolve_max_cost(max_cost, cfg)
+    budget = resolve_budget(max_cost, cfg)
+    limit = budget.limit if budget is not None else None
     counter = counter_for(provider, model, online=online)
     est = estimate_file(data, cfg, validation=validation, prices=table, counter=counter, fmt=fmt)
     if as_json:
@@ -186,7 +187,8 @@ def estimate_command(
         out.print(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode(), markup=False)
     else:
         _print_estimate(est, counter.label, epochs is None, price.epoch_rule)
-    check_budget(est, limit)
+    if budget is not None:
+        check_budget(est, budget.limit, source=budget.source)
 
 
 def plan_command(

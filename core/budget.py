@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import NamedTuple
 
 from tuneport.errors import BudgetError, ConfigError
 from tuneport.schemas import Estimate, JobConfig
@@ -16,8 +17,21 @@ from tuneport.schemas import Estimate, JobConfig
 MAX_COST_ENV = "TUNEPORT_MAX_COST"
 
 
+class Budget(NamedTuple):
+    """A cost limit in USD and where it came from (named in the refusal)."""
+
+    limit: float
+    source: str
+
+
 def resolve_max_cost(flag: float | None = None, cfg: JobConfig | None = None) -> float | None:
     """The cost limit in USD: the flag, the job config's ``max_cost``, or ``$TUNEPORT_MAX_COST``."""
+    budget = resolve_budget(flag, cfg)
+    return budget.limit if budget is not None else None
+
+
+def resolve_budget(flag: float | None = None, cfg: JobConfig | None = None) -> Budget | None:
+    """Like :func:`resolve_max_cost`, keeping the limit's source."""
     if flag is not None:
         value, source = flag, "--max-cost"
     elif cfg is not None and cfg.max_cost is not None:
@@ -35,7 +49,7 @@ def resolve_max_cost(flag: float | None = None, cfg: JobConfig | None = None) ->
         source = MAX_COST_ENV
     if not math.isfinite(value) or value < 0:
         raise ConfigError(f"{source} must be a positive amount in USD, got {value}")
-    return value
+    return Budget(value, source)
 
 
 def worst_case_cost(estimate: Estimate) -> float | None:
@@ -46,8 +60,11 @@ def worst_case_cost(estimate: Estimate) -> float | None:
     return estimate.cost_usd * (1.0 + band)
 
 
-def check_budget(estimate: Estimate, max_cost: float | None) -> None:
-    """Raise :class:`BudgetError` if ``estimate`` may cost more than ``max_cost`` USD."""
+def check_budget(estimate: Estimate, max_cost: float | None, *, source: str = "--max-cost") -> None:
+    """Raise :class:`BudgetError` if ``estimate`` may cost more than ``max_cost`` USD.
+
+    ``source`` names where the limit was set (flag, job config or environment variable).
+    """
     if max_cost is None:
         return
     worst = worst_case_cost(estimate)
@@ -59,7 +76,7 @@ def check_budget(estimate: Estimate, max_cost: float | None) -> None:
         band = estimate.error_band or 0.0
         what = f"estimated up to ${worst:,.2f} (≈${estimate.cost_usd:,.2f} ±{band:.0%})"
     raise BudgetError(
-        f"{what} exceeds --max-cost ${max_cost:,.2f} "
+        f"{what} exceeds the limit ${max_cost:,.2f} set by {source} "
         f"({estimate.provider} {estimate.model}, {estimate.billed_tokens:,} billed tokens)",
-        hint="raise --max-cost, use fewer epochs or examples, or a cheaper model",
+        hint=f"raise {source}, use fewer epochs or examples, or a cheaper model",
     )

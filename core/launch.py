@@ -98,7 +98,7 @@ def launch(
     :class:`NotConfirmedError` before anything is uploaded. ``max_cost`` (the flag) overrides
     ``cfg.max_cost`` and ``$TUNEPORT_MAX_COST``.
     """
-    from tuneport.budget import check_budget, resolve_max_cost
+    from tuneport.budget import check_budget, resolve_budget
     from tuneport.store import home, new_job_id, new_run_id, now, open_store
 
     shown = progress or NullProgress()
@@ -135,7 +135,9 @@ def launch(
     estimate = backend.estimate(records, cfg)
     if on_estimate is not None:
         on_estimate(estimate)
-    check_budget(estimate, resolve_max_cost(max_cost, cfg))
+    budget = resolve_budget(max_cost, cfg)
+    if budget is not None:
+        check_budget(estimate, budget.limit, source=budget.source)
     if confirm is not None and not confirm(estimate):
         raise NotConfirmedError("not launched: declined at the prompt; nothing was uploaded")
 

@@ -204,7 +204,9 @@ def test_check_budget() -> None:
     check_budget(_est(5.0), None)
     check_budget(_est(5.0), 5.0)
     check_budget(_est(None), 0.0)  # local: no money figure
-    with pytest.raises(BudgetError, match=r"estimated \$5.00 exceeds --max-cost \$4.00"):
+    with pytest.raises(
+        BudgetError, match=r"estimated \$5.00 exceeds the limit \$4.00 set by --max-cost"
+    ):
         check_budget(_est(5.0), 4.0)
     # approximate: checked at the top of the band
     assert worst_case_cost(_est(4.0, exact=False, band=0.25)) == pytest.approx(5.0)
@@ -233,9 +235,11 @@ def test_estimate_max_cost_exit_5(
     capsys.readouterr()
     assert run([*args, "--max-cost", "1"]) == 5
     err = capsys.readouterr().err
-    assert "estimated $4.12 exceeds --max-cost $1.00" in err
+    assert "estimated $4.12 exceeds the limit $1.00 set by --max-cost" in err
     monkeypatch.setenv("TUNEPORT_MAX_COST", "2")
     assert run(args) == 5
+    err = capsys.readouterr().err
+    assert "set by TUNEPORT_MAX_COST" in err and "raise TUNEPORT_MAX_COST" in err
 
 
 # --- local QLoRA -------------------------------------------------------------------------------

@@ -192,7 +192,7 @@ def test_cost_estimate_for_a_priced_model_and_budget_guard() -> None:
     expected = (priced.prompt_tokens * rate_in + 500 * rate_out) / 1e6
     assert priced.cost_usd == pytest.approx(expected)
     check_eval_budget(estimate, 1.0)  # far below a dollar
-    with pytest.raises(BudgetError, match="exceeds --max-cost"):
+    with pytest.raises(BudgetError, match="set by --max-cost"):
         check_eval_budget(estimate, expected / 2)
 
 

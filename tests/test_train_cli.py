@@ -140,7 +140,7 @@ def test_budget_guard_refuses(
     fake: FakeOpenAI, sample: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert _train(sample, "--yes", "--max-cost", "0.0001") == 5
-    assert "exceeds --max-cost" in capsys.readouterr().err
+    assert "set by --max-cost" in capsys.readouterr().err
     assert not fake.calls("POST", "/files")
 
 
