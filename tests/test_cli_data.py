@@ -76,13 +76,19 @@ def test_glaive_tool_calls_survive_openai_and_vertex(tmp_path: Path) -> None:
         assert [len(r.messages) for r in back] == [len(r.messages) for r in original]
 
 
-def test_glaive_local_reports_what_it_drops(
+def test_glaive_local_keeps_tool_calls_and_tools(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import datasets
+
     src = REAL / "llamafactory_glaive_toolcall_en_demo.json"
     assert run(["convert", str(src), "--to", "local", "-o", str(tmp_path / "x.hf")]) == 0
     out = capsys.readouterr().out
-    assert "tool_calls in 153 example(s)" in out and "tools in 191 example(s)" in out
+    assert "not carried" not in out
+    ds = datasets.load_from_disk(str(tmp_path / "x.hf"))
+    with_calls = sum(any(m["tool_calls"] for m in row["messages"]) for row in ds)
+    with_tools = sum(row["tools"] is not None for row in ds)
+    assert (with_calls, with_tools) == (153, 191)
 
 
 def test_dataset_registry_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

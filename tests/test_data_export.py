@@ -131,8 +131,18 @@ def test_local_prompt_completion_split() -> None:
         ]
     )
     row = to_local(record)
-    assert row["completion"] == [{"role": "assistant", "content": "a2"}]
+    assert row["completion"] == [
+        {
+            "role": "assistant",
+            "content": "a2",
+            "weight": None,
+            "tool_calls": None,
+            "tool_call_id": None,
+            "name": None,
+        }
+    ]
     assert row["prompt"] == row["messages"][:4]
+    assert row["tools"] is None
 
 
 def _records(n: int) -> Iterator[Example]:
@@ -181,8 +191,18 @@ def test_local_export_is_a_datasets_folder(tmp_path: Path) -> None:
     )
     result = export_records([chat] * 3, "local", tmp_path / "d.hf")
     ds = datasets.load_from_disk(str(result.path))
-    assert ds.column_names == ["messages", "prompt", "completion"] and len(ds) == 3
-    assert ds[0]["completion"] == [{"role": "assistant", "content": "a"}]
+    assert ds.column_names == ["messages", "prompt", "completion", "tools"] and len(ds) == 3
+    assert ds[0]["completion"] == [
+        {
+            "role": "assistant",
+            "content": "a",
+            "weight": None,
+            "tool_calls": None,
+            "tool_call_id": None,
+            "name": None,
+        }
+    ]
+    assert ds[0]["tools"] is None and result.dropped == {}
     for target in EXPORTERS:
         with pytest.raises(InputError, match="no examples"):
             export_records([], target, tmp_path / f"e.{target}")

@@ -211,7 +211,15 @@ def to_vertex_preference(
 # --- local (Hugging Face datasets rows) ----------------------------------------------------------
 
 
+# Every message dict of a local chat row has these keys (``None`` where absent), so that each
+# column has one Arrow struct type (see ``tuneport.data.hfwrite``). The local trainer reads them:
+# ``weight: 0`` masks the turn from the loss, tool calls/results and ``tools`` go to the chat
+# template. ``content`` is a string ("" for an assistant turn that only calls tools).
+LOCAL_MESSAGE_KEYS = ("role", "content", "weight", "tool_calls", "tool_call_id", "name")
+
+
 def _plain(messages: list[Message], dropped: Dropped | None) -> list[dict[str, str]]:
+    """Role and content only (what the DPO path uses); everything else is reported dropped."""
     out: list[dict[str, str]] = []
     for m in messages:
         if m.tool_calls:
@@ -226,20 +234,42 @@ def _plain(messages: list[Message], dropped: Dropped | None) -> list[dict[str, s
     return out
 
 
+def _local_message(message: Message) -> dict[str, Any]:
+    calls = message.tool_calls
+    return {
+        "role": message.role,
+        "content": message.content or "",
+        "weight": message.weight,
+        "tool_calls": [c.model_dump(mode="json") for c in calls] if calls else None,
+        "tool_call_id": message.tool_call_id,
+        "name": message.name,
+    }
+
+
 def to_local(record: Example, dropped: Dropped | None = None) -> dict[str, Any]:
     """A TRL row: conversational ``messages`` plus ``prompt``/``completion`` (everything up to
-    the last assistant turn / that turn) for completion-only training."""
+    the last assistant turn / that turn) for completion-only training, and ``tools`` (the tool
+    list JSON-encoded, or ``None``). Messages keep weights, tool calls, tool results and names."""
     _common_drops(record, dropped)
-    if record.tools:
-        _drop(dropped, "tools")
-    messages = _plain(record.messages, dropped)
+    if record.parallel_tool_calls is not None:
+        _drop(dropped, "parallel_tool_calls")
+    messages = [_local_message(m) for m in record.messages]
     last = max(
         (i for i, m in enumerate(messages) if m["role"] == "assistant"), default=len(messages)
+    )
+    tools = (
+        json.dumps(
+            [t.model_dump(mode="json", exclude_none=True) for t in record.tools],
+            ensure_ascii=False,
+        )
+        if record.tools
+        else None
     )
     return {
         "messages": messages,
         "prompt": messages[:last],
         "completion": messages[last : last + 1],
+        "tools": tools,
     }
 
 

@@ -17,24 +17,65 @@ from tuneport.files import atomic_path
 _BATCH = 1000
 
 
-def _schema(columns: list[str]) -> Any:
+def _message_fields() -> dict[str, Any]:
     import pyarrow as pa
 
-    message = pa.struct([("role", pa.string()), ("content", pa.string())])
-    return pa.schema([(name, pa.list_(message)) for name in columns])
+    call = pa.struct(
+        [
+            ("id", pa.string()),
+            ("type", pa.string()),
+            ("function", pa.struct([("name", pa.string()), ("arguments", pa.string())])),
+        ]
+    )
+    return {
+        "role": pa.string(),
+        "content": pa.string(),
+        "weight": pa.int64(),
+        "tool_calls": pa.list_(call),
+        "tool_call_id": pa.string(),
+        "name": pa.string(),
+    }
+
+
+def _schema(first: dict[str, Any]) -> Any:
+    """One fixed Arrow type per column, taken from the first row's keys (every row of an export
+    has the same keys, ``None`` where a value is absent): list columns are lists of message
+    structs with the message keys of the first row, other columns are strings (JSON ``tools``).
+    Fixed types keep all-null fields typed and let rows with and without tools mix."""
+    import pyarrow as pa
+
+    fields = _message_fields()
+    keys = next(
+        (
+            list(v[0])
+            for v in first.values()
+            if isinstance(v, list) and v and isinstance(v[0], dict)
+        ),
+        list(fields) if "tools" in first else ["role", "content"],
+    )
+    unknown = [k for k in keys if k not in fields]
+    if unknown:
+        raise ValueError(f"no Arrow type for message field(s) {unknown}")
+    message = pa.struct([(k, fields[k]) for k in keys])
+    return pa.schema(
+        [
+            (name, pa.list_(message) if isinstance(value, list) else pa.string())
+            for name, value in first.items()
+        ]
+    )
 
 
 def write_hf(
     rows: Iterator[dict[str, Any]], out: Path, *, force: bool, inputs: tuple[Path, ...]
 ) -> int:
-    """Write ``rows`` (all with the same list-of-message columns) to the folder ``out``."""
+    """Write ``rows`` (same columns in every row: message lists or strings) to ``out``."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     first = next(rows, None)
     if first is None:
         raise InputError("no examples to export", hint="check the input file")
-    schema = _schema(list(first))
+    schema = _schema(first)
     count = 0
     with atomic_path(out, force=force, inputs=inputs) as tmp:
         tmp.mkdir()
@@ -45,14 +86,15 @@ def write_hf(
                 writer.write_table(pa.Table.from_pylist(batch, schema=schema))
                 count += len(batch)
                 batch = list(islice(rows, _BATCH))
-        _save(staging, tmp)
+        _save(staging, tmp, schema)
     return count
 
 
-def _save(staging: Path, folder: Path) -> None:
+def _save(staging: Path, folder: Path, schema: Any) -> None:
     import datasets
 
     datasets.disable_progress_bars()
     cache = staging.parent / "cache"
-    dataset = datasets.Dataset.from_parquet(str(staging), cache_dir=str(cache))
+    features = datasets.Features.from_arrow_schema(schema)
+    dataset = datasets.Dataset.from_parquet(str(staging), cache_dir=str(cache), features=features)
     dataset.save_to_disk(str(folder))
