@@ -147,3 +147,18 @@ def test_tool_call_conversation_renders_calls_and_tools(exported: Path, bare_dir
     assert '"name": "get_weather"' in trained and "call_1" in trained
     assert "It is 21 degrees." in trained
     assert "weather in Paris?" not in trained and "Current weather" not in trained
+
+
+def test_local_folder_reads_back_with_its_tools(tmp_path: Path) -> None:
+    """canonical → local HF folder → canonical keeps tools, tool calls, ids and weights."""
+    from tuneport.data import load_records
+
+    out = tmp_path / "rt.hf"
+    export_records([WEIGHTED, TOOLS], "local", out)
+    weighted, tools = load_records(out)
+    assert isinstance(weighted, Example) and isinstance(tools, Example)
+    assert weighted.messages == WEIGHTED.messages
+    assert weighted.tools is None
+    assert tools.tools == TOOLS.tools
+    assert [m.tool_calls for m in tools.messages] == [m.tool_calls for m in TOOLS.messages]
+    assert tools.messages[2].tool_call_id == "call_1"

@@ -10,6 +10,7 @@ from tuneport.data.parsing import (
     build,
     opt_str,
     parse_messages,
+    parse_tools,
     require_dict,
 )
 from tuneport.data.rows import AnyRecord, RowError
@@ -94,7 +95,10 @@ def from_hf(obj: Any, opts: Options | None = None, notes: list[Finding] | None =
             lambda: PreferenceExample(prompt=prompt, chosen=chosen[-1], rejected=rejected[-1])
         )
     if row.get("messages") is not None:
-        return Example(messages=parse_messages(_strip_nulls(row["messages"]), "messages"))
+        return Example(
+            messages=parse_messages(_strip_nulls(row["messages"]), "messages"),
+            tools=parse_tools(row.get("tools")),
+        )
     if "prompt" in row and "completion" in row:
         turns = _hf_turns(row["prompt"], "prompt") + _hf_turns(row["completion"], "completion")
         return Example(messages=turns)
