@@ -85,13 +85,24 @@ class _Job(NamedTuple):
     column_map: dict[str, str]
     system: str | None
     counting: bool  # also count the tokens of every line as count_jsonl does (for the cache)
+    spec: tuple[Any, ...] | None  # how a spawned worker rebuilds the counter (None: CharCounter)
 
 
 _counter: TokenCounter | None = None  # set in the parent before forking
 
 
+def _worker_counter(job: _Job) -> TokenCounter:
+    """The parent's counter (forked workers inherit it), or one rebuilt from the job's spec."""
+    global _counter
+    if _counter is None:
+        from tuneport.tokens import _rebuild
+
+        _counter = _rebuild(job.spec) if job.spec is not None else CharCounter()
+    return _counter
+
+
 def _validate_chunk(job: _Job) -> _Chunk:
-    counter = _counter or CharCounter()
+    counter = _worker_counter(job)
     file = job.path
     state = _ChunkValidator(file, rules_for(job.provider), counter, job.limit)
     opts = Options(column_map=dict(job.column_map), system=job.system)
@@ -297,13 +308,11 @@ def validate_parallel(
 ) -> Report | None:
     """The report of ``path`` validated in worker processes, or ``None`` when that does not
     apply (not JSONL, smaller than ``min_bytes``, one CPU, no ``fork``)."""
-    import multiprocessing as mp
-
-    from tuneport.tokens import _chunk_bounds, default_workers, fast_counter
+    from tuneport.tokens import _chunk_bounds, default_workers, fast_counter, process_context
 
     workers = workers or default_workers()
     threshold = PARALLEL_MIN_BYTES if min_bytes is None else min_bytes
-    if workers < 2 or "fork" not in mp.get_all_start_methods() or not path.is_file():
+    if workers < 2 or not path.is_file():
         return None
     if (
         counter is not None
@@ -338,13 +347,14 @@ def validate_parallel(
             hasher.join()  # no thread may be running when the workers fork
     sha256 = digest[0] if digest else None
     cmap = dict(column_map or {})
+    spec = fast.spec if fast is not None else None
     jobs = [
-        _Job(str(path), a, b, first, fmt, provider, limit, cmap, system, count)
+        _Job(str(path), a, b, first, fmt, provider, limit, cmap, system, count, spec)
         for (a, b), first in zip(bounds, firsts, strict=True)
     ]
     chunks: list[_Chunk] = []
     try:
-        with mp.get_context("fork").Pool(min(workers, len(jobs))) as pool:
+        with process_context().Pool(min(workers, len(jobs))) as pool:
             for job, chunk in zip(jobs, pool.imap(_validate_chunk, jobs), strict=True):
                 chunks.append(chunk)
                 if advance is not None:

@@ -75,6 +75,8 @@ from tuneport.errors import ConfigError, InputError
 from tuneport.schemas import Example, Message, PreferenceExample, ToolSpec
 
 if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+
     import tiktoken
 
 AnyRecord = Example | PreferenceExample
@@ -817,6 +819,17 @@ def _merge(parts: Iterable[_Part]) -> Counts:
     return counts
 
 
+def process_context() -> BaseContext:
+    """``fork`` when this process runs no other thread (workers inherit the loaded encoding),
+    else ``spawn``: forking a multi-threaded process can copy a lock some thread holds and
+    deadlock the worker (seen with test servers running in threads)."""
+    import multiprocessing as mp
+
+    if "fork" in mp.get_all_start_methods() and threading.active_count() == 1:
+        return mp.get_context("fork")
+    return mp.get_context("spawn")
+
+
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
@@ -835,8 +848,6 @@ def count_jsonl(path: Path, counter: RawCounter, *, workers: int | None = None) 
     workers = workers or default_workers()
     if workers <= 1 or size < PARALLEL_MIN_BYTES:
         return _merge([_count_lines(counter, path.read_bytes())])
-    import multiprocessing as mp
-
     # several chunks per worker (load balance on shared cores), ~4 MiB each for big files
     parts = max(4 * workers, min(16 * workers, size // _CHUNK_TARGET))
     bounds = _chunk_bounds(path, parts)
@@ -844,9 +855,7 @@ def count_jsonl(path: Path, counter: RawCounter, *, workers: int | None = None) 
     global _worker_counter
     counter.count_text("")  # load the encoding here: forked workers inherit it
     _worker_counter = counter  # inherited by forked workers: no second encoding load
-    methods = mp.get_all_start_methods()
-    ctx = mp.get_context("fork" if "fork" in methods else None)
-    with ctx.Pool(min(workers, len(jobs))) as pool:
+    with process_context().Pool(min(workers, len(jobs))) as pool:
         return _merge(pool.imap(_count_chunk, jobs))
 
 

@@ -167,3 +167,33 @@ def test_validate_file_uses_it_for_big_jsonl_only(
     json_array = tmp_path / "a.json"
     json_array.write_text("[" + ",".join(['{"instruction": "x", "output": "y"}'] * 3) + "]")
     assert validate_parallel(json_array, "openai", fmt="alpaca", min_bytes=0, workers=2) is None
+
+
+def test_workers_are_spawned_not_forked_while_other_threads_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Forking a multi-threaded process can deadlock a worker on a copied lock: with another
+    thread alive the pool is spawned, and the report and the counts stay the same."""
+    import threading
+
+    from tuneport.tokens import count_jsonl, counter_for, process_context
+
+    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 0)  # the small sample goes to the pool too
+    path = FIXTURES / "sample" / "chat.jsonl"
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        assert process_context().get_start_method() == "spawn"
+        counter = counter_for("openai", "gpt-4.1-mini")
+        _same(
+            _parallel(path, "openai", workers=2, counter=counter),
+            _serial(path, "openai", counter=counter),
+        )
+        fast = tokens.fast_counter(counter)
+        assert fast is not None
+        spawned = count_jsonl(path, fast, workers=2)
+    finally:
+        stop.set()
+        other.join()
+    assert list(spawned.tokens) == list(count_jsonl(path, fast, workers=1).tokens)
