@@ -7,44 +7,12 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.validation_helpers import jsonl_fixtures, same_report, serial_report
 from tuneport import tokens
-from tuneport.data import read_records, validate_file, validate_rows
+from tuneport.data import validate_file
 from tuneport.data.importers import from_openai
 from tuneport.data.validate import CharCounter, _digest, plain_digest, plain_messages
 from tuneport.parallel import validate_parallel
-from tuneport.schemas import Report
-
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-
-
-def _reference(path: Path, provider: str, **kw: object) -> Report:
-    """The importer path: every row becomes a pydantic record."""
-    return validate_rows(
-        read_records(path),
-        file=str(path),
-        provider=provider,
-        fmt=None,
-        **kw,  # type: ignore[arg-type]
-    )
-
-
-def _same(a: Report, b: Report) -> None:
-    assert a.records == b.records
-    assert [p.model_dump() for p in a.problems] == [p.model_dump() for p in b.problems]
-
-
-def _jsonl_fixtures() -> list[Path]:
-    from tuneport.data.detect import container
-    from tuneport.data.reading import iter_jsonl
-
-    out = []
-    for path in sorted(FIXTURES.rglob("*.jsonl")):
-        try:
-            if container(path) is iter_jsonl:
-                out.append(path)
-        except Exception:  # a deliberately unusable file
-            continue
-    return out
 
 
 def _openai_chat_file(path: Path) -> None:
@@ -96,16 +64,16 @@ def _openai_chat_file(path: Path) -> None:
     path.write_bytes(b"\xef\xbb\xbf" + b"\n".join(lines) + b"\n")
 
 
-@pytest.mark.parametrize("path", _jsonl_fixtures(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", jsonl_fixtures(), ids=lambda p: p.name)
 @pytest.mark.parametrize("provider", ["openai", "vertex", "local"])
 def test_every_jsonl_fixture(path: Path, provider: str) -> None:
     try:
-        reference = _reference(path, provider)
+        reference = serial_report(path, provider)
     except Exception as exc:  # unusable input: the fast path must refuse it too
         with pytest.raises(type(exc)):
             validate_file(path, provider)
         return
-    _same(validate_file(path, provider), reference)
+    same_report(validate_file(path, provider), reference)
 
 
 @pytest.mark.parametrize("provider", ["openai", "vertex", "local"])
@@ -114,14 +82,14 @@ def test_crafted_openai_file(tmp_path: Path, provider: str, exact: bool) -> None
     path = tmp_path / "chat.jsonl"
     _openai_chat_file(path)
     counter = tokens.counter_for("openai", "gpt-4.1") if exact else CharCounter()
-    reference = _reference(path, provider, counter=counter, token_limit=100)
+    reference = serial_report(path, provider, counter=counter, token_limit=100)
     kinds = reference.counts()
     assert kinds["duplicate"] > 50 and kinds["token_limit"] > 5 and kinds["empty_content"] > 10
     assert kinds.get("unrecognized_role", 0) + kinds.get("content_type", 0) >= 2
     assert kinds.get("crlf") == 1 and kinds.get("bom") == 1 and kinds.get("non_utf8") == 1
     assert kinds["missing_assistant"] > 5
     kw = {"counter": counter, "token_limit": 100}
-    _same(validate_file(path, provider, **kw), reference)  # type: ignore[arg-type]
+    same_report(validate_file(path, provider, **kw), reference)  # type: ignore[arg-type]
     for workers in (2, 3):
         parallel = validate_parallel(
             path,
@@ -132,7 +100,7 @@ def test_crafted_openai_file(tmp_path: Path, provider: str, exact: bool) -> None
             **kw,  # type: ignore[arg-type]
         )
         assert parallel is not None
-        _same(parallel, reference)
+        same_report(parallel, reference)
 
 
 def test_plain_rows_are_recognised_strictly() -> None:

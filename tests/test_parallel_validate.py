@@ -7,22 +7,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.validation_helpers import FIXTURES, jsonl_fixtures, same_report, serial_report
 from tuneport import tokens
-from tuneport.data import read_records, validate_file, validate_rows
+from tuneport.data import validate_file
 from tuneport.parallel import validate_parallel
 from tuneport.schemas import Report
-
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-
-
-def _serial(path: Path, provider: str, **kw: object) -> Report:
-    return validate_rows(
-        read_records(path),
-        file=str(path),
-        provider=provider,
-        fmt=None,
-        **kw,  # type: ignore[arg-type]
-    )
 
 
 def _parallel(path: Path, provider: str, workers: int = 3, **kw: object) -> Report:
@@ -40,11 +29,6 @@ def _parallel(path: Path, provider: str, workers: int = 3, **kw: object) -> Repo
     return report
 
 
-def _same(a: Report, b: Report) -> None:
-    assert a.records == b.records
-    assert [p.model_dump() for p in a.problems] == [p.model_dump() for p in b.problems]
-
-
 @pytest.fixture(autouse=True)
 def _small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     import tuneport.parallel as par
@@ -52,30 +36,16 @@ def _small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(par, "_CHUNK_TARGET", 1)  # as many ranges as the bounds allow
 
 
-def _jsonl_fixtures() -> list[Path]:
-    from tuneport.data.detect import container
-    from tuneport.data.reading import iter_jsonl
-
-    out = []
-    for path in sorted(FIXTURES.rglob("*.jsonl")):
-        try:
-            if container(path) is iter_jsonl:
-                out.append(path)
-        except Exception:  # a deliberately unusable file
-            continue
-    return out
-
-
-@pytest.mark.parametrize("path", _jsonl_fixtures(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", jsonl_fixtures(), ids=lambda p: p.name)
 @pytest.mark.parametrize("provider", ["openai", "vertex"])
 def test_every_jsonl_fixture_gives_the_serial_report(path: Path, provider: str) -> None:
     try:
-        serial = _serial(path, provider)
+        serial = serial_report(path, provider)
     except Exception as exc:  # unusable input: both paths must refuse it
         with pytest.raises(type(exc)):
             _parallel(path, provider)
         return
-    _same(_parallel(path, provider), serial)
+    same_report(_parallel(path, provider), serial)
 
 
 def _crafted(path: Path) -> None:
@@ -124,13 +94,13 @@ def test_crafted_file_with_cross_range_duplicates_kinds_crlf(
     path = tmp_path / "crafted.jsonl"
     _crafted(path)
     counter = tokens.counter_for("openai", "gpt-4.1")
-    serial = _serial(path, provider, counter=counter, token_limit=40)
+    serial = serial_report(path, provider, counter=counter, token_limit=40)
     kinds = serial.counts()
     assert kinds["duplicate"] >= 7 and kinds["crlf"] == 1 and kinds["mixed_kinds"] == 1
     assert kinds["token_limit"] >= 1 and kinds["json_syntax"] == 2 and kinds["bom"] == 1
     assert kinds["non_utf8"] == 1 and kinds["blank_line"] == 1
     parallel = _parallel(path, provider, workers=workers, counter=counter, token_limit=40)
-    _same(parallel, serial)
+    same_report(parallel, serial)
 
 
 def test_validate_file_uses_it_for_big_jsonl_only(
@@ -151,7 +121,7 @@ def test_validate_file_uses_it_for_big_jsonl_only(
     small = validate_file(path, "openai")  # below PARALLEL_MIN_BYTES: serial
     assert calls == [path]
     monkeypatch.setattr(par, "PARALLEL_MIN_BYTES", 0)
-    _same(validate_file(path, "openai"), small)
+    same_report(validate_file(path, "openai"), small)
 
     class Online:
         exact, error_band, label = True, None, "remote countTokens"
@@ -186,9 +156,9 @@ def test_workers_are_spawned_not_forked_while_other_threads_run(
     try:
         assert process_context().get_start_method() == "spawn"
         counter = counter_for("openai", "gpt-4.1-mini")
-        _same(
+        same_report(
             _parallel(path, "openai", workers=2, counter=counter),
-            _serial(path, "openai", counter=counter),
+            serial_report(path, "openai", counter=counter),
         )
         fast = tokens.fast_counter(counter)
         assert fast is not None
