@@ -215,3 +215,38 @@ def test_two_processes_write_at_once(tmp_path: Path) -> None:
     assert len(jobs) == 60
     assert {j.state for j in jobs} == {JobState.SUCCEEDED}
     assert store.upload_get("openai", "tp-b0000029") == "file-tp-b0000029"
+
+
+def test_wal_switch_retries_while_another_process_creates_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite answers "database is locked" at once (no busy handler) when two processes switch a
+    new database to WAL together; the store retries instead of failing (seen in CI)."""
+    import sqlite3
+
+    real_connect = sqlite3.connect
+    refusals = [2]
+
+    class Conn:
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self._conn = conn
+
+        def execute(self, sql: str, *args: object) -> object:
+            if "journal_mode" in sql and refusals[0]:
+                refusals[0] -= 1
+                raise sqlite3.OperationalError("database is locked")
+            return self._conn.execute(sql, *args)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._conn, name)
+
+        def __setattr__(self, name: str, value: object) -> None:
+            if name == "_conn":
+                object.__setattr__(self, name, value)
+            else:
+                setattr(self._conn, name, value)
+
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: Conn(real_connect(*a, **k)))
+    store = JobStore(tmp_path / "s.db")
+    assert refusals == [0]
+    assert store.list_jobs() == []
