@@ -442,7 +442,7 @@ def _report(
             "CPU µs per example.",
             f"- `tuneport estimate` after it took {e_s:.2f} s ({e_cpu:.2f} CPU s): Python "
             "start-up, the CLI imports, the full SHA-256 of the file that proves the cached "
-            "counts are still this file's (`tuneport.countcache`), and the price table. Run "
+            "counts are still this file's (`tuneport.tokens.cache`), and the price table. Run "
             "alone on a fresh home it tokenizes the file itself (the `estimate` row).",
             "- What keeps the pair above the floor (per-example CPU measured in one process on "
             "the 20k file, 2026-11-23: floor 26–28 µs, estimate's counting 28–30 µs, validate "

@@ -21,8 +21,8 @@ from rich.table import Table
 from rich.text import Text
 
 from tuneport.cli._console import err
+from tuneport.jobs.watch import WatchUpdate
 from tuneport.schemas import Estimate, JobRecord, JobState
-from tuneport.watch import WatchUpdate
 
 STATE_STYLE = {
     JobState.QUEUED: "yellow",

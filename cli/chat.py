@@ -5,6 +5,8 @@ from typing import Annotated
 
 import typer
 
+from tuneport.cli._console import print_json
+
 
 def chat(
     target: Annotated[
@@ -28,9 +30,9 @@ def chat(
     as_json: Annotated[bool, typer.Option("--json", help="Print the reply as JSON.")] = False,
 ) -> None:
     """Chat with a model: one-shot with -m, else a REPL keeping history (/exit or EOF ends)."""
-    from tuneport.chat import EXIT_WORDS, open_chat
     from tuneport.cli._console import err, out
-    from tuneport.jobfile import parse_set
+    from tuneport.jobs.chat import EXIT_WORDS, open_chat
+    from tuneport.jobs.jobfile import parse_set
     from tuneport.providers.base import ChatOptions
 
     session = open_chat(
@@ -43,7 +45,7 @@ def chat(
     if message is not None:
         reply = session.send(message)
         if as_json:
-            out.print_json(reply.model_dump_json(exclude_none=True))
+            print_json(reply.model_dump(mode="json", exclude_none=True))
         else:
             out.print(reply.content or "", markup=False)
         return
@@ -62,7 +64,7 @@ def chat(
             continue
         reply = session.send(text)
         if as_json:
-            out.print_json(reply.model_dump_json(exclude_none=True))
+            print_json(reply.model_dump(mode="json", exclude_none=True))
         else:
             out.print(reply.content or "", markup=False)
 

@@ -1,6 +1,6 @@
 """Dataset statistics, curation and model evaluation: ``stats``, ``curate``, ``eval``.
 
-Thin: the logic lives in tuneport.stats, tuneport.curate and tuneport.evaluate.
+Thin: the logic lives in tuneport.curate.stats, tuneport.curate.pipeline and tuneport.evaluate.run.
 """
 
 import sys
@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from tuneport.cli._console import print_json
 from tuneport.errors import EXIT_OK, EXIT_PROVIDER, BudgetError, ConfigError
 
 FromOpt = Annotated[
@@ -67,10 +68,6 @@ class _Bar:
         if self._live is not None:
             self._live.stop()
             self._live = None
-
-
-def _print_json(text: str) -> None:
-    sys.stdout.write(text + "\n")
 
 
 def _fmt(value: float) -> str:
@@ -138,7 +135,8 @@ def stats(
 ) -> None:
     """Token-length distribution per example and per role, with a histogram."""
     from tuneport.cli._console import out
-    from tuneport.stats import compute_stats, default_counter, iter_input, plot_histogram
+    from tuneport.curate.stats import compute_stats, iter_input, plot_histogram
+    from tuneport.providers.registry import default_counter
 
     counter = default_counter(provider, model)
     if plot is not None:
@@ -155,7 +153,7 @@ def stats(
     if plot is not None:
         plot_histogram(result, plot, cutoff=max_tokens, force=force)
     if as_json:
-        _print_json(result.model_dump_json(indent=2))
+        print_json(result)
         return
     out.print(f"[bold]{escape(str(data))}[/]: {result.records:,} examples")
     out.print(escape(_counter_line(result)))
@@ -253,9 +251,10 @@ def curate(
     """
     from pydantic import ValidationError
 
-    from tuneport.curate import CurateOptions, curate_file
+    from tuneport.curate.pipeline import CurateOptions, curate_file
+    from tuneport.curate.stats import plot_histogram
     from tuneport.files import check_output
-    from tuneport.stats import default_counter, plot_histogram
+    from tuneport.providers.registry import default_counter
 
     if by not in _BY_ALIASES:
         raise ConfigError(f"--by {by!r} is not a ranking", hint="use --by longest or shortest")
@@ -299,7 +298,7 @@ def curate(
     if plot is not None and result.input_stats is not None:
         plot_histogram(result.input_stats, plot, cutoff=max_tokens, force=force)
     if as_json:
-        _print_json(result.model_dump_json(indent=2))
+        print_json(result)
         return
     _print_curation(result, plot)
 
@@ -396,9 +395,9 @@ def eval_(
     as_json: JsonOpt = False,
 ) -> int:
     """Ask every model every held-out prompt; compare answers with exact match, F1, ROUGE-L."""
-    from tuneport.budget import resolve_max_cost
     from tuneport.cli._console import err, out
-    from tuneport.evaluate import (
+    from tuneport.curate.stats import iter_input
+    from tuneport.evaluate.run import (
         EvalOptions,
         cases_from_records,
         check_eval_budget,
@@ -409,7 +408,7 @@ def eval_(
         write_report,
     )
     from tuneport.files import check_output
-    from tuneport.stats import iter_input
+    from tuneport.pricing.budget import resolve_max_cost
 
     targets = resolve_targets(models)
     cases = cases_from_records(iter_input(data, from_), source=str(data), limit=limit)
@@ -451,7 +450,7 @@ def eval_(
     bar.finish()
     written = write_report(report, output, force=force) if output is not None else {}
     if as_json:
-        _print_json(report.model_dump_json(indent=2))
+        print_json(report)
     else:
         table = Table(show_edge=False, header_style="bold")
         table.add_column("model")

@@ -1,7 +1,5 @@
 """Data commands: ``convert``, ``validate``, ``inspect`` (thin: logic lives in tuneport.data)."""
 
-import json
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -71,7 +69,9 @@ def _read_kw(map_: str | None, system: str | None) -> dict[str, Any]:
 
 
 def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    from tuneport.cli._console import print_json
+
+    print_json(data)
 
 
 # --- convert ------------------------------------------------------------------------------------
@@ -128,23 +128,6 @@ def convert(
 # --- validate -----------------------------------------------------------------------------------
 
 
-def token_setup(provider: str, model: str | None) -> tuple[Any, int | None]:
-    """(counter, per-example limit) for ``model``, or (None, None) to use the fallbacks."""
-    if not model:
-        return None, None
-    try:
-        from tuneport.tokens import counter_for
-    except ImportError:  # token counting not available: approximate by characters
-        counter = None
-    else:
-        counter = counter_for(provider, model)
-    try:
-        from tuneport.pricing import load_prices
-    except ImportError:
-        return counter, None
-    return counter, load_prices().lookup(provider, model).context_tokens
-
-
 def validate(
     file: Annotated[Path, typer.Argument(help="Dataset file (or HF dataset folder).")],
     provider: Annotated[
@@ -159,23 +142,26 @@ def validate(
     as_json: JsonOpt = False,
 ) -> int:
     """Check a dataset for a provider: every problem with file:line. Exit 1 if any error."""
-    from tuneport.data.validate import CharCounter, rules_for, validate_file
+    from tuneport.providers import registry
+    from tuneport.tokens.approx import CharCounter
+    from tuneport.validation import validate_file
 
-    rules_for(provider)
-    counter, limit = token_setup(provider, model)
+    backend = registry.backend(provider)
+    # with --model: the counter the run is priced with (tuneport.jobs.quote) and its limit
+    counter = registry.counter_for(provider, model) if model else CharCounter()
+    effective = backend.limit_for(model)
     with _progress(file, "validating") as advance:
         report = validate_file(
             file,
-            provider,
+            backend.rules,
             model,
             from_,
             counter=counter,
-            token_limit=limit,
+            token_limit=effective,
             advance=advance,
             **_read_kw(map_, system),
         )
-    label = (counter or CharCounter()).label
-    effective = limit if limit is not None else rules_for(provider).token_limit
+    label = counter.label
     if as_json:
         data = report.model_dump(mode="json")
         extra = {"token_counter": label, "token_limit": effective}
@@ -188,7 +174,7 @@ def validate(
 
 def _render_report(report: Any, label: str) -> None:
     from tuneport.cli._console import out
-    from tuneport.data.validate import group_problems
+    from tuneport.validation import group_problems
 
     out.print(
         f"{escape(report.file)}: {report.records} examples ({report.format}) for "

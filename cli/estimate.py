@@ -5,6 +5,8 @@ from typing import Annotated, Any
 
 import typer
 
+from tuneport.cli._console import print_json
+
 _Prices = Annotated[
     Path | None,
     typer.Option(
@@ -36,7 +38,7 @@ def _tokens(n: int, exact: bool, band: float | None) -> str:
 
 def _method(value: str) -> Any:
     from tuneport.errors import ConfigError
-    from tuneport.pricing import METHODS
+    from tuneport.pricing.table import METHODS
 
     if value not in METHODS:
         raise ConfigError(f"unknown method {value!r}", hint=f"use --method {'|'.join(METHODS)}")
@@ -46,10 +48,11 @@ def _method(value: str) -> Any:
 def _load_prices(path: Path | None) -> Any:
     """The price table; every problem in a price file is printed on its own line."""
     from tuneport.cli._console import err
-    from tuneport.pricing import PriceTableError, load_prices
+    from tuneport.pricing.table import PriceTableError
+    from tuneport.providers.registry import load_price_table
 
     try:
-        return load_prices(path)
+        return load_price_table(path)
     except PriceTableError as exc:
         for line in exc.problems:
             err.print(f"error: {line}", markup=False)
@@ -150,14 +153,11 @@ def estimate_command(
     as_json: _Json = False,
 ) -> None:
     """Tokens, epochs, billed tokens and cost of a tuning run, before launching it."""
-    import orjson
-
-    from tuneport.budget import check_budget, resolve_budget
-    from tuneport.cli._console import out
-    from tuneport.estimate import estimate_file
+    from tuneport.cli._console import err
     from tuneport.files import require_file
+    from tuneport.jobs.quote import estimate, quote_for
+    from tuneport.pricing.budget import check_budget, resolve_budget
     from tuneport.schemas import JobConfig
-    from tuneport.tokens import counter_for
 
     require_file(data)
     table = _load_prices(prices)
@@ -171,22 +171,25 @@ def estimate_command(
         batch_size=batch_size,
         max_cost=max_cost,
     )
-    price = table.lookup(provider, model, cfg.method)
+    quote = quote_for(provider, model, cfg.method, prices=table, online=online)
     budget = resolve_budget(max_cost, cfg)
     limit = budget.limit if budget is not None else None
-    counter = counter_for(provider, model, online=online)
-    est = estimate_file(data, cfg, validation=validation, prices=table, counter=counter, fmt=fmt)
+    if quote.backend.notice:
+        err.print(f"note: {quote.backend.notice}", markup=False)
+    est = estimate(cfg, quote=quote, fmt=fmt)
     if as_json:
-        doc = est.model_dump(mode="json") | {
-            "token_counter": counter.label,
-            "epochs_auto": epochs is None,
-            "epoch_rule": price.epoch_rule,
-            "price_unverified": price.unverified,
-            "max_cost_usd": limit,
-        }
-        out.print(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode(), markup=False)
+        print_json(
+            est.model_dump(mode="json")
+            | {
+                "token_counter": quote.counter.label,
+                "epochs_auto": epochs is None,
+                "epoch_rule": quote.price.epoch_rule,
+                "price_unverified": quote.price.unverified,
+                "max_cost_usd": limit,
+            }
+        )
     else:
-        _print_estimate(est, counter.label, epochs is None, price.epoch_rule)
+        _print_estimate(est, quote.counter.label, epochs is None, quote.price.epoch_rule)
     if budget is not None:
         check_budget(est, budget.limit, source=budget.source)
 
@@ -204,19 +207,18 @@ def plan_command(
     as_json: _Json = False,
 ) -> None:
     """Validate and price one dataset for every provider and model side by side."""
-    import orjson
     from rich.table import Table
 
     from tuneport.cli._console import out
     from tuneport.files import require_file
-    from tuneport.plan import as_json as plan_json
-    from tuneport.plan import plan
+    from tuneport.jobs.plan import as_json as plan_json
+    from tuneport.jobs.plan import plan
 
     require_file(data)
     table = _load_prices(prices)
     rows = plan(data, method=_method(method), prices=table, fmt=fmt, providers=provider)
     if as_json:
-        out.print(orjson.dumps(plan_json(rows), option=orjson.OPT_INDENT_2).decode(), markup=False)
+        print_json(plan_json(rows))
         return
     grid = Table(title=f"tuneport plan: {data} ({method})", title_justify="left")
     for name, justify in (
@@ -269,22 +271,36 @@ def prices_command(
     as_json: _Json = False,
 ) -> None:
     """Show the price table with each entry's date and source."""
-    import orjson
     from rich.table import Table
 
     from tuneport.cli._console import out
     from tuneport.errors import ConfigError
+    from tuneport.providers import registry
 
+    if provider is not None:
+        registry.backend(provider)  # unknown provider: exit 3 like every other command
     table = _load_prices(prices)
     entries = [e for e in table.entries() if provider is None or e.provider == provider]
+
+    def rules(e: Any) -> tuple[int | None, int]:
+        """(per-example token limit, minimum examples) from the backend's rules."""
+        described = registry.backend(e.provider)
+        return described.limit_for(e.model), described.rules.min_examples
+
     if provider is not None and not entries:
         raise ConfigError(
             f"no prices for provider {provider!r}",
             hint=f"use one of {', '.join(table.providers())}",
         )
     if as_json:
-        doc = {"files": table.files, "entries": [e.as_dict() for e in entries]}
-        out.print(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode(), markup=False)
+        doc = {
+            "files": table.files,
+            "entries": [
+                e.as_dict() | dict(zip(("token_limit", "min_examples"), rules(e), strict=True))
+                for e in entries
+            ],
+        }
+        print_json(doc)
         return
     grid = Table(title="tuneport price table (USD per 1M tokens)", title_justify="left")
     for name in (
@@ -309,6 +325,7 @@ def prices_command(
             else "—"
         )
         epochs = e.epoch_rule + (f" ({e.default_epochs})" if e.epoch_rule == "fixed" else "")
+        limit, minimum = rules(e)
         grid.add_row(
             e.provider,
             ("(any)" if e.model == "*" else e.model)
@@ -317,8 +334,8 @@ def prices_command(
             _rate(e.training_per_million),
             inference,
             epochs,
-            "—" if e.context_tokens is None else f"{e.context_tokens:,}",
-            str(e.min_examples),
+            "—" if limit is None else f"{limit:,}",
+            str(minimum),
             e.as_of + (" [yellow]unverified[/]" if e.unverified else ""),
         )
     _print_wide(grid)

@@ -5,6 +5,8 @@ from typing import Annotated
 
 import typer
 
+from tuneport.cli._console import print_json
+
 GGUF_HINT = (
     "to run it with llama.cpp / Ollama, convert it to GGUF: "
     "python llama.cpp/convert_hf_to_gguf.py {out} --outfile {name}.gguf --outtype q8_0"
@@ -33,9 +35,9 @@ def export(
     """Export a finished job's weights (backends that keep weights: local)."""
     from tuneport.cli._console import err, out
     from tuneport.errors import ConfigError
+    from tuneport.jobs.resolve import provider_for_record, ref_of
+    from tuneport.jobs.store import open_store
     from tuneport.providers.base import Exportable
-    from tuneport.resolve import provider_for_record, ref_of
-    from tuneport.store import open_store
 
     record = open_store().get(job_id)
     backend = provider_for_record(record)
@@ -49,9 +51,7 @@ def export(
     err.print(f"{what} -> {target}", markup=False)
     path = backend.export(ref_of(record), target, merge=merge)
     if as_json:
-        import json
-
-        out.print_json(json.dumps({"id": record.id, "path": str(path), "merged": merge}))
+        print_json({"id": record.id, "path": str(path), "merged": merge})
     else:
         out.print(str(path), markup=False)
     if merge:

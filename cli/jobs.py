@@ -1,9 +1,10 @@
 """`tuneport jobs list|show|watch|cancel|cleanup|resume` — generic over providers."""
 
-import json
 from typing import Annotated, Any
 
 import typer
+
+from tuneport.cli._console import print_json
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 JobId = Annotated[str, typer.Argument(help="Local job id (tp-...), a unique prefix or remote id.")]
@@ -12,9 +13,8 @@ jobs_app = typer.Typer(help="List, inspect, watch, cancel and clean up jobs.", n
 
 
 def _dump(value: Any) -> None:
-    from tuneport.cli._console import out
 
-    out.print_json(json.dumps(value, default=str))
+    print_json(value)
 
 
 @jobs_app.command("list")
@@ -33,8 +33,8 @@ def list_jobs(
 
     from tuneport.cli._console import out
     from tuneport.errors import ConfigError
+    from tuneport.jobs.store import open_store
     from tuneport.providers import registry
-    from tuneport.store import open_store
 
     if remote:
         if provider is None:
@@ -80,10 +80,10 @@ def show(
 ) -> None:
     """One job: config, state, tokens, tuned model, recent events (and checkpoints)."""
     from tuneport.cli._console import out
+    from tuneport.jobs.resolve import provider_for_record, ref_of
+    from tuneport.jobs.store import open_store
+    from tuneport.jobs.watch import poll_once
     from tuneport.providers.base import HasCheckpoints
-    from tuneport.resolve import provider_for_record, ref_of
-    from tuneport.store import open_store
-    from tuneport.watch import poll_once
 
     store = open_store()
     record = store.get(job_id)
@@ -146,9 +146,9 @@ def watch(job_id: JobId, as_json: JsonFlag = False) -> int:
 def cancel(job_id: JobId, as_json: JsonFlag = False) -> None:
     """Ask the provider to stop a running job."""
     from tuneport.cli._console import err, out
-    from tuneport.resolve import provider_for_record, ref_of
-    from tuneport.store import open_store
-    from tuneport.watch import poll_once
+    from tuneport.jobs.resolve import provider_for_record, ref_of
+    from tuneport.jobs.store import open_store
+    from tuneport.jobs.watch import poll_once
 
     store = open_store()
     record = store.get(job_id)
@@ -173,8 +173,8 @@ def cleanup(
     """Delete what keeps costing money or space (endpoints, uploaded files, local outputs)."""
     from tuneport.cli._console import out
     from tuneport.cli.train import confirm_or_refuse
-    from tuneport.resolve import provider_for_record, ref_of
-    from tuneport.store import open_store
+    from tuneport.jobs.resolve import provider_for_record, ref_of
+    from tuneport.jobs.store import open_store
 
     record = open_store().get(job_id)
     question = f"Delete the {record.provider} resources of {record.id}?"
@@ -199,10 +199,10 @@ def resume(
     from tuneport.cli._console import err, out
     from tuneport.cli.train import watch_and_report
     from tuneport.errors import ConfigError
+    from tuneport.jobs.resolve import provider_for_record, ref_of
+    from tuneport.jobs.store import new_job_id, new_run_id, now, open_store
     from tuneport.providers.base import Resumable
-    from tuneport.resolve import provider_for_record, ref_of
     from tuneport.schemas import JobRecord, JobState
-    from tuneport.store import new_job_id, new_run_id, now, open_store
 
     store = open_store()
     record = store.get(job_id)

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
+from tuneport.cli._console import print_json
+
 
 def confirm_or_refuse(question: str, *, yes: bool, what: str) -> bool:
     """``True`` with ``--yes``; a prompt on a terminal; a ConfigError when non-interactive."""
@@ -26,8 +28,8 @@ def watch_and_report(job_id: str, *, as_json: bool = False) -> int:
     from tuneport.cli._console import err, out
     from tuneport.cli._render import WatchView, outcome_lines
     from tuneport.errors import EXIT_INTERRUPTED
-    from tuneport.store import open_store
-    from tuneport.watch import raise_for_outcome, watch_job
+    from tuneport.jobs.store import open_store
+    from tuneport.jobs.watch import raise_for_outcome, watch_job
 
     store = open_store()
     view = WatchView(err)
@@ -42,7 +44,7 @@ def watch_and_report(job_id: str, *, as_json: bool = False) -> int:
         )
         return EXIT_INTERRUPTED
     if as_json:
-        out.print_json(record.model_dump_json())
+        print_json(record)
     else:
         for line in outcome_lines(record):
             out.print(line, markup=False)
@@ -91,8 +93,8 @@ def train(
     """Validate, estimate, confirm, upload and launch a fine-tuning job, then watch it."""
     from tuneport.cli._console import err, out
     from tuneport.cli._render import RichProgress, estimate_lines
-    from tuneport.jobfile import load_config
-    from tuneport.launch import DataInvalidError, launch
+    from tuneport.jobs.jobfile import load_config
+    from tuneport.jobs.launch import DataInvalidError, launch
     from tuneport.providers import registry
     from tuneport.schemas import Estimate
 
@@ -142,7 +144,7 @@ def train(
     )
     if no_watch:
         if as_json:
-            out.print_json(record.model_dump_json())
+            print_json(record)
         else:
             out.print(record.id, markup=False)
         err.print(f"watch it with `tuneport jobs watch {record.id}`", markup=False)

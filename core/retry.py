@@ -14,6 +14,7 @@ Quota exhaustion (429 with code ``insufficient_quota``) is not retried: waiting 
 from __future__ import annotations
 
 import email.utils
+import os
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+from tuneport.errors import ConfigError
 
 T = TypeVar("T")
 
@@ -203,3 +206,25 @@ def call_with_retry(
 
     result: Any = retrying(attempt)
     return result  # type: ignore[no-any-return]
+
+
+# --- polling --------------------------------------------------------------------------------
+
+POLL_ENV = "TUNEPORT_POLL_INTERVAL"
+DEFAULT_INTERVAL = 2.0
+
+
+def default_interval() -> float:
+    """Base poll interval in seconds: ``$TUNEPORT_POLL_INTERVAL`` or 2."""
+    raw = os.environ.get(POLL_ENV, "").strip()
+    if not raw:
+        return DEFAULT_INTERVAL
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{POLL_ENV}={raw!r} is not a number of seconds", hint=f"e.g. {POLL_ENV}=5"
+        ) from None
+    if value < 0:
+        raise ConfigError(f"{POLL_ENV} must be >= 0, got {value}")
+    return value

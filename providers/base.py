@@ -1,32 +1,89 @@
-"""The Provider Protocol every backend implements, plus shared types.
+"""What a backend is: its descriptor (:class:`Backend`), the :class:`Provider` Protocol it
+implements, and the optional capabilities as Protocols.
 
-A provider difference is data or lives in that provider's module, never an
-``if provider == ...`` elsewhere. Backends are looked up through :mod:`tuneport.providers.registry`.
+Every backend module exports ONE :class:`Backend` object holding everything tuneport knows about
+that provider: name, model-id prefixes, export target, validation rules, token counters, price
+section, estimate extras and the import path of its implementation. The engine (data, tokens,
+validation, pricing) takes those values as plain arguments and never imports this package; the
+jobs layer and the CLI reach backends through :mod:`tuneport.providers.registry`.
+
+Importing a backend module (and so its descriptor) must stay cheap: no SDK, no torch at module
+level. The implementation class is imported by :meth:`Backend.provider` on first use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import importlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tuneport.counting import TokenCounter
-from tuneport.errors import ConfigError
+from tuneport.data.exporters import export_records
+from tuneport.data.records import load_records
+from tuneport.errors import ConfigError, InputError
+from tuneport.pricing.estimate import Extras
+from tuneport.pricing.table import ModelPrice
 from tuneport.progress import Progress
 from tuneport.schemas import (
-    Estimate,
-    Example,
+    AnyRecord,
     JobConfig,
     JobEvent,
+    JobRecord,
     JobRef,
     JobStatus,
     Message,
-    PreferenceExample,
 )
+from tuneport.tokens.counter import Counts, TokenCounter
+from tuneport.validation.rules import Rules
 
-AnyRecord = Example | PreferenceExample
+# (model, settings) -> the offline counter for that model
+CounterFactory = Callable[[str, Mapping[str, Any]], TokenCounter]
+# (counts, cfg, price) -> what a backend adds to an estimate (local: steps, GPU memory)
+ExtrasFactory = Callable[[Counts, JobConfig, ModelPrice], Extras]
+# cfg -> warnings about settings the backend ignores (shown once, in the estimate)
+ConfigWarnings = Callable[[JobConfig], list[str]]
+
+
+def _no_warnings(cfg: JobConfig) -> list[str]:
+    return []
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The descriptor of one backend: every fact tuneport knows about it, as values.
+
+    ``implementation`` is ``"module:Class"``; the class takes the backend's settings as keyword
+    arguments and satisfies :class:`Provider`. ``prices`` is a price-table section in the
+    layout of ``prices.toml`` for backends whose prices are not in the built-in table (plugins).
+    """
+
+    name: str
+    title: str  # e.g. "OpenAI", shown in help and errors
+    implementation: str
+    target: str  # export format written for upload: openai | vertex | local | ...
+    rules: Rules
+    counter: CounterFactory
+    model_prefixes: tuple[str, ...] = ()
+    notice: str | None = None  # one line shown once per command (e.g. a service wind-down)
+    env: tuple[str, ...] = ()  # environment variables the backend reads (for doctor/help)
+    extras: ExtrasFactory | None = None
+    config_warnings: ConfigWarnings = _no_warnings
+    default_model: str | None = None  # for commands that need one model of this backend
+    prices: Mapping[str, Any] | None = None
+    options: Sequence[str] = field(default_factory=tuple)  # allowed --set keys (help only)
+
+    def provider(self, settings: Mapping[str, Any] | None = None) -> Provider:
+        """Build the implementation with ``settings`` (imports it on first use)."""
+        module_name, _, attr = self.implementation.partition(":")
+        factory: Callable[..., Provider] = getattr(importlib.import_module(module_name), attr)
+        return factory(**dict(settings or {}))
+
+    def limit_for(self, model: str | None) -> int | None:
+        """The per-example token limit of ``model`` (the rules' one source of it)."""
+        return self.rules.limit_for(model)
 
 
 class PreparedData(BaseModel):
@@ -70,10 +127,6 @@ class Provider(Protocol):
         self, records: Iterable[AnyRecord], cfg: JobConfig, out_dir: Path, progress: Progress
     ) -> PreparedData:
         """Export records to the provider's format under ``out_dir``."""
-        ...
-
-    def estimate(self, records: Sequence[AnyRecord], cfg: JobConfig) -> Estimate:
-        """Tokens, epochs and cost before launch."""
         ...
 
     def upload(self, prepared: PreparedData, cfg: JobConfig, progress: Progress) -> UploadedData:
@@ -142,6 +195,66 @@ class HasCheckpoints(Protocol):
     def checkpoints(self, job: JobRef) -> list[Checkpoint]: ...
 
 
+@runtime_checkable
+class ConcurrencyLimited(Protocol):
+    """Optional capability: at most ``max_concurrency`` chat calls at once (local: one model
+    in memory)."""
+
+    max_concurrency: int
+
+
+@runtime_checkable
+class UploadIndex(Protocol):
+    """Where backends remember uploads by content (the job store implements it), so identical
+    bytes are never uploaded twice. Injected by the jobs layer as the ``uploads`` setting."""
+
+    def upload_get(self, provider: str, sha256: str) -> str | None: ...
+
+    def upload_put(
+        self,
+        provider: str,
+        sha256: str,
+        remote_id: str,
+        *,
+        filename: str | None = None,
+        size: int | None = None,
+    ) -> None: ...
+
+    def upload_forget(self, provider: str, remote_id: str) -> None: ...
+
+
+@runtime_checkable
+class JobLookup(Protocol):
+    """Reads a job record by tuneport job id (the job store; NotFoundError if unknown)."""
+
+    def get(self, job_id: str) -> JobRecord: ...
+
+
+class MemoryUploads:
+    """An :class:`UploadIndex` that lives as long as the backend object (no job store given):
+    backends still find an earlier upload by its content-derived name at the provider."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, str], str] = {}
+
+    def upload_get(self, provider: str, sha256: str) -> str | None:
+        return self._ids.get((provider, sha256))
+
+    def upload_put(
+        self,
+        provider: str,
+        sha256: str,
+        remote_id: str,
+        *,
+        filename: str | None = None,
+        size: int | None = None,
+    ) -> None:
+        self._ids[(provider, sha256)] = remote_id
+
+    def upload_forget(self, provider: str, remote_id: str) -> None:
+        self._ids = {k: v for k, v in self._ids.items() if v != remote_id}
+
+
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
 
@@ -194,9 +307,6 @@ def export_prepared(
     title: str,
 ) -> PreparedData:
     """Export the records (and ``cfg.validation``) in ``target``'s format for upload."""
-    from tuneport.data import export_records, load_records
-    from tuneport.errors import InputError
-
     train_out.parent.mkdir(parents=True, exist_ok=True)
     progress.start(title)
     train = export_records(records, target, train_out, force=True, method=cfg.method)
@@ -216,13 +326,3 @@ def export_prepared(
         examples=train.examples,
         dropped=dict(train.dropped),
     )
-
-
-def estimate_with_validation(records: Sequence[AnyRecord], cfg: JobConfig) -> Estimate:
-    """:func:`tuneport.estimate.estimate`, counting ``cfg.validation`` when it is set."""
-    from tuneport.data import load_records
-    from tuneport.estimate import estimate
-
-    validation = load_records(cfg.validation) if cfg.validation is not None else None
-    result: Estimate = estimate(records, cfg, validation_records=validation)
-    return result

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,20 +34,23 @@ from tuneport.errors import (
     redact,
     register_secret,
 )
+from tuneport.pricing.estimate import Extras
+from tuneport.pricing.table import ModelPrice
 from tuneport.progress import Progress
 from tuneport.providers.base import (
-    AnyRecord,
+    Backend,
     ChatOptions,
     Checkpoint,
+    MemoryUploads,
     PreparedData,
     UploadedData,
-    estimate_with_validation,
+    UploadIndex,
     export_prepared,
     parse_options,
 )
 from tuneport.retry import RetryPolicy, call_with_retry, error_code_of, status_of
 from tuneport.schemas import (
-    Estimate,
+    AnyRecord,
     JobConfig,
     JobEvent,
     JobRef,
@@ -55,11 +59,12 @@ from tuneport.schemas import (
     Message,
     ToolCall,
 )
+from tuneport.tokens.bpe import DEFAULT_ENCODING, TiktokenChatCounter
+from tuneport.tokens.counter import Counts, TokenCounter
+from tuneport.validation.rules import COMMON_CHAT, COMMON_PREFERENCE, Rules, arguments_json
 
 if TYPE_CHECKING:
     from openai import OpenAI
-
-    from tuneport.store import JobStore
 
 T = TypeVar("T")
 
@@ -274,13 +279,12 @@ class OpenAIProvider:
     """Fine-tune and chat through the OpenAI API (or any compatible server)."""
 
     name = NAME
-    notice = NOTICE
 
     def __init__(
         self,
         *,
         sleep: Callable[[float], None] = time.sleep,
-        store: JobStore | None = None,
+        store: UploadIndex | None = None,
         client: OpenAI | None = None,
         **settings: Any,
     ) -> None:
@@ -335,11 +339,10 @@ class OpenAIProvider:
             )
         return self._client
 
-    def _jobs_store(self) -> JobStore:
+    def _jobs_store(self) -> UploadIndex:
+        """The upload index the jobs layer passed (its job store), else one in memory."""
         if self._store is None:
-            from tuneport.store import open_store
-
-            self._store = open_store()
+            self._store = MemoryUploads()
         return self._store
 
     def _call(
@@ -395,9 +398,6 @@ class OpenAIProvider:
             validation_out=out_dir / "validation.openai.jsonl",
             title="convert to OpenAI JSONL",
         )
-
-    def estimate(self, records: Sequence[AnyRecord], cfg: JobConfig) -> Estimate:
-        return estimate_with_validation(records, cfg)
 
     def upload(self, prepared: PreparedData, cfg: JobConfig, progress: Progress) -> UploadedData:
         training, reused = self._upload_file(prepared.training, prepared.sha256, progress)
@@ -637,3 +637,97 @@ class OpenAIProvider:
 
 def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+# --- the descriptor: everything tuneport knows about OpenAI, in one place --------------------
+
+# base-model prefix -> tiktoken encoding; the longest matching prefix wins (tiktoken's own
+# model table, with `ft:` ids resolved to their base model first: tiktoken maps them by prefix
+# to cl100k_base, which is wrong for gpt-4.1/4o tunes).
+ENCODINGS: dict[str, str] = {
+    "gpt-4.1": "o200k_base",
+    "gpt-4o": "o200k_base",
+    "gpt-4.5": "o200k_base",
+    "gpt-5": "o200k_base",
+    "chatgpt-4o": "o200k_base",
+    "o1": "o200k_base",
+    "o3": "o200k_base",
+    "o4": "o200k_base",
+    "gpt-4": "cl100k_base",
+    "gpt-3.5": "cl100k_base",
+    "gpt-35": "cl100k_base",
+}
+UNKNOWN_MODEL_BAND = 0.10  # a model id tiktoken does not know (OpenAI-compatible servers)
+
+
+def base_model(model: str) -> str:
+    """The base model id: ``ft:gpt-4.1-mini-2025-04-14:org::id`` → ``gpt-4.1-mini-2025-04-14``."""
+    if model.startswith("ft:"):
+        return model[3:].split(":", 1)[0]
+    return model
+
+
+def encoding_name(model: str) -> str | None:
+    """The tiktoken encoding of an OpenAI model id (``None`` if tuneport does not know it)."""
+    base = base_model(model).lower()
+    best: str | None = None
+    best_len = -1
+    for prefix, name in ENCODINGS.items():
+        if base.startswith(prefix) and len(prefix) > best_len:
+            # "o1" must not match "o1x"-like unrelated names: require a boundary after o-series ids
+            if prefix[0] == "o" and not re.match(rf"^{re.escape(prefix)}($|[-.])", base):
+                continue
+            best, best_len = name, len(prefix)
+    return best
+
+
+def counter(model: str, settings: Mapping[str, Any]) -> TokenCounter:
+    """Exact tiktoken counts with the model's encoding; approximate for unknown model ids."""
+    name = encoding_name(model)
+    if name is None:  # e.g. a model on an OpenAI-compatible server
+        return TiktokenChatCounter(DEFAULT_ENCODING, exact=False, band=UNKNOWN_MODEL_BAND)
+    return TiktokenChatCounter(name)
+
+
+def estimate_extras(counts: Counts, cfg: JobConfig, price: ModelPrice) -> Extras:
+    """OpenAI does not publish how it renders tools into tokens: say so when tools are used."""
+    if not counts.tool_examples:
+        return Extras()
+    return Extras(
+        warnings=[
+            f"{counts.tool_examples} example(s) with tools: definitions and calls are counted "
+            "as encoded JSON (OpenAI does not publish its tool rendering), so their counts are "
+            "close, not exact"
+        ]
+    )
+
+
+# OpenAI fine-tuning guide + cookbook "Data preparation and analysis for chat model fine-tuning":
+# minimum 10 examples, 50–100 recommended; 65,536 tokens per example for the gpt-4o/4.1 families
+# (PROVIDERS.md, 2026-11-23; unverified for 4.1). Over-limit examples are truncated by OpenAI.
+RULES = Rules(
+    provider=NAME,
+    min_examples=10,
+    recommended_examples=50,
+    token_limit=65_536,
+    token_limit_severity="error",
+    chat=(*COMMON_CHAT, arguments_json),
+    preference=COMMON_PREFERENCE,
+    source="platform.openai.com/docs/guides/fine-tuning; openai-cookbook chat_finetuning_"
+    "data_prep (checked 2026-11-23)",
+)
+
+BACKEND = Backend(
+    name=NAME,
+    title="OpenAI",
+    implementation="tuneport.providers.openai:OpenAIProvider",
+    target="openai",
+    rules=RULES,
+    counter=counter,
+    model_prefixes=("ft:", "gpt-"),
+    notice=NOTICE,
+    env=("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"),
+    extras=estimate_extras,
+    default_model="gpt-4.1-mini",
+    options=tuple(OpenAIOptions.model_fields),
+)

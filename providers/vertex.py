@@ -44,17 +44,16 @@ from tuneport.errors import (
 )
 from tuneport.progress import NullProgress, Progress
 from tuneport.providers.base import (
-    AnyRecord,
+    Backend,
     ChatOptions,
     PreparedData,
     UploadedData,
-    estimate_with_validation,
     export_prepared,
     parse_options,
 )
 from tuneport.retry import RetryPolicy, call_with_retry, outcome_unknown
 from tuneport.schemas import (
-    Estimate,
+    AnyRecord,
     Example,
     FunctionCall,
     JobConfig,
@@ -65,6 +64,21 @@ from tuneport.schemas import (
     Message,
     PreferenceExample,
     ToolCall,
+)
+from tuneport.tokens.approx import ScaledTextCounter
+from tuneport.tokens.counter import TokenCounter
+from tuneport.validation.rules import (
+    COMMON_CHAT,
+    COMMON_PREFERENCE,
+    Rules,
+    arguments_object,
+    gemini_parts,
+    gemini_roles,
+    no_names,
+    no_parallel,
+    no_weight,
+    pref_gemini_roles,
+    pref_text_only,
 )
 
 if TYPE_CHECKING:
@@ -346,6 +360,7 @@ class VertexProvider:
         clock: Callable[[], float] = time.monotonic,
         client: genai.Client | None = None,
         credentials: Credentials | None = None,
+        store: object = None,  # the job store: unused (uploads are content-addressed in GCS)
         **settings: Any,
     ) -> None:
         self.options = parse_options(VertexOptions, settings, NAME)
@@ -502,9 +517,6 @@ class VertexProvider:
     def prepare(
         self, records: Iterable[AnyRecord], cfg: JobConfig, out_dir: Path, progress: Progress
     ) -> PreparedData:
-        for field, why in UNSUPPORTED_FIELDS.items():
-            if getattr(cfg, field) is not None:
-                progress.note(f"{field} ignored: {why}")
         return export_prepared(
             records,
             cfg,
@@ -566,18 +578,6 @@ class VertexProvider:
                 "; ".join(p.message for p in problems),
                 hint="; ".join(p.hint for p in problems if p.hint),
             )
-
-    def estimate(self, records: Sequence[AnyRecord], cfg: JobConfig) -> Estimate:
-        self.check_config(cfg)
-        result = estimate_with_validation(records, cfg)
-        extra = [
-            f"{field} ignored: {why}"
-            for field, why in UNSUPPORTED_FIELDS.items()
-            if getattr(cfg, field) is not None
-        ]
-        if extra:
-            result = result.model_copy(update={"warnings": [*result.warnings, *extra]})
-        return result
 
     def stager(self) -> GcsStager:
         if self._stager is None:
@@ -977,7 +977,7 @@ class VertexProvider:
         """Poll a long-running operation until done; raise its error."""
         if not isinstance(operation, Mapping):
             return
-        from tuneport.watch import default_interval
+        from tuneport.retry import default_interval
 
         deadline = self._clock() + self.options.operation_timeout
         delay = min(1.0, default_interval())  # $TUNEPORT_POLL_INTERVAL=0: no waiting (tests)
@@ -1124,3 +1124,70 @@ __all__ = [
     "map_status",
     "run_id_label",
 ]
+
+
+# --- the descriptor: everything tuneport knows about Vertex AI, in one place -----------------
+
+# Offline Gemini approximation: o200k count x factor, relative uncertainty. Gemini uses its own
+# SentencePiece vocabulary that tuneport cannot load offline; o200k gives similar counts for
+# English prose but can differ much more for code or other scripts, hence the wide band.
+APPROX_FACTOR = 1.0
+APPROX_BAND = 0.25
+
+
+def counter(model: str, settings: Mapping[str, Any]) -> TokenCounter:
+    """Offline: o200k × :data:`APPROX_FACTOR`, labelled approximate (``--online``: countTokens,
+    through :meth:`VertexProvider.online_counter`)."""
+    return ScaledTextCounter(APPROX_FACTOR, APPROX_BAND, "Gemini tokenizer offline")
+
+
+def config_warnings(cfg: JobConfig) -> list[str]:
+    """Settings Vertex Gemini tuning has no use for (warned about once, never fatal)."""
+    return [
+        f"{field} ignored: {why}"
+        for field, why in UNSUPPORTED_FIELDS.items()
+        if getattr(cfg, field) is not None
+    ]
+
+
+# Vertex AI Gemini supervised tuning docs: ≥ 100 examples recommended (older docs: minimum 16);
+# 131,072 tokens per example for 2.5 Flash / Flash-Lite (PROVIDERS.md, 2026-11-23).
+RULES = Rules(
+    provider=NAME,
+    min_examples=16,
+    recommended_examples=100,
+    token_limit=131_072,
+    token_limit_severity="error",
+    chat=(
+        *COMMON_CHAT,
+        arguments_object,
+        gemini_roles,
+        gemini_parts,
+        no_weight,
+        no_names,
+        no_parallel,
+    ),
+    preference=(*COMMON_PREFERENCE, pref_text_only, pref_gemini_roles),
+    source="cloud.google.com/vertex-ai/generative-ai/docs/models/gemini-supervised-tuning-"
+    "prepare (checked 2026-11-23)",
+)
+
+BACKEND = Backend(
+    name=NAME,
+    title="Vertex AI (Gemini)",
+    implementation="tuneport.providers.vertex:VertexProvider",
+    target="vertex",
+    rules=RULES,
+    counter=counter,
+    model_prefixes=("projects/", "gemini-"),
+    env=(
+        "GOOGLE_CLOUD_PROJECT",
+        "GOOGLE_CLOUD_LOCATION",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        TOKEN_ENV,
+        BASE_URL_ENV,
+    ),
+    config_warnings=config_warnings,
+    default_model="gemini-2.5-flash",
+    options=tuple(VertexOptions.model_fields),
+)

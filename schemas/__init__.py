@@ -3,6 +3,7 @@
 from tuneport.schemas.estimate import Estimate
 from tuneport.schemas.example import (
     FORMAT_VERSION,
+    AnyRecord,
     Example,
     FunctionCall,
     FunctionSpec,
@@ -26,6 +27,7 @@ from tuneport.schemas.problem import Problem, Report, Severity
 
 __all__ = [
     "FORMAT_VERSION",
+    "AnyRecord",
     "Estimate",
     "Example",
     "FunctionCall",

@@ -85,3 +85,5 @@ class PreferenceExample(_Strict):
 
 
 Record = Annotated[Example | PreferenceExample, Field(discriminator="kind")]
+# One training record of either kind, as passed between importers, validators and counters.
+AnyRecord = Example | PreferenceExample

@@ -12,9 +12,9 @@ import pytest
 from tests.fakes.openai_server import FakeOpenAI
 from tuneport.cli.main import run
 from tuneport.errors import ConfigError, NotFoundError
-from tuneport.resolve import resolve_target
+from tuneport.jobs.resolve import resolve_target
+from tuneport.jobs.store import JobStore, open_store
 from tuneport.schemas import JobRecord, JobState
-from tuneport.store import JobStore, open_store
 
 KEY = "sk-test-SECRET123456"
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.validation_helpers import rules
 from tuneport.cli.main import run
 from tuneport.data import detect_format, load_records
 
@@ -112,9 +113,9 @@ def test_toy_dataset_cookbook_flaws(capsys: pytest.CaptureFixture[str]) -> None:
     report = json.loads(capsys.readouterr().out)
     assert report["counts"] == {"missing_user": 1, "too_few_examples": 1}
     # the cookbook's old 4,096-token limit catches the 26,000-character answer (~6,500 tokens)
-    from tuneport.data import validate_file
+    from tuneport.validation import validate_file
 
-    report2 = validate_file(src, "openai", token_limit=4096)
+    report2 = validate_file(src, rules("openai"), token_limit=4096)
     assert [p.line for p in report2.problems if p.kind == "token_limit"] == [5]
 
 
@@ -239,7 +240,8 @@ def test_missing_file_and_unknown_provider(
 ) -> None:
     assert run(["validate", str(tmp_path / "nope.jsonl")]) == 2
     assert "no such file" in capsys.readouterr().err
-    assert run(["validate", str(FIXTURES / "sample" / "chat.jsonl"), "--provider", "azure"]) == 2
+    # an unknown provider is a configuration mistake: exit 3 in every command
+    assert run(["validate", str(FIXTURES / "sample" / "chat.jsonl"), "--provider", "azure"]) == 3
     assert "unknown provider" in capsys.readouterr().err
 
 

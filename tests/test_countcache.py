@@ -7,10 +7,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tuneport import countcache, tokens
-from tuneport.estimate import count_path
-from tuneport.parallel import validate_parallel
+from tests.validation_helpers import rules
+from tuneport import tokens
+from tuneport.providers import registry
 from tuneport.tokens import Counts, count_jsonl
+from tuneport.tokens import cache as countcache
+from tuneport.tokens.measure import count_path
+from tuneport.validation.parallel import validate_parallel
 
 
 def _file(path: Path) -> None:
@@ -53,14 +56,14 @@ def _same(a: Counts, b: Counts) -> None:
 
 @pytest.fixture
 def counter() -> tokens.TiktokenChatCounter:
-    made = tokens.counter_for("openai", "gpt-4.1")
+    made = registry.counter_for("openai", "gpt-4.1")
     assert isinstance(made, tokens.TiktokenChatCounter)
     return made
 
 
 def _validate(path: Path, counter: tokens.TokenCounter, workers: int = 3) -> None:
     report = validate_parallel(
-        path, "openai", fmt="openai", counter=counter, workers=workers, min_bytes=0
+        path, rules("openai"), fmt="openai", counter=counter, workers=workers, min_bytes=0
     )
     assert report is not None
 
@@ -83,7 +86,7 @@ def test_validate_leaves_exactly_count_jsonls_counts(
 def test_estimate_reuses_them_without_counting(
     tmp_path: Path, counter: tokens.TiktokenChatCounter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tuneport.estimate as est
+    import tuneport.tokens.measure as est
 
     path = tmp_path / "chat.jsonl"
     _file(path)
@@ -131,7 +134,9 @@ def test_other_counters_and_broken_entries_are_not_served(
     _validate(path, counter)
     approx = tokens.TiktokenChatCounter("o200k_base", exact=False, band=0.1)
     assert countcache.load(path, approx.spec) is None
-    assert validate_parallel(path, "openai", fmt="openai", workers=2, min_bytes=0) is not None
+    assert (
+        validate_parallel(path, rules("openai"), fmt="openai", workers=2, min_bytes=0) is not None
+    )
     entries = list(countcache.cache_dir().iterdir())
     assert len(entries) == 1  # validation without a model counts nothing
     entry = entries[0]

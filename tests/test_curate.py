@@ -11,7 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from tuneport.cli.main import run
-from tuneport.curate import (
+from tuneport.curate.embeddings import greedy_near_duplicates
+from tuneport.curate.pipeline import (
     CurateOptions,
     ExactDedup,
     Item,
@@ -28,11 +29,10 @@ from tuneport.curate import (
     split_items,
     validation_path,
 )
-from tuneport.embeddings import greedy_near_duplicates
+from tuneport.curate.stats import role_texts
 from tuneport.errors import ConfigError
 from tuneport.progress import NullProgress
-from tuneport.schemas import Example, Message
-from tuneport.stats import AnyRecord, role_texts
+from tuneport.schemas import AnyRecord, Example, Message
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "curate"
 
@@ -297,7 +297,7 @@ def test_cli_pipeline_on_bundled_data_is_deterministic(
     assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
     # every kept example is within the limit, as the default counter counts it
     from tuneport.data import load_records
-    from tuneport.stats import default_counter
+    from tuneport.providers.registry import default_counter
 
     counter = default_counter()
     kept = load_records(tmp_path / "curated.jsonl")

@@ -393,7 +393,8 @@ def test_readers_never_crash_on_garbage(
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from tuneport.data import validate_rows
+    from tests.validation_helpers import rules
+    from tuneport.validation import validate_rows
 
     folder = tmp_path_factory.mktemp("fuzz")
 
@@ -406,7 +407,7 @@ def test_readers_never_crash_on_garbage(
             rows = list(read_records(path, fmt))
         except InputError:
             return
-        validate_rows(rows, file="f", provider="vertex")
+        validate_rows(rows, file="f", rules=rules("vertex"))
         for row in rows:
             assert row.record is not None or row.problems
 

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from tuneport.data import RULES, CharCounter, Row, validate_file, validate_rows
+from tests.validation_helpers import rules
+from tuneport.data import Row
 from tuneport.data.rows import KINDS
-from tuneport.errors import InputError
+from tuneport.errors import ConfigError
+from tuneport.providers import registry
 from tuneport.schemas import (
     Example,
     FunctionCall,
@@ -17,6 +19,8 @@ from tuneport.schemas import (
     Report,
     ToolCall,
 )
+from tuneport.tokens import CharCounter
+from tuneport.validation import validate_file, validate_rows
 
 
 def _m(role: str, content: str | None = "x", **kw: object) -> Message:
@@ -29,7 +33,7 @@ def _ok(i: int = 0) -> Example:
 
 def _report(records: list[Example | PreferenceExample], provider: str, **kw: object) -> Report:
     rows = [Row(i + 1, r, []) for i, r in enumerate(records)]
-    return validate_rows(rows, file="f.jsonl", provider=provider, **kw)  # type: ignore[arg-type]
+    return validate_rows(rows, file="f.jsonl", rules=rules(provider), **kw)  # type: ignore[arg-type]
 
 
 def _kinds(report: Report, line: int | None = 1) -> set[str]:
@@ -45,11 +49,17 @@ def test_every_kind_has_a_fix_hint() -> None:
 
 
 def test_rules_are_data_with_sources() -> None:
-    assert set(RULES) == {"openai", "vertex", "local"}
-    assert (RULES["openai"].min_examples, RULES["openai"].token_limit) == (10, 65_536)
-    assert (RULES["vertex"].min_examples, RULES["vertex"].recommended_examples) == (16, 100)
-    assert RULES["vertex"].token_limit == 131_072 and RULES["local"].token_limit is None
-    assert all(r.source for r in RULES.values())
+    """Each backend's rules live in its descriptor, each with its source."""
+    by_name = {name: registry.backend(name).rules for name in ("openai", "vertex", "local")}
+    assert (by_name["openai"].min_examples, by_name["openai"].token_limit) == (10, 65_536)
+    assert (by_name["vertex"].min_examples, by_name["vertex"].recommended_examples) == (16, 100)
+    assert by_name["vertex"].token_limit == 131_072
+    # local: the trainer's max_length default, as a warning (it truncates)
+    assert (by_name["local"].token_limit, by_name["local"].token_limit_severity) == (
+        2048,
+        "warning",
+    )
+    assert all(r.source for r in by_name.values())
 
 
 @pytest.mark.parametrize(
@@ -94,9 +104,9 @@ def test_valid_tool_conversation_passes_everywhere() -> None:
             _m("assistant", "done"),
         ]
     )
-    for provider in ("openai", "vertex"):
+    # the local export carries tool calls and results too (README: "what the local target keeps")
+    for provider in ("openai", "vertex", "local"):
         assert _kinds(_report([ex], provider)) == set(), provider
-    assert _kinds(_report([ex], "local")) == {"unsupported_field"}  # HF rows carry no calls
 
 
 def test_gemini_specific_rules() -> None:
@@ -172,7 +182,7 @@ def test_minimum_examples(provider: str, n: int, kind: str | None) -> None:
 
 
 def test_empty_input() -> None:
-    report = validate_rows([], file="f", provider="local")
+    report = validate_rows([], file="f", rules=rules("local"))
     assert report.counts() == {"empty_file": 1} and not report.ok
 
 
@@ -218,12 +228,12 @@ def test_row_problems_pass_through_and_count_once(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     good = '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}'
     path.write_text(good + "\n{oops\n")
-    report = validate_file(path, "local")
+    report = validate_file(path, rules("local"))
     assert report.records == 1 and report.format == "openai"
     (syntax,) = [p for p in report.problems if p.kind == "json_syntax"]
     assert (syntax.line, syntax.column) == (2, 2) and syntax.where == f"{path}:2:2"
 
 
 def test_unknown_provider() -> None:
-    with pytest.raises(InputError, match="unknown provider"):
-        validate_rows([], file="f", provider="azure")
+    with pytest.raises(ConfigError, match="unknown provider"):
+        registry.backend("azure")

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tuneport import tokens
-from tuneport.budget import check_budget, resolve_max_cost, worst_case_cost
 from tuneport.cli.main import run
 from tuneport.data import load_records
 from tuneport.errors import BudgetError, ConfigError
-from tuneport.estimate import ModelShape, estimate, estimate_file, qlora_memory_gib
-from tuneport.pricing import load_prices
+from tuneport.jobs.quote import estimate_file
+from tuneport.pricing.budget import check_budget, resolve_max_cost, worst_case_cost
+from tuneport.providers import registry
+from tuneport.providers.local.sizing import ModelShape, qlora_memory_gib
 from tuneport.schemas import Estimate, JobConfig
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -59,9 +59,9 @@ def test_toy_dataset_hand_computation_library() -> None:
     assert est.cost_usd == pytest.approx(8233 * 20 * 1.5 / 1e6) == pytest.approx(0.24699)
     assert est.exact and est.error_band is None
     assert est.price_as_of == "2026-11-23"
-    # the record API gives the same numbers
-    same = estimate(load_records(TOY), _cfg())
-    assert same.model_dump() == est.model_dump()
+    # the record counter gives the same numbers as the fast raw-line path
+    counter = registry.counter_for("openai", "gpt-4.1-nano")
+    assert [counter.count(r) for r in load_records(TOY)] == TOY_TOKENS
 
 
 def test_toy_dataset_hand_computation_cli(capsys: pytest.CaptureFixture[str]) -> None:
@@ -115,7 +115,7 @@ def test_human_output_shows_the_figures(capsys: pytest.CaptureFixture[str]) -> N
 
 def test_explicit_epochs_and_validation_tokens_not_billed(tmp_path: Path) -> None:
     est = estimate_file(SAMPLE, _cfg(model="gpt-4.1-mini", epochs=2), validation=TOY)
-    counter = tokens.counter_for("openai", "gpt-4.1-mini")
+    counter = registry.counter_for("openai", "gpt-4.1-mini")
     assert est.validation_tokens == 8233
     assert est.epochs == 2
     assert est.billed_tokens == est.tokens * 2
@@ -130,10 +130,16 @@ def test_epochs_out_of_bounds_exit_3(capsys: pytest.CaptureFixture[str]) -> None
     assert "epochs must be 1..50" in capsys.readouterr().err
 
 
-def test_examples_over_the_context_are_warned_with_their_lines(tmp_path: Path) -> None:
-    prices = tmp_path / "p.toml"
-    prices.write_text('[providers.openai.models."gpt-4.1-nano"]\ncontext_tokens = 100\n')
-    est = estimate_file(TOY, _cfg(), prices=load_prices(prices))
+def test_examples_over_the_context_are_warned_with_their_lines() -> None:
+    """The limit comes from the backend's rules (its descriptor), the one place validate reads."""
+    import dataclasses
+
+    from tuneport.providers import openai as openai_backend
+
+    rules = dataclasses.replace(openai_backend.RULES, model_limits={"gpt-4.1-nano": 100})
+    small = dataclasses.replace(openai_backend.BACKEND, rules=rules)
+    with registry.registered("openai", small):
+        est = estimate_file(TOY, _cfg())
     over = [w for w in est.warnings if "over the 100-token limit" in w]
     assert len(over) == 1
     assert (
@@ -156,7 +162,7 @@ def test_vertex_estimate_is_labelled_approximate(capsys: pytest.CaptureFixture[s
 def test_dpo_estimate_counts_prompt_and_both_replies() -> None:
     cfg = JobConfig(provider="openai", model="gpt-4.1-mini", data=PREFERENCE, method="dpo")
     est = estimate_file(PREFERENCE, cfg)
-    counter = tokens.counter_for("openai", "gpt-4.1-mini")
+    counter = registry.counter_for("openai", "gpt-4.1-mini")
     assert est.examples == 20
     assert est.tokens == sum(counter.count(r) for r in load_records(PREFERENCE))
     assert est.epochs == 5 and est.method == "dpo"
@@ -166,7 +172,7 @@ def test_non_jsonl_formats_go_through_the_importers() -> None:
     path = FIXTURES / "real" / "llamafactory_alpaca_en_demo.json"
     cfg = JobConfig(provider="openai", model="gpt-4o-mini", data=path)
     est = estimate_file(path, cfg)
-    counter = tokens.counter_for("openai", "gpt-4o-mini")
+    counter = registry.counter_for("openai", "gpt-4o-mini")
     records = load_records(path)
     assert est.examples == len(records) > 100
     assert est.tokens == sum(counter.count(r) for r in records)

@@ -11,8 +11,9 @@ import pytest
 
 from tests.fakes.fake_provider import FakeProvider
 from tuneport.cli.main import run
+from tuneport.curate.stats import iter_input
 from tuneport.errors import AuthError, BudgetError, InputError
-from tuneport.evaluate import (
+from tuneport.evaluate.run import (
     CostEstimate,
     CostLine,
     EvalOptions,
@@ -27,7 +28,6 @@ from tuneport.evaluate import (
 )
 from tuneport.providers import registry
 from tuneport.schemas import Example, Message, PreferenceExample
-from tuneport.stats import iter_input
 
 HELDOUT = Path(__file__).resolve().parent.parent / "fixtures" / "curate" / "heldout.jsonl"
 
@@ -40,10 +40,11 @@ BAD = {"exact_match": 0.0, "token_f1": (8 / 9) / 5, "rouge_l": 0.8 / 5}
 
 @pytest.fixture(autouse=True)
 def fake_backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setitem(registry._REGISTRY, "fake", "tests.fakes.fake_provider:FakeProvider")
+    registry.register("fake", "tests.fakes.fake_provider:BACKEND")
     FakeProvider.calls.clear()
     yield
     FakeProvider.calls.clear()
+    registry.unregister("fake")
 
 
 def load_cases() -> list:  # type: ignore[type-arg]

@@ -7,12 +7,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.validation_helpers import jsonl_fixtures, same_report, serial_report
-from tuneport import tokens
-from tuneport.data import validate_file
+from tests.validation_helpers import jsonl_fixtures, rules, same_report, serial_report
 from tuneport.data.importers import from_openai
-from tuneport.data.validate import CharCounter, _digest, plain_digest, plain_messages
-from tuneport.parallel import validate_parallel
+from tuneport.providers import registry
+from tuneport.validation import validate_file
+from tuneport.validation.parallel import validate_parallel
+from tuneport.validation.validate import CharCounter, _digest, plain_digest, plain_messages
 
 
 def _openai_chat_file(path: Path) -> None:
@@ -71,9 +71,9 @@ def test_every_jsonl_fixture(path: Path, provider: str) -> None:
         reference = serial_report(path, provider)
     except Exception as exc:  # unusable input: the fast path must refuse it too
         with pytest.raises(type(exc)):
-            validate_file(path, provider)
+            validate_file(path, rules(provider))
         return
-    same_report(validate_file(path, provider), reference)
+    same_report(validate_file(path, rules(provider)), reference)
 
 
 @pytest.mark.parametrize("provider", ["openai", "vertex", "local"])
@@ -81,7 +81,7 @@ def test_every_jsonl_fixture(path: Path, provider: str) -> None:
 def test_crafted_openai_file(tmp_path: Path, provider: str, exact: bool) -> None:
     path = tmp_path / "chat.jsonl"
     _openai_chat_file(path)
-    counter = tokens.counter_for("openai", "gpt-4.1") if exact else CharCounter()
+    counter = registry.counter_for("openai", "gpt-4.1") if exact else CharCounter()
     reference = serial_report(path, provider, counter=counter, token_limit=100)
     kinds = reference.counts()
     assert kinds["duplicate"] > 50 and kinds["token_limit"] > 5 and kinds["empty_content"] > 10
@@ -89,11 +89,11 @@ def test_crafted_openai_file(tmp_path: Path, provider: str, exact: bool) -> None
     assert kinds.get("crlf") == 1 and kinds.get("bom") == 1 and kinds.get("non_utf8") == 1
     assert kinds["missing_assistant"] > 5
     kw = {"counter": counter, "token_limit": 100}
-    same_report(validate_file(path, provider, **kw), reference)  # type: ignore[arg-type]
+    same_report(validate_file(path, rules(provider), **kw), reference)  # type: ignore[arg-type]
     for workers in (2, 3):
         parallel = validate_parallel(
             path,
-            provider,
+            rules(provider),
             fmt="openai",
             workers=workers,
             min_bytes=0,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tuneport.errors import ConfigError, InputError
-from tuneport.jobfile import build_config, load_config, parse_set, read_job_file
+from tuneport.jobs.jobfile import build_config, load_config, parse_set, read_job_file
 
 PROVIDERS = ["openai", "vertex", "local"]
 

@@ -14,9 +14,10 @@ import pytest
 
 from tests.fakes.tiny_model import build_tiny_model
 from tuneport.cli.main import run
+from tuneport.jobs.store import open_store
+from tuneport.paths import home
 from tuneport.providers.local import runfiles
 from tuneport.schemas import JobState
-from tuneport.store import home, open_store
 
 pytestmark = pytest.mark.slow
 

@@ -22,13 +22,14 @@ import pytest
 
 from tests.fakes.tiny_model import build_tiny_model
 from tuneport.errors import ConfigError, NotFoundError, ProviderError
+from tuneport.jobs.store import open_store
+from tuneport.paths import home
 from tuneport.progress import NullProgress
 from tuneport.providers import registry
 from tuneport.providers.base import ChatOptions, Exportable, Provider, Resumable
 from tuneport.providers.local import runfiles
 from tuneport.providers.local.provider import LocalProvider
 from tuneport.schemas import Example, JobConfig, JobRef, JobState, Message
-from tuneport.store import home
 
 pytestmark = pytest.mark.slow
 
@@ -294,7 +295,7 @@ def test_importing_the_provider_does_not_import_torch() -> None:
 
 
 def test_preflight_reports_every_problem_before_the_estimate(tmp_path: Path) -> None:
-    provider = LocalProvider()
+    provider = LocalProvider(store=open_store())  # the jobs layer passes its store
     cfg = config(
         tmp_path / "no-model",
         parent="tp-nope",
@@ -311,10 +312,13 @@ def test_preflight_reports_every_problem_before_the_estimate(tmp_path: Path) -> 
     assert "packing / padding_free apply to --method sft only" in message
 
 
-def test_estimate_gives_steps_and_gpu_memory(tiny_dir: Path) -> None:
-    provider = LocalProvider()
-    cfg = config(tiny_dir).model_copy(update={"epochs": 2})
-    estimate = provider.estimate(records(), cfg)
+def test_estimate_gives_steps_and_gpu_memory(tiny_dir: Path, tmp_path: Path) -> None:
+    from tuneport.jobs.quote import estimate as quote_estimate
+
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(r.model_dump_json() + "\n" for r in records()), encoding="utf-8")
+    cfg = config(tiny_dir).model_copy(update={"epochs": 2, "data": data})
+    estimate = quote_estimate(cfg)
     assert estimate.provider == "local" and estimate.cost_usd is None
     assert estimate.examples == 3 and estimate.epochs == 2
     assert estimate.steps == 2  # one step of 3 examples per epoch (batch 3, no accumulation)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tuneport.metrics import (
+from tuneport.evaluate.metrics import (
     exact_match,
     lcs_length,
     normalize_answer,

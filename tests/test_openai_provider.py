@@ -12,11 +12,11 @@ import pytest
 
 from tests.fakes.openai_server import FakeOpenAI
 from tuneport.errors import AuthError, ConfigError, NotFoundError, ProviderError, QuotaError
+from tuneport.jobs.store import JobStore
 from tuneport.providers import registry
 from tuneport.providers.base import ChatOptions, PreparedData, Provider, UploadedData
 from tuneport.providers.openai import NOTICE, OpenAIProvider
 from tuneport.schemas import JobConfig, JobRef, JobState, Message
-from tuneport.store import JobStore
 
 KEY = "sk-test-SECRET123456"
 

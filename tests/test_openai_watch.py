@@ -15,10 +15,10 @@ import pytest
 
 from tests.fakes.openai_server import FakeOpenAI
 from tuneport.cli.main import run
+from tuneport.jobs.store import open_store
+from tuneport.jobs.watch import watch_job
 from tuneport.providers.openai import OpenAIProvider
 from tuneport.schemas import JobConfig, JobRecord, JobState
-from tuneport.store import open_store
-from tuneport.watch import watch_job
 
 KEY = "sk-test-SECRET123456"
 

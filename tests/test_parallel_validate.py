@@ -7,11 +7,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.validation_helpers import FIXTURES, jsonl_fixtures, same_report, serial_report
+from tests.validation_helpers import FIXTURES, jsonl_fixtures, rules, same_report, serial_report
 from tuneport import tokens
-from tuneport.data import validate_file
-from tuneport.parallel import validate_parallel
+from tuneport.providers import registry
 from tuneport.schemas import Report
+from tuneport.validation import validate_file
+from tuneport.validation.parallel import validate_parallel
 
 
 def _parallel(path: Path, provider: str, workers: int = 3, **kw: object) -> Report:
@@ -19,7 +20,7 @@ def _parallel(path: Path, provider: str, workers: int = 3, **kw: object) -> Repo
 
     report = validate_parallel(
         path,
-        provider,
+        rules(provider),
         fmt=resolve_format(path, None, None),
         workers=workers,
         min_bytes=0,
@@ -31,7 +32,7 @@ def _parallel(path: Path, provider: str, workers: int = 3, **kw: object) -> Repo
 
 @pytest.fixture(autouse=True)
 def _small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    import tuneport.parallel as par
+    import tuneport.validation.parallel as par
 
     monkeypatch.setattr(par, "_CHUNK_TARGET", 1)  # as many ranges as the bounds allow
 
@@ -93,7 +94,7 @@ def test_crafted_file_with_cross_range_duplicates_kinds_crlf(
 ) -> None:
     path = tmp_path / "crafted.jsonl"
     _crafted(path)
-    counter = tokens.counter_for("openai", "gpt-4.1")
+    counter = registry.counter_for("openai", "gpt-4.1")
     serial = serial_report(path, provider, counter=counter, token_limit=40)
     kinds = serial.counts()
     assert kinds["duplicate"] >= 7 and kinds["crlf"] == 1 and kinds["mixed_kinds"] == 1
@@ -106,7 +107,7 @@ def test_crafted_file_with_cross_range_duplicates_kinds_crlf(
 def test_validate_file_uses_it_for_big_jsonl_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tuneport.parallel as par
+    import tuneport.validation.parallel as par
 
     path = tmp_path / "crafted.jsonl"
     _crafted(path)
@@ -118,10 +119,10 @@ def test_validate_file_uses_it_for_big_jsonl_only(
         return real(*args, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(par, "validate_parallel", spy)
-    small = validate_file(path, "openai")  # below PARALLEL_MIN_BYTES: serial
+    small = validate_file(path, rules("openai"))  # below PARALLEL_MIN_BYTES: serial
     assert calls == [path]
     monkeypatch.setattr(par, "PARALLEL_MIN_BYTES", 0)
-    same_report(validate_file(path, "openai"), small)
+    same_report(validate_file(path, rules("openai")), small)
 
     class Online:
         exact, error_band, label = True, None, "remote countTokens"
@@ -133,10 +134,12 @@ def test_validate_file_uses_it_for_big_jsonl_only(
             return 1
 
     kw = {"fmt": "canonical", "min_bytes": 0, "workers": 2}
-    assert validate_parallel(path, "openai", counter=Online(), **kw) is None  # type: ignore[arg-type]
+    assert validate_parallel(path, rules("openai"), counter=Online(), **kw) is None  # type: ignore[arg-type]
     json_array = tmp_path / "a.json"
     json_array.write_text("[" + ",".join(['{"instruction": "x", "output": "y"}'] * 3) + "]")
-    assert validate_parallel(json_array, "openai", fmt="alpaca", min_bytes=0, workers=2) is None
+    assert (
+        validate_parallel(json_array, rules("openai"), fmt="alpaca", min_bytes=0, workers=2) is None
+    )
 
 
 def test_workers_are_spawned_not_forked_while_other_threads_run(
@@ -146,9 +149,12 @@ def test_workers_are_spawned_not_forked_while_other_threads_run(
     thread alive the pool is spawned, and the report and the counts stay the same."""
     import threading
 
-    from tuneport.tokens import count_jsonl, counter_for, process_context
+    from tuneport.providers.registry import counter_for
+    from tuneport.tokens.fast import count_jsonl, process_context
 
-    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 0)  # the small sample goes to the pool too
+    monkeypatch.setattr(
+        tokens.fast, "PARALLEL_MIN_BYTES", 0
+    )  # the small sample goes to the pool too
     path = FIXTURES / "sample" / "chat.jsonl"
     stop = threading.Event()
     other = threading.Thread(target=stop.wait, daemon=True)

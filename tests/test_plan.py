@@ -12,9 +12,9 @@ import pytest
 
 from tuneport import tokens
 from tuneport.cli.main import run
-from tuneport.estimate import estimate_file
-from tuneport.plan import plan
-from tuneport.pricing import load_prices
+from tuneport.jobs.plan import plan
+from tuneport.jobs.quote import estimate_file
+from tuneport.pricing.table import load_prices
 from tuneport.schemas import JobConfig
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,12 +10,13 @@ import pytest
 
 from tuneport.cli.main import run
 from tuneport.errors import ConfigError
-from tuneport.pricing import (
+from tuneport.pricing.table import (
     PriceTableError,
     builtin_path,
     load_prices,
     openai_cookbook_epochs,
 )
+from tuneport.providers import registry
 
 REQUIRED = {
     ("openai", "gpt-4.1"): 25.0,
@@ -38,7 +39,8 @@ def test_builtin_table_has_every_model_dated_and_sourced() -> None:
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", entry.as_of)
         assert entry.source.startswith("https://")
         assert entry.inference_input_per_million and entry.inference_output_per_million
-        assert entry.context_tokens and entry.min_examples >= 10
+        rules = registry.backend(provider).rules  # limits are the backend's, not prices
+        assert rules.limit_for(model) and rules.min_examples >= 10
     # PROVIDERS.md marks the Vertex prices and the 4.1 example limit unverified
     assert all(e.unverified for e in table.tunable("vertex"))
     assert table.lookup("openai", "gpt-4.1").unverified
@@ -49,7 +51,7 @@ def test_builtin_table_has_every_model_dated_and_sourced() -> None:
         "gpt-4.1-nano",
     }
     local = table.lookup("local", "/models/llama")
-    assert local.training_per_million is None and local.batch_size
+    assert local.training_per_million is None and local.epoch_rule == "fixed"
 
 
 def test_builtin_file_ships_inside_the_package() -> None:
@@ -257,4 +259,4 @@ def test_prices_command_reports_each_bad_key_on_its_own_line(
 
 def test_prices_command_unknown_provider(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["prices", "--provider", "azure"]) == 3
-    assert "no prices for provider 'azure'" in capsys.readouterr().err
+    assert "unknown provider 'azure'" in capsys.readouterr().err

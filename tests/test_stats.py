@@ -9,19 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tuneport.errors import ConfigError
-from tuneport.schemas import Example, Message, PreferenceExample
-from tuneport.stats import (
-    AnyRecord,
+from tuneport.curate.stats import (
     TokenStats,
     compute_stats,
-    default_counter,
     describe,
     histogram,
     percentile,
     plot_histogram,
     role_texts,
 )
+from tuneport.errors import ConfigError
+from tuneport.providers.registry import default_counter
+from tuneport.schemas import AnyRecord, Example, Message, PreferenceExample
 
 
 class WordCounter:

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from tuneport.errors import NotFoundError
+from tuneport.jobs.store import MIGRATIONS, JobStore, new_job_id, open_store, redact_config
+from tuneport.paths import home
 from tuneport.schemas import JobEvent, JobRecord, JobState
-from tuneport.store import MIGRATIONS, JobStore, home, new_job_id, open_store, redact_config
 
 SECRET = "sk-test-SECRET123456"
 
@@ -194,7 +195,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from tuneport.schemas import JobRecord, JobState
-from tuneport.store import JobStore
+from tuneport.jobs.store import JobStore
 store = JobStore(Path(sys.argv[1]))
 now = datetime.now(UTC)
 for i in range(30):

@@ -16,7 +16,11 @@ from hypothesis import strategies as st
 
 from tuneport import tokens
 from tuneport.errors import ConfigError
+from tuneport.providers import openai as openai_backend
+from tuneport.providers import registry
 from tuneport.schemas import Example, Message, PreferenceExample
+from tuneport.tokens import bpe, fast
+from tuneport.tokens.fast import chunk_bounds
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -55,7 +59,7 @@ def test_bpe_urls_and_hashes_are_the_ones_tiktoken_expects() -> None:
     import tiktoken_ext.openai_public as public
 
     source = Path(public.__file__).read_text()
-    for url, sha in tokens.BPE_FILES.values():
+    for url, sha in bpe.BPE_FILES.values():
         assert f'"{url}"' in source
         assert f'expected_hash="{sha}"' in source
 
@@ -80,10 +84,10 @@ def test_counting_works_with_the_network_unreachable(
     with pytest.raises(RuntimeError, match="non-local"):  # the conftest guard is active
         socket.create_connection(("openaipublic.blob.core.windows.net", 443), timeout=1)
     try:
-        counter = tokens.counter_for("openai", "gpt-4.1-mini")
+        counter = registry.counter_for("openai", "gpt-4.1-mini")
         assert counter.exact
         assert counter.count_text("hello world") == 2
-        cl = tokens.counter_for("openai", "gpt-3.5-turbo")
+        cl = registry.counter_for("openai", "gpt-3.5-turbo")
         assert cl.label == "tiktoken cl100k_base"
         assert cl.count_text("hello world") == 2
     finally:
@@ -91,14 +95,12 @@ def test_counting_works_with_the_network_unreachable(
     files = sorted(p.name for p in cache.iterdir())
     import hashlib
 
-    expected = sorted(
-        hashlib.sha1(url.encode()).hexdigest() for url, _ in tokens.BPE_FILES.values()
-    )
+    expected = sorted(hashlib.sha1(url.encode()).hexdigest() for url, _ in bpe.BPE_FILES.values())
     assert files == expected
 
 
 def test_a_corrupt_cache_file_is_replaced(tmp_path: Path) -> None:
-    url, _ = tokens.BPE_FILES["cl100k_base"]
+    url, _ = bpe.BPE_FILES["cl100k_base"]
     import hashlib
 
     target = tmp_path / hashlib.sha1(url.encode()).hexdigest()
@@ -129,26 +131,26 @@ def test_a_corrupt_cache_file_is_replaced(tmp_path: Path) -> None:
     ],
 )
 def test_encoding_of_model(model: str, encoding: str | None) -> None:
-    assert tokens.openai_encoding_name(model) == encoding
+    assert openai_backend.encoding_name(model) == encoding
 
 
 def test_tiktoken_itself_gets_ft_ids_wrong_which_is_why_we_strip_ft() -> None:
     import tiktoken.model
 
     assert tiktoken.model.encoding_name_for_model("ft:gpt-4.1-mini-2025-04-14:o::x") != "o200k_base"
-    assert tokens.base_model("ft:gpt-4.1-mini-2025-04-14:o::x") == "gpt-4.1-mini-2025-04-14"
+    assert openai_backend.base_model("ft:gpt-4.1-mini-2025-04-14:o::x") == "gpt-4.1-mini-2025-04-14"
 
 
 def test_unknown_openai_model_is_labelled_approximate() -> None:
-    counter = tokens.counter_for("openai", "my-compatible-server-model")
+    counter = registry.counter_for("openai", "my-compatible-server-model")
     assert not counter.exact
     assert counter.error_band
     assert "approximate" in tokens.describe(1234, counter)
 
 
 def test_unknown_provider_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="no token counter"):
-        tokens.counter_for("nope", "m")
+    with pytest.raises(ConfigError, match="unknown provider"):
+        registry.counter_for("nope", "m")
 
 
 # --- equality with the cookbook ----------------------------------------------------------------
@@ -162,7 +164,7 @@ def _plain(messages: list[dict[str, Any]]) -> bool:
 
 
 def test_counts_equal_the_cookbook_on_every_fixture() -> None:
-    counter = tokens.counter_for("openai", "gpt-4.1")
+    counter = registry.counter_for("openai", "gpt-4.1")
     assert isinstance(counter, tokens.TiktokenChatCounter)
     checked = 0
     for path in _plain_jsonl_fixtures():
@@ -187,7 +189,7 @@ def test_counts_equal_the_cookbook_on_every_fixture() -> None:
 
 def test_cookbook_toy_dataset_counts(tmp_path: Path) -> None:
     toy = FIXTURES / "real" / "openai_toy_chat_fine_tuning.jsonl"
-    counter = tokens.counter_for("openai", "gpt-4.1-nano-2025-04-14")
+    counter = registry.counter_for("openai", "gpt-4.1-nano-2025-04-14")
     per_example = [
         cookbook_num_tokens(json.loads(line)["messages"]) for line in toy.read_text().splitlines()
     ]
@@ -215,7 +217,7 @@ _text = st.text(
 def test_counts_equal_the_cookbook_for_random_messages(
     turns: list[tuple[str, str, str | None]],
 ) -> None:
-    counter = tokens.counter_for("openai", "gpt-4o")
+    counter = registry.counter_for("openai", "gpt-4o")
     assert isinstance(counter, tokens.TiktokenChatCounter)
     raw = []
     for role, content, name in turns:
@@ -261,7 +263,7 @@ TOOL_CHAT = {
 
 
 def test_tool_definitions_and_calls_follow_the_documented_method() -> None:
-    counter = tokens.counter_for("openai", "gpt-4.1")
+    counter = registry.counter_for("openai", "gpt-4.1")
     assert isinstance(counter, tokens.TiktokenChatCounter)
     enc = tokens.encoding("o200k_base")
 
@@ -295,7 +297,7 @@ def test_tool_definitions_and_calls_follow_the_documented_method() -> None:
 def test_content_parts_count_like_the_imported_record() -> None:
     from tuneport.data import from_openai
 
-    counter = tokens.counter_for("openai", "gpt-4.1")
+    counter = registry.counter_for("openai", "gpt-4.1")
     assert isinstance(counter, tokens.TiktokenChatCounter)
     parts = [{"type": "text", "text": "Hello, wor"}, {"type": "text", "text": "ld! How are you?"}]
     raw = {"messages": [{"role": "user", "content": parts}, {"role": "assistant", "content": "ok"}]}
@@ -307,7 +309,7 @@ def test_content_parts_count_like_the_imported_record() -> None:
 def test_preference_counts_prompt_plus_both_replies() -> None:
     from tuneport.data import to_canonical, to_openai_dpo
 
-    counter = tokens.counter_for("openai", "gpt-4.1-mini")
+    counter = registry.counter_for("openai", "gpt-4.1-mini")
     assert isinstance(counter, tokens.TiktokenChatCounter)
     record = PreferenceExample(
         prompt=[
@@ -359,11 +361,11 @@ def _write_mixed_file(path: Path, n: int) -> list[dict[str, Any]]:
 def test_count_jsonl_matches_record_counts_serial_and_parallel(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
-    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(tokens, "_CHUNK_TARGET", 997)  # many odd-sized chunks
+    monkeypatch.setattr(fast, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(fast, "_CHUNK_TARGET", 997)  # many odd-sized chunks
     path = tmp_path / "data.jsonl"
     rows = _write_mixed_file(path, 120)
-    counter = tokens.counter_for("openai", "gpt-4.1")
+    counter = registry.counter_for("openai", "gpt-4.1")
     assert isinstance(counter, tokens.TiktokenChatCounter)
     counts = tokens.count_jsonl(path, counter, workers=workers)
     assert list(counts.tokens) == [cookbook_num_tokens(r["messages"]) for r in rows]
@@ -381,7 +383,7 @@ def test_chunk_bounds_cut_at_line_starts(tmp_path: Path) -> None:
     path = tmp_path / "x.jsonl"
     path.write_bytes(b"".join(b"%d\n" % i * (i % 13 + 1) for i in range(500)))
     data = path.read_bytes()
-    bounds = tokens._chunk_bounds(path, 7)
+    bounds = chunk_bounds(path, 7)
     assert bounds[0][0] == 0 and bounds[-1][1] == len(data)
     for (_, end), (start, _) in itertools.pairwise(bounds):
         assert end == start and data[start - 1 : start] == b"\n"
@@ -391,7 +393,7 @@ def test_chunk_bounds_cut_at_line_starts(tmp_path: Path) -> None:
 
 
 def test_vertex_offline_is_approximate_with_a_band() -> None:
-    counter = tokens.counter_for("vertex", "gemini-2.5-flash")
+    counter = registry.counter_for("vertex", "gemini-2.5-flash")
     assert not counter.exact
     assert counter.error_band == pytest.approx(0.25)
     record = Example(
@@ -402,7 +404,7 @@ def test_vertex_offline_is_approximate_with_a_band() -> None:
     )
     assert counter.count(record) == counter.count_text("hi there") + counter.count_text("hello")
     assert tokens.describe(12345, counter) == "≈12,345 tokens (±25%, approximate)"
-    assert tokens.describe(12345, tokens.counter_for("openai", "gpt-4.1")) == "12,345 tokens"
+    assert tokens.describe(12345, registry.counter_for("openai", "gpt-4.1")) == "12,345 tokens"
 
 
 @pytest.mark.parametrize(
@@ -414,7 +416,7 @@ def test_approximate_counter_reads_raw_lines_like_records(
 ) -> None:
     from tuneport.data import load_records, to_canonical
 
-    counter = tokens.counter_for("vertex", "gemini-2.5-flash")
+    counter = registry.counter_for("vertex", "gemini-2.5-flash")
     raw = tokens.fast_counter(counter)
     assert raw is not None
     path = FIXTURES / fixture
@@ -424,8 +426,8 @@ def test_approximate_counter_reads_raw_lines_like_records(
     assert [raw.count_raw(x) for x in lines] == expected
     assert [raw.count_raw(to_canonical(r)) for r in records] == expected
     assert raw.count_raw(TOOL_CHAT) == counter.count(Example.model_validate(TOOL_CHAT))
-    monkeypatch.setattr(tokens, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(tokens, "_CHUNK_TARGET", 2000)
+    monkeypatch.setattr(fast, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(fast, "_CHUNK_TARGET", 2000)
     assert list(tokens.count_jsonl(path, raw, workers=2).tokens) == expected
 
 
@@ -456,12 +458,15 @@ class FakeVertex:
 
 
 def test_vertex_online_uses_the_providers_online_counter(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tuneport.providers import registry
+    import dataclasses
 
-    monkeypatch.setitem(registry._REGISTRY, "vertex", "tests.test_tokens:FakeVertex")
-    counter = tokens.counter_for(
-        "vertex", "gemini-2.5-flash", online=True, settings={"project": "p"}
-    )
+    from tuneport.providers import registry, vertex
+
+    fake = dataclasses.replace(vertex.BACKEND, implementation="tests.test_tokens:FakeVertex")
+    with registry.registered("vertex", fake):
+        counter = registry.counter_for(
+            "vertex", "gemini-2.5-flash", online=True, settings={"project": "p"}
+        )
     assert counter.exact and counter.label == "fake countTokens"
     assert FakeVertex.built_with == {"project": "p"}
 
@@ -476,7 +481,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_local_model_counts_with_its_own_chat_template(tiny_model: Path) -> None:
     from transformers import AutoTokenizer
 
-    counter = tokens.counter_for("local", str(tiny_model))
+    counter = registry.counter_for("local", str(tiny_model))
     assert counter.exact and "chat template" in counter.label
     tok = AutoTokenizer.from_pretrained(str(tiny_model))
     msgs = [
@@ -505,9 +510,9 @@ def test_local_model_counts_with_its_own_chat_template(tiny_model: Path) -> None
 
 
 def test_local_model_not_at_hand_is_approximate(tmp_path: Path) -> None:
-    counter = tokens.counter_for("local", str(tmp_path / "missing"))
+    counter = registry.counter_for("local", str(tmp_path / "missing"))
     assert not counter.exact and counter.error_band
-    counter = tokens.counter_for("local", "some-org/not-cached-model")
+    counter = registry.counter_for("local", "some-org/not-cached-model")
     assert not counter.exact
 
 

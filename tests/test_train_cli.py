@@ -11,8 +11,9 @@ import pytest
 
 from tests.fakes.openai_server import FakeOpenAI
 from tuneport.cli.main import run
+from tuneport.jobs.store import open_store
+from tuneport.paths import home
 from tuneport.schemas import JobState
-from tuneport.store import home, open_store
 
 KEY = "sk-test-SECRET123456"
 

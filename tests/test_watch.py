@@ -1,4 +1,4 @@
-"""tuneport.watch: backoff, store updated on every poll, Ctrl-C and crash resume."""
+"""tuneport.jobs.watch: backoff, store updated on every poll, Ctrl-C and crash resume."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from tuneport.errors import ConfigError, JobFailedError, NotFoundError
+from tuneport.jobs.store import JobStore
+from tuneport.jobs.watch import Backoff, WatchUpdate, default_interval, raise_for_outcome, watch_job
 from tuneport.schemas import JobEvent, JobRecord, JobRef, JobState, JobStatus
-from tuneport.store import JobStore
-from tuneport.watch import Backoff, WatchUpdate, default_interval, raise_for_outcome, watch_job
 
 
 class ScriptedProvider:

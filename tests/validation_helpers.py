@@ -5,10 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tuneport.data import read_records, validate_rows
+from tuneport.data import read_records
+from tuneport.providers import registry
 from tuneport.schemas import Report
+from tuneport.validation import Rules, validate_rows
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def rules(provider: str) -> Rules:
+    """The validation rules of a backend, as its descriptor holds them."""
+    return registry.backend(provider).rules
 
 
 def serial_report(path: Path, provider: str, **kw: object) -> Report:
@@ -16,7 +23,7 @@ def serial_report(path: Path, provider: str, **kw: object) -> Report:
     return validate_rows(
         read_records(path),
         file=str(path),
-        provider=provider,
+        rules=rules(provider),
         fmt=None,
         **kw,  # type: ignore[arg-type]
     )

@@ -7,8 +7,6 @@
 - :func:`export_records`: exporters to ``openai``, ``vertex``, ``local``, ``canonical``; what a
   target cannot carry is counted in ``ExportResult.dropped``. ``to_*``/``from_*`` are the pure
   per-record functions.
-- :func:`validate_rows` / :func:`validate_file`: every problem, each with file:line, per provider
-  rules in :data:`RULES`.
 
 The canonical file format is documented in :mod:`tuneport.data.rows`.
 """
@@ -41,20 +39,14 @@ from tuneport.data.importers import (
     from_vertex_preference,
 )
 from tuneport.data.records import load_records, read_records, records_only
-from tuneport.data.rows import KINDS, AnyRecord, Row, canonical_dict
-from tuneport.data.rules import RULES, ProviderRules
-from tuneport.data.validate import CharCounter, validate_file, validate_rows
+from tuneport.data.rows import KINDS, Row, canonical_dict
 
 __all__ = [
     "EXPORTERS",
     "FORMATS",
     "IMPORTERS",
     "KINDS",
-    "RULES",
-    "AnyRecord",
-    "CharCounter",
     "ExportResult",
-    "ProviderRules",
     "Row",
     "canonical_dict",
     "default_output",
@@ -80,6 +72,4 @@ __all__ = [
     "to_openai_dpo",
     "to_vertex",
     "to_vertex_preference",
-    "validate_file",
-    "validate_rows",
 ]

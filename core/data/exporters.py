@@ -18,10 +18,10 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from tuneport.data.rows import AnyRecord, canonical_dict
+from tuneport.data.rows import canonical_dict
 from tuneport.errors import InputError
 from tuneport.files import atomic_path, sha256_file
-from tuneport.schemas import Example, Message, PreferenceExample, ToolSpec
+from tuneport.schemas import AnyRecord, Example, Message, PreferenceExample, ToolSpec
 
 Dropped = Counter[str]
 Kind = Literal["chat", "preference"]

@@ -14,8 +14,9 @@ from tuneport.data.parsing import (
     require_dict,
     unknown_keys,
 )
-from tuneport.data.rows import AnyRecord, RowError
+from tuneport.data.rows import RowError
 from tuneport.schemas import (
+    AnyRecord,
     Example,
     FunctionCall,
     Message,

@@ -13,8 +13,9 @@ from tuneport.data.parsing import (
     parse_tools,
     require_dict,
 )
-from tuneport.data.rows import AnyRecord, RowError
+from tuneport.data.rows import RowError
 from tuneport.schemas import (
+    AnyRecord,
     Example,
     Message,
     PreferenceExample,

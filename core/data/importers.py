@@ -25,9 +25,10 @@ from tuneport.data.parsing import (
     require_dict,
     unknown_keys,
 )
-from tuneport.data.rows import AnyRecord, RowError
+from tuneport.data.rows import RowError
 from tuneport.schemas import (
     FORMAT_VERSION,
+    AnyRecord,
     Example,
     Message,
     PreferenceExample,

@@ -9,8 +9,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tuneport.data.rows import AnyRecord, RowError
+from tuneport.data.rows import RowError
 from tuneport.schemas import (
+    AnyRecord,
     Message,
     ToolCall,
     ToolSpec,

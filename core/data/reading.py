@@ -93,7 +93,8 @@ def iter_jsonl(
     """One JSON value per line; blank lines are reported and skipped.
 
     ``start``/``end``/``first_line``: read only the whole lines in that byte range, numbered
-    from ``first_line`` (used by :mod:`tuneport.parallel` to validate big files in chunks).
+    from ``first_line`` (used by :mod:`tuneport.validation.parallel` to validate big files in
+    chunks).
     """
     seen_crlf = False
     with path.open("rb") as fh:

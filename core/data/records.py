@@ -13,9 +13,9 @@ from tuneport.data.detect import FORMATS, container, detect_format
 from tuneport.data.importers import IMPORTERS
 from tuneport.data.parsing import Finding, Options
 from tuneport.data.reading import NO_VALUE, Advance, RawRow
-from tuneport.data.rows import AnyRecord, Row, RowError, has_errors, problem
+from tuneport.data.rows import Row, RowError, has_errors, problem
 from tuneport.errors import InputError
-from tuneport.schemas import Problem
+from tuneport.schemas import AnyRecord, Problem
 
 
 def _noop(_: int) -> None:
@@ -38,7 +38,7 @@ def _findings(findings: list[Finding], *, file: str, line: int) -> list[Problem]
     return [problem(kind, message, file=file, line=line) for kind, message in findings]
 
 
-def _convert(raw: RawRow, fmt: str, opts: Options, file: str) -> Row:
+def convert_row(raw: RawRow, fmt: str, opts: Options, file: str) -> Row:
     if raw.value is NO_VALUE:
         return Row(raw.line, None, raw.problems)
     notes: list[Finding] = []
@@ -79,7 +79,7 @@ def read_records(
 
 def _rows(raws: Iterator[RawRow], fmt: str, opts: Options, file: str) -> Iterator[Row]:
     for raw in raws:
-        yield _convert(raw, fmt, opts, file)
+        yield convert_row(raw, fmt, opts, file)
 
 
 def records_only(rows: Iterator[Row], warnings: Counter[str] | None = None) -> Iterator[AnyRecord]:

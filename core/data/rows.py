@@ -17,9 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from tuneport.schemas import FORMAT_VERSION, Example, PreferenceExample, Problem, Severity
-
-AnyRecord = Example | PreferenceExample
+from tuneport.schemas import (
+    FORMAT_VERSION,
+    AnyRecord,
+    Example,
+    PreferenceExample,
+    Problem,
+    Severity,
+)
 
 
 class Row(NamedTuple):

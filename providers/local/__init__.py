@@ -1,1 +1,59 @@
-"""The local QLoRA backend (torch is imported only inside the trainer process)."""
+"""The local QLoRA backend: its descriptor (:data:`BACKEND`) and, in submodules, the provider
+wrapper (``provider``), the run files and the trainer recipe (torch is imported only inside the
+trainer process and for chat/export)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tuneport.providers.base import Backend
+from tuneport.providers.local.recipe_config import LocalOptions
+from tuneport.providers.local.sizing import estimate_extras
+from tuneport.tokens.approx import ScaledTextCounter
+from tuneport.tokens.counter import TokenCounter
+from tuneport.tokens.hf import HFChatTemplateCounter, load_hf_tokenizer
+from tuneport.validation.rules import COMMON_CHAT, COMMON_PREFERENCE, Rules, arguments_json
+
+NAME = "local"
+APPROX_BAND = 0.30  # o200k for a model whose tokenizer is not on this machine
+
+
+def counter(model: str, settings: Mapping[str, Any]) -> TokenCounter:
+    """The model's own tokenizer and chat template when the model is a local folder or in the
+    Hugging Face cache; otherwise the o200k approximation, labelled (±30 %)."""
+    tok = load_hf_tokenizer(model)
+    if tok is not None:
+        return HFChatTemplateCounter(tok, Path(model).name or model)
+    why = "no model chosen" if model == "*" else f"tokenizer of {model} not available locally"
+    return ScaledTextCounter(1.0, APPROX_BAND, why)
+
+
+# Local QLoRA (TRL): no provider minimum; examples longer than the trainer's max_length (default
+# 2048, `--set max_length=N`) are truncated, so the limit is a warning. The local export carries
+# tool calls and results, names and per-turn weights, so none of them is flagged.
+RULES = Rules(
+    provider=NAME,
+    min_examples=1,
+    recommended_examples=1,
+    token_limit=LocalOptions.model_fields["max_length"].default,
+    token_limit_severity="warning",
+    token_limit_note="the trainer truncates them to max_length (--set max_length=N)",
+    chat=(*COMMON_CHAT, arguments_json),
+    preference=COMMON_PREFERENCE,
+    source="tuneport local backend (TRL SFTTrainer/DPOTrainer, max_length default)",
+)
+
+BACKEND = Backend(
+    name=NAME,
+    title="local QLoRA",
+    implementation="tuneport.providers.local.provider:LocalProvider",
+    target="local",
+    rules=RULES,
+    counter=counter,
+    model_prefixes=("local:",),
+    env=("TUNEPORT_HOME", "CUDA_VISIBLE_DEVICES"),
+    extras=estimate_extras,
+    options=tuple(LocalOptions.model_fields),
+)

@@ -30,12 +30,11 @@ from pydantic import Field
 from tuneport.errors import ConfigError, InputError, NotFoundError, ProviderError
 from tuneport.progress import Progress
 from tuneport.providers.base import (
-    AnyRecord,
     ChatOptions,
     Checkpoint,
+    JobLookup,
     PreparedData,
     UploadedData,
-    estimate_with_validation,
     export_prepared,
     parse_options,
 )
@@ -49,7 +48,7 @@ from tuneport.providers.local.recipe_config import (
 )
 from tuneport.providers.local.runfiles import RunStatus
 from tuneport.schemas import (
-    Estimate,
+    AnyRecord,
     JobConfig,
     JobEvent,
     JobRef,
@@ -88,7 +87,7 @@ class LocalSettings(LocalOptions):
 
 
 def _home() -> Path:
-    from tuneport.store import home
+    from tuneport.paths import home
 
     return home()
 
@@ -98,8 +97,9 @@ class LocalProvider:
 
     name = NAME
 
-    def __init__(self, **settings: Any) -> None:
+    def __init__(self, *, store: JobLookup | None = None, **settings: Any) -> None:
         self.settings = parse_options(LocalSettings, settings, NAME)
+        self._store = store  # the job store, for `parent=JOB_ID` (passed by the jobs layer)
         self._loaded: dict[Path, tuple[Any, Any]] = {}  # chat model cache
 
     # --- paths --------------------------------------------------------------------------------
@@ -126,9 +126,12 @@ class LocalProvider:
         path = Path(ref).expanduser()
         if (path / runfiles.CONFIG).is_file():
             return path
-        from tuneport.store import DB_NAME, open_store
-
-        record = open_store(self.runs_dir.parent / DB_NAME).get(ref)
+        if self._store is None:
+            raise NotFoundError(
+                f"no local run {ref!r} in {self.runs_dir}",
+                hint="pass a run id or a run folder (tuneport jobs list shows them)",
+            )
+        record = self._store.get(ref)
         if record.provider != NAME or not record.remote_id:
             raise ConfigError(
                 f"job {ref} ran on {record.provider}, not on the local backend",
@@ -236,11 +239,6 @@ class LocalProvider:
             validation_out=out_dir / "validation.hf",
             title="writing the local dataset",
         )
-
-    def estimate(self, records: Sequence[AnyRecord], cfg: JobConfig) -> Estimate:
-        """Tokens, steps and GPU memory from :func:`tuneport.estimate.estimate`."""
-        self.options(cfg)
-        return estimate_with_validation(records, cfg)
 
     def upload(self, prepared: PreparedData, cfg: JobConfig, progress: Progress) -> UploadedData:
         """Nothing to upload: the trainer reads the prepared folders (copied at launch)."""

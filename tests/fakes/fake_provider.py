@@ -24,15 +24,15 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from tuneport.errors import AuthError, NotFoundError, ProviderError
 from tuneport.progress import Progress
-from tuneport.providers.base import AnyRecord, ChatOptions, PreparedData, UploadedData
+from tuneport.providers.base import Backend, ChatOptions, PreparedData, UploadedData
 from tuneport.schemas import (
-    Estimate,
+    AnyRecord,
     JobConfig,
     JobEvent,
     JobRef,
@@ -40,12 +40,16 @@ from tuneport.schemas import (
     JobStatus,
     Message,
 )
+from tuneport.tokens import ScaledTextCounter, TokenCounter
+from tuneport.validation.rules import COMMON_CHAT, COMMON_PREFERENCE, Rules
 
 
 class FakeProvider:
     name = "fake"
     calls: ClassVar[list[tuple[str, str, ChatOptions]]] = []
     _lock: ClassVar[threading.Lock] = threading.Lock()
+    # jobs outlive one provider object, as a remote service's do (each command builds its own)
+    _jobs: ClassVar[dict[str, JobStatus]] = {}
 
     def __init__(
         self, fail_first: int = 2, max_concurrency: int | None = None, **settings: Any
@@ -57,7 +61,6 @@ class FakeProvider:
         self.peak = 0
         self.settings = settings
         self._failures: dict[tuple[str, str], int] = {}
-        self._jobs: dict[str, JobStatus] = {}
 
     # --- chat ------------------------------------------------------------------------------
     def chat(self, model: str, messages: Sequence[Message], options: ChatOptions) -> Message:
@@ -103,22 +106,6 @@ class FakeProvider:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         return PreparedData(training=path, sha256=digest, examples=len(rows))
 
-    def estimate(self, records: Sequence[AnyRecord], cfg: JobConfig) -> Estimate:
-        tokens = sum(len(json.dumps(r.model_dump(mode="json")).split()) for r in records)
-        epochs = cfg.epochs or 1
-        return Estimate(
-            provider=self.name,
-            model=cfg.model,
-            examples=len(records),
-            tokens=tokens,
-            epochs=epochs,
-            billed_tokens=tokens * epochs,
-            price_per_million_usd=None,
-            cost_usd=None,
-            exact=False,
-            error_band=0.5,
-        )
-
     def upload(self, prepared: PreparedData, cfg: JobConfig, progress: Progress) -> UploadedData:
         return UploadedData(training=str(prepared.training))
 
@@ -155,3 +142,33 @@ class FakeProvider:
 
     def cleanup(self, job: JobRef) -> None:
         self._jobs.pop(job.remote_id, None)
+
+
+# --- the descriptor: what a third-party backend module exports ---------------------------------
+
+
+def _counter(model: str, settings: Mapping[str, Any]) -> TokenCounter:
+    """Words of the record's JSON, labelled approximate (a backend's own tokenizer stand-in)."""
+    return ScaledTextCounter(1.0, 0.5, "fake tokenizer")
+
+
+RULES = Rules(
+    provider="fake",
+    min_examples=2,
+    recommended_examples=4,
+    token_limit=4096,
+    token_limit_severity="error",
+    chat=COMMON_CHAT,
+    preference=COMMON_PREFERENCE,
+    source="tests/fakes/fake_provider.py",
+)
+
+BACKEND = Backend(
+    name="fake",
+    title="Fake (tests)",
+    implementation="tests.fakes.fake_provider:FakeProvider",
+    target="canonical",
+    rules=RULES,
+    counter=_counter,
+    model_prefixes=("fake-",),
+)

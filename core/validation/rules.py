@@ -1,14 +1,15 @@
-"""Validation rules per provider, as data: a :class:`ProviderRules` object per provider name.
+"""Validation checks and the :class:`Rules` value a backend hands to the validator.
 
-Each rule is a small pure check ``record → findings``; providers differ only by which checks
-they list and by their numbers (minimum examples, token limit), each with its source.
+Each check is a small pure function ``record → findings``. A backend's descriptor (in its own
+module under ``providers/``) lists which checks apply and its numbers (minimum and recommended
+examples, per-model token limits), each with its source; nothing here knows a provider.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from tuneport.schemas import Example, Message, PreferenceExample, Severity
@@ -103,23 +104,38 @@ def weight_on_assistant(ex: Example) -> Iterator[Finding]:
             yield Finding("weight_role", f"{_label(i, m)} has a weight")
 
 
-def _unsupported(field: str, present: Callable[[Example], bool]) -> ChatCheck:
-    def check(ex: Example) -> Iterator[Finding]:
-        if present(ex):
-            yield Finding("unsupported_field", f"'{field}' is not carried by this target")
-
-    check.__name__ = f"unsupported_{field}"
-    return check
+def _has_weight(ex: Example) -> bool:
+    return any(m.weight is not None for m in ex.messages)
 
 
-no_weight = _unsupported("weight", lambda ex: any(m.weight is not None for m in ex.messages))
-no_names = _unsupported(
-    "name", lambda ex: any(m.name is not None and m.role != "tool" for m in ex.messages)
-)
-no_parallel = _unsupported("parallel_tool_calls", lambda ex: ex.parallel_tool_calls is not None)
-no_tool_calls = _unsupported(
-    "tool_calls", lambda ex: any(m.tool_calls for m in ex.messages) or bool(ex.tools)
-)
+def _has_names(ex: Example) -> bool:
+    return any(m.name is not None and m.role != "tool" for m in ex.messages)
+
+
+def _has_parallel(ex: Example) -> bool:
+    return ex.parallel_tool_calls is not None
+
+
+def _has_tool_calls(ex: Example) -> bool:
+    return any(m.tool_calls for m in ex.messages) or bool(ex.tools)
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """A check flagging a field the target cannot carry (picklable: rules travel to workers)."""
+
+    field: str
+    present: Callable[[Example], bool]
+
+    def __call__(self, ex: Example) -> Iterator[Finding]:
+        if self.present(ex):
+            yield Finding("unsupported_field", f"'{self.field}' is not carried by this target")
+
+
+no_weight = Unsupported("weight", _has_weight)
+no_names = Unsupported("name", _has_names)
+no_parallel = Unsupported("parallel_tool_calls", _has_parallel)
+no_tool_calls = Unsupported("tool_calls", _has_tool_calls)
 
 
 def _gemini_roles(messages: list[Message]) -> Iterator[tuple[int, str] | Finding]:
@@ -202,77 +218,47 @@ def pref_gemini_roles(ex: PreferenceExample) -> Iterator[Finding]:
     yield from _alternation(ex.prompt, "user")
 
 
-# --- the per-provider rule sets -------------------------------------------------------------------
+# --- the rules value a backend supplies ------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class ProviderRules:
-    """Everything provider-specific about validation; numbers carry their source."""
+class Rules:
+    """Everything backend-specific about validation; numbers carry their source.
+
+    ``model_limits`` maps a model-id prefix to its per-example token limit (the longest matching
+    prefix wins; ``ft:`` ids use their base model); ``token_limit`` applies to other models.
+    """
 
     provider: str
     min_examples: int  # fewer is an error
     recommended_examples: int  # fewer is a warning
-    token_limit: int | None  # default per-example limit when the model's is unknown
+    token_limit: int | None  # per-example limit when no model prefix matches
     token_limit_severity: Severity
     chat: tuple[ChatCheck, ...]
     preference: tuple[PrefCheck, ...]
     source: str
+    model_limits: Mapping[str, int] = field(default_factory=dict)
+    token_limit_note: str = "the provider rejects or truncates them"
+
+    def limit_for(self, model: str | None) -> int | None:
+        """The per-example token limit of ``model`` (``None``: no limit)."""
+        if model:
+            base = model[3:].split(":", 1)[0] if model.startswith("ft:") else model
+            matches = [p for p in self.model_limits if base.startswith(p)]
+            if matches:
+                return self.model_limits[max(matches, key=len)]
+        return self.token_limit
 
 
-_COMMON: tuple[ChatCheck, ...] = (
+COMMON_CHAT: tuple[ChatCheck, ...] = (
     has_assistant,
     has_user,
     content_present,
     tool_links,
     weight_on_assistant,
 )
-_PREF_COMMON: tuple[PrefCheck, ...] = (pref_prompt_ends_user, pref_replies, pref_prompt_content)
-
-RULES: dict[str, ProviderRules] = {
-    # OpenAI fine-tuning guide + cookbook "Data preparation and analysis for chat model
-    # fine-tuning": minimum 10 examples, 50–100 recommended; 65,536 tokens per example for the
-    # gpt-4o/4.1 families (PROVIDERS.md, 2026-11-23).
-    "openai": ProviderRules(
-        provider="openai",
-        min_examples=10,
-        recommended_examples=50,
-        token_limit=65_536,
-        token_limit_severity="error",
-        chat=(*_COMMON, arguments_json),
-        preference=_PREF_COMMON,
-        source="platform.openai.com/docs/guides/fine-tuning; openai-cookbook chat_finetuning_"
-        "data_prep (checked 2026-11-23)",
-    ),
-    # Vertex AI Gemini supervised tuning docs: ≥ 100 examples recommended (older docs: minimum
-    # 16); 131,072 tokens per example for 2.5 Flash / Flash-Lite (PROVIDERS.md, 2026-11-23).
-    "vertex": ProviderRules(
-        provider="vertex",
-        min_examples=16,
-        recommended_examples=100,
-        token_limit=131_072,
-        token_limit_severity="error",
-        chat=(
-            *_COMMON,
-            arguments_object,
-            gemini_roles,
-            gemini_parts,
-            no_weight,
-            no_names,
-            no_parallel,
-        ),
-        preference=(*_PREF_COMMON, pref_text_only, pref_gemini_roles),
-        source="cloud.google.com/vertex-ai/generative-ai/docs/models/gemini-supervised-tuning-"
-        "prepare (checked 2026-11-23)",
-    ),
-    # Local QLoRA (TRL): no provider minimum or limit; the HF export carries role/content only.
-    "local": ProviderRules(
-        provider="local",
-        min_examples=1,
-        recommended_examples=1,
-        token_limit=None,
-        token_limit_severity="warning",  # the trainer truncates to max_seq_len
-        chat=(*_COMMON, arguments_json, no_weight, no_names, no_tool_calls),
-        preference=_PREF_COMMON,
-        source="tuneport local backend (TRL SFTTrainer/DPOTrainer)",
-    ),
-}
+COMMON_PREFERENCE: tuple[PrefCheck, ...] = (
+    pref_prompt_ends_user,
+    pref_replies,
+    pref_prompt_content,
+)

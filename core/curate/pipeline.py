@@ -37,12 +37,12 @@ from typing import Any, Literal, Protocol
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tuneport.counting import TokenCounter
+from tuneport.curate.stats import TokenStats, role_texts, stats_from_counts
 from tuneport.errors import ConfigError
 from tuneport.files import check_output
 from tuneport.progress import NullProgress, Progress
-from tuneport.schemas import Example, PreferenceExample
-from tuneport.stats import AnyRecord, TokenStats, role_texts, stats_from_counts
+from tuneport.schemas import AnyRecord, Example, PreferenceExample
+from tuneport.tokens.counter import TokenCounter
 
 DedupMethod = Literal["exact", "near", "minhash"]
 SortKey = Literal["tokens", "-tokens"]
@@ -187,7 +187,7 @@ class NearDedup:
         return self.model or "all-MiniLM-L6-v2"
 
     def run(self, items: Iterable[Item], report: StepReport, progress: Progress) -> Iterator[Item]:
-        from tuneport.embeddings import greedy_near_duplicates, load_embedder
+        from tuneport.curate.embeddings import greedy_near_duplicates, load_embedder
 
         rows = list(items)
         report.before = len(rows)
@@ -551,8 +551,8 @@ def curate_file(
     :func:`validation_path`). Both outputs are checked before anything is written, and each
     appears atomically; the input is never overwritten.
     """
+    from tuneport.curate.stats import iter_input
     from tuneport.data import export_records
-    from tuneport.stats import iter_input
 
     val_out = None
     if options.split is not None:

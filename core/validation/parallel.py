@@ -8,7 +8,7 @@ line, mixed record kinds and the example totals. The merged :class:`~tuneport.sc
 identical to :func:`tuneport.data.validate_rows` over :func:`tuneport.data.read_records`
 (tests/test_parallel_validate.py checks that on every fixture and on crafted files).
 
-Used by :func:`tuneport.data.validate_file` for JSONL files of ``PARALLEL_MIN_BYTES`` or more
+Used by :func:`validate_file` for JSONL files of ``PARALLEL_MIN_BYTES`` or more
 when the platform can fork (workers inherit the token counter) and the counter is a local one
 (characters/4, tiktoken, the o200k approximation); everything else stays serial.
 """
@@ -21,20 +21,32 @@ import threading
 from array import array
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
-from tuneport.counting import TokenCounter
 from tuneport.data.detect import container
 from tuneport.data.parsing import Options
 from tuneport.data.reading import NO_VALUE, Advance, RawRow, iter_jsonl, jsonl_row
+from tuneport.data.records import resolve_format
 from tuneport.data.rows import problem
-from tuneport.data.validate import CharCounter, _Validator, rules_for
 from tuneport.schemas import Problem, Report
-
-if TYPE_CHECKING:
-    from tuneport.tokens import _Part
+from tuneport.tokens.approx import CharCounter
+from tuneport.tokens.cache import file_sha256, save
+from tuneport.tokens.counter import TokenCounter
+from tuneport.tokens.fast import (
+    Part,
+    chunk_bounds,
+    count_lines,
+    default_workers,
+    fast_counter,
+    merge_parts,
+    process_context,
+    rebuild_counter,
+)
+from tuneport.tokens.measure import FAST_FORMATS
+from tuneport.validation.rules import Rules
+from tuneport.validation.validate import Validator, validate_serial
 
 PARALLEL_MIN_BYTES = 8 << 20
 _BUCKETS = 16
@@ -42,7 +54,7 @@ _BUCKET_MASK = _BUCKETS - 1
 _CHUNK_TARGET = 4 << 20
 
 
-class _ChunkValidator(_Validator):
+class _ChunkValidator(Validator):
     """Validates one range; kinds and duplicates are only recorded, the parent decides."""
 
     def __init__(self, *args: Any) -> None:
@@ -71,7 +83,7 @@ class _Chunk(NamedTuple):
     kinds: dict[str, int]
     lines: list[array[int]]  # per digest bucket
     digests: list[bytes]
-    counts: _Part | None  # count_jsonl's part of this range, when asked to count
+    counts: Part | None  # count_jsonl's part of this range, when asked to count
 
 
 class _Job(NamedTuple):
@@ -80,7 +92,7 @@ class _Job(NamedTuple):
     end: int
     first_line: int
     fmt: str
-    provider: str
+    rules: Rules
     limit: int | None
     column_map: dict[str, str]
     system: str | None
@@ -95,16 +107,14 @@ def _worker_counter(job: _Job) -> TokenCounter:
     """The parent's counter (forked workers inherit it), or one rebuilt from the job's spec."""
     global _counter
     if _counter is None:
-        from tuneport.tokens import _rebuild
-
-        _counter = _rebuild(job.spec) if job.spec is not None else CharCounter()
+        _counter = rebuild_counter(job.spec) if job.spec is not None else CharCounter()
     return _counter
 
 
 def _validate_chunk(job: _Job) -> _Chunk:
     counter = _worker_counter(job)
     file = job.path
-    state = _ChunkValidator(file, rules_for(job.provider), counter, job.limit)
+    state = _ChunkValidator(file, job.rules, counter, job.limit)
     opts = Options(column_map=dict(job.column_map), system=job.system)
     with open(job.path, "rb") as fh:
         fh.seek(job.start)
@@ -148,8 +158,6 @@ class _LineCounter:
     reusing the line's parsed value when its bytes parse the same (no BOM, valid UTF-8)."""
 
     def __init__(self, counter: TokenCounter) -> None:
-        from tuneport.tokens import fast_counter
-
         fast = fast_counter(counter)
         assert fast is not None
         self.counter = fast
@@ -159,13 +167,11 @@ class _LineCounter:
         self.tools = 0
 
     def line(self, local: int, raw: bytes, row: RawRow) -> int | None:
-        from tuneport.tokens import _count_lines
-
         if row.value is not NO_VALUE and not row.problems:
             n = self.counter.count_raw(row.value)
             tools = b'"tool' in raw
         else:  # an unusual line: count_jsonl's own code on its bytes
-            part = _count_lines(self.counter, raw)
+            part = count_lines(self.counter, raw)
             n = part[0][0] if part[0] else None
             tools = bool(part[4])
             if part[2]:
@@ -182,8 +188,6 @@ class _LineCounter:
 
 
 def _hash_into(path: Path, out: list[str]) -> None:
-    from tuneport.countcache import file_sha256
-
     try:
         out.append(file_sha256(path))
     except OSError:  # no hash, no cache entry
@@ -294,7 +298,7 @@ def _merge(chunks: list[_Chunk], file: str) -> tuple[list[Problem], int]:
 
 def validate_parallel(
     path: Path,
-    provider: str,
+    rules: Rules,
     *,
     model: str | None = None,
     fmt: str,
@@ -308,8 +312,6 @@ def validate_parallel(
 ) -> Report | None:
     """The report of ``path`` validated in worker processes, or ``None`` when that does not
     apply (not JSONL, smaller than ``min_bytes``, one CPU, no ``fork``)."""
-    from tuneport.tokens import _chunk_bounds, default_workers, fast_counter, process_context
-
     workers = workers or default_workers()
     threshold = PARALLEL_MIN_BYTES if min_bytes is None else min_bytes
     if workers < 2 or not path.is_file():
@@ -323,11 +325,8 @@ def validate_parallel(
     size = path.stat().st_size
     if size < threshold or container(path) is not iter_jsonl:
         return None
-    rules = rules_for(provider)
-    limit = token_limit if token_limit is not None else rules.token_limit
+    limit = token_limit if token_limit is not None else rules.limit_for(model)
     parts = max(4 * workers, min(16 * workers, size // _CHUNK_TARGET))
-    from tuneport.estimate import FAST_FORMATS
-
     fast = fast_counter(counter) if counter is not None else None
     count = fast is not None and fmt in FAST_FORMATS  # exact counts: keep them for `estimate`
     before = os.stat(path)
@@ -338,7 +337,7 @@ def validate_parallel(
         hasher.start()
     global _counter
     try:
-        bounds = _chunk_bounds(path, parts)
+        bounds = chunk_bounds(path, parts)
         firsts = _first_lines(path, bounds)
         _counter = counter or CharCounter()
         _counter.count_text("")  # a lazy tokenizer loads once here, not in every worker
@@ -349,7 +348,7 @@ def validate_parallel(
     cmap = dict(column_map or {})
     spec = fast.spec if fast is not None else None
     jobs = [
-        _Job(str(path), a, b, first, fmt, provider, limit, cmap, system, count, spec)
+        _Job(str(path), a, b, first, fmt, rules, limit, cmap, system, count, spec)
         for (a, b), first in zip(bounds, firsts, strict=True)
     ]
     chunks: list[_Chunk] = []
@@ -365,19 +364,38 @@ def validate_parallel(
     after = os.stat(path)
     unchanged = (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
     if fast is not None and sha256 is not None and unchanged:
-        from tuneport.countcache import save
-        from tuneport.tokens import _merge as merge_counts
-
         counted = [c.counts for c in chunks if c.counts is not None]
-        save(path, fast.spec, merge_counts(counted), sha256=sha256)
-    state = _Validator(str(path), rules, _counter or CharCounter(), limit)
+        save(path, fast.spec, merge_parts(counted), sha256=sha256)
+    state = Validator(str(path), rules, counter or CharCounter(), limit)
     state.records = records
     state.finish()
     return Report(
         file=str(path),
-        provider=provider,
+        provider=rules.provider,
         model=model,
         format=fmt,
         records=records,
         problems=[*problems, *state.problems],
+    )
+
+
+def validate_file(
+    path: Path,
+    rules: Rules,
+    model: str | None = None,
+    fmt: str | None = None,
+    counter: TokenCounter | None = None,
+    token_limit: int | None = None,
+    **read_kw: Any,
+) -> Report:
+    """Read and validate ``path`` under ``rules``: big JSONL files across all CPUs, the rest in
+    this process (the same report either way). InputError if the file is unusable."""
+    name = resolve_format(path, fmt, read_kw.get("column_map"))
+    report = validate_parallel(
+        path, rules, model=model, fmt=name, counter=counter, token_limit=token_limit, **read_kw
+    )
+    if report is not None:
+        return report
+    return validate_serial(
+        path, rules, fmt=name, model=model, counter=counter, token_limit=token_limit, **read_kw
     )

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from tuneport.jobs.resolve import resolve_target
+from tuneport.jobs.store import JobStore, open_store
 from tuneport.providers import registry
 from tuneport.providers.base import ChatOptions, Provider
-from tuneport.resolve import resolve_target
 from tuneport.schemas import Message
-
-if TYPE_CHECKING:
-    from tuneport.store import JobStore
 
 EXIT_WORDS = frozenset({"/exit", "/quit"})
 
@@ -53,7 +51,7 @@ def open_chat(
 ) -> ChatSession:
     """Resolve ``target`` (job id, tuned model id, endpoint, base model + provider)."""
     name, model, stored = resolve_target(target, provider, store=store)
-    backend = registry.get(name, {**stored, **dict(settings or {})})
+    backend = registry.get(name, {**stored, **dict(settings or {})}, store=store or open_store())
     return ChatSession(backend, model, system=system, options=options)
 
 

@@ -1,6 +1,6 @@
 """Token-length statistics of a dataset: per example, per role, and a histogram as data.
 
-``compute_stats`` takes records and a :class:`~tuneport.counting.TokenCounter` and returns a
+``compute_stats`` takes records and a :class:`~tuneport.tokens.counter.TokenCounter` and returns a
 :class:`TokenStats` whose histogram bin edges and counts are plain numbers, so tests and
 ``--json`` consumers check the data; :func:`plot_histogram` only draws it (matplotlib, Agg,
 imported on first use).
@@ -27,15 +27,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from tuneport.counting import TokenCounter
 from tuneport.errors import ConfigError, InputError
 from tuneport.files import atomic_path, require_file
-from tuneport.schemas import Example, Message, PreferenceExample
+from tuneport.schemas import AnyRecord, Example, Message
+from tuneport.tokens.counter import TokenCounter
 
-AnyRecord = Example | PreferenceExample
-
-DEFAULT_PROVIDER = "openai"
-DEFAULT_MODEL = "gpt-4.1-mini"
 """Counter used when no ``--provider/--model`` is given: exact o200k_base, offline."""
 
 
@@ -195,18 +191,6 @@ def stats_from_counts(
         limit=limit,
         over_limit=None if limit is None else sum(1 for n in per_example if n > limit),
     )
-
-
-def default_counter(provider: str | None = None, model: str | None = None) -> TokenCounter:
-    """The counter for ``provider``/``model`` (default: OpenAI gpt-4.1-mini, exact, offline)."""
-    from tuneport.tokens import counter_for
-
-    if model is None and provider not in (None, DEFAULT_PROVIDER):
-        raise ConfigError(
-            f"--provider {provider} needs --model to pick a tokenizer",
-            hint="pass --model too, or leave both out for gpt-4.1-mini's o200k_base",
-        )
-    return counter_for(provider or DEFAULT_PROVIDER, model or DEFAULT_MODEL)
 
 
 def iter_input(path: Path, fmt: str | None = None) -> Iterator[tuple[int, AnyRecord]]:

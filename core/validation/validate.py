@@ -7,65 +7,26 @@ per example for duplicate detection.
 from __future__ import annotations
 
 import hashlib
-import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
 
-from tuneport.counting import TokenCounter
+from tuneport.data.detect import container
+from tuneport.data.importers import from_openai
 from tuneport.data.parsing import Options
-from tuneport.data.reading import NO_VALUE, RawRow
-from tuneport.data.records import _convert, read_records
-from tuneport.data.rows import AnyRecord, Row, canonical_dict, problem
-from tuneport.data.rules import RULES, Finding, ProviderRules
-from tuneport.errors import InputError
-from tuneport.schemas import FORMAT_VERSION, Example, PreferenceExample, Problem, Report
-
-APPROX_CHARS_PER_TOKEN = 4
-
-
-def _texts(record: AnyRecord) -> list[str]:
-    messages = (
-        record.messages
-        if isinstance(record, Example)
-        else [
-            *record.prompt,
-            record.chosen,
-            record.rejected,
-        ]
-    )
-    out = [m.content or "" for m in messages]
-    out += [c.function.name + c.function.arguments for m in messages for c in m.tool_calls or []]
-    out += [t.model_dump_json() for t in record.tools or []]
-    return out
+from tuneport.data.reading import NO_VALUE, RawRow, iter_jsonl
+from tuneport.data.records import convert_row, read_records
+from tuneport.data.rows import Row, canonical_dict, problem
+from tuneport.schemas import FORMAT_VERSION, AnyRecord, Example, Problem, Report
+from tuneport.tokens.approx import APPROX_CHARS_PER_TOKEN, CharCounter
+from tuneport.tokens.bpe import TiktokenChatCounter
+from tuneport.tokens.counter import TokenCounter
+from tuneport.validation.rules import Finding, Rules
 
 
-class CharCounter:
-    """Fallback counter: characters / 4, labelled approximate (no tokenizer needed)."""
-
-    exact = False
-    error_band: float | None = 0.25
-    label = "approx chars/4 (±25%)"
-
-    def count(self, record: Example | PreferenceExample) -> int:
-        return sum(self.count_text(t) for t in _texts(record))
-
-    def count_text(self, text: str) -> int:
-        return -(-len(text) // APPROX_CHARS_PER_TOKEN)
-
-
-def rules_for(provider: str) -> ProviderRules:
-    try:
-        return RULES[provider]
-    except KeyError:
-        raise InputError(
-            f"unknown provider {provider!r}", hint=f"use one of: {', '.join(RULES)}"
-        ) from None
-
-
-def _findings(record: AnyRecord, rules: ProviderRules) -> list[Finding]:
+def _findings(record: AnyRecord, rules: Rules) -> list[Finding]:
     if isinstance(record, Example):
         return [f for check in rules.chat for f in check(record)]
     return [f for check in rules.preference for f in check(record)]
@@ -139,17 +100,15 @@ def _raw_counter(counter: TokenCounter) -> Callable[[Any], int | None] | None:
     """A function counting a plain row's raw dict as ``counter.count`` counts its record."""
     if isinstance(counter, CharCounter):
         return _char_count_raw
-    tokens = sys.modules.get("tuneport.tokens")  # a tiktoken counter implies it is loaded
-    if tokens is not None and type(counter) is tokens.TiktokenChatCounter:
-        count_raw: Callable[[Any], int | None] = counter.count_raw  # type: ignore[attr-defined]
-        return count_raw
+    if type(counter) is TiktokenChatCounter:
+        return counter.count_raw
     return None
 
 
-class _Validator:
-    def __init__(
-        self, file: str, rules: ProviderRules, counter: TokenCounter, limit: int | None
-    ) -> None:
+class Validator:
+    """Validates rows one by one; :meth:`finish` adds the whole-file problems."""
+
+    def __init__(self, file: str, rules: Rules, counter: TokenCounter, limit: int | None) -> None:
         self.file = file
         self.rules = rules
         self.counter = counter
@@ -182,7 +141,7 @@ class _Validator:
         value = raw.value
         shape = plain_shape(value) if fmt == "openai" and value is not NO_VALUE else None
         if shape is None or (self.limit is not None and self.count_raw is None):
-            self.row(_convert(raw, fmt, opts, self.file))
+            self.row(convert_row(raw, fmt, opts, self.file))
             return
         line = raw.line
         self.problems.extend(raw.problems)
@@ -201,8 +160,6 @@ class _Validator:
     def _plain_findings(self, value: Any, key: Shape) -> list[Finding]:
         found = self.shapes.get(key)
         if found is None:
-            from tuneport.data.importers import from_openai
-
             found = _findings(from_openai(value), self.rules)
             if len(self.shapes) < _SHAPES_MAX:
                 self.shapes[key] = found
@@ -232,6 +189,17 @@ class _Validator:
         if first != line:
             self.add("duplicate", f"exact duplicate of the example at line {first}", line)
 
+    def report(self, *, model: str | None, fmt: str | None) -> Report:
+        """The report of everything seen (call :meth:`finish` first)."""
+        return Report(
+            file=self.file,
+            provider=self.rules.provider,
+            model=model,
+            format=fmt,
+            records=self.records,
+            problems=self.problems,
+        )
+
     def finish(self) -> None:
         n, rules = self.records, self.rules
         if n == 0:
@@ -254,28 +222,20 @@ def validate_rows(
     rows: Iterable[Row],
     *,
     file: str,
-    provider: str,
+    rules: Rules,
     model: str | None = None,
     counter: TokenCounter | None = None,
     token_limit: int | None = None,
     fmt: str | None = None,
 ) -> Report:
-    """All problems of ``rows`` for ``provider``; token limit from ``token_limit`` or the
-    provider's default, counted with ``counter`` or approximately (characters / 4)."""
-    rules = rules_for(provider)
-    limit = token_limit if token_limit is not None else rules.token_limit
-    state = _Validator(file, rules, counter or CharCounter(), limit)
+    """All problems of ``rows`` under ``rules``; token limit from ``token_limit`` or
+    ``rules.limit_for(model)``, counted with ``counter`` or approximately (characters / 4)."""
+    limit = token_limit if token_limit is not None else rules.limit_for(model)
+    state = Validator(file, rules, counter or CharCounter(), limit)
     for row in rows:
         state.row(row)
     state.finish()
-    return Report(
-        file=file,
-        provider=provider,
-        model=model,
-        format=fmt,
-        records=state.records,
-        problems=state.problems,
-    )
+    return state.report(model=model, fmt=fmt)
 
 
 class Group(NamedTuple):
@@ -300,56 +260,35 @@ def group_problems(report: Report, *, show: int = 5) -> list[Group]:
     return sorted(groups, key=lambda g: (g.severity != "error", -g.total, g.kind))
 
 
-def validate_file(
+def validate_serial(
     path: Path,
-    provider: str,
+    rules: Rules,
+    *,
+    fmt: str,
     model: str | None = None,
-    fmt: str | None = None,
     counter: TokenCounter | None = None,
     token_limit: int | None = None,
     **read_kw: Any,
 ) -> Report:
-    """Read and validate ``path`` (see :func:`validate_rows`); InputError if unusable."""
-    from tuneport.data.records import resolve_format
-
-    rules_for(provider)
-    name = resolve_format(path, fmt, read_kw.get("column_map"))
-    from tuneport.parallel import validate_parallel  # big JSONL: same report, all CPUs
-
-    report = validate_parallel(
-        path, provider, model=model, fmt=name, counter=counter, token_limit=token_limit, **read_kw
-    )
-    if report is not None:
-        return report
-    from tuneport.data.detect import container
-    from tuneport.data.reading import iter_jsonl
-
-    if container(path) is iter_jsonl:  # raw rows: plain OpenAI rows take the fast path
-        rules = rules_for(provider)
-        limit = token_limit if token_limit is not None else rules.token_limit
-        state = _Validator(str(path), rules, counter or CharCounter(), limit)
-        opts = Options(
-            column_map=dict(read_kw.get("column_map") or {}), system=read_kw.get("system")
-        )
-        advance = read_kw.get("advance")
-        raws = iter_jsonl(path, file=str(path), **({"advance": advance} if advance else {}))
-        for raw in raws:
-            state.raw(raw, name, opts)
-        state.finish()
-        return Report(
+    """Read and validate ``path`` in this process (the parallel form is
+    :func:`tuneport.validation.parallel.validate_file`)."""
+    if container(path) is not iter_jsonl:
+        return validate_rows(
+            read_records(path, fmt, **read_kw),
             file=str(path),
-            provider=provider,
+            rules=rules,
             model=model,
-            format=name,
-            records=state.records,
-            problems=state.problems,
+            counter=counter,
+            token_limit=token_limit,
+            fmt=fmt,
         )
-    return validate_rows(
-        read_records(path, name, **read_kw),
-        file=str(path),
-        provider=provider,
-        model=model,
-        counter=counter,
-        token_limit=token_limit,
-        fmt=name,
-    )
+    # raw rows: plain OpenAI rows take the fast path
+    limit = token_limit if token_limit is not None else rules.limit_for(model)
+    state = Validator(str(path), rules, counter or CharCounter(), limit)
+    opts = Options(column_map=dict(read_kw.get("column_map") or {}), system=read_kw.get("system"))
+    advance = read_kw.get("advance")
+    raws = iter_jsonl(path, file=str(path), **({"advance": advance} if advance else {}))
+    for raw in raws:
+        state.raw(raw, fmt, opts)
+    state.finish()
+    return state.report(model=model, fmt=fmt)

@@ -5,12 +5,12 @@ assistant turn, the *reference* is that last assistant turn's text (for a prefer
 prompt and the chosen reply). Each model (any backend: ``ft:...``, a Vertex endpoint,
 ``local:ID``, a job id from the store, or a base model as ``provider:model``) answers every
 prompt through ``provider.chat`` with bounded concurrency and retries; answers are scored with
-:mod:`tuneport.metrics` and written as a Markdown + CSV (+ JSON) report.
+:mod:`tuneport.evaluate.metrics` and written as a Markdown + CSV (+ JSON) report.
 
 Cost: before any remote call, :func:`estimate_cost` prices each model at
 ``prompt tokens × input price + prompts × max answer tokens × output price`` from the price
 table's ``inference_*_per_million`` (the rates for tuned models, an upper bound for base
-models); :func:`check_eval_budget` applies ``--max-cost`` through :mod:`tuneport.budget`.
+models); :func:`check_eval_budget` applies ``--max-cost`` through :mod:`tuneport.pricing.budget`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tuneport.curate.stats import message_text
 from tuneport.errors import (
     AuthError,
     BudgetError,
@@ -35,13 +36,15 @@ from tuneport.errors import (
     ProviderError,
     TuneportError,
 )
+from tuneport.evaluate.metrics import METRICS
 from tuneport.files import atomic_writer, check_output
-from tuneport.metrics import METRICS
+from tuneport.jobs.resolve import resolve_target
+from tuneport.jobs.store import open_store
 from tuneport.progress import NullProgress, Progress
-from tuneport.providers.base import ChatOptions, Provider
+from tuneport.providers import registry
+from tuneport.providers.base import ChatOptions, ConcurrencyLimited, Provider
 from tuneport.retry import RetryPolicy, call_with_retry
-from tuneport.schemas import Estimate, Example, Message
-from tuneport.stats import AnyRecord, message_text
+from tuneport.schemas import AnyRecord, Estimate, Example, Message
 
 FATAL = (AuthError, NotFoundError, ConfigError, InputError, BudgetError)
 """Errors that would hit every call alike: stop the whole run instead of retrying."""
@@ -185,11 +188,8 @@ def resolve_spec(spec: str) -> tuple[str, str, dict[str, Any]]:
 
     ``provider:model`` (``openai:gpt-4.1-mini``, ``vertex:gemini-2.5-flash``) names a base model
     at a provider; anything else (``ft:...``, ``local:ID``, a Vertex endpoint, a job id from the
-    store) goes to :func:`tuneport.resolve.resolve_target`.
+    store) goes to :func:`tuneport.jobs.resolve.resolve_target`.
     """
-    from tuneport.providers import registry
-    from tuneport.resolve import resolve_target
-
     name, sep, model = spec.strip().partition(":")
     if sep and model and name in registry.names() and registry.provider_for_model(spec) is None:
         return resolve_target(model, name)
@@ -266,10 +266,7 @@ def estimate_cost(
     A target whose price table entry has no inference prices (the local backend) is free; one
     the table does not know (an endpoint id, a custom backend) is unpriced.
     """
-    from tuneport.pricing import load_prices
-    from tuneport.tokens import counter_for
-
-    table = prices if prices is not None else load_prices()
+    table = prices if prices is not None else registry.load_price_table()
     lines: list[CostLine] = []
     max_out = max_tokens * len(cases)
     for target in targets:
@@ -288,7 +285,7 @@ def estimate_cost(
                 )
             )
             continue
-        counter = counter_for(target.provider, target.model)
+        counter = registry.counter_for(target.provider, target.model)
         tokens = sum(counter.count(Example(messages=list(c.prompt))) for c in cases)
         cost = (tokens * (rate_in or 0.0) + max_out * (rate_out or 0.0)) / 1_000_000
         lines.append(
@@ -310,7 +307,7 @@ def estimate_cost(
 def check_eval_budget(estimate: CostEstimate, max_cost: float | None) -> None:
     """:class:`BudgetError` when the run may cost more than ``max_cost`` USD, or when a model
     has no price so the limit cannot be guaranteed."""
-    from tuneport.budget import check_budget
+    from tuneport.pricing.budget import check_budget
 
     if max_cost is None:
         return
@@ -365,20 +362,18 @@ def run_eval(
     """Ask every target every case (``options.concurrency`` calls at a time) and score.
 
     ``providers`` maps a target's spec to a ready provider (tests); otherwise each target gets
-    ``registry.get(target.provider, target.settings)``. A provider object with an integer
-    ``max_concurrency`` attribute gets at most that many calls at once. A call failing with a
-    provider error is retried (``options.attempts`` tries, exponential backoff via ``sleep``);
+    ``registry.get(target.provider, target.settings)``. A provider with the
+    :class:`~tuneport.providers.base.ConcurrencyLimited` capability gets at most
+    ``max_concurrency`` calls at once. A call failing with a provider error is retried (``options.attempts`` tries, exponential backoff via ``sleep``);
     if it still fails the answer records the error and scores 0. Authentication, not-found and
     configuration errors stop the run at once.
     """
-    from tuneport.providers import registry
-
     opts = options or EvalOptions()
     progress = progress or NullProgress()
     built: dict[str, Provider] = dict(providers or {})
     for target in targets:
         if target.spec not in built:
-            built[target.spec] = registry.get(target.provider, target.settings)
+            built[target.spec] = registry.get(target.provider, target.settings, store=open_store())
     chat_options = ChatOptions(temperature=opts.temperature, max_tokens=opts.max_tokens)
     policy = RetryPolicy(
         attempts=opts.attempts, initial_delay=opts.retry_delay, max_delay=30.0, jitter=0.0
@@ -389,7 +384,8 @@ def run_eval(
     gates = {
         spec: threading.Semaphore(max(1, int(cap)))
         for spec, provider in built.items()
-        if isinstance(cap := getattr(provider, "max_concurrency", None), int)
+        if isinstance(provider, ConcurrencyLimited)
+        for cap in (provider.max_concurrency,)
     }
 
     def ask(ci: int, ti: int) -> None:

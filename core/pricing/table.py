@@ -45,17 +45,9 @@ class _Common(BaseModel):
     default_epochs: int | None = None
     min_epochs: int | None = None
     max_epochs: int | None = None
-    context_tokens: int | None = None
-    min_examples: int | None = None
-    recommended_examples: int | None = None
     inference_input_per_million: float | None = None
     inference_output_per_million: float | None = None
     billing: str | None = None
-    notice: str | None = None
-    batch_size: int | None = None
-    grad_accumulation: int | None = None
-    max_seq_len: int | None = None
-    lora_rank: int | None = None
 
     @field_validator("epoch_rule")
     @classmethod
@@ -97,18 +89,10 @@ class ModelPrice:
     default_epochs: int | None
     min_epochs: int
     max_epochs: int | None
-    context_tokens: int | None
-    min_examples: int
-    recommended_examples: int | None
     inference_input_per_million: float | None
     inference_output_per_million: float | None
     aliases: tuple[str, ...] = ()
     billing: str | None = None
-    notice: str | None = None
-    batch_size: int | None = None
-    grad_accumulation: int | None = None
-    max_seq_len: int | None = None
-    lora_rank: int | None = None
 
     def auto_epochs(self, examples: int) -> int:
         """The epochs the provider picks for ``examples`` examples when epochs are "auto"."""
@@ -317,29 +301,30 @@ def _entry(
         default_epochs=f.get("default_epochs"),
         min_epochs=f.get("min_epochs") or 1,
         max_epochs=f.get("max_epochs"),
-        context_tokens=f.get("context_tokens"),
-        min_examples=f.get("min_examples") or 1,
-        recommended_examples=f.get("recommended_examples"),
         inference_input_per_million=f.get("inference_input_per_million"),
         inference_output_per_million=f.get("inference_output_per_million"),
         aliases=tuple(f.get("aliases", ())),
         billing=f.get("billing"),
-        notice=f.get("notice"),
-        batch_size=f.get("batch_size"),
-        grad_accumulation=f.get("grad_accumulation"),
-        max_seq_len=f.get("max_seq_len"),
-        lora_rank=f.get("lora_rank"),
     )
 
 
 def builtin_path() -> Path:
-    return Path(str(resources.files("tuneport").joinpath("prices.toml")))
+    return Path(str(resources.files("tuneport.pricing").joinpath("prices.toml")))
 
 
-def load_prices(path: Path | None = None) -> PriceTable:
-    """The built-in table merged with ``path`` (or ``$TUNEPORT_PRICES``) if given."""
+def load_prices(
+    path: Path | None = None, *, sections: Mapping[str, Mapping[str, Any]] | None = None
+) -> PriceTable:
+    """The built-in table merged with ``path`` (or ``$TUNEPORT_PRICES``) if given.
+
+    ``sections`` adds provider sections (``{name: {...}}`` in the file's layout) that plugins
+    ship with their descriptors; the built-in table and a user file take precedence.
+    """
     base_path = builtin_path()
     base = _read(base_path)
+    for name, section in (sections or {}).items():
+        if name not in base.get("providers", {}):
+            base.setdefault("providers", {})[name] = dict(section)
     files = [str(base_path)]
     errors = _check(base, str(base_path))
     origin = {

@@ -9,39 +9,21 @@ ID`` resumes from what the store holds (state and the last event seen).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from tuneport.errors import ConfigError, JobFailedError, ProviderError
-from tuneport.resolve import provider_for_record, ref_of
+from tuneport.errors import JobFailedError, ProviderError
+from tuneport.jobs.resolve import provider_for_record, ref_of
+from tuneport.retry import DEFAULT_INTERVAL, default_interval
 from tuneport.schemas import JobEvent, JobRecord, JobState, JobStatus
 
 if TYPE_CHECKING:
+    from tuneport.jobs.store import JobStore
     from tuneport.providers.base import Provider
-    from tuneport.store import JobStore
 
-POLL_ENV = "TUNEPORT_POLL_INTERVAL"
-DEFAULT_INTERVAL = 2.0
 MAX_INTERVAL = 30.0
-
-
-def default_interval() -> float:
-    """Base poll interval in seconds: ``$TUNEPORT_POLL_INTERVAL`` or 2."""
-    raw = os.environ.get(POLL_ENV, "").strip()
-    if not raw:
-        return DEFAULT_INTERVAL
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(
-            f"{POLL_ENV}={raw!r} is not a number of seconds", hint=f"e.g. {POLL_ENV}=5"
-        ) from None
-    if value < 0:
-        raise ConfigError(f"{POLL_ENV} must be >= 0, got {value}")
-    return value
 
 
 @dataclass
@@ -134,9 +116,9 @@ def watch_job(
     shown = renderer or NullRenderer()
     if record.state.terminal and record.remote_id is None:
         return record
-    backend = provider or provider_for_record(record)
+    backend = provider or provider_for_record(record, store)
     if record.remote_id is None and record.raw_state == "creating":
-        from tuneport.launch import finish_launch
+        from tuneport.jobs.launch import finish_launch
 
         record = finish_launch(store, record, backend)
     base = default_interval() if interval is None else interval

@@ -9,7 +9,6 @@ through :func:`redact_config` first.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import sqlite3
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneport.errors import ConfigError, NotFoundError, redact
+from tuneport.paths import home
 from tuneport.schemas import JobEvent, JobRecord, JobState
 
 DB_NAME = "jobs.sqlite3"
@@ -83,16 +83,6 @@ MIGRATIONS: tuple[str, ...] = (
 _SECRET_KEY = re.compile(r"(?i)(api[_-]?key|secret|token|password|passwd|credential|auth)")
 _JSON_FIELDS = ("config", "remote_files")
 _COLUMNS = tuple(JobRecord.model_fields)
-
-
-def home() -> Path:
-    """tuneport's data folder: ``$TUNEPORT_HOME`` or the platform's user data dir."""
-    env = os.environ.get("TUNEPORT_HOME")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("tuneport"))
 
 
 def new_job_id() -> str:

@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tuneport.errors import ConfigError, NotFoundError
+from tuneport.jobs.store import JobStore, open_store
 from tuneport.providers import registry
 from tuneport.schemas import JobRecord, JobRef
 
 if TYPE_CHECKING:
     from tuneport.providers.base import Provider
-    from tuneport.store import JobStore
 
 JOB_ID_PREFIX = "tp-"
 
@@ -27,9 +27,10 @@ def settings_of(record: JobRecord) -> dict[str, Any]:
     return dict(options) if isinstance(options, dict) else {}
 
 
-def provider_for_record(record: JobRecord) -> Provider:
-    """Build the backend that runs ``record`` with the settings it was launched with."""
-    return registry.get(record.provider, settings_of(record))
+def provider_for_record(record: JobRecord, store: JobStore | None = None) -> Provider:
+    """Build the backend that runs ``record`` with the settings it was launched with (and the
+    job store, for its upload index and job lookups)."""
+    return registry.get(record.provider, settings_of(record), store=store or open_store())
 
 
 def ref_of(record: JobRecord) -> JobRef:
@@ -45,8 +46,6 @@ def ref_of(record: JobRecord) -> JobRef:
 
 def _from_store(spec: str, store: JobStore | None) -> JobRecord | None:
     if store is None:
-        from tuneport.store import open_store
-
         store = open_store()
     try:
         return store.get(spec)

@@ -21,16 +21,15 @@ from typing import Any
 
 import orjson
 
-from tuneport.tokens import Counts
+from tuneport import paths
+from tuneport.tokens.counter import Counts
 
 VERSION = 1  # bump when counting rules change: older entries are then ignored
 _ITEM = array("q").itemsize
 
 
 def cache_dir() -> Path:
-    from tuneport.store import home
-
-    return home() / "cache" / "counts"
+    return paths.cache_dir("counts")
 
 
 def file_sha256(path: Path) -> str:

@@ -1,10 +1,10 @@
 """``tuneport plan``: one dataset validated and priced for every tunable model side by side.
 
-The file is read once into memory (plan is meant for datasets you are about to price, not for
-multi-GB files: use ``validate``/``estimate``, which stream, for those). Each provider's rules
-validate the records once per distinct (token limit, counter); each model's estimate reuses the
-counts: all OpenAI models share one tiktoken count, counters are memoized per record. Needs no
-keys and no network.
+The file is read into memory for validation (plan is meant for datasets you are about to
+price, not for multi-GB files: use ``validate``/``estimate``, which stream, for those). Each
+backend's rules validate the records once per distinct (token limit, counter); each model's
+estimate is :func:`tuneport.jobs.quote.estimate`, with the counts shared per counter (all OpenAI
+models share one tiktoken count). Needs no keys and no network.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from tuneport.counting import TokenCounter
+from tuneport.data.records import read_records
 from tuneport.errors import InputError
-from tuneport.estimate import estimate_counts
-from tuneport.pricing import PriceTable, load_prices
+from tuneport.jobs.quote import CountMemo, estimate, quote_for
+from tuneport.pricing.table import PriceTable
+from tuneport.providers import registry
 from tuneport.schemas import Estimate, JobConfig, Method, Report
-from tuneport.tokens import Counts, counter_for, memoized, uses_tools
+from tuneport.tokens.counter import TokenCounter
+from tuneport.validation.validate import validate_rows
 
 
 class PlanRow(BaseModel):
@@ -60,42 +62,43 @@ def plan(
     providers: list[str] | None = None,
     counters: Mapping[tuple[str, str], TokenCounter] | None = None,
 ) -> list[PlanRow]:
-    """Validate and price ``path`` for every model in the price table that supports ``method``."""
-    from tuneport.data import read_records, validate_rows
+    """Validate and price ``path`` for every model in the price table that supports ``method``.
 
+    Each row's numbers come from :func:`tuneport.jobs.quote.estimate`, the function ``estimate``
+    and ``train`` use; the file is counted once per distinct counter.
+    """
     if not path.exists():
         raise InputError(f"{path}: no such file", hint="check the path")
-    prices = prices or load_prices()
+    for name in providers or ():
+        registry.backend(name)  # an unknown provider is a configuration error (exit 3)
+    wanted = providers or registry.names()
+    backends = {b.name: b for b in registry.backends() if b.name in wanted}
+    prices = prices or registry.load_price_table()
     rows = list(read_records(path, fmt))
-    records = [(r.line, r.record) for r in rows if r.record is not None]
-    skipped = [r.line for r in rows if r.record is None]
-    tools = sum(uses_tools(rec) for _, rec in records)
-    shared: dict[str, TokenCounter] = {}
+    memo: CountMemo = {}
     reports: dict[tuple[str, int | None, str], Report] = {}
     out: list[PlanRow] = []
     for price in prices.tunable(method=method):
-        if providers and price.provider not in providers:
+        backend = backends.get(price.provider)
+        if backend is None:
             continue
         given = (counters or {}).get((price.provider, price.model))
-        raw = given or counter_for(price.provider, price.model)
-        counter = shared.setdefault(raw.label, memoized(raw))
+        quote = quote_for(price.provider, price.model, method, prices=prices, counter=given)
+        counter = quote.counter
         # models of one provider with the same limit and counter get the same report
-        key = (price.provider, price.context_tokens, counter.label)
+        key = (price.provider, quote.limit, counter.label)
         if key not in reports:
             reports[key] = validate_rows(
                 rows,
                 file=str(path),
-                provider=price.provider,
+                rules=backend.rules,
+                model=price.model,
                 counter=counter,
-                token_limit=price.context_tokens,
+                token_limit=quote.limit,
             )
         report = reports[key]
-        counts = Counts(skipped=list(skipped), tool_examples=tools)
-        for line, rec in records:
-            counts.tokens.append(counter.count(rec))
-            counts.lines.append(line)
         cfg = JobConfig(provider=price.provider, model=price.model, data=path, method=method)
-        est: Estimate = estimate_counts(counts, cfg, price=price, counter=counter)
+        est: Estimate = estimate(cfg, quote=quote, fmt=fmt, memo=memo)
         out.append(
             PlanRow(
                 provider=price.provider,

@@ -1,5 +1,5 @@
 """The train pipeline, provider-agnostic: read → validate → estimate → budget/confirm → prepare
-→ upload → create the job → record it in the store. Watching is :mod:`tuneport.watch`.
+→ upload → create the job → record it in the store. Watching is :mod:`tuneport.jobs.watch`.
 
 The job is written to the store *before* the provider is asked to create it (with its run id),
 so a crash between "created remotely" and "recorded locally" is recoverable: launching again
@@ -14,14 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tuneport.data.records import read_records
 from tuneport.errors import EXIT_PROBLEMS, InputError, NotFoundError, TuneportError
+from tuneport.jobs.quote import Quote, quote_for
+from tuneport.jobs.quote import estimate as estimate_run
+from tuneport.pricing.table import PriceTable
 from tuneport.progress import NullProgress, Progress
 from tuneport.providers import registry
-from tuneport.providers.base import AnyRecord, Preflight, PreparedData, Provider, UploadedData
-from tuneport.schemas import Estimate, JobConfig, JobRecord, JobState, Report
+from tuneport.providers.base import Preflight, PreparedData, Provider, UploadedData
+from tuneport.schemas import AnyRecord, Estimate, JobConfig, JobRecord, JobState, Report
+from tuneport.validation.validate import validate_rows
 
 if TYPE_CHECKING:
-    from tuneport.store import JobStore
+    from tuneport.jobs.store import JobStore
 
 Confirm = Callable[[Estimate], bool]
 # problems that concern the training set as a whole, not a validation file
@@ -61,22 +66,15 @@ class Launched:
     provider: Provider
 
 
-def read_dataset(path: Path, cfg: JobConfig) -> tuple[list[AnyRecord], Report]:
+def read_dataset(path: Path, cfg: JobConfig, quote: Quote) -> tuple[list[AnyRecord], Report]:
     """All records of ``path`` and their validation report for ``cfg``'s provider and model.
 
-    The file is read once; tokens are counted with the provider's exact counter when one is
-    available (limits per example are checked with it).
+    The file is read once; per-example limits are checked with the counter the run is priced
+    with (the quote's).
     """
-    from tuneport.data import read_records, validate_rows
-    from tuneport.tokens import counter_for
-
     rows = list(read_records(path))
     report = validate_rows(
-        rows,
-        file=str(path),
-        provider=cfg.provider,
-        model=cfg.model,
-        counter=counter_for(cfg.provider, cfg.model),
+        rows, file=str(path), rules=quote.rules, model=cfg.model, counter=quote.counter
     )
     return [r.record for r in rows if r.record is not None], report
 
@@ -91,6 +89,7 @@ def launch(
     max_cost: float | None = None,
     parent_id: str | None = None,
     on_estimate: Callable[[Estimate], None] | None = None,
+    prices: PriceTable | None = None,
 ) -> Launched:
     """Run the pipeline for ``cfg`` and return the stored job (not yet watched).
 
@@ -98,8 +97,9 @@ def launch(
     :class:`NotConfirmedError` before anything is uploaded. ``max_cost`` (the flag) overrides
     ``cfg.max_cost`` and ``$TUNEPORT_MAX_COST``.
     """
-    from tuneport.budget import check_budget, resolve_budget
-    from tuneport.store import home, new_job_id, new_run_id, now, open_store
+    from tuneport.jobs.store import new_job_id, new_run_id, now, open_store
+    from tuneport.paths import home
+    from tuneport.pricing.budget import check_budget, resolve_budget
 
     shown = progress or NullProgress()
     jobs = store if store is not None else open_store()
@@ -107,18 +107,19 @@ def launch(
     if parent_id is None and isinstance(parent, str):  # `--set parent=JOB_ID`: keep the lineage
         with contextlib.suppress(NotFoundError):
             parent_id = jobs.get(parent).id
-    backend = provider or registry.get(cfg.provider, cfg.options)
-    notice = getattr(backend, "notice", None)
-    if isinstance(notice, str) and notice:
-        shown.note(notice)
+    descriptor = registry.backend(cfg.provider)
+    backend = provider or registry.get(cfg.provider, cfg.options, store=jobs)
+    if descriptor.notice:
+        shown.note(descriptor.notice)
     if isinstance(backend, Preflight):
         backend.preflight(cfg)
+    quote = quote_for(cfg.provider, cfg.model, cfg.method, prices=prices)
 
     shown.start("read and validate data")
-    records, report = read_dataset(cfg.data, cfg)
+    records, report = read_dataset(cfg.data, cfg, quote)
     reports = [report]
     if cfg.validation is not None:
-        report = read_dataset(cfg.validation, cfg)[1]
+        report = read_dataset(cfg.validation, cfg, quote)[1]
         kept = [p for p in report.problems if p.kind not in TRAINING_ONLY_KINDS]
         reports.append(report.model_copy(update={"problems": kept}))
     shown.finish()
@@ -132,7 +133,7 @@ def launch(
             hint="use --method sft, or a preference dataset",
         )
 
-    estimate = backend.estimate(records, cfg)
+    estimate = estimate_run(cfg, quote=quote)
     if on_estimate is not None:
         on_estimate(estimate)
     budget = resolve_budget(max_cost, cfg)

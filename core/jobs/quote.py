@@ -1,0 +1,154 @@
+"""The one pricing path: a backend's rules, counter and price for a model, and the estimate of a
+run (examples, tokens, epochs, cost) from them.
+
+``tuneport validate --model``, ``estimate``, ``plan``, ``train`` and ``eval`` all take their
+counter and limits from :func:`quote_for` and their numbers from :func:`estimate` (which counts
+through :func:`tuneport.tokens.measure.count_path`, whatever the file layout), so the same file
+gives the same examples, tokens and cost in every command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tuneport.pricing.estimate import Extras, estimate_counts
+from tuneport.pricing.table import ModelPrice, PriceTable
+from tuneport.providers import registry
+from tuneport.providers.base import Backend
+from tuneport.schemas import Estimate, JobConfig
+from tuneport.tokens.counter import Counts, TokenCounter
+from tuneport.tokens.measure import count_path
+from tuneport.validation.rules import Rules
+
+# (resolved path, counter label, format) -> counts: one count per file and counter (plan)
+CountMemo = MutableMapping[tuple[str, str, str | None], Counts]
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What pricing one model of one backend needs: the descriptor, the price entry and the
+    counter its tokens are billed with."""
+
+    backend: Backend
+    model: str
+    price: ModelPrice
+    counter: TokenCounter
+
+    @property
+    def rules(self) -> Rules:
+        return self.backend.rules
+
+    @property
+    def limit(self) -> int | None:
+        """The per-example token limit of the model (from the backend's rules)."""
+        return self.backend.limit_for(self.model)
+
+
+def quote_for(
+    provider: str,
+    model: str,
+    method: str = "sft",
+    *,
+    prices: PriceTable | None = None,
+    online: bool = False,
+    settings: Mapping[str, Any] | None = None,
+    counter: TokenCounter | None = None,
+) -> Quote:
+    """The :class:`Quote` of ``provider``/``model``; ConfigError for an unknown provider or
+    a model/method the price table does not have."""
+    backend = registry.backend(provider)
+    table = prices or registry.load_price_table()
+    price = table.lookup(provider, model, method)
+    used = counter or registry.counter_for(provider, model, online=online, settings=settings)
+    return Quote(backend=backend, model=model, price=price, counter=used)
+
+
+def measure(
+    path: Path,
+    counter: TokenCounter,
+    *,
+    fmt: str | None = None,
+    workers: int | None = None,
+    memo: CountMemo | None = None,
+) -> Counts:
+    """:func:`~tuneport.tokens.measure.count_path`, remembered in ``memo`` when given."""
+    key = (str(path.resolve()), counter.label, fmt)
+    if memo is not None and key in memo:
+        return memo[key]
+    counts = count_path(path, counter, fmt=fmt, workers=workers)
+    if memo is not None:
+        memo[key] = counts
+    return counts
+
+
+def estimate(
+    cfg: JobConfig,
+    *,
+    quote: Quote | None = None,
+    prices: PriceTable | None = None,
+    online: bool = False,
+    settings: Mapping[str, Any] | None = None,
+    fmt: str | None = None,
+    workers: int | None = None,
+    memo: CountMemo | None = None,
+) -> Estimate:
+    """Examples, tokens, epochs, billed tokens and cost of tuning ``cfg.model`` on ``cfg.data``
+    (and the validation file's tokens), with the backend's warnings and extras."""
+    quote = quote or quote_for(
+        cfg.provider, cfg.model, cfg.method, prices=prices, online=online, settings=settings
+    )
+    counts = measure(cfg.data, quote.counter, fmt=fmt, workers=workers, memo=memo)
+    validation = None
+    if cfg.validation is not None:
+        validation = measure(cfg.validation, quote.counter, workers=workers, memo=memo)
+    backend = quote.backend
+    extras = backend.extras(counts, cfg, quote.price) if backend.extras else Extras()
+    extras = Extras(
+        steps=extras.steps,
+        gpu_memory_gib=extras.gpu_memory_gib,
+        warnings=[*extras.warnings, *backend.config_warnings(cfg)],
+    )
+    return estimate_counts(
+        counts,
+        cfg,
+        price=quote.price,
+        counter=quote.counter,
+        rules=backend.rules,
+        validation=validation,
+        extras=extras,
+    )
+
+
+def estimate_file(
+    path: Path,
+    cfg: JobConfig,
+    *,
+    validation: Path | None = None,
+    prices: PriceTable | None = None,
+    counter: TokenCounter | None = None,
+    online: bool = False,
+    settings: Mapping[str, Any] | None = None,
+    fmt: str | None = None,
+    workers: int | None = None,
+) -> Estimate:
+    """:func:`estimate` of ``cfg`` with its data (and validation file) set to ``path``
+    (``validation``); ``counter`` replaces the backend's (tests, benchmarks)."""
+    updates: dict[str, Any] = {"data": path}
+    if validation is not None:
+        updates["validation"] = validation
+    cfg = cfg.model_copy(update=updates)
+    quote = None
+    if counter is not None:
+        quote = quote_for(cfg.provider, cfg.model, cfg.method, prices=prices, counter=counter)
+    return estimate(
+        cfg,
+        quote=quote,
+        prices=prices,
+        online=online,
+        settings=settings,
+        fmt=fmt,
+        workers=workers,
+    )

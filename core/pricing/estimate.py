@@ -1,0 +1,133 @@
+"""Cost and size estimates from counted tokens: tokens × epochs × dated price.
+
+How the figures are computed
+----------------------------
+* ``tokens``: the sum of every training example's tokens (:class:`~tuneport.tokens.Counts`,
+  counted by :func:`tuneport.tokens.measure.count_path` with the backend's counter).
+* ``epochs``: ``--epochs`` if given (checked against the model's bounds), else the provider's
+  auto rule from the price table (OpenAI: the cookbook rule; Vertex: its default count).
+* ``billed_tokens = tokens × epochs``; ``cost_usd = billed_tokens × training price / 1e6``.
+  Validation tokens are counted and shown but not billed (see ``prices.toml``).
+* Minimum examples and the per-example token limit come from the backend's
+  :class:`~tuneport.validation.rules.Rules` (the same values ``validate`` uses); what a backend
+  adds (local: optimizer steps and GPU memory) arrives as :class:`Extras`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from tuneport.pricing.table import ModelPrice
+from tuneport.schemas import Estimate, JobConfig
+from tuneport.tokens.counter import Counts, TokenCounter
+from tuneport.validation.rules import Rules
+
+_LIST_LINES = 5
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What a backend adds to an estimate (its descriptor's ``extras``)."""
+
+    steps: int | None = None
+    gpu_memory_gib: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _lines(pairs: Sequence[tuple[int, int]]) -> str:
+    shown = ", ".join(str(line) for line, _ in pairs[:_LIST_LINES])
+    more = f" and {len(pairs) - _LIST_LINES} more" if len(pairs) > _LIST_LINES else ""
+    return f"line{'s' if len(pairs) > 1 else ''} {shown}{more}"
+
+
+# --- estimates ---------------------------------------------------------------------------------
+
+
+def estimate_counts(
+    counts: Counts,
+    cfg: JobConfig,
+    *,
+    price: ModelPrice,
+    counter: TokenCounter,
+    rules: Rules,
+    validation: Counts | None = None,
+    extras: Extras | None = None,
+) -> Estimate:
+    """The estimate of already counted examples for ``cfg``'s model at ``price``.
+
+    Pure: the counts come from :func:`tuneport.tokens.measure.count_path`, the minimum examples
+    and token limit from ``rules`` (the backend's, as ``validate`` uses them), backend additions
+    from ``extras``.
+    """
+    n = counts.examples
+    tokens = counts.total
+    epochs = price.resolve_epochs(n, cfg.epochs)
+    billed = tokens * epochs
+    rate = price.training_per_million
+    cost = None if rate is None else round(billed * rate / 1e6, 6)
+    warnings: list[str] = []
+    approx = "" if counter.exact else "≈"
+
+    if n == 0:
+        warnings.append("no examples to train on")
+    elif n < rules.min_examples:
+        warnings.append(f"{n} examples: {rules.provider} needs at least {rules.min_examples}")
+    elif n < rules.recommended_examples:
+        warnings.append(
+            f"{n} examples: {rules.provider} recommends at least {rules.recommended_examples}"
+        )
+    limit = rules.limit_for(cfg.model)
+    if limit:
+        over = counts.over(limit)
+        if over:
+            worst = max(t for _, t in over)
+            warnings.append(
+                f"{len(over)} example{'s' if len(over) > 1 else ''} over the {limit:,}-token "
+                f"limit of {cfg.model} ({_lines(over)}; largest {approx}{worst:,}): "
+                f"{rules.token_limit_note}"
+            )
+    if validation is not None and limit:
+        v_over = validation.over(limit)
+        if v_over:
+            warnings.append(
+                f"{len(v_over)} validation example(s) over the {limit:,}-token limit "
+                f"({_lines(v_over)})"
+            )
+    if counts.skipped:
+        warnings.append(
+            f"{len(counts.skipped)} row(s) not counted because they are not readable records "
+            f"({_lines([(ln, 0) for ln in counts.skipped])}); run `tuneport validate`"
+        )
+    if not counter.exact:
+        warnings.append(
+            f"token count is approximate ({counter.label}); pass --online for exact counts "
+            "where the provider offers them"
+        )
+    if price.unverified and rate is not None:
+        warnings.append(
+            f"price ${rate:,.2f}/1M is unverified (as of {price.as_of}, {price.source}); "
+            "override it with --prices FILE"
+        )
+    extras = extras or Extras()
+    warnings += extras.warnings
+
+    return Estimate(
+        provider=cfg.provider,
+        model=cfg.model,
+        method=cfg.method,
+        examples=n,
+        tokens=tokens,
+        validation_tokens=validation.total if validation is not None else None,
+        epochs=epochs,
+        billed_tokens=billed,
+        price_per_million_usd=rate,
+        cost_usd=cost,
+        exact=counter.exact,
+        error_band=None if counter.exact else counter.error_band,
+        price_as_of=price.as_of,
+        price_source=price.source,
+        warnings=warnings,
+        steps=extras.steps,
+        gpu_memory_gib=extras.gpu_memory_gib,
+    )

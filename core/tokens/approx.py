@@ -1,0 +1,138 @@
+"""Approximate counters: labelled, with an error band, no provider tokenizer needed."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import orjson
+
+from tuneport.schemas import AnyRecord, Example, Message, PreferenceExample
+from tuneport.tokens.bpe import encoding
+from tuneport.tokens.counter import tool_json, tool_json_raw
+
+APPROX_CHARS_PER_TOKEN = 4
+
+
+class ScaledTextCounter:
+    """Approximate: the o200k count of every text of a record × ``factor``, no chat overhead."""
+
+    exact = False
+
+    def __init__(self, factor: float, band: float, why: str) -> None:
+        self.factor = factor
+        self.error_band: float | None = band
+        self.label = f"approx o200k×{factor:g}, {why} (±{band:.0%})"
+        self.spec: tuple[Any, ...] = ("scaled", factor, band, why)
+
+    @functools.cached_property
+    def _encode(self) -> Callable[[str], list[int]]:
+        """The o200k encoder, loaded on first use."""
+        encode: Callable[[str], list[int]] = encoding("o200k_base").encode_ordinary
+        return encode
+
+    def count_text(self, text: str) -> int:
+        return round(len(self._encode(text)) * self.factor)
+
+    def _texts(self, messages: Iterable[Message]) -> Iterator[str]:
+        for m in messages:
+            if m.content:
+                yield m.content
+            for call in m.tool_calls or ():
+                yield call.function.name
+                yield call.function.arguments
+
+    def count(self, record: Example | PreferenceExample) -> int:
+        msgs: list[Message] = (
+            list(record.messages)
+            if isinstance(record, Example)
+            else [*record.prompt, record.chosen, record.rejected]
+        )
+        n = sum(len(self._encode(t)) for t in self._texts(msgs))
+        n += sum(len(self._encode(tool_json(t))) for t in record.tools or ())
+        return round(n * self.factor)
+
+    def count_raw(self, obj: Any) -> int | None:
+        """Like :meth:`count` for one parsed JSONL line (canonical or OpenAI layout)."""
+        parts = _raw_parts(obj)
+        if parts is None:
+            return None
+        messages, tools = parts
+        enc = self._encode
+        n = 0
+        for m in messages:
+            content = m.get("content")
+            if isinstance(content, list):
+                content = "".join(
+                    p["text"]
+                    for p in content
+                    if isinstance(p, dict) and isinstance(p.get("text"), str)
+                )
+            if isinstance(content, str) and content:
+                n += len(enc(content))
+            calls = m.get("tool_calls")
+            for call in calls if isinstance(calls, list) else ():
+                fn = call.get("function") if isinstance(call, dict) else None
+                if isinstance(fn, dict):
+                    if isinstance(fn.get("name"), str):
+                        n += len(enc(fn["name"]))
+                    args = fn.get("arguments")
+                    if isinstance(args, str):
+                        n += len(enc(args))
+                    elif args is not None:
+                        n += len(enc(orjson.dumps(args).decode()))
+        n += sum(len(enc(tool_json_raw(t))) for t in tools)
+        return round(n * self.factor)
+
+
+def _raw_parts(obj: Any) -> tuple[list[dict[str, Any]], list[Any]] | None:
+    """(messages incl. both replies, tool definitions) of a raw record line, or ``None``."""
+    if not isinstance(obj, dict):
+        return None
+    tools: Any = obj.get("tools")
+    msgs: Any = obj.get("messages")
+    if isinstance(msgs, list):
+        out = list(msgs)
+    elif isinstance(obj.get("prompt"), list) and "chosen" in obj:  # canonical preference
+        out = [*obj["prompt"], obj.get("chosen"), obj.get("rejected")]
+    elif isinstance(obj.get("input"), dict) and isinstance(obj["input"].get("messages"), list):
+        tools = obj["input"].get("tools")
+        out = list(obj["input"]["messages"])
+        for key in ("preferred_output", "non_preferred_output"):
+            reply = obj.get(key)
+            if isinstance(reply, list) and reply:
+                out.append(reply[0])
+    else:
+        return None
+    return [m for m in out if isinstance(m, dict)], tools if isinstance(tools, list) else []
+
+
+def _texts(record: AnyRecord) -> list[str]:
+    messages = (
+        record.messages
+        if isinstance(record, Example)
+        else [
+            *record.prompt,
+            record.chosen,
+            record.rejected,
+        ]
+    )
+    out = [m.content or "" for m in messages]
+    out += [c.function.name + c.function.arguments for m in messages for c in m.tool_calls or []]
+    out += [t.model_dump_json() for t in record.tools or []]
+    return out
+
+
+class CharCounter:
+    """Fallback counter: characters / 4, labelled approximate (no tokenizer needed)."""
+
+    exact = False
+    error_band: float | None = 0.25
+    label = "approx chars/4 (±25%)"
+
+    def count(self, record: Example | PreferenceExample) -> int:
+        return sum(self.count_text(t) for t in _texts(record))
+
+    def count_text(self, text: str) -> int:
+        return -(-len(text) // APPROX_CHARS_PER_TOKEN)
