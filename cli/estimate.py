@@ -45,14 +45,15 @@ def _method(value: str) -> Any:
     return value
 
 
-def _load_prices(path: Path | None) -> Any:
-    """The price table; every problem in a price file is printed on its own line."""
+def _load_prices(path: Path | None, providers: list[str] | None = None) -> Any:
+    """The price table (with the sections plugin ``providers`` ship); every problem in a price
+    file is printed on its own line."""
     from tuneport.cli._console import err
     from tuneport.pricing.table import PriceTableError
     from tuneport.providers.registry import load_price_table
 
     try:
-        return load_price_table(path)
+        return load_price_table(path, providers)
     except PriceTableError as exc:
         for line in exc.problems:
             err.print(f"error: {line}", markup=False)
@@ -160,7 +161,7 @@ def estimate_command(
     from tuneport.schemas import JobConfig
 
     require_file(data)
-    table = _load_prices(prices)
+    table = _load_prices(prices, [provider])
     cfg = JobConfig(
         provider=provider,
         model=model,
@@ -213,9 +214,10 @@ def plan_command(
     from tuneport.files import require_file
     from tuneport.jobs.plan import as_json as plan_json
     from tuneport.jobs.plan import plan
+    from tuneport.providers import registry
 
     require_file(data)
-    table = _load_prices(prices)
+    table = _load_prices(prices, provider or registry.names())
     rows = plan(data, method=_method(method), prices=table, fmt=fmt, providers=provider)
     if as_json:
         print_json(plan_json(rows))

@@ -11,7 +11,7 @@ implementation behind one is imported by :meth:`Backend.provider`.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
 from importlib.metadata import entry_points
@@ -186,7 +186,12 @@ def default_counter(provider: str | None = None, model: str | None = None) -> To
     return counter_for(provider or default_provider, model or default_model)
 
 
-def load_price_table(path: Path | None = None) -> PriceTable:
-    """The price table with the sections that loaded plugin backends ship."""
+def load_price_table(
+    path: Path | None = None, providers: Iterable[str] | None = None
+) -> PriceTable:
+    """The price table (built-in, ``path`` or ``$TUNEPORT_PRICES`` over it) with the sections
+    that plugin backends ship: those of ``providers`` (loaded here) and of any loaded already."""
+    for name in providers or ():
+        backend(name)
     sections = {b.name: b.prices for b in _LOADED.values() if b.prices is not None}
     return load_prices(path, sections=sections)

@@ -266,7 +266,11 @@ def estimate_cost(
     A target whose price table entry has no inference prices (the local backend) is free; one
     the table does not know (an endpoint id, a custom backend) is unpriced.
     """
-    table = prices if prices is not None else registry.load_price_table()
+    table = (
+        prices
+        if prices is not None
+        else registry.load_price_table(providers=sorted({t.provider for t in targets}))
+    )
     lines: list[CostLine] = []
     max_out = max_tokens * len(cases)
     for target in targets:
@@ -364,7 +368,8 @@ def run_eval(
     ``providers`` maps a target's spec to a ready provider (tests); otherwise each target gets
     ``registry.get(target.provider, target.settings)``. A provider with the
     :class:`~tuneport.providers.base.ConcurrencyLimited` capability gets at most
-    ``max_concurrency`` calls at once. A call failing with a provider error is retried (``options.attempts`` tries, exponential backoff via ``sleep``);
+    ``max_concurrency`` calls at once. A call failing with a provider error is retried
+    (``options.attempts`` tries, exponential backoff via ``sleep``);
     if it still fails the answer records the error and scores 0. Authentication, not-found and
     configuration errors stop the run at once.
     """

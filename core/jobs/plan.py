@@ -73,7 +73,7 @@ def plan(
         registry.backend(name)  # an unknown provider is a configuration error (exit 3)
     wanted = providers or registry.names()
     backends = {b.name: b for b in registry.backends() if b.name in wanted}
-    prices = prices or registry.load_price_table()
+    prices = prices or registry.load_price_table(providers=wanted)
     rows = list(read_records(path, fmt))
     memo: CountMemo = {}
     reports: dict[tuple[str, int | None, str], Report] = {}

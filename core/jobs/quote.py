@@ -60,7 +60,7 @@ def quote_for(
     """The :class:`Quote` of ``provider``/``model``; ConfigError for an unknown provider or
     a model/method the price table does not have."""
     backend = registry.backend(provider)
-    table = prices or registry.load_price_table()
+    table = prices or registry.load_price_table(providers=[provider])
     price = table.lookup(provider, model, method)
     used = counter or registry.counter_for(provider, model, online=online, settings=settings)
     return Quote(backend=backend, model=model, price=price, counter=used)

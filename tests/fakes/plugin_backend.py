@@ -1,0 +1,154 @@
+"""A third-party backend as a plugin author writes one: ONE module exporting a descriptor.
+
+Installed packages expose it through the ``tuneport.backends`` entry-point group::
+
+    [project.entry-points."tuneport.backends"]
+    echo = "my_package.echo_backend:BACKEND"
+
+``tests/test_plugins.py`` registers it through entry-point metadata and drives validate →
+estimate → plan → train → jobs → chat with the real CLI. Jobs live in a class-level table, as a
+remote service's would (every command builds its own provider object).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from tuneport.data.exporters import export_records
+from tuneport.errors import NotFoundError
+from tuneport.progress import Progress
+from tuneport.providers.base import (
+    Backend,
+    ChatOptions,
+    PreparedData,
+    UploadedData,
+    parse_options,
+)
+from tuneport.schemas import (
+    AnyRecord,
+    JobConfig,
+    JobEvent,
+    JobRef,
+    JobState,
+    JobStatus,
+    Message,
+)
+from tuneport.tokens import ScaledTextCounter, TokenCounter
+from tuneport.validation.rules import COMMON_CHAT, COMMON_PREFERENCE, Rules
+
+NAME = "echo"
+
+
+class EchoOptions(BaseModel):
+    """``--set`` keys of this backend (unknown ones are refused with the list of these)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    greeting: str = "echo"
+
+
+class EchoProvider:
+    """Trains nothing; a job succeeds on its second poll; chat echoes the last user turn."""
+
+    name = NAME
+    jobs: ClassVar[dict[str, list[JobState]]] = {}
+    uploads: ClassVar[dict[str, str]] = {}  # sha256 -> file id
+    _ids = itertools.count(1)
+
+    def __init__(self, *, store: object = None, **settings: Any) -> None:
+        self.options = parse_options(EchoOptions, settings, NAME)
+
+    def prepare(
+        self, records: Iterable[AnyRecord], cfg: JobConfig, out_dir: Path, progress: Progress
+    ) -> PreparedData:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        result = export_records(records, "canonical", out_dir / "train.jsonl", force=True)
+        return PreparedData(training=result.path, sha256=result.sha256, examples=result.examples)
+
+    def upload(self, prepared: PreparedData, cfg: JobConfig, progress: Progress) -> UploadedData:
+        reused = prepared.sha256 in self.uploads
+        file_id = self.uploads.setdefault(
+            prepared.sha256, "file-" + hashlib.sha256(prepared.sha256.encode()).hexdigest()[:8]
+        )
+        return UploadedData(training=file_id, reused=reused)
+
+    def launch(self, uploaded: UploadedData, cfg: JobConfig, run_id: str) -> JobRef:
+        remote = f"echo-{next(self._ids)}"
+        self.jobs[remote] = [JobState.RUNNING, JobState.SUCCEEDED]
+        return JobRef(provider=NAME, remote_id=remote, run_id=run_id)
+
+    def status(self, job: JobRef) -> JobStatus:
+        states = self.jobs.get(job.remote_id)
+        if states is None:
+            raise NotFoundError(f"echo job {job.remote_id} does not exist")
+        state = states.pop(0) if len(states) > 1 else states[0]
+        done = state == JobState.SUCCEEDED
+        return JobStatus(
+            remote_id=job.remote_id,
+            state=state,
+            raw_state=state.value,
+            tuned_model=f"echo:{job.remote_id}" if done else None,
+            trained_tokens=100 if done else None,
+        )
+
+    def events(self, job: JobRef, after: str | None = None) -> Iterator[JobEvent]:
+        yield from ()
+
+    def cancel(self, job: JobRef) -> None:
+        self.jobs[job.remote_id] = [JobState.CANCELLED]
+
+    def list_jobs(self, limit: int = 20) -> list[JobStatus]:
+        return [self.status(JobRef(provider=NAME, remote_id=r)) for r in list(self.jobs)[:limit]]
+
+    def chat(self, model: str, messages: Sequence[Message], options: ChatOptions) -> Message:
+        last = next((m.content or "" for m in reversed(messages) if m.role == "user"), "")
+        return Message(role="assistant", content=f"{self.options.greeting}: {last}")
+
+    def cleanup(self, job: JobRef) -> None:
+        self.jobs.pop(job.remote_id, None)
+
+
+def counter(model: str, settings: Mapping[str, Any]) -> TokenCounter:
+    """No tokenizer of its own offline: o200k, labelled approximate."""
+    return ScaledTextCounter(1.0, 0.2, "echo tokenizer offline")
+
+
+BACKEND = Backend(
+    name=NAME,
+    title="Echo (example plugin)",
+    implementation="tests.fakes.plugin_backend:EchoProvider",
+    target="openai",
+    rules=Rules(
+        provider=NAME,
+        min_examples=2,
+        recommended_examples=10,
+        token_limit=8192,
+        token_limit_severity="error",
+        chat=COMMON_CHAT,
+        preference=COMMON_PREFERENCE,
+        source="tests/fakes/plugin_backend.py",
+        model_limits={"echo-small": 1024},
+    ),
+    counter=counter,
+    model_prefixes=("echo:",),
+    # a plugin's own section of the price table (prices.toml layout)
+    prices={
+        "epoch_rule": "fixed",
+        "default_epochs": 2,
+        "min_epochs": 1,
+        "max_epochs": 10,
+        "source": "tests/fakes/plugin_backend.py",
+        "as_of": "2026-11-30",
+        "models": {
+            "echo-small": {"sft": {"training_per_million": 2.0}},
+            "echo-large": {"sft": {"training_per_million": 8.0}},
+        },
+    },
+    options=tuple(EchoOptions.model_fields),
+)
