@@ -53,6 +53,18 @@ class TuneportError(Exception):
     def __str__(self) -> str:
         return self.one_line()
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # keep hint and where across processes (worker pools pickle the errors they raise)
+        return (_rebuild, (type(self), self.message, self.hint, self.where))
+
+
+def _rebuild(
+    cls: type[TuneportError], message: str, hint: str | None, where: str | None
+) -> TuneportError:
+    error = cls.__new__(cls)
+    TuneportError.__init__(error, message, hint=hint, where=where)
+    return error
+
 
 class InputError(TuneportError):
     """The data file is missing, unreadable or in no format tuneport knows."""
@@ -94,6 +106,29 @@ class BudgetError(TuneportError):
     """The estimated cost exceeds ``--max-cost``."""
 
     exit_code = EXIT_BUDGET
+
+
+def require_extra(module: str, extra: str, what: str) -> None:
+    """A :class:`ConfigError` naming the extra to install when ``module`` cannot be imported.
+
+    ``what`` says what needs it, e.g. ``"--plot"``. Call it before any output is written, so a
+    core-only install stops with ``pip install 'tuneport[EXTRA]'`` and nothing half done.
+    """
+    import importlib.util
+    import sys
+
+    if module in sys.modules:
+        found = sys.modules[module] is not None
+    else:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+    if not found:
+        raise ConfigError(
+            f"{what} needs the optional package {module!r}, which is not installed",
+            hint=f"pip install 'tuneport[{extra}]'",
+        )
 
 
 # --- secrets -----------------------------------------------------------------------------------

@@ -1,19 +1,34 @@
-"""Small file helpers shared by every writer: atomic output, hashing, safe paths."""
+"""Small file helpers shared by every writer and reader: atomic output, hashing, safe paths,
+bounded line reading and advisory locks."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
 import shutil
+import signal
+import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from types import FrameType
+from typing import IO, BinaryIO
 
 from tuneport.errors import ConfigError, InputError
 
 _CHUNK = 1 << 20
+# The longest line (JSONL) or record (JSON array, CSV row) tuneport reads: 16 MiB. No provider
+# takes an example anywhere near this (OpenAI: 65,536 tokens, about 0.3 MB of text), and the cap
+# stops an endless input (a symlink to /dev/zero, a file without newlines) before it fills memory.
+MAX_RECORD_BYTES = 16 << 20
+MAX_RECORD_TEXT = "16 MiB"
+# temp files and folders of atomic writes: ".<name>.tp<pid>-<random>.tmp" beside the output
+_TMP_PREFIX = ".tp"
+_STALE_TMP = re.compile(r"^\..*\.tp(\d+)-[A-Za-z0-9_]+\.tmp$")
 
 
 def sha256_file(path: Path) -> str:
@@ -23,6 +38,94 @@ def sha256_file(path: Path) -> str:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def require_file(path: Path) -> Path:
+    """The path if it is a readable regular file (or a folder), else an :class:`InputError`.
+
+    Pipes, FIFOs, sockets and devices (``/dev/stdin``, ``<(cat f)``, a ``.jsonl`` symlink to
+    ``/dev/zero``) are refused: tuneport reads a dataset more than once (detect, validate,
+    count), which a stream cannot give.
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file", hint="check the path") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it: {exc.strerror}", hint="check the path") from None
+    if stat.S_ISDIR(info.st_mode):
+        return path
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(
+            f"{path}: not a regular file (a pipe, FIFO, device or socket); tuneport reads a "
+            "dataset more than once, which a stream cannot give",
+            hint="save the data to a file first, e.g. `cat ... > data.jsonl`",
+        )
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: not readable", hint="check the file's permissions")
+    return path
+
+
+def line_too_long(where: str) -> InputError:
+    """The error for a line or record over :data:`MAX_RECORD_BYTES`."""
+    return InputError(
+        f"a single line or record is longer than {MAX_RECORD_TEXT} (tuneport's limit for one "
+        "example); reading stopped",
+        where=where,
+        hint="split or shorten that example (no provider accepts one this large), or check "
+        "that the file is a dataset",
+    )
+
+
+def read_line(fh: BinaryIO, *, where: str) -> bytes:
+    """The next line of ``fh`` (with its end), ``b""`` at end of file; an :class:`InputError`
+    naming ``where`` if it is longer than :data:`MAX_RECORD_BYTES`."""
+    raw = fh.readline(MAX_RECORD_BYTES + 1)
+    if len(raw) > MAX_RECORD_BYTES:
+        raise line_too_long(where)
+    return raw
+
+
+def line_blocks(
+    fh: BinaryIO, start: int, end: int, *, file: str, first_line: int = 1, block: int = 4 << 20
+) -> Iterator[bytes]:
+    """The bytes ``[start, end)`` of ``fh`` as blocks of whole lines of about ``block`` bytes.
+
+    Memory stays at one block plus one line, however big the range; a line longer than
+    :data:`MAX_RECORD_BYTES` raises an :class:`InputError` naming ``file:line``.
+    """
+    fh.seek(start)
+    pos = start
+    line = first_line
+    carry = b""
+    while pos < end:
+        data = fh.read(min(block, end - pos))
+        if not data:
+            break
+        pos += len(data)
+        buf = carry + data if carry else data
+        cut = buf.rfind(b"\n") + 1
+        if cut == 0:
+            carry = buf
+            if len(carry) > MAX_RECORD_BYTES:
+                raise line_too_long(f"{file}:{line}")
+            continue
+        if len(carry) + (data.find(b"\n") + 1) > MAX_RECORD_BYTES + 1:
+            raise line_too_long(f"{file}:{line}")
+        out = buf[:cut]
+        carry = buf[cut:]
+        line += out.count(b"\n")
+        yield out
+    if carry:
+        if len(carry) > MAX_RECORD_BYTES:
+            raise line_too_long(f"{file}:{line}")
+        yield carry
+
+
+# --- writing ------------------------------------------------------------------------------------
 
 
 def check_output(out: Path, *, force: bool, inputs: tuple[Path, ...] = ()) -> None:
@@ -35,23 +138,104 @@ def check_output(out: Path, *, force: bool, inputs: tuple[Path, ...] = ()) -> No
         raise ConfigError(f"{out} already exists", hint="pass --force to overwrite it")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def clean_stale_temps(folder: Path) -> list[Path]:
+    """Remove what interrupted atomic writes left in ``folder`` (their process is gone).
+
+    A SIGKILL (or a power cut) leaves a ``.NAME.tp<pid>-<random>.tmp`` file or folder; the next
+    write into the same folder removes it. Returns what was removed.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _STALE_TMP.match(entry.name)
+        if match is None or int(match.group(1)) == os.getpid() or _alive(int(match.group(1))):
+            continue
+        target = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                target.unlink()
+        removed.append(target)
+    return removed
+
+
+def _not_writable(out: Path, exc: OSError) -> ConfigError:
+    reason = exc.strerror or str(exc)
+    return ConfigError(
+        f"cannot write {out}: {reason}",
+        hint="choose an output path in a folder you can write (-o PATH)",
+    )
+
+
+@contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """While a file is being written, SIGTERM unwinds like an exception (so the temp file is
+    removed) instead of killing the process on the spot."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+    except (ValueError, OSError):  # pragma: no cover - no signals here
+        yield
+        return
+    if previous not in (signal.SIG_DFL, None):
+        yield  # someone else handles SIGTERM
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextmanager
 def atomic_path(out: Path, *, force: bool = False, inputs: tuple[Path, ...] = ()) -> Iterator[Path]:
     """Yield a fresh temp path beside ``out`` (write a file or a folder there).
 
     On success it is renamed onto ``out`` (replacing an existing one only with ``force``); on
-    any error it is removed and ``out`` is left untouched.
+    any error, Ctrl-C or SIGTERM it is removed and ``out`` is left untouched. What a SIGKILL
+    left behind is removed by the next write into the same folder.
     """
     check_output(out, force=force, inputs=inputs)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(out.parent)
+        tmp = Path(
+            tempfile.mkdtemp(
+                prefix=f".{out.name}{_TMP_PREFIX}{os.getpid()}-", suffix=".tmp", dir=out.parent
+            )
+        )
+    except OSError as exc:
+        raise _not_writable(out, exc) from None
     target = tmp / out.name
     try:
-        yield target
-        if out.is_dir():
-            old = tmp / ".old"
-            os.replace(out, old)
-        os.replace(target, out)
+        with _terminate_as_exit():
+            yield target
+            try:
+                if out.is_dir():
+                    os.replace(out, tmp / ".old")
+                os.replace(target, out)
+            except OSError as exc:
+                raise _not_writable(out, exc) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -70,12 +254,33 @@ def atomic_writer(
         os.fsync(fh.fileno())
 
 
-def require_file(path: Path) -> Path:
-    """The path if it is a readable file, else an :class:`InputError` saying so."""
-    if not path.exists():
-        raise InputError(f"{path}: no such file", hint="check the path")
-    if path.is_dir():
-        return path
-    if not os.access(path, os.R_OK):
-        raise InputError(f"{path}: not readable", hint="check the file's permissions")
-    return path
+# --- locks --------------------------------------------------------------------------------------
+
+
+@contextmanager
+def try_lock(path: Path) -> Iterator[bool]:
+    """Hold an exclusive advisory lock on ``path`` if no other process holds it.
+
+    Yields ``True`` when this process got the lock (kept until the block ends; a killed process
+    loses it at once), ``False`` when another process holds it. Where the platform has no
+    ``fcntl`` (Windows), always ``True``.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield True
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

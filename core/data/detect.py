@@ -19,7 +19,7 @@ from tuneport.data.reading import (
     iter_parquet,
 )
 from tuneport.errors import InputError
-from tuneport.files import require_file
+from tuneport.files import read_line, require_file
 from tuneport.schemas import FORMAT_VERSION
 
 FORMATS = (
@@ -52,7 +52,10 @@ def _first_char(path: Path) -> str:
 
 def _looks_like_jsonl(path: Path) -> bool:
     with path.open("rb") as fh:
-        for raw in islice(fh, _PEEK_LINES):
+        for number in range(1, _PEEK_LINES + 1):
+            raw = read_line(fh, where=f"{path}:{number}")
+            if not raw:
+                break
             try:
                 if isinstance(orjson.loads(raw.removeprefix(b"\xef\xbb\xbf")), dict):
                     return True

@@ -3,7 +3,11 @@
 Each reader yields :class:`RawRow` values (source line, decoded JSON value or :data:`NO_VALUE`,
 problems)
 and never holds more than one record (plus one read buffer) in memory. Byte-level issues — BOM,
-CRLF, blank lines, non-UTF-8 bytes, JSON syntax — become problems located to ``file:line``.
+CRLF, blank lines, non-UTF-8 bytes, JSON syntax — become problems located to ``file:line``, and
+so do what JSON readers would otherwise change silently: a key given twice in one object (the
+last one would win), ``NaN``/``Infinity`` (not JSON; they would become ``null``) and nesting
+deeper than the readers allow. A line or record longer than
+:data:`~tuneport.files.MAX_RECORD_BYTES` stops reading with an :class:`InputError`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import orjson
 
 from tuneport.data.rows import problem
 from tuneport.errors import InputError
+from tuneport.files import MAX_RECORD_BYTES, line_too_long, read_line
 from tuneport.schemas import Problem
 
 _BOM = b"\xef\xbb\xbf"
@@ -51,6 +56,92 @@ class RawRow(NamedTuple):
 
 def _noop(_: int) -> None:
     pass
+
+
+class JsonIssue(ValueError):
+    """A JSON text that parses but would lose or change data (a problem ``kind`` + message)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise JsonIssue(
+                    "duplicate_key", f"key {key!r} appears twice in one object (the last would win)"
+                )
+            seen.add(key)
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise JsonIssue("non_finite_number", f"{name} is not a JSON number (it would become null)")
+
+
+# The stdlib decoder, strict: duplicate keys and NaN/Infinity raise JsonIssue.
+STRICT_JSON = json.JSONDecoder(object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
+_TOO_DEEP = "nested deeper than JSON readers allow"
+
+
+def json_issue(text: str | bytes, value: Any, *, constants: bool = False) -> JsonIssue | None:
+    """What a lenient decoder lost or changed in decoding ``text`` to ``value``: a duplicate
+    key (orjson and the stdlib keep the last one silently) or, with ``constants``, a
+    ``NaN``/``Infinity`` (the stdlib accepts them); ``None`` when nothing.
+
+    Cheap for the common case: a dropped duplicate takes at least its ``:`` with it, so when
+    ``value`` re-encoded has as many colons as ``text`` (and ``text`` spells no colon as a
+    ``\\u003a`` escape) nothing was dropped. Otherwise the strict decoder decides.
+    """
+    if value.__class__ is not dict and value.__class__ is not list:
+        return None
+    if isinstance(text, bytes):
+        colons, escaped = text.count(b":"), b"\\u003" in text
+        suspect = constants and (b"NaN" in text or b"Infinity" in text)
+    else:
+        colons, escaped = text.count(":"), "\\u003" in text
+        suspect = constants and ("NaN" in text or "Infinity" in text)
+    if not suspect:
+        try:
+            again = orjson.dumps(value)
+        except TypeError:  # nested deeper than orjson writes: decide with the strict decoder
+            pass
+        else:
+            if again.count(b":") == colons and not escaped:
+                return None
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    try:
+        STRICT_JSON.decode(text)
+    except JsonIssue as exc:
+        return exc
+    except RecursionError:
+        return JsonIssue("too_deep", _TOO_DEEP)
+    except ValueError:  # pragma: no cover - orjson accepted it
+        return None
+    return None
+
+
+def _bad_json(exc: orjson.JSONDecodeError, text: str, *, file: str, line: int) -> Problem:
+    """A problem for an orjson syntax error (NaN/Infinity and deep nesting get their kind)."""
+    rest = text[exc.pos : exc.pos + 9].lstrip("-")
+    if rest.startswith(("NaN", "Infinity")):
+        name = "NaN" if rest.startswith("NaN") else "Infinity"
+        return problem(
+            "non_finite_number",
+            f"{name} is not a JSON number (it would become null)",
+            file=file,
+            line=line,
+            column=exc.colno,
+        )
+    if "depth limit" in exc.msg or "recursion" in exc.msg:
+        return problem("too_deep", _TOO_DEEP, file=file, line=line)
+    return _syntax(exc.msg, file=file, line=line, column=exc.colno)
 
 
 def _decode_line(raw: bytes, *, file: str, line: int, problems: list[Problem]) -> str:
@@ -100,13 +191,16 @@ def iter_jsonl(
     with path.open("rb") as fh:
         fh.seek(start)
         pos = start
-        for number, raw in enumerate(fh, start=first_line):
-            if end is not None and pos >= end:
+        number = first_line
+        while end is None or pos < end:
+            raw = read_line(fh, where=f"{file}:{number}")
+            if not raw:
                 break
             pos += len(raw)
             advance(len(raw))
             yield jsonl_row(raw, number, file=file, seen_crlf=seen_crlf)
             seen_crlf = seen_crlf or raw.endswith(b"\r\n")
+            number += 1
 
 
 def jsonl_row(raw: bytes, number: int, *, file: str, seen_crlf: bool) -> RawRow:
@@ -121,7 +215,11 @@ def jsonl_row(raw: bytes, number: int, *, file: str, seen_crlf: bool) -> RawRow:
     try:
         value: Any = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        problems.append(_syntax(exc.msg, file=file, line=number, column=exc.colno))
+        problems.append(_bad_json(exc, text, file=file, line=number))
+        return RawRow(number, NO_VALUE, problems)
+    issue = json_issue(text, value)
+    if issue is not None:
+        problems.append(problem(issue.kind, issue.message, file=file, line=number))
         value = NO_VALUE
     return RawRow(number, value, problems)
 
@@ -136,7 +234,7 @@ class _ArrayReader:
     def __init__(self, path: Path, *, file: str, advance: Advance) -> None:
         self._fh = path.open("rb")
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
-        self._json = json.JSONDecoder()
+        self._json = json.JSONDecoder()  # lenient and fast; _array_element checks what it lost
         self._file = file
         self._advance = advance
         self.buf = ""
@@ -192,14 +290,22 @@ class _ArrayReader:
                     "Unterminated string"
                 )
                 if incomplete and not self.eof:
-                    self.chunk *= 2
-                    self.fill()
+                    self.grow()
                     continue
                 raise
+            if end - self.pos > MAX_RECORD_BYTES:
+                raise line_too_long(f"{self._file}:{self.line}")
             if end < len(self.buf) or self.eof:
                 self.chunk = _CHUNK
                 return value, end
-            self.fill()
+            self.grow()
+
+    def grow(self) -> None:
+        """Read more of the current value; an error once it passes the one-record limit."""
+        if len(self.buf) - self.pos > MAX_RECORD_BYTES:
+            raise line_too_long(f"{self._file}:{self.line}")
+        self.chunk = min(self.chunk * 2, MAX_RECORD_BYTES)
+        self.fill()
 
 
 def _array_element(reader: _ArrayReader, file: str) -> RawRow:
@@ -210,9 +316,14 @@ def _array_element(reader: _ArrayReader, file: str) -> RawRow:
     if _SURROGATE.search(segment):
         raw = segment.encode("utf-8", "surrogateescape")
         _decode_line(raw, file=file, line=start_line, problems=problems)
-        value = json.loads(raw.decode("utf-8", errors="replace"))
+        segment = raw.decode("utf-8", errors="replace")
+        value = json.loads(segment)
     reader.line += segment.count("\n")
     reader.pos = end
+    issue = json_issue(segment, value, constants=True)
+    if issue is not None:
+        problems.append(problem(issue.kind, issue.message, file=file, line=start_line))
+        value = NO_VALUE
     return RawRow(start_line, value, problems)
 
 
@@ -254,10 +365,16 @@ def _array_rows(reader: _ArrayReader, file: str) -> Iterator[RawRow]:
             reader.skip_ws()
         first = False
         try:
-            yield _array_element(reader, file)
+            row = _array_element(reader, file)
         except json.JSONDecodeError as exc:
             yield RawRow(reader.line, NO_VALUE, [reader.syntax(exc.msg, exc.pos)])
             return
+        except RecursionError:  # where the element ends is unknown: report it and stop
+            yield RawRow(
+                reader.line, NO_VALUE, [problem("too_deep", _TOO_DEEP, file=file, line=reader.line)]
+            )
+            return
+        yield row
 
 
 # --- tables ------------------------------------------------------------------------------------
@@ -265,9 +382,11 @@ def _array_rows(reader: _ArrayReader, file: str) -> Iterator[RawRow]:
 
 def _decoded_lines(path: Path, file: str, problems: list[Problem]) -> Iterator[str]:
     with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
+        number = 1
+        while raw := read_line(fh, where=f"{file}:{number}"):
             body = raw[3:] if number == 1 and raw.startswith(_BOM) else raw
             yield _decode_line(body, file=file, line=number, problems=problems)
+            number += 1
 
 
 def iter_delimited(
@@ -275,9 +394,21 @@ def iter_delimited(
 ) -> Iterator[RawRow]:
     """CSV/TSV rows as dicts keyed by the header; line = the row's first source line."""
     pending: list[Problem] = []
+    if csv.field_size_limit() < MAX_RECORD_BYTES:  # the default, 128 KiB, is less than one record
+        csv.field_size_limit(MAX_RECORD_BYTES)
     reader = csv.DictReader(_decoded_lines(path, file, pending), delimiter=delimiter)
     start = 2
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. a quoted field that never ends
+            raise InputError(
+                f"cannot read the table: {exc}",
+                where=f"{file}:{start}",
+                hint="check the quoting of that row (a field opened with \" must close with \")",
+            ) from None
         problems = [p for p in pending if p.line is not None and p.line < reader.line_num + 1]
         pending[:] = [p for p in pending if p not in problems]
         yield RawRow(start, dict(row), problems)

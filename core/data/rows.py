@@ -48,6 +48,13 @@ KINDS: dict[str, Kind] = {
     # --- bytes and syntax
     "json_syntax": Kind("error", "fix the JSON syntax at the given line:column"),
     "non_utf8": Kind("error", "re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"),
+    "duplicate_key": Kind(
+        "error", "keep one value per key in each JSON object (readers keep only the last one)"
+    ),
+    "non_finite_number": Kind(
+        "error", "replace NaN/Infinity with a number or a string: JSON has no such values"
+    ),
+    "too_deep": Kind("error", "flatten the record: it is nested deeper than JSON readers allow"),
     "bom": Kind("warning", "remove the UTF-8 byte-order mark at the start of the file"),
     "crlf": Kind("warning", "use \\n line endings (e.g. dos2unix); tuneport's output does"),
     "blank_line": Kind("warning", "remove blank lines; some providers reject them"),

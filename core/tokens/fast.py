@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 import orjson
 
 from tuneport.errors import InputError
+from tuneport.files import line_blocks, read_line
 from tuneport.tokens.approx import ScaledTextCounter
 from tuneport.tokens.bpe import TiktokenChatCounter
 from tuneport.tokens.counter import Counts, TokenCounter
@@ -62,7 +63,7 @@ def chunk_bounds(path: Path, parts: int) -> list[tuple[int, int]]:
             if pos <= cuts[-1]:
                 continue
             fh.seek(pos)
-            fh.readline()  # move to the next line start
+            read_line(fh, where=f"{path} (byte {pos})")  # move to the next line start
             nxt = fh.tell()
             if nxt >= size:
                 break
@@ -120,10 +121,19 @@ def count_chunk(job: tuple[str, int, int, tuple[Any, ...]]) -> Part:
     global _worker_counter
     if _worker_counter is None or _worker_counter.spec != spec:
         _worker_counter = rebuild_counter(spec)
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        data = fh.read(end - start)
-    return count_lines(_worker_counter, data)
+    tokens: array[int] = array("q")
+    lines: array[int] = array("q")
+    skipped: list[int] = []
+    n_lines = tools = 0
+    with open(path, "rb") as fh:  # block by block: memory stays flat however big the range
+        for block in line_blocks(fh, start, end, file=path):
+            b_tokens, b_lines, b_skipped, b_n, b_tools = count_lines(_worker_counter, block)
+            tokens.extend(b_tokens)
+            lines.extend(array("q", (n_lines + ln for ln in b_lines)) if n_lines else b_lines)
+            skipped.extend(n_lines + ln for ln in b_skipped)
+            n_lines += b_n
+            tools += b_tools
+    return tokens, lines, skipped, n_lines, tools
 
 
 def merge_parts(parts: Iterable[Part]) -> Counts:
@@ -165,13 +175,14 @@ def count_jsonl(path: Path, counter: RawCounter, *, workers: int | None = None) 
     except OSError as exc:
         raise InputError(f"{path}: {exc.strerror}", hint="check the path") from None
     workers = workers or default_workers()
+    global _worker_counter
     if workers <= 1 or size < PARALLEL_MIN_BYTES:
-        return merge_parts([count_lines(counter, path.read_bytes())])
+        _worker_counter = counter
+        return merge_parts([count_chunk((str(path), 0, size, counter.spec))])
     # several chunks per worker (load balance on shared cores), ~4 MiB each for big files
     parts = max(4 * workers, min(16 * workers, size // _CHUNK_TARGET))
     bounds = chunk_bounds(path, parts)
     jobs = [(str(path), a, b, counter.spec) for a, b in bounds]
-    global _worker_counter
     counter.count_text("")  # load the encoding here: forked workers inherit it
     _worker_counter = counter  # inherited by forked workers: no second encoding load
     with process_context().Pool(min(workers, len(jobs))) as pool:

@@ -27,9 +27,10 @@ import orjson
 
 from tuneport.data.detect import container
 from tuneport.data.parsing import Options
-from tuneport.data.reading import NO_VALUE, Advance, RawRow, iter_jsonl, jsonl_row
+from tuneport.data.reading import NO_VALUE, Advance, RawRow, iter_jsonl, json_issue, jsonl_row
 from tuneport.data.records import resolve_format
 from tuneport.data.rows import problem
+from tuneport.files import line_blocks
 from tuneport.schemas import Problem, Report
 from tuneport.tokens.approx import CharCounter
 from tuneport.tokens.cache import file_sha256, save
@@ -116,30 +117,34 @@ def _validate_chunk(job: _Job) -> _Chunk:
     file = job.path
     state = _ChunkValidator(file, job.rules, counter, job.limit)
     opts = Options(column_map=dict(job.column_map), system=job.system)
-    with open(job.path, "rb") as fh:
-        fh.seek(job.start)
-        data = fh.read(job.end - job.start)
     counting = _LineCounter(counter) if job.counting else None
     seen_crlf = False
     local = 0
     loads = orjson.loads
     first = job.first_line
-    for local, raw in enumerate(io.BytesIO(data), 1):
-        number = first + local - 1
-        row = None
-        if number > 1 and not raw.endswith(b"\r\n"):
-            # an ordinary line: jsonl_row would find no problem and parse the same value (orjson
-            # refuses invalid UTF-8 and blank input, which take the full path below)
-            try:  # noqa: SIM105 (no context manager per line)
-                row = RawRow(number, loads(raw), [])
-            except orjson.JSONDecodeError:
-                pass
-        if row is None:
-            row = jsonl_row(raw, number, file=file, seen_crlf=seen_crlf)
-            seen_crlf = seen_crlf or raw.endswith(b"\r\n")
-        if counting is not None:
-            state.next_tokens = counting.line(local, raw, row)
-        state.raw(row, job.fmt, opts)
+    with open(job.path, "rb") as fh:
+        for block in line_blocks(fh, job.start, job.end, file=file, first_line=first):
+            for raw in io.BytesIO(block):
+                local += 1
+                number = first + local - 1
+                row = None
+                if number > 1 and not raw.endswith(b"\r\n"):
+                    # an ordinary line: jsonl_row would find no problem and parse the same value
+                    # (orjson refuses invalid UTF-8 and blank input, which take the full path
+                    # below, and so does a line that loses a duplicate key)
+                    try:
+                        value = loads(raw)
+                    except orjson.JSONDecodeError:
+                        pass
+                    else:
+                        if json_issue(raw, value) is None:
+                            row = RawRow(number, value, [])
+                if row is None:
+                    row = jsonl_row(raw, number, file=file, seen_crlf=seen_crlf)
+                    seen_crlf = seen_crlf or raw.endswith(b"\r\n")
+                if counting is not None:
+                    state.next_tokens = counting.line(local, raw, row)
+                state.raw(row, job.fmt, opts)
     counts = None
     if counting is not None:
         counts = (counting.tokens, counting.lines, counting.skipped, local, counting.tools)

@@ -1,0 +1,222 @@
+"""Reading never changes data silently and never grows without bound.
+
+Duplicate keys and NaN/Infinity are errors at file:line in every layout (the fast parallel
+validator included); a line or record over the 16 MiB cap stops reading with a one-line error;
+pipes, FIFOs and devices are refused before anything is read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from tuneport.cli.main import run
+from tuneport.data import load_records, read_records
+from tuneport.errors import InputError
+from tuneport.files import MAX_RECORD_BYTES
+from tuneport.providers.openai import RULES
+from tuneport.tokens.bpe import TiktokenChatCounter
+from tuneport.tokens.measure import count_path
+from tuneport.validation.parallel import validate_parallel
+from tuneport.validation.validate import validate_serial
+
+GOOD = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
+DUP_LINE = (
+    '{"messages": [{"role": "user", "content": "a", "content": "b"}, '
+    '{"role": "assistant", "content": "c"}]}'
+)
+PAIR = '[{"role": "user", "content": "a"}, {"role": "assistant", "content": "c"}]'
+
+
+def _kinds(path: Path) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for row in read_records(path, "openai"):
+        for p in row.problems:
+            out.setdefault(row.line, []).append(p.kind)
+    return out
+
+
+def test_duplicate_key_in_jsonl_is_an_error_at_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n" + DUP_LINE + "\n" + json.dumps(GOOD) + "\n")
+    assert _kinds(path) == {2: ["duplicate_key"]}
+    with pytest.raises(InputError) as info:
+        load_records(path)
+    assert info.value.where == f"{path}:2" and "'content' appears twice" in info.value.message
+
+
+def test_duplicate_key_spelled_with_escapes_is_still_found(tmp_path: Path) -> None:
+    # "\u003a" is a colon: the colon-count shortcut must not hide the duplicate
+    line = (
+        '{"messages": [{"role": "user", "content": "\\u003a", "content": "\\u003a"}, '
+        '{"role": "assistant", "content": "c"}]}'
+    )
+    path = tmp_path / "e.jsonl"
+    path.write_text(line + "\n")
+    assert _kinds(path) == {1: ["duplicate_key"]}
+
+
+def test_colons_in_text_are_no_false_alarm(tmp_path: Path) -> None:
+    record = {
+        "messages": [
+            {"role": "user", "content": 'a: {"k": 1}'},
+            {"role": "assistant", "content": "b:"},
+        ]
+    }
+    path = tmp_path / "ok.jsonl"
+    path.write_text(
+        json.dumps(record) + "\n" + json.dumps(record, indent=None, separators=(",", " : ")) + "\n"
+    )
+    assert _kinds(path) == {}
+
+
+def test_nan_and_duplicates_in_a_json_array_are_errors(tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    path.write_text(
+        "[\n"
+        + json.dumps(GOOD)
+        + f',\n{{"messages": {PAIR}, "w": NaN}},\n'
+        + f'{{"messages": {PAIR}, "w": -Infinity}},\n'
+        + DUP_LINE
+        + ",\n"
+        + json.dumps(GOOD)
+        + "\n]\n"
+    )
+    assert _kinds(path) == {
+        3: ["non_finite_number"],
+        4: ["non_finite_number"],
+        5: ["duplicate_key"],
+    }
+    out = tmp_path / "out.jsonl"
+    assert run(["convert", str(path), "--to", "openai", "-o", str(out)]) == 2
+    assert not out.exists()  # nothing half-written, nothing silently turned into null
+
+
+def test_nan_in_jsonl_names_the_value(tmp_path: Path) -> None:
+    path = tmp_path / "n.jsonl"
+    path.write_text('{"messages": [], "w": NaN}\n')
+    assert _kinds(path) == {1: ["non_finite_number"]}
+
+
+def test_deep_nesting_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    arr = tmp_path / "deep.json"
+    arr.write_text("[" + '{"a":' * 100_000 + "1" + "}" * 100_000 + "]")
+    lines = tmp_path / "deep.jsonl"
+    lines.write_text('{"a":' * 100_000 + "1" + "}" * 100_000 + "\n")
+    mid = tmp_path / "mid.jsonl"  # deeper than orjson writes (255), shallower than it reads
+    mid.write_text('{"messages": ' + "[" * 600 + "]" * 600 + "}\n")
+    assert _kinds(arr) == {1: ["too_deep"]}
+    assert _kinds(lines) == {1: ["too_deep"]}
+    assert "too_deep" not in _kinds(mid).get(1, [])
+    assert run(["validate", str(arr), "--from", "openai"]) == 1
+
+
+def test_parallel_validation_reports_duplicates_like_the_serial_one(tmp_path: Path) -> None:
+    path = tmp_path / "big.jsonl"
+    lines = [json.dumps({**GOOD, "id": str(i)}) for i in range(3000)]
+    lines[1234] = DUP_LINE
+    path.write_text("\n".join(lines) + "\n")
+    serial = validate_serial(path, RULES, fmt="openai")
+    parallel = validate_parallel(path, RULES, fmt="openai", workers=2, min_bytes=0)
+    assert parallel is not None
+    assert [(p.kind, p.line) for p in parallel.problems] == [
+        (p.kind, p.line) for p in serial.problems
+    ]
+    assert ("duplicate_key", 1235) in [(p.kind, p.line) for p in serial.problems]
+
+
+def _long_line(path: Path, size: int) -> None:
+    with path.open("wb") as fh:
+        fh.write(b'{"messages": [{"role": "user", "content": "')
+        fh.write(b"x" * size)
+        fh.write(b'"}]}\n')
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".csv"])
+def test_a_record_over_the_cap_stops_reading_with_one_line(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"huge{suffix}"
+    if suffix == ".json":
+        path.write_bytes(b"[" + b'{"instruction": "' + b"x" * (MAX_RECORD_BYTES + 10) + b'"}]')
+    elif suffix == ".csv":
+        path.write_bytes(b"q,a\n" + b"x" * (MAX_RECORD_BYTES + 10) + b",y\n")
+    else:
+        _long_line(path, MAX_RECORD_BYTES + 10)
+    with pytest.raises(InputError) as info:
+        list(
+            read_records(
+                path,
+                "alpaca" if suffix == ".json" else None,
+                column_map={"q": "user", "a": "assistant"} if suffix == ".csv" else None,
+            )
+        )
+    assert "longer than 16 MiB" in info.value.message
+    assert info.value.where is not None and info.value.where.startswith(str(path))
+
+
+def test_fast_counting_stops_at_the_cap_too(tmp_path: Path) -> None:
+    path = tmp_path / "huge.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n")
+    with path.open("ab") as fh:
+        fh.write(b"y" * (MAX_RECORD_BYTES + 5))
+    with pytest.raises(InputError, match="longer than 16 MiB"):
+        count_path(path, TiktokenChatCounter("o200k_base"), fmt="openai", workers=1)
+
+
+def test_a_big_file_is_counted_block_by_block(tmp_path: Path) -> None:
+    """Counting in blocks gives the same numbers as one read (lines stay numbered)."""
+    from tuneport.tokens.fast import count_chunk, count_lines
+
+    path = tmp_path / "many.jsonl"
+    rows = [
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "user", "content": "w " * (i % 50)},
+                    {"role": "assistant", "content": "z"},
+                ]
+            }
+        )
+        for i in range(5000)
+    ]
+    rows[17] = "not json"
+    path.write_text("\n".join(rows) + "\n")
+    counter = TiktokenChatCounter("o200k_base")
+    import tuneport.tokens.fast as fast
+
+    fast._worker_counter = counter
+    whole = count_lines(counter, path.read_bytes())
+    size = path.stat().st_size
+    blocks = count_chunk((str(path), 0, size, counter.spec))
+    assert list(blocks[0]) == list(whole[0]) and list(blocks[1]) == list(whole[1])
+    assert blocks[2] == whole[2] == [18] and blocks[3] == whole[3]
+
+
+def test_devices_fifos_and_stdin_are_refused_before_reading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    zero = tmp_path / "zero.jsonl"
+    zero.symlink_to("/dev/zero")
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_text(json.dumps(GOOD) + "\n"), daemon=True)
+    writer.start()
+    for command in (
+        ["validate", str(zero)],
+        ["inspect", str(fifo)],
+        ["estimate", str(zero), "-p", "openai", "-m", "gpt-4.1-mini"],
+        ["convert", str(zero), "--to", "openai", "-o", str(tmp_path / "o.jsonl")],
+    ):
+        assert run(command) == 2
+        err = capsys.readouterr().err
+        assert (
+            "not a regular file" in err
+            and "Traceback" not in err
+            and len(err.strip().splitlines()) == 1
+        )
+    with fifo.open() as fh:  # let the writer finish
+        fh.read()
+    assert not (tmp_path / "o.jsonl").exists()
