@@ -116,5 +116,8 @@ class JobRecord(BaseModel):
     estimate_cost_usd: float | None = None
     billed_tokens: int | None = None
     parent_id: str | None = None  # lineage: the job whose adapter this one continues
+    # what the job launches (provider, model, data SHA-256, settings) as one digest: the same
+    # `train` run again finds this record instead of starting a second paid job
+    launch_key: str | None = None
     created_at: datetime
     updated_at: datetime

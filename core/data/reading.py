@@ -407,7 +407,7 @@ def iter_delimited(
             raise InputError(
                 f"cannot read the table: {exc}",
                 where=f"{file}:{start}",
-                hint="check the quoting of that row (a field opened with \" must close with \")",
+                hint='check the quoting of that row (a field opened with " must close with ")',
             ) from None
         problems = [p for p in pending if p.line is not None and p.line < reader.line_num + 1]
         pending[:] = [p for p in pending if p not in problems]

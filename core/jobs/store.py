@@ -2,13 +2,23 @@
 
 Safe with several tuneport processes at once: WAL journal, a busy timeout and short
 ``BEGIN IMMEDIATE`` write transactions. The schema evolves through an ordered list of
-migrations tracked in ``PRAGMA user_version``. Nothing secret is ever written: job configs pass
+migrations tracked in ``PRAGMA user_version``; before migrating an existing store, a copy is
+kept beside it (``jobs.sqlite3.v<N>.bak``). Nothing secret is ever written: job configs pass
 through :func:`redact_config` first.
+
+Nothing is lost silently: a new store is built aside and moved into place whole, so an empty
+(0-byte) or unreadable file at the store's path is damage and is reported with its path
+(:class:`StoreError`), never replaced by an empty store. A store deleted or replaced while a
+command runs is noticed at the next write (:class:`StoreVanishedError`); ``watch`` then restores
+it (:meth:`JobStore.recover`) and says so.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
 import re
 import secrets
 import sqlite3
@@ -21,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneport.errors import ConfigError, NotFoundError, redact
+from tuneport.files import clean_stale_temps
 from tuneport.paths import home
 from tuneport.schemas import JobEvent, JobRecord, JobState
 
@@ -78,6 +89,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX events_seq ON events(job_id, seq);
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN launch_key TEXT;
+    CREATE INDEX jobs_launch ON jobs(launch_key, created_at);
+    """,
 )
 
 _SECRET_KEY = re.compile(r"(?i)(api[_-]?key|secret|token|password|passwd|credential|auth)")
@@ -93,6 +108,51 @@ def new_job_id() -> str:
 def new_run_id() -> str:
     """A client-generated run id sent to the provider so launches are idempotent."""
     return f"run-{secrets.token_hex(8)}"
+
+
+def run_id_for(launch_key: str, *, fresh: bool = False) -> str:
+    """The run id of the launch identified by ``launch_key`` (the same key, the same id, so
+    a re-run finds what a crashed run created); ``fresh`` adds a random part (``--new-run``)."""
+    base = f"run-{hashlib.sha256(launch_key.encode()).hexdigest()[:16]}"
+    return f"{base}-{secrets.token_hex(3)}" if fresh else base
+
+
+class StoreError(ConfigError):
+    """The job store file is damaged, empty, read-only, locked or gone (its path is named)."""
+
+
+class StoreVanishedError(StoreError):
+    """The store file was deleted or replaced while this process had it open."""
+
+
+_DAMAGED = ("malformed", "not a database", "disk image", "encrypted", "file is not")
+
+
+def _store_error(path: Path, exc: sqlite3.Error) -> StoreError:
+    text = str(exc)
+    low = text.lower()
+    backups = sorted(path.parent.glob(f"{path.name}.v*.bak"))
+    restore = f"restore {backups[-1]}, or " if backups else ""
+    if "readonly" in low or "read-only" in low:
+        return StoreError(
+            f"the job store {path} is read-only ({text})",
+            hint=f"make it writable (chmod u+w {path}) or set TUNEPORT_HOME to another folder",
+        )
+    if "locked" in low or "busy" in low:
+        return StoreError(
+            f"the job store {path} is locked by another process ({text})",
+            hint="wait for the other tuneport command to finish, then run this one again",
+        )
+    if any(word in low for word in _DAMAGED):
+        return StoreError(
+            f"the job store {path} is damaged ({text}); tuneport did not change it",
+            hint=f"{restore}move it aside (mv {path} {path}.damaged) to start a new, empty "
+            "store; remote jobs keep running (see `tuneport jobs list --remote --provider P`)",
+        )
+    return StoreError(
+        f"the job store {path} cannot be used ({text})",
+        hint="check the file and its folder (permissions, free space), or set TUNEPORT_HOME",
+    )
 
 
 def now() -> datetime:
@@ -127,15 +187,78 @@ class JobStore:
                 hint="set TUNEPORT_HOME to a writable folder",
             ) from None
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the open file
+        self._conn = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        """Connect (building a new store aside first if there is none) and migrate."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            self._create()
+            size = self.path.stat().st_size
+        except OSError as exc:
+            raise StoreError(
+                f"cannot read the job store {self.path}: {exc.strerror}",
+                hint="check the file's permissions, or set TUNEPORT_HOME",
+            ) from None
+        if size == 0:
+            raise StoreError(
+                f"the job store {self.path} is empty (0 bytes): the jobs it held are lost or "
+                "were never written; tuneport did not replace it",
+                hint=f"restore a copy if you have one, or delete it (rm {self.path}) to start a "
+                "new store; remote jobs keep running (`tuneport jobs list --remote --provider P`)",
+            )
+        try:
+            conn = self._connect(self.path)
+            info = os.stat(self.path)
+            self._identity = (info.st_dev, info.st_ino)
+            self._conn = conn
+            row = conn.execute("PRAGMA quick_check(1)").fetchone()
+            if row is None or row[0] != "ok":
+                raise sqlite3.DatabaseError(f"database disk image is malformed ({row[0]})")
+            self.migrate()
+        except sqlite3.Error as exc:
+            with contextlib.suppress(Exception):
+                conn.close()
+            raise _store_error(self.path, exc) from None
+        return conn
+
+    def _connect(self, path: Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._conn = conn
         self._enable_wal()
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._conn.execute("PRAGMA foreign_keys = ON")
-        self.migrate()
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def _create(self) -> None:
+        """Build a new, migrated store beside the path and move it in whole (a process that
+        loses the race keeps the winner's file), so no half-made store is ever at the path."""
+        clean_stale_temps(self.path.parent)
+        tmp = self.path.with_name(f".{self.path.name}.tp{os.getpid()}-{secrets.token_hex(4)}.tmp")
+        self._identity = None
+        try:
+            self._conn = self._connect(tmp)
+            self.migrate(backup=False)
+            self._conn.close()
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, self.path)
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from None
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the job store {self.path}: {exc.strerror}",
+                hint="set TUNEPORT_HOME to a writable folder",
+            ) from None
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(OSError):
+                    tmp.with_name(tmp.name + suffix).unlink()
 
     def _enable_wal(self) -> None:
         """Switch to WAL, retrying while another process holds the lock.
@@ -160,6 +283,73 @@ class JobStore:
         with self._lock:
             self._conn.close()
 
+    def _check_file(self) -> None:
+        """A :class:`StoreVanishedError` if the file was deleted or replaced since it was opened
+        (SQLite would keep writing to the deleted file, losing every change)."""
+        if self._identity is None:  # being built aside
+            return
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            raise StoreVanishedError(
+                f"the job store {self.path} was deleted while tuneport was using it",
+                hint="restore it, or run the command again to start a new store",
+            ) from None
+        except OSError:
+            return
+        if (info.st_dev, info.st_ino) != self._identity:
+            raise StoreVanishedError(
+                f"the job store {self.path} was replaced while tuneport was using it",
+                hint="run the command again to use the new file",
+            )
+
+    def recover(self, keep: Sequence[JobRecord] = ()) -> str:
+        """After :class:`StoreVanishedError`: put the store back and say what was done.
+
+        A deleted store is rebuilt from this process's open handle (which still reads the
+        deleted file), so no job is lost; a replaced one is reopened and ``keep`` (the records
+        this process is working on) are added to it if missing.
+        """
+        with self._lock:
+            old = self._conn
+            if not self.path.exists():
+                tmp = self.path.with_name(
+                    f".{self.path.name}.tp{os.getpid()}-{secrets.token_hex(4)}.tmp"
+                )
+                try:
+                    with contextlib.closing(sqlite3.connect(tmp)) as dest:
+                        old.backup(dest)  # the open handle still reads the deleted file
+                        dest.execute("PRAGMA journal_mode = WAL")
+                    with contextlib.suppress(sqlite3.Error):
+                        old.close()  # before the new file appears: it removes the old -wal
+                    with contextlib.suppress(FileExistsError):
+                        os.link(tmp, self.path)
+                except (sqlite3.Error, OSError) as exc:
+                    raise StoreError(
+                        f"the job store {self.path} was deleted and could not be restored: {exc}",
+                        hint="run the command again to start a new store",
+                    ) from None
+                finally:
+                    for suffix in ("", "-wal", "-shm"):
+                        with contextlib.suppress(OSError):
+                            tmp.with_name(tmp.name + suffix).unlink()
+                what = "was deleted; tuneport restored it from its open copy"
+            else:
+                with contextlib.suppress(sqlite3.Error):
+                    old.close()
+                what = "was replaced; tuneport now uses the new file"
+            self._conn = self._open()
+            added = [r.id for r in keep if self._add_missing(r)]
+        if added:
+            what += f" and added job {', '.join(added)} to it"
+        return f"the job store {self.path} {what}"
+
+    def _add_missing(self, record: JobRecord) -> bool:
+        if self._get_row(record.id) is not None:
+            return False
+        self.add(record)
+        return True
+
     def __enter__(self) -> JobStore:
         return self
 
@@ -170,29 +360,55 @@ class JobStore:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A short write transaction that takes the write lock up front (no upgrade deadlocks)."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._check_file()
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _store_error(self.path, exc) from None
             try:
                 yield self._conn
+            except sqlite3.IntegrityError:
+                self._conn.execute("ROLLBACK")
+                raise
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                raise _store_error(self.path, exc) from None
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise _store_error(self.path, exc) from None
+
+    def _read(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
+        """Rows of one query; SQLite errors become a :class:`StoreError` naming the file."""
+        with self._lock:
+            try:
+                return list(self._conn.execute(sql, params).fetchall())
+            except sqlite3.Error as exc:
+                raise _store_error(self.path, exc) from None
 
     @property
     def schema_version(self) -> int:
-        with self._lock:
-            row = self._conn.execute("PRAGMA user_version").fetchone()
-        return int(row[0])
+        return int(self._read("PRAGMA user_version")[0][0])
 
-    def migrate(self) -> None:
-        """Apply the migrations this database has not seen yet (each in its own transaction)."""
+    def migrate(self, *, backup: bool = True) -> None:
+        """Apply the migrations this database has not seen yet (each in its own transaction),
+        after copying an existing store to ``<store>.v<N>.bak``."""
         if self.schema_version > len(MIGRATIONS):
-            raise ConfigError(
+            raise StoreError(
                 f"the job store {self.path} was written by a newer tuneport "
                 f"(schema {self.schema_version})",
                 hint="upgrade tuneport or point TUNEPORT_HOME elsewhere",
             )
         while True:
+            version = self.schema_version
+            if version >= len(MIGRATIONS):
+                return
+            if backup and version > 0:
+                self._backup(version)
             with self._write() as conn:
                 # re-read inside the lock: another process may have migrated meanwhile
                 version = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -202,6 +418,29 @@ class JobStore:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {version + 1}")
+
+    def backup_path(self, version: int) -> Path:
+        return self.path.with_name(f"{self.path.name}.v{version}.bak")
+
+    def _backup(self, version: int) -> None:
+        """Copy the store (schema ``version``) aside before migrating it; kept, never replaced."""
+        dest = self.backup_path(version)
+        if dest.exists():
+            return
+        tmp = dest.with_name(f".{dest.name}.tp{os.getpid()}-{secrets.token_hex(4)}.tmp")
+        try:
+            with contextlib.closing(sqlite3.connect(tmp)) as copy:
+                self._conn.backup(copy)
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, dest)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot back up the job store to {dest} before upgrading it: {exc.strerror}",
+                hint="free some space or make the folder writable, then run the command again",
+            ) from None
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
     # --- jobs --------------------------------------------------------------------------------
 
@@ -230,16 +469,19 @@ class JobStore:
             conn.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})", row)
         return self.get(record.id)
 
+    def _get_row(self, job_id: str) -> sqlite3.Row | None:
+        rows = self._read("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return rows[0] if rows else None
+
     def get(self, job_id: str) -> JobRecord:
         """The job with local id ``job_id`` (a unique prefix or its remote id also works)."""
-        with self._lock:
-            row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None:
-                rows = self._conn.execute(
-                    "SELECT * FROM jobs WHERE remote_id = ? OR id LIKE ? ESCAPE '\\' LIMIT 2",
-                    (job_id, job_id.replace("%", r"\%").replace("_", r"\_") + "%"),
-                ).fetchall()
-                row = rows[0] if len(rows) == 1 else None
+        row = self._get_row(job_id)
+        if row is None:
+            rows = self._read(
+                "SELECT * FROM jobs WHERE remote_id = ? OR id LIKE ? ESCAPE '\\' LIMIT 2",
+                (job_id, job_id.replace("%", r"\%").replace("_", r"\_") + "%"),
+            )
+            row = rows[0] if len(rows) == 1 else None
         if row is None:
             raise NotFoundError(
                 f"no job {job_id!r} in the job store ({self.path})",
@@ -248,9 +490,16 @@ class JobStore:
         return self._from_row(row)
 
     def find_by_run_id(self, run_id: str) -> JobRecord | None:
-        with self._lock:
-            row = self._conn.execute("SELECT * FROM jobs WHERE run_id = ?", (run_id,)).fetchone()
-        return None if row is None else self._from_row(row)
+        rows = self._read("SELECT * FROM jobs WHERE run_id = ?", (run_id,))
+        return self._from_row(rows[0]) if rows else None
+
+    def find_launch(self, launch_key: str) -> JobRecord | None:
+        """The newest job launched with ``launch_key`` (:func:`tuneport.jobs.launch.launch_key`)."""
+        rows = self._read(
+            "SELECT * FROM jobs WHERE launch_key = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (launch_key,),
+        )
+        return self._from_row(rows[0]) if rows else None
 
     def update(self, job_id: str, **fields: Any) -> JobRecord:
         """Set ``fields`` (JobRecord field names) on a job and bump ``updated_at``."""
@@ -287,9 +536,7 @@ class JobStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, rowid DESC LIMIT ?"
         params.append(limit)
-        with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
-        return [self._from_row(r) for r in rows]
+        return [self._from_row(r) for r in self._read(sql, params)]
 
     # --- events ------------------------------------------------------------------------------
 
@@ -331,8 +578,7 @@ class JobStore:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
+        rows = self._read(sql, params)
         return [
             JobEvent(
                 id=r["event_id"],
@@ -347,22 +593,19 @@ class JobStore:
         ]
 
     def last_event_id(self, job_id: str) -> str | None:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT event_id FROM events WHERE job_id = ? ORDER BY seq DESC LIMIT 1", (job_id,)
-            ).fetchone()
-        return None if row is None else str(row[0])
+        rows = self._read(
+            "SELECT event_id FROM events WHERE job_id = ? ORDER BY seq DESC LIMIT 1", (job_id,)
+        )
+        return str(rows[0][0]) if rows else None
 
     # --- uploads -----------------------------------------------------------------------------
 
     def upload_get(self, provider: str, sha256: str) -> str | None:
         """The remote file id of bytes with ``sha256`` already uploaded to ``provider``."""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT remote_id FROM uploads WHERE provider = ? AND sha256 = ?",
-                (provider, sha256),
-            ).fetchone()
-        return None if row is None else str(row[0])
+        rows = self._read(
+            "SELECT remote_id FROM uploads WHERE provider = ? AND sha256 = ?", (provider, sha256)
+        )
+        return str(rows[0][0]) if rows else None
 
     def upload_put(
         self,
