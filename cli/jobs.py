@@ -1,5 +1,6 @@
 """`tuneport jobs list|show|watch|cancel|cleanup|resume` — generic over providers."""
 
+import contextlib
 from typing import Annotated, Any
 
 import typer
@@ -49,7 +50,15 @@ def list_jobs(
             table.add_row(s.remote_id, s.raw_state, s.model or "", s.tuned_model or "", created)
         out.print(table)
         return
-    records = open_store().list_jobs(limit, provider=provider)
+    from tuneport.errors import TuneportError
+    from tuneport.jobs.launch import reconcile
+
+    store = open_store()
+    records = store.list_jobs(limit, provider=provider)
+    for i, r in enumerate(records):  # launches that stopped before the provider answered
+        if r.remote_id is None and r.raw_state == "creating":
+            with contextlib.suppress(TuneportError):  # cannot ask now: show what is stored
+                records[i] = reconcile(store, r)
     if as_json:
         _dump([r.model_dump(mode="json") for r in records])
         return
@@ -80,6 +89,7 @@ def show(
 ) -> None:
     """One job: config, state, tokens, tuned model, recent events (and checkpoints)."""
     from tuneport.cli._console import out
+    from tuneport.jobs.launch import reconcile
     from tuneport.jobs.resolve import provider_for_record, ref_of
     from tuneport.jobs.store import open_store
     from tuneport.jobs.watch import poll_once
@@ -90,6 +100,7 @@ def show(
     checkpoints: list[Any] = []
     if refresh:
         backend = provider_for_record(record)
+        record = reconcile(store, record, backend)
         record = poll_once(store, record, backend).record
         if isinstance(backend, HasCheckpoints):
             checkpoints = backend.checkpoints(ref_of(record))
@@ -146,6 +157,7 @@ def watch(job_id: JobId, as_json: JsonFlag = False) -> int:
 def cancel(job_id: JobId, as_json: JsonFlag = False) -> None:
     """Ask the provider to stop a running job."""
     from tuneport.cli._console import err, out
+    from tuneport.jobs.launch import reconcile
     from tuneport.jobs.resolve import provider_for_record, ref_of
     from tuneport.jobs.store import open_store
     from tuneport.jobs.watch import poll_once
@@ -153,6 +165,7 @@ def cancel(job_id: JobId, as_json: JsonFlag = False) -> None:
     store = open_store()
     record = store.get(job_id)
     backend = provider_for_record(record)
+    record = reconcile(store, record, backend)
     if not record.state.terminal:
         backend.cancel(ref_of(record))
     record = poll_once(store, record, backend).record
@@ -173,15 +186,20 @@ def cleanup(
     """Delete what keeps costing money or space (endpoints, uploaded files, local outputs)."""
     from tuneport.cli._console import out
     from tuneport.cli.train import confirm_or_refuse
+    from tuneport.jobs.launch import reconcile
     from tuneport.jobs.resolve import provider_for_record, ref_of
     from tuneport.jobs.store import open_store
 
-    record = open_store().get(job_id)
+    store = open_store()
+    record = store.get(job_id)
+    backend = provider_for_record(record)
+    record = reconcile(store, record, backend)
+    ref = ref_of(record)
     question = f"Delete the {record.provider} resources of {record.id}?"
     if not confirm_or_refuse(question, yes=yes, what="delete resources"):
         out.print("nothing deleted")
         return 1
-    provider_for_record(record).cleanup(ref_of(record))
+    backend.cleanup(ref)
     if as_json:
         _dump({"id": record.id, "cleaned": True})
     else:

@@ -23,8 +23,12 @@ def confirm_or_refuse(question: str, *, yes: bool, what: str) -> bool:
     return typer.confirm(question, default=False, err=True)
 
 
-def watch_and_report(job_id: str, *, as_json: bool = False) -> int:
-    """Watch a stored job to its end, print the outcome; exit code 0 / 1 (failed, cancelled)."""
+def watch_and_report(job_id: str, *, as_json: bool = False, provider: Any = None) -> int:
+    """Watch a stored job to its end, print the outcome; exit code 0 / 1 (failed, cancelled).
+
+    ``provider``: the backend that launched it in this process (it holds settings the store
+    never keeps, such as ``--set api_key=...``); default: one built from the stored settings.
+    """
     from tuneport.cli._console import err, out
     from tuneport.cli._render import WatchView, outcome_lines
     from tuneport.errors import EXIT_INTERRUPTED
@@ -33,8 +37,12 @@ def watch_and_report(job_id: str, *, as_json: bool = False) -> int:
 
     store = open_store()
     view = WatchView(err)
+
+    def note(message: str) -> None:
+        err.print(f"warning: {message}", markup=False)
+
     try:
-        record = watch_job(job_id, store=store, renderer=view)
+        record = watch_job(job_id, store=store, renderer=view, provider=provider, note=note)
     except KeyboardInterrupt:
         view.close()
         err.print(
@@ -88,6 +96,15 @@ def train(
     no_watch: Annotated[
         bool, typer.Option("--no-watch", help="Return once the job is created.")
     ] = False,
+    new_run: Annotated[
+        bool,
+        typer.Option(
+            "--new-run",
+            help="Launch again although the same data and settings were launched before "
+            "(a second, separately paid job). Without it, the same command continues the "
+            "earlier run.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the job record as JSON.")] = False,
 ) -> int:
     """Validate, estimate, confirm, upload and launch a fine-tuning job, then watch it."""
@@ -125,7 +142,12 @@ def train(
     progress = RichProgress(err)
     try:
         launched = launch(
-            cfg, confirm=confirm, progress=progress, max_cost=max_cost, on_estimate=show
+            cfg,
+            confirm=confirm,
+            progress=progress,
+            max_cost=max_cost,
+            on_estimate=show,
+            new_run=new_run,
         )
     except DataInvalidError as exc:
         for report in exc.reports:
@@ -138,10 +160,18 @@ def train(
     finally:
         progress.finish()
     record = launched.record
-    reused = " (reused identical upload)" if launched.uploaded.reused else ""
-    err.print(
-        f"launched {record.id} ({record.provider} job {record.remote_id}){reused}", markup=False
-    )
+    if launched.uploaded is None:
+        err.print(
+            f"continuing {record.id} ({record.provider} job {record.remote_id}): launched "
+            "before with the same data and settings",
+            markup=False,
+        )
+    else:
+        reused = " (reused identical upload)" if launched.uploaded.reused else ""
+        err.print(
+            f"launched {record.id} ({record.provider} job {record.remote_id}){reused}",
+            markup=False,
+        )
     if no_watch:
         if as_json:
             print_json(record)
@@ -149,7 +179,7 @@ def train(
             out.print(record.id, markup=False)
         err.print(f"watch it with `tuneport jobs watch {record.id}`", markup=False)
         return 0
-    return watch_and_report(record.id, as_json=as_json)
+    return watch_and_report(record.id, as_json=as_json, provider=launched.provider)
 
 
 def register(app: typer.Typer) -> None:

@@ -119,7 +119,9 @@ def train(
     ``max_cost`` refuses a launch estimated above it (:class:`~tuneport.errors.BudgetError`).
     """
     launched = launch(cfg, confirm=confirm, max_cost=max_cost)
-    return watch(launched.record.id) if wait else launched.record
+    if not wait:
+        return launched.record
+    return watch_job(launched.record.id, store=open_store(), provider=launched.provider)
 
 
 def watch(job_id: str) -> JobRecord:

@@ -36,6 +36,9 @@ class TuneportError(Exception):
     """Base class. ``message`` says what went wrong, ``hint`` what to do next."""
 
     exit_code: int = EXIT_PROVIDER
+    # True when a request may have been carried out although it failed (a lost or unreadable
+    # reply): a create must then be looked up, not repeated
+    outcome_unknown: bool = False
 
     def __init__(self, message: str, *, hint: str | None = None, where: str | None = None) -> None:
         super().__init__(message)

@@ -164,6 +164,15 @@ class Resumable(Protocol):
 
 
 @runtime_checkable
+class FindsRuns(Protocol):
+    """Optional capability: find the job created for a run id (OpenAI metadata, Vertex labels,
+    a local run folder). ``None`` when the provider holds none. The jobs layer asks before any
+    create of a run a crashed attempt may have created, and for records left ``creating``."""
+
+    def find_run(self, run_id: str) -> str | None: ...
+
+
+@runtime_checkable
 class Exportable(Protocol):
     """Optional capability: write the tuned weights somewhere (local backend: merged weights)."""
 

@@ -16,10 +16,12 @@ import contextlib
 import io
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -48,7 +50,13 @@ from tuneport.providers.base import (
     export_prepared,
     parse_options,
 )
-from tuneport.retry import RetryPolicy, call_with_retry, error_code_of, status_of
+from tuneport.retry import (
+    RetryPolicy,
+    call_with_retry,
+    error_code_of,
+    outcome_unknown,
+    status_of,
+)
 from tuneport.schemas import (
     AnyRecord,
     JobConfig,
@@ -255,6 +263,19 @@ def map_error(exc: BaseException, *, model: str = "", base_url: str = "") -> Pro
     return ProviderError(f"OpenAI error: {text}")  # pragma: no cover - last rule catches all
 
 
+def unreadable(what: str, exc: BaseException | None = None) -> ProviderError:
+    """A reply tuneport cannot read (not JSON, fields missing, wrong shape): whether the server
+    carried the request out is unknown, so a create must be looked up, not repeated."""
+    detail = f" ({type(exc).__name__}: {redact(str(exc))[:120]})" if exc is not None else ""
+    error = ProviderError(
+        f"OpenAI sent a reply to {what} that tuneport cannot read{detail}",
+        hint="run the same command again: tuneport checks what the server did before it "
+        "repeats anything (see https://status.openai.com)",
+    )
+    error.outcome_unknown = True
+    return error
+
+
 # --- upload progress ------------------------------------------------------------------------
 
 
@@ -294,6 +315,7 @@ class OpenAIProvider:
         self._sleep = sleep
         self._store = store
         self._client = client
+        self._client_lock = threading.Lock()  # eval calls from several threads at once
         self._policy = RetryPolicy(attempts=self.options.max_attempts)
         self._model = ""
 
@@ -315,6 +337,12 @@ class OpenAIProvider:
 
     @property
     def client(self) -> OpenAI:
+        if self._client is not None:
+            return self._client
+        with self._client_lock:  # one client, however many threads ask first
+            return self._build_client()
+
+    def _build_client(self) -> OpenAI:
         if self._client is None:
             from openai import OpenAI
 
@@ -357,8 +385,14 @@ class OpenAIProvider:
             return call_with_retry(
                 fn, policy=self._policy, sleep=self._sleep, before_retry=before_retry
             )
+        except openai.APIResponseValidationError as exc:
+            raise unreadable("a request", exc) from None
         except openai.APIError as exc:
-            raise map_error(exc, model=self._model, base_url=self.base_url) from None
+            error = map_error(exc, model=self._model, base_url=self.base_url)
+            error.outcome_unknown = outcome_unknown(exc)
+            raise error from None
+        except ValueError as exc:  # a reply body that is not JSON (json.JSONDecodeError)
+            raise unreadable("a request", exc) from None
 
     # --- Provider protocol -------------------------------------------------------------------
 
@@ -438,9 +472,24 @@ class OpenAIProvider:
                     file=(filename, fh, "application/jsonl"), purpose="fine-tune"
                 )
             progress.finish()
-            return created.id
+            file_id = getattr(created, "id", None)
+            if not isinstance(file_id, str) or not file_id:
+                raise unreadable("the upload")
+            return file_id
 
-        file_id = self._call(send)
+        def settle(exc: BaseException) -> str | None:
+            # the failed attempt may have stored the file (a lost reply): never upload twice
+            return self._find_file(filename, size) if outcome_unknown(exc) else None
+
+        try:
+            file_id = self._call(send, before_retry=settle)
+        except ProviderError as exc:
+            if not exc.outcome_unknown:
+                raise
+            found = self._find_file(filename, size)  # the last attempt's reply was lost too
+            if found is None:
+                raise
+            file_id = found
         store.upload_put(self.store_key, sha256, file_id, filename=filename, size=size)
         return file_id, False
 
@@ -457,19 +506,33 @@ class OpenAIProvider:
 
     def launch(self, uploaded: UploadedData, cfg: JobConfig, run_id: str) -> JobRef:
         self._model = cfg.model
-        existing = self._find_run(run_id)
+        existing = self.find_run(run_id)
         if existing is not None:
             return JobRef(provider=NAME, remote_id=existing, run_id=run_id)
         body = self.job_body(uploaded, cfg, run_id)
 
         def create() -> str:
-            return self.client.fine_tuning.jobs.create(**body).id
+            job_id = getattr(self.client.fine_tuning.jobs.create(**body), "id", None)
+            if not isinstance(job_id, str) or not job_id:
+                raise unreadable("the job create")
+            return job_id
 
         def reconcile(_exc: BaseException) -> str | None:
             # the failed attempt may have created the job: never create a second paid one
-            return self._find_run(run_id)
+            return self.find_run(run_id)
 
-        remote_id = self._call(create, before_retry=reconcile)
+        try:
+            remote_id = self._call(create, before_retry=reconcile)
+        except ProviderError as exc:
+            if not exc.outcome_unknown:
+                raise
+            try:  # the last reply was lost or unreadable: did the server create the job?
+                found = self.find_run(run_id)
+            except ProviderError:
+                raise exc from None
+            if found is None:
+                raise
+            remote_id = found
         return JobRef(provider=NAME, remote_id=remote_id, run_id=run_id)
 
     def job_body(self, uploaded: UploadedData, cfg: JobConfig, run_id: str) -> dict[str, Any]:
@@ -496,7 +559,7 @@ class OpenAIProvider:
             body["seed"] = cfg.seed
         return body
 
-    def _find_run(self, run_id: str) -> str | None:
+    def find_run(self, run_id: str) -> str | None:
         """The id of the job created for ``run_id``, if the server has one."""
 
         def search() -> str | None:
@@ -511,9 +574,16 @@ class OpenAIProvider:
         return self._call(search)
 
     def status(self, job: JobRef) -> JobStatus:
-        return self._status(
-            self._call(lambda: self.client.fine_tuning.jobs.retrieve(job.remote_id))
-        )
+        remote = self._call(lambda: self.client.fine_tuning.jobs.retrieve(job.remote_id))
+        return self._read_reply(f"job {job.remote_id}", lambda: self._status(remote))
+
+    @staticmethod
+    def _read_reply(what: str, read: Callable[[], T]) -> T:
+        """``read()`` of an SDK object; a reply of the wrong shape is a one-line ProviderError."""
+        try:
+            return read()
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            raise unreadable(what, exc) from None
 
     @staticmethod
     def _status(job: Any) -> JobStatus:
@@ -560,11 +630,11 @@ class OpenAIProvider:
                     return newest_first
                 cursor = page.data[-1].id
 
-        for item in reversed(self._call(fetch)):
+        def event(item: Any) -> JobEvent:
             data = item.data if isinstance(item.data, dict) else {}
             step = data.get("step")
             loss = data.get("train_loss", data.get("loss"))
-            yield JobEvent(
+            return JobEvent(
                 id=item.id,
                 created_at=datetime.fromtimestamp(item.created_at, UTC),
                 level=item.level,
@@ -573,6 +643,9 @@ class OpenAIProvider:
                 loss=float(loss) if isinstance(loss, int | float) else None,
                 data=data,
             )
+
+        for item in reversed(self._call(fetch)):
+            yield self._read_reply(f"the events of {job.remote_id}", partial(event, item))
 
     def checkpoints(self, job: JobRef) -> list[Checkpoint]:
         page = self._call(
@@ -598,7 +671,9 @@ class OpenAIProvider:
 
     def list_jobs(self, limit: int = 20) -> list[JobStatus]:
         page = self._call(lambda: self.client.fine_tuning.jobs.list(limit=limit))
-        return [self._status(j) for j in page.data[:limit]]
+        return self._read_reply(
+            "the job list", lambda: [self._status(j) for j in page.data[:limit]]
+        )
 
     def chat(self, model: str, messages: Sequence[Message], options: ChatOptions) -> Message:
         self._model = model

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -375,6 +376,9 @@ class VertexProvider:
         self._model = ""
         self._stager: GcsStager | None = None
         self._snapshot: tuple[str, float, Any] | None = None  # (job, when, TuningJob)
+        # eval calls chat from several threads: build credentials and client once, under a lock
+        # (two racing builds left one thread on a client the other's garbage collection closed)
+        self._build_lock = threading.RLock()
 
     # --- settings ----------------------------------------------------------------------------
 
@@ -394,7 +398,9 @@ class VertexProvider:
     @property
     def credentials(self) -> Credentials:
         if self._credentials is None:
-            self._credentials = self._load_credentials()
+            with self._build_lock:
+                if self._credentials is None:
+                    self._credentials = self._load_credentials()
         return self._credentials
 
     def _load_credentials(self) -> Credentials:
@@ -455,6 +461,12 @@ class VertexProvider:
 
     @property
     def client(self) -> genai.Client:
+        if self._client is not None:
+            return self._client
+        with self._build_lock:
+            return self._build_client()
+
+    def _build_client(self) -> genai.Client:
         if self._client is None:
             from google import genai
             from google.genai import types
@@ -501,7 +513,17 @@ class VertexProvider:
                 fn, policy=self._policy, sleep=self._sleep, before_retry=before_retry
             )
         except genai_errors.APIError as exc:
-            raise self._error(exc) from None
+            error = self._error(exc)
+            error.outcome_unknown = outcome_unknown(exc)
+            raise error from None
+        except ValueError as exc:  # a reply that is not JSON, or not a TuningJob
+            error = ProviderError(
+                f"Vertex AI sent a reply tuneport cannot read ({type(exc).__name__})",
+                hint="run the same command again: tuneport checks what the service did before "
+                "it repeats anything",
+            )
+            error.outcome_unknown = True
+            raise error from None
         except google.auth.exceptions.GoogleAuthError as exc:
             raise AuthError(
                 f"Google credentials could not be used: {_one_line(redact(str(exc)), 200)}",
@@ -509,7 +531,9 @@ class VertexProvider:
             ) from None
         except Exception as exc:
             if is_connection_error(exc):
-                raise self._error(exc) from None
+                error = self._error(exc)
+                error.outcome_unknown = True
+                raise error from None
             raise
 
     # --- prepare / estimate / upload ---------------------------------------------------------
@@ -649,7 +673,7 @@ class VertexProvider:
 
         self.check_config(cfg)
         self._model = cfg.model
-        existing = self._find_run(run_id)
+        existing = self.find_run(run_id)
         if existing is not None:
             return JobRef(provider=NAME, remote_id=existing, run_id=run_id)
         config = types.CreateTuningJobConfig(**self.tuning_config(uploaded, cfg, run_id))
@@ -662,17 +686,30 @@ class VertexProvider:
                     base_model=cfg.model, training_dataset=dataset, config=config
                 )
             if not job.name:
-                raise ProviderError("Vertex AI returned a tuning job without a name")
+                error = ProviderError("Vertex AI returned a tuning job without a name")
+                error.outcome_unknown = True  # it may exist: look it up by its label
+                raise error
             return str(job.name)
 
         def reconcile(exc: BaseException) -> str | None:
             # A failed attempt whose outcome is unknown may have created the job: look first.
-            return self._find_run(run_id) if outcome_unknown(exc) else None
+            return self.find_run(run_id) if outcome_unknown(exc) else None
 
-        remote_id = self._call(create, before_retry=reconcile)
+        try:
+            remote_id = self._call(create, before_retry=reconcile)
+        except TuneportError as exc:
+            if not exc.outcome_unknown:
+                raise
+            try:  # the last reply was lost or unreadable: did the service create the job?
+                found = self.find_run(run_id)
+            except TuneportError:
+                raise exc from None
+            if found is None:
+                raise
+            remote_id = found
         return JobRef(provider=NAME, remote_id=remote_id, run_id=run_id)
 
-    def _find_run(self, run_id: str) -> str | None:
+    def find_run(self, run_id: str) -> str | None:
         label = run_id_label(run_id)
 
         def search() -> str | None:

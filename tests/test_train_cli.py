@@ -71,8 +71,12 @@ def test_train_watch_success_then_chat_with_the_job(
     assert run(["jobs", "show", job.id]) == 0
     assert job.tuned_model in capsys.readouterr().out
 
-    # same bytes again: no second upload
+    # the same command again continues that run: no second job, no second upload
     assert _train(sample, "--yes", "--no-watch") == 0
+    assert "launched before with the same data and settings" in capsys.readouterr().err
+    assert len(fake.calls("POST", "/files")) == 1 and len(fake.jobs) == 1
+    # --new-run: a deliberate second job; the identical bytes are not uploaded again
+    assert _train(sample, "--yes", "--no-watch", "--new-run") == 0
     assert "reused identical upload" in capsys.readouterr().err
     assert len(fake.calls("POST", "/files")) == 1 and len(fake.jobs) == 2
 

@@ -130,7 +130,10 @@ def test_second_run_reuses_the_identical_upload(
     fake: FakeVertex, capsys: pytest.CaptureFixture[str]
 ) -> None:
     first, _ = train(capsys)
-    second, err = train(capsys)
+    again, err = train(capsys)  # the same command continues the same run
+    assert "launched before with the same data and settings" in err
+    assert again["id"] == first["id"] and len(fake.jobs) == 1
+    second, err = train(capsys, "--new-run")
     assert "reused identical upload" in err
     assert second["remote_files"] == first["remote_files"]
     assert second["id"] != first["id"]

@@ -36,10 +36,16 @@ def provider_for_record(record: JobRecord, store: JobStore | None = None) -> Pro
 def ref_of(record: JobRecord) -> JobRef:
     """The provider-side reference of a stored job (error if it was never created remotely)."""
     if record.remote_id is None:
+        if record.raw_state == "creating":
+            raise NotFoundError(
+                f"job {record.id} is being created at {record.provider} by another tuneport "
+                "process, or its launch stopped before the provider answered",
+                hint=f"wait for it, or run `tuneport jobs watch {record.id}` to complete it",
+            )
         raise NotFoundError(
             f"job {record.id} was never created at {record.provider} "
             f"({record.error or record.raw_state or 'no remote id'})",
-            hint="launch it again with `tuneport train`",
+            hint="launch it again with the same `tuneport train` command",
         )
     return JobRef(provider=record.provider, remote_id=record.remote_id, run_id=record.run_id)
 

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from tuneport.errors import JobFailedError, ProviderError
+from tuneport.jobs.launch import finish_launch, reconcile
 from tuneport.jobs.resolve import provider_for_record, ref_of
+from tuneport.jobs.store import StoreVanishedError
 from tuneport.retry import DEFAULT_INTERVAL, default_interval
 from tuneport.schemas import JobEvent, JobRecord, JobState, JobStatus
 
@@ -104,12 +106,16 @@ def watch_job(
     interval: float | None = None,
     max_interval: float = MAX_INTERVAL,
     max_polls: int | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> JobRecord:
     """Poll ``job_id`` until it reaches a terminal state; returns the final stored record.
 
-    Resumable after any crash or Ctrl-C: everything needed is in the store. ``max_polls``
-    stops early (the record is then still running). ``sleep`` defaults to :func:`time.sleep`
-    looked up at call time.
+    Resumable after any crash or Ctrl-C: everything needed is in the store. A record whose
+    launch stopped before the provider answered is first looked up at the provider and, if the
+    provider has no job for it, created (once: the run id makes it idempotent). A store deleted
+    or replaced while watching is put back (:meth:`JobStore.recover`) and ``note`` is told.
+    ``max_polls`` stops early (the record is then still running). ``sleep`` defaults to
+    :func:`time.sleep` looked up at call time.
     """
     pause = sleep or time.sleep
     record = store.get(job_id)
@@ -117,17 +123,21 @@ def watch_job(
     if record.state.terminal and record.remote_id is None:
         return record
     backend = provider or provider_for_record(record, store)
-    if record.remote_id is None and record.raw_state == "creating":
-        from tuneport.jobs.launch import finish_launch
-
-        record = finish_launch(store, record, backend)
+    if record.remote_id is None:
+        record = finish_launch(store, reconcile(store, record, backend), backend)
     base = default_interval() if interval is None else interval
     backoff = Backoff(base=base, cap=max_interval)
     polls = 0
     try:
         while True:
             polls += 1
-            update = poll_once(store, record, backend)
+            try:
+                update = poll_once(store, record, backend)
+            except StoreVanishedError:
+                message = store.recover([record])
+                if note is not None:
+                    note(message)
+                update = poll_once(store, store.get(record.id), backend)
             record = update.record
             update.polls = polls
             if record.state.terminal or (max_polls is not None and polls >= max_polls):

@@ -282,6 +282,13 @@ class LocalProvider:
         self._spawn(run_dir, resume=False)
         return ref
 
+    def find_run(self, run_id: str) -> str | None:
+        """The run folder's id if that run was created and its trainer started."""
+        run_dir = self.runs_dir / run_id
+        if (run_dir / runfiles.CONFIG).is_file() and runfiles.read_pid(run_dir) is not None:
+            return run_id
+        return None
+
     def _spawn(self, run_dir: Path, *, resume: bool) -> int:
         if self.settings.launcher:
             prefix = shlex.split(self.settings.launcher)

@@ -8,6 +8,11 @@ the SDK's pydantic models declare. Failures are scriptable with :meth:`FakeOpenA
 Jobs advance one step along ``FakeOpenAI.script`` (default validating_files → queued → running
 → running → succeeded) each time they are retrieved; a job created while ``fail_next_job`` is
 set ends ``failed`` with that message instead.
+
+Faults for the trust tests: :meth:`FakeOpenAI.mangle` carries a request out and then answers it
+badly (``malformed`` JSON, an ``empty`` object, a ``truncated`` body, or no answer at all:
+``drop``, a lost reply); :meth:`FakeOpenAI.hold` carries a request out (or not) and keeps the
+client waiting until released, so a test can kill the client at that exact moment.
 """
 
 from __future__ import annotations
@@ -37,6 +42,30 @@ class Failure:
 
 
 @dataclass
+class Mangle:
+    method: str
+    path: str  # URL path (without /v1): exact, or a prefix when ``prefix``
+    kind: str  # malformed | empty | truncated | drop
+    times: int
+    prefix: bool = False
+    skip: int = 0  # answer this many matching requests normally first
+
+    def matches(self, method: str, path: str) -> bool:
+        same = path.startswith(self.path) if self.prefix else path == self.path
+        return self.method == method and same
+
+
+@dataclass
+class Hold:
+    method: str
+    path: str
+    before: bool  # True: hold before carrying the request out
+    prefix: bool = False
+    reached: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
 class Request:
     method: str
     path: str
@@ -60,6 +89,8 @@ class FakeOpenAI:
     checkpoints: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     chats: list[dict[str, Any]] = field(default_factory=list)
+    mangles: list[Mangle] = field(default_factory=list)
+    holds: list[Hold] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -79,7 +110,11 @@ class FakeOpenAI:
 
             do_GET = do_POST = do_DELETE = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client killed mid-request: nothing to report
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
@@ -121,6 +156,30 @@ class FakeOpenAI:
             Failure(method.upper(), path, status, body, dict(headers or {}), times, after)
         )
 
+    def mangle(
+        self,
+        method: str,
+        path: str,
+        kind: str,
+        *,
+        times: int = 1,
+        prefix: bool = False,
+        skip: int = 0,
+    ) -> None:
+        """Carry the next ``times`` ``method path`` requests out, then answer them badly:
+        ``malformed`` (not JSON), ``empty`` (``{}``), ``truncated`` (half the body, then the
+        connection closes) or ``drop`` (no answer: the reply is lost). The first ``skip``
+        matching requests are answered normally."""
+        assert kind in ("malformed", "empty", "truncated", "drop")
+        self.mangles.append(Mangle(method.upper(), path, kind, times, prefix, skip))
+
+    def hold(self, method: str, path: str, *, before: bool = False, prefix: bool = False) -> Hold:
+        """Keep the next ``method path`` request waiting (after carrying it out, or ``before``)
+        until ``hold.release`` is set; ``hold.reached`` is set when it arrives."""
+        held = Hold(method.upper(), path, before, prefix)
+        self.holds.append(held)
+        return held
+
     def calls(self, method: str, path: str) -> list[Request]:
         return [r for r in self.requests if r.method == method and r.path == path]
 
@@ -143,45 +202,113 @@ class FakeOpenAI:
         elif raw and ctype.startswith("multipart/form-data"):
             body = _parse_multipart(ctype, raw)
         headers = {k.lower(): v for k, v in h.headers.items()}
+        held = next(
+            (
+                x
+                for x in self.holds
+                if x.method == h.command
+                and (path.startswith(x.path) if x.prefix else path == x.path)
+            ),
+            None,
+        )
+        if held is not None:
+            self.holds.remove(held)
+            if held.before:
+                held.reached.set()
+                held.release.wait(60)
         with self._lock:
-            self.requests.append(Request(h.command, path, query, headers, body))
-            auth = headers.get("authorization", "")
-            if self.api_key is not None and auth != f"Bearer {self.api_key}":
-                key = auth.removeprefix("Bearer ")
-                return _send(
-                    h,
-                    401,
-                    {
-                        "error": {
-                            "message": f"Incorrect API key provided: {key}. You can find your "
-                            "API key at https://platform.openai.com/account/api-keys.",
-                            "type": "invalid_request_error",
-                            "param": None,
-                            "code": "invalid_api_key",
-                        }
-                    },
-                )
-            failure = next(
-                (
-                    f
-                    for f in self.failures
-                    if f.times > 0 and f.method == h.command and path.startswith(f.path)
-                ),
-                None,
+            result = self._answer(h, path, query, body, headers)
+        if held is not None and not held.before:
+            held.reached.set()
+            held.release.wait(60)
+        self._reply(h, *result)
+
+    def _reply(
+        self,
+        h: BaseHTTPRequestHandler,
+        status: int,
+        payload: Any,
+        headers: dict[str, str],
+        kind: str,
+    ) -> None:
+        if kind == "drop":
+            h.close_connection = True
+            return
+        if kind == "malformed":
+            data = b'{"id": "oops", "object": '
+        elif kind == "empty":
+            data = b"{}"
+        else:
+            data = json.dumps(payload).encode()
+        h.send_response(status)
+        h.send_header("content-type", "application/json")
+        h.send_header("content-length", str(len(data)))
+        for key, value in headers.items():
+            h.send_header(key, value)
+        h.end_headers()
+        if kind == "truncated":
+            h.wfile.write(data[: len(data) // 2])
+            h.close_connection = True
+            return
+        h.wfile.write(data)
+
+    def _answer(
+        self,
+        h: BaseHTTPRequestHandler,
+        path: str,
+        query: dict[str, list[str]],
+        body: Any,
+        headers: dict[str, str],
+    ) -> tuple[int, Any, dict[str, str], str]:
+        """(status, payload, headers, how to answer) for this request."""
+        self.requests.append(Request(h.command, path, query, headers, body))
+        auth = headers.get("authorization", "")
+        if self.api_key is not None and auth != f"Bearer {self.api_key}":
+            key = auth.removeprefix("Bearer ")
+            return (
+                401,
+                {
+                    "error": {
+                        "message": f"Incorrect API key provided: {key}. You can find your "
+                        "API key at https://platform.openai.com/account/api-keys.",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "invalid_api_key",
+                    }
+                },
+                {},
+                "ok",
             )
-            if failure is not None:
-                failure.times -= 1
-                if not failure.after:
-                    return _send(h, failure.status, failure.body, failure.headers)
-            try:
-                status, payload = self._route(h.command, path, query, body)
-            except KeyError as exc:
-                status, payload = 404, _error(f"No such object: {exc.args[0]}", "not_found")
-            except _HTTPError as exc:
-                status, payload = exc.status, exc.payload
-            if failure is not None:
-                return _send(h, failure.status, failure.body, failure.headers)
-            return _send(h, status, payload)
+        failure = next(
+            (
+                f
+                for f in self.failures
+                if f.times > 0 and f.method == h.command and path.startswith(f.path)
+            ),
+            None,
+        )
+        if failure is not None:
+            failure.times -= 1
+            if not failure.after:
+                return failure.status, failure.body, failure.headers, "ok"
+        try:
+            status, payload = self._route(h.command, path, query, body)
+        except KeyError as exc:
+            status, payload = 404, _error(f"No such object: {exc.args[0]}", "not_found")
+        except _HTTPError as exc:
+            status, payload = exc.status, exc.payload
+        if failure is not None:
+            return failure.status, failure.body, failure.headers, "ok"
+        mangle = next(
+            (m for m in self.mangles if m.times > 0 and m.method == h.command and m.path == path),
+            None,
+        )
+        if mangle is not None and mangle.skip > 0:
+            mangle.skip -= 1
+        elif mangle is not None:
+            mangle.times -= 1
+            return status, payload, {}, mangle.kind
+        return status, payload, {}, "ok"
 
     def _route(
         self, method: str, path: str, query: dict[str, list[str]], body: Any
@@ -408,19 +535,6 @@ def _error(message: str, code: str) -> dict[str, Any]:
     return {
         "error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}
     }
-
-
-def _send(
-    h: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None
-) -> None:
-    data = json.dumps(payload).encode()
-    h.send_response(status)
-    h.send_header("content-type", "application/json")
-    h.send_header("content-length", str(len(data)))
-    for key, value in (headers or {}).items():
-        h.send_header(key, value)
-    h.end_headers()
-    h.wfile.write(data)
 
 
 def _parse_multipart(ctype: str, raw: bytes) -> dict[str, Any]:
