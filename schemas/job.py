@@ -37,17 +37,18 @@ class JobConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    provider: str
-    model: str
+    # Generic bounds (finite, positive); each provider checks its own limits in preflight.
+    provider: str = Field(min_length=1)
+    model: str = Field(min_length=1)
     data: Path
     method: Method = "sft"
     validation: Path | None = None
-    epochs: int | None = None  # None = provider's "auto"
-    learning_rate_multiplier: float | None = None
-    batch_size: int | None = None
+    epochs: int | None = Field(default=None, ge=1)  # None = provider's "auto"
+    learning_rate_multiplier: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    batch_size: int | None = Field(default=None, ge=1)
     suffix: str | None = None
-    seed: int | None = None
-    max_cost: float | None = None
+    seed: int | None = Field(default=None, ge=0)
+    max_cost: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     options: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -150,7 +150,10 @@ def _describe(err: Mapping[str, Any]) -> str:
         return f"{loc} is required" + (f" ({flag} or `{loc}:` in the job file)" if flag else "")
     if kind == "extra_forbidden":
         return f"unknown setting {loc!r}"
-    return f"{loc}: {err['msg']}"
+    value = err.get("input")
+    shown = isinstance(value, int | float | str) and "got" not in str(err["msg"])
+    got = f", got {value!r}" if shown else ""
+    return f"{loc}: {err['msg']}{got}"
 
 
 def build_config(
@@ -166,7 +169,7 @@ def build_config(
     merged: dict[str, Any] = dict(file_values or {})
     if names is not None:
         chosen = (overrides or {}).get("provider") or merged.get("provider")
-        merged = apply_provider_section(merged, chosen, names)
+        merged = apply_provider_section(merged, chosen if isinstance(chosen, str) else None, names)
     merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
     file_options = merged.get("options") or {}
     problems: list[str] = []
@@ -180,7 +183,7 @@ def build_config(
     except ValidationError as exc:
         problems.extend(_describe(e) for e in exc.errors())
     provider = merged.get("provider")
-    if names is not None and isinstance(provider, str) and provider not in names:
+    if names is not None and isinstance(provider, str) and provider and provider not in names:
         problems.append(f"unknown provider {provider!r} (choose {'|'.join(names)})")
     if problems or config is None:
         unknown = any(p.startswith("unknown setting") for p in problems)
