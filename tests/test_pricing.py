@@ -260,3 +260,60 @@ def test_prices_command_reports_each_bad_key_on_its_own_line(
 def test_prices_command_unknown_provider(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["prices", "--provider", "azure"]) == 3
     assert "unknown provider 'azure'" in capsys.readouterr().err
+
+
+# --- hostile price files: refused with exit 3, every problem listed ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (b"providers = 5\n", ["providers: Input should be a valid dictionary"]),
+        (
+            b'[providers.openai.models."gpt-4.1-mini".sft]\ntraining_per_million = -3\n'
+            b'[providers.openai.models."gpt-4.1-nano".sft]\ntraining_per_million = nan\n'
+            b'[providers.openai.models."gpt-4.1".sft]\ntraining_per_million = inf\n'
+            b'[providers.openai.models."gpt-4o"]\ninference_input_per_million = -1.0\n'
+            b"[providers.openai]\nmin_epochs = 0\n",
+            [
+                '"gpt-4.1-mini".sft.training_per_million: Input should be greater than or equal',
+                '"gpt-4.1-nano".sft.training_per_million: Input should be a finite number',
+                '"gpt-4.1".sft.training_per_million: Input should be a finite number',
+                "models.gpt-4o.inference_input_per_million: Input should be greater than or equal",
+                "providers.openai.min_epochs: Input should be greater than or equal to 1",
+            ],
+        ),
+        (b'[providers.openai.models]\n"gpt-4.1-mini" = 7\n', ['models."gpt-4.1-mini"']),
+        (b"\xff\xfe[providers]\n", ["not UTF-8 text"]),
+        (b"a = " + b"[" * 50_000 + b"]" * 50_000 + b"\n", ["nested too deeply"]),
+    ],
+)
+def test_a_hostile_price_file_is_refused_with_every_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: bytes, expected: list[str]
+) -> None:
+    from tuneport.cli.main import run
+
+    prices = tmp_path / "prices.toml"
+    prices.write_bytes(text)
+    sample = Path(__file__).resolve().parent.parent / "fixtures" / "sample" / "chat.jsonl"
+    code = run(
+        ["estimate", str(sample), "-p", "openai", "-m", "gpt-4.1-mini", "--prices", str(prices)]
+    )
+    err = capsys.readouterr().err
+    assert code == 3 and "Traceback" not in err
+    for part in expected:
+        assert part in err, part
+    with pytest.raises(ConfigError):
+        load_prices(prices)
+
+
+def test_a_negative_price_cannot_slip_under_the_budget(tmp_path: Path) -> None:
+    prices = tmp_path / "p.toml"
+    prices.write_text('[providers.openai.models."gpt-4.1-mini".sft]\ntraining_per_million = -4.0\n')
+    with pytest.raises(ConfigError, match="greater than or equal to 0"):
+        load_prices(prices)
+
+
+def test_a_device_is_not_read_as_a_price_file() -> None:
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_prices(Path("/dev/zero"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -18,19 +19,24 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tuneport.errors import ConfigError
 
 PRICES_ENV = "TUNEPORT_PRICES"
 WILDCARD = "*"
 _DATE_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}$|-\d{3}$")
+MAX_PRICE_FILE_BYTES = 1 << 20  # a price table is a few KB; refuse anything absurd
+# a price in USD per million tokens: finite, never negative (a negative price would pass any
+# budget guard)
+Price = Field(default=None, ge=0, allow_inf_nan=False)
+Epochs = Field(default=None, ge=1)
 
 
 class _MethodFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    training_per_million: float | None = None
+    training_per_million: float | None = Price
 
 
 class _Common(BaseModel):
@@ -42,11 +48,11 @@ class _Common(BaseModel):
     as_of: date | None = None
     unverified: bool | None = None
     epoch_rule: str | None = None
-    default_epochs: int | None = None
-    min_epochs: int | None = None
-    max_epochs: int | None = None
-    inference_input_per_million: float | None = None
-    inference_output_per_million: float | None = None
+    default_epochs: int | None = Epochs
+    min_epochs: int | None = Epochs
+    max_epochs: int | None = Epochs
+    inference_input_per_million: float | None = Price
+    inference_output_per_million: float | None = Price
     billing: str | None = None
 
     @field_validator("epoch_rule")
@@ -164,14 +170,40 @@ def _loc(loc: tuple[int | str, ...]) -> str:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        info = path.stat()
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: no such price file", hint="check --prices / TUNEPORT_PRICES"
         ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot read it: {exc.strerror}", hint="check --prices"
+        ) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(
+            f"{path}: not a regular file (a folder, pipe or device)",
+            hint="give --prices / TUNEPORT_PRICES a TOML file",
+        )
+    if info.st_size > MAX_PRICE_FILE_BYTES:
+        raise ConfigError(f"{path}: too big for a price table (over 1 MiB)", hint="check --prices")
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the TOML syntax") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8",
+            hint="re-save the price file as UTF-8",
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            f"{path}: nested too deeply to be a price table", hint="see the layout in the README"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot read it: {exc.strerror}", hint="check --prices"
+        ) from None
 
 
 def _check(raw: Mapping[str, Any], name: str) -> list[str]:
@@ -308,6 +340,11 @@ def _entry(
     )
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` if it is a table, else an empty one (its wrong shape is reported by _check)."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def builtin_path() -> Path:
     return Path(str(resources.files("tuneport.pricing").joinpath("prices.toml")))
 
@@ -329,9 +366,9 @@ def load_prices(
     errors = _check(base, str(base_path))
     origin = {
         f"{p}/{m}": str(base_path)
-        for p, prov in base.get("providers", {}).items()
+        for p, prov in _mapping(base.get("providers")).items()
         if isinstance(prov, dict)
-        for m in prov.get("models", {})
+        for m in _mapping(prov.get("models"))
     }
     env = os.environ.get(PRICES_ENV)
     override = path if path is not None else (Path(env).expanduser() if env else None)
@@ -340,9 +377,9 @@ def load_prices(
         user = _read(override)
         files.append(str(override))
         errors += _check(user, str(override))
-        for p, prov in user.get("providers", {}).items():
+        for p, prov in _mapping(user.get("providers")).items():
             if isinstance(prov, dict):
-                for m in prov.get("models", {}):
+                for m in _mapping(prov.get("models")):
                     origin[f"{p}/{m}"] = str(override)
         data = _merge(base, user)
     if errors:
