@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tuneport.cli._console import print_json
-from tuneport.errors import EXIT_OK, EXIT_PROVIDER, BudgetError, ConfigError
+from tuneport.errors import EXIT_OK, EXIT_PROVIDER, BudgetError, ConfigError, require_extra
 
 FromOpt = Annotated[
     str | None, typer.Option("--from", help="Input format (default: detected from content).")
@@ -280,6 +280,7 @@ def curate(
         ) from None
     if plot is not None:
         check_output(plot, force=force, inputs=(data,))
+        require_extra("matplotlib", "curate", "--plot")  # before any output is written
     counter = default_counter(provider, model)
     bar = _Bar()
     result = curate_file(

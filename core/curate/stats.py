@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from tuneport.errors import ConfigError, InputError
+from tuneport.errors import ConfigError, InputError, require_extra
 from tuneport.files import atomic_path, require_file
 from tuneport.schemas import AnyRecord, Example, Message
 from tuneport.tokens.counter import TokenCounter
@@ -227,6 +227,7 @@ def plot_histogram(
 
     ``cutoff`` (e.g. ``--max-tokens``) is drawn as a dashed vertical line.
     """
+    require_extra("matplotlib", "curate", "--plot")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -11,7 +11,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from tuneport.errors import InputError
+from tuneport.errors import InputError, require_extra
 from tuneport.files import atomic_path
 
 _BATCH = 1000
@@ -69,6 +69,7 @@ def write_hf(
     rows: Iterator[dict[str, Any]], out: Path, *, force: bool, inputs: tuple[Path, ...]
 ) -> int:
     """Write ``rows`` (same columns in every row: message lists or strings) to ``out``."""
+    require_extra("datasets", "local", "--to local")
     import pyarrow as pa
     import pyarrow.parquet as pq
 

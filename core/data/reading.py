@@ -422,18 +422,45 @@ def iter_parquet(path: Path, *, file: str, advance: Advance = _noop) -> Iterator
     try:
         parquet = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a bad file
-        raise InputError(f"not a readable Parquet file ({exc})", where=file) from exc
+        raise _unreadable_table("Parquet file", exc, file) from None
     number = 0
-    for batch in parquet.iter_batches(batch_size=1024):
+    batches = parquet.iter_batches(batch_size=1024)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except Exception as exc:  # a damaged row group
+            raise _unreadable_table("Parquet file", exc, f"{file}:{number + 1}") from None
         for value in batch.to_pylist():
             number += 1
             yield RawRow(number, value, [])
         advance(batch.nbytes)
 
 
+def _unreadable_table(what: str, exc: Exception, where: str) -> InputError:
+    detail = " ".join(str(exc).split())[:200]
+    return InputError(
+        f"not a readable {what} ({detail})",
+        where=where,
+        hint="check that the file is complete (re-download or re-export it)",
+    )
+
+
+def _json_file(path: Path) -> Any:
+    """A small JSON metadata file of a dataset folder, or an :class:`InputError` naming it."""
+    try:
+        return orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise _unreadable_table("dataset metadata file", exc, str(path)) from None
+
+
 def _arrow_files(folder: Path) -> list[Path]:
     if (folder / "dataset_dict.json").exists():
-        splits = orjson.loads((folder / "dataset_dict.json").read_bytes()).get("splits", [])
+        info = _json_file(folder / "dataset_dict.json")
+        splits = info.get("splits", []) if isinstance(info, dict) else []
+        if not isinstance(splits, list) or not all(isinstance(x, str) for x in splits):
+            splits = []
         name = "train" if "train" in splits else (splits[0] if splits else "")
         folder = folder / name
     state = folder / "state.json"
@@ -443,8 +470,20 @@ def _arrow_files(folder: Path) -> list[Path]:
             where=str(folder),
             hint="save it with Dataset.save_to_disk or pass a data file",
         )
-    files = orjson.loads(state.read_bytes()).get("_data_files", [])
-    return [folder / entry["filename"] for entry in files]
+    info = _json_file(state)
+    files = info.get("_data_files", []) if isinstance(info, dict) else []
+    names: list[str] = []
+    for entry in files if isinstance(files, list) else []:
+        name = entry.get("filename") if isinstance(entry, dict) else None
+        if isinstance(name, str) and name:
+            names.append(name)
+    if not names or len(names) != len(files):
+        raise InputError(
+            "dataset folder lists no usable data files in state.json",
+            where=str(state),
+            hint="save the dataset again with Dataset.save_to_disk",
+        )
+    return [folder / n for n in names]
 
 
 def iter_arrow_folder(path: Path, *, file: str, advance: Advance = _noop) -> Iterator[RawRow]:
@@ -453,8 +492,19 @@ def iter_arrow_folder(path: Path, *, file: str, advance: Advance = _noop) -> Ite
 
     number = 0
     for arrow in _arrow_files(path):
-        with pa.memory_map(str(arrow)) as source:
-            for batch in pa.ipc.open_stream(source):
+        try:
+            source = pa.memory_map(str(arrow))
+            stream = pa.ipc.open_stream(source)
+        except Exception as exc:  # missing, empty or not an Arrow stream
+            raise _unreadable_table("Arrow data file", exc, str(arrow)) from None
+        with source:
+            while True:
+                try:
+                    batch = stream.read_next_batch()
+                except StopIteration:
+                    break
+                except Exception as exc:
+                    raise _unreadable_table("Arrow data file", exc, str(arrow)) from None
                 for value in batch.to_pylist():
                     number += 1
                     yield RawRow(number, value, [])

@@ -34,7 +34,7 @@ from tuneport.errors import (
     ProviderError,
     TuneportError,
 )
-from tuneport.files import sha256_file, try_lock
+from tuneport.files import require_file, sha256_file, try_lock
 from tuneport.jobs.quote import Quote, quote_for
 from tuneport.jobs.quote import estimate as estimate_run
 from tuneport.pricing.table import PriceTable
@@ -94,6 +94,7 @@ class Launched:
 
 def content_sha256(path: Path) -> str:
     """SHA-256 of a data file, or of a dataset folder's files (names and bytes, sorted)."""
+    require_file(path)
     if not path.is_dir():
         return sha256_file(path)
     digest = hashlib.sha256()

@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tuneport.errors import ConfigError, InputError, NotFoundError, ProviderError
+from tuneport.errors import ConfigError, InputError, NotFoundError, ProviderError, require_extra
 from tuneport.progress import Progress
 from tuneport.providers.base import (
     ChatOptions,
@@ -58,6 +58,16 @@ from tuneport.schemas import (
 )
 
 NAME = "local"
+# what training, chat and export import (the `local` extra); checked before anything is written
+TORCH_STACK = ("torch", "transformers", "peft", "trl", "accelerate", "datasets")
+
+
+def require_torch_stack(what: str) -> None:
+    """A ConfigError naming ``pip install 'tuneport[local]'`` if the local extra is missing."""
+    for module in TORCH_STACK:
+        require_extra(module, "local", what)
+
+
 MODEL_PREFIX = "local:"
 
 # trainer phase -> normalized state (data, not if-chains)
@@ -175,6 +185,7 @@ class LocalProvider:
 
     def preflight(self, cfg: JobConfig) -> None:
         """Options, parent adapter, template file and model folder checked before the estimate."""
+        require_torch_stack("training on the local GPU (--provider local)")
         opts = self.options(cfg)
         problems: list[str] = []
         try:
@@ -380,6 +391,7 @@ class LocalProvider:
 
     def chat(self, model: str, messages: Sequence[Message], options: ChatOptions) -> Message:
         """A reply from ``local:RUN`` (base + adapter), ``local:RUN/checkpoint-N`` or a path."""
+        require_torch_stack("chat with a local model")
         from tuneport.providers.local import trainer
 
         path = self.model_path(model)
@@ -478,6 +490,8 @@ class LocalProvider:
 
         run_dir = self.run_dir(job)
         adapter = self.model_path(f"{MODEL_PREFIX}{run_dir.name}")
+        if merge:
+            require_torch_stack("export --merge")
         with atomic_path(out) as tmp:
             if merge:
                 from tuneport.providers.local import trainer

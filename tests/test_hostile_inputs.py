@@ -1,0 +1,353 @@
+"""A hostile-input corpus, generated here (no big files in the repo), run through every command.
+
+For every input × command: a documented exit code, at most one ``error:`` line and never a
+traceback (run in-process, any exception other than tuneport's own fails the test), the input
+unchanged, and no output or temp file left where the command would have written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.openai_server import FakeOpenAI
+from tuneport.cli.main import run
+from tuneport.files import MAX_RECORD_BYTES
+
+KEY = "sk-test-HOSTILE123456789"
+SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "sample" / "chat.jsonl"
+DOCUMENTED = {0, 1, 2, 3, 4, 5}
+GOOD = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
+
+
+def _deep(n: int) -> str:
+    return '{"a":' * n + "1" + "}" * n
+
+
+# name -> writer of the hostile input under a folder (returns its path)
+def _inputs() -> dict[str, Callable[[Path], Path]]:
+    def write(name: str, data: bytes) -> Callable[[Path], Path]:
+        def make(d: Path) -> Path:
+            (d / name).write_bytes(data)
+            return d / name
+
+        return make
+
+    def zero(d: Path) -> Path:
+        (d / "zero.jsonl").symlink_to("/dev/zero")
+        return d / "zero.jsonl"
+
+    def urandom_link(d: Path) -> Path:
+        (d / "random.json").symlink_to("/dev/urandom")
+        return d / "random.json"
+
+    def folder(d: Path) -> Path:
+        (d / "folder").mkdir()
+        (d / "folder" / "x.txt").write_text("x")
+        return d / "folder"
+
+    def huge_line(d: Path) -> Path:
+        with (d / "huge.jsonl").open("wb") as fh:
+            fh.write(b'{"messages": [{"role": "user", "content": "')
+            fh.write(b"x" * (MAX_RECORD_BYTES + 1))
+            fh.write(b'"}]}\n')
+        return d / "huge.jsonl"
+
+    def no_newline(d: Path) -> Path:
+        (d / "endless.jsonl").write_bytes(b"{" * (MAX_RECORD_BYTES + 1))
+        return d / "endless.jsonl"
+
+    def hf_folder(
+        state: bytes, arrow: bytes | None, dict_json: bytes | None = None
+    ) -> Callable[[Path], Path]:
+        def make(d: Path) -> Path:
+            top = d / "ds"
+            folder = top / "train" if dict_json is not None else top
+            folder.mkdir(parents=True)
+            if dict_json is not None:
+                (top / "dataset_dict.json").write_bytes(dict_json)
+            (folder / "state.json").write_bytes(state)
+            if arrow is not None:
+                (folder / "data-00000-of-00001.arrow").write_bytes(arrow)
+            return top
+
+        return make
+
+    listed = b'{"_data_files": [{"filename": "data-00000-of-00001.arrow"}]}'
+    rng = random.Random(12)
+    good = (json.dumps(GOOD) + "\n").encode()
+    return {
+        "missing": lambda d: d / "missing.jsonl",
+        "empty": write("empty.jsonl", b""),
+        "blank lines": write("blank.jsonl", b"\n\n\n"),
+        "folder": folder,
+        "dev zero": zero,
+        "dev urandom": urandom_link,
+        "garbage": write("garbage.bin", bytes(rng.randrange(256) for _ in range(4096))),
+        "latin1": write("latin1.jsonl", good.replace(b"hi", b"h\xe9") * 12),
+        "one object": write("obj.json", b'{"instruction": "a", "output": "b"}'),
+        "numbers": write("nums.json", b"[1, 2, 3]"),
+        "strings": write("strs.jsonl", b'"a"\n"b"\nnull\n'),
+        "deep array": write("deep.json", ("[" + _deep(100_000) + "]").encode()),
+        "deep lines": write("deep.jsonl", (_deep(100_000) + "\n").encode()),
+        "huge line": huge_line,
+        "no newline": no_newline,
+        "duplicate keys": write(
+            "dup.jsonl",
+            b'{"messages": [{"role": "user", "content": "a", "content": "b"}, '
+            b'{"role": "assistant", "content": "c"}]}\n' * 12,
+        ),
+        "nan": write(
+            "nan.json",
+            ("[" + ",".join([json.dumps(GOOD)[:-1] + ', "w": NaN}'] * 12) + "]").encode(),
+        ),
+        "truncated": write("cut.jsonl", good * 11 + good[:20]),
+        "csv quote": write("bad.csv", b'q,a\n"never closed,x\n' + b"y" * 200_000 + b"\n"),
+        "parquet garbage": write("bad.parquet", b"PAR1 not really"),
+        "hf state garbage": hf_folder(b"{not json", None),
+        "hf state shape": hf_folder(b'{"_data_files": 5}', None),
+        "hf missing arrow": hf_folder(listed, None),
+        "hf arrow garbage": hf_folder(listed, b"not arrow at all"),
+        "hf dict garbage": hf_folder(listed, None, dict_json=b"[[["),
+        "bom crlf": write("bomcrlf.jsonl", b"\xef\xbb\xbf" + good.replace(b"\n", b"\r\n") * 12),
+        "wrong types": write(
+            "types.jsonl",
+            b'{"messages": "nope"}\n{"messages": [1, 2]}\n{"messages": [{"role": 5}]}\n' * 4,
+        ),
+    }
+
+
+INPUTS = _inputs()
+
+
+def _commands(data: Path, out: Path) -> dict[str, list[str]]:
+    return {
+        "convert": ["convert", str(data), "--to", "openai", "-o", str(out / "c.jsonl")],
+        "convert local": ["convert", str(data), "--to", "local", "-o", str(out / "c.hf")],
+        "validate": ["validate", str(data), "--provider", "openai"],
+        "validate model": ["validate", str(data), "-p", "openai", "-m", "gpt-4.1-mini"],
+        "inspect": ["inspect", str(data)],
+        "estimate": ["estimate", str(data), "-p", "openai", "-m", "gpt-4.1-mini"],
+        "plan": ["plan", str(data), "-p", "openai"],
+        "stats": ["stats", str(data), "--plot", str(out / "h.png")],
+        "curate": ["curate", str(data), "-o", str(out / "cur.jsonl"), "--dedup", "exact"],
+        "train": ["train", "--provider", "openai", "--data", str(data), "--model",
+                  "gpt-4.1-mini", "--no-watch", "--yes"],
+        "eval": ["eval", "--data", str(data), "--model", "openai:gpt-4.1-nano",
+                 "--max-cost", "1", "--yes", "-o", str(out / "rep")],
+    }  # fmt: skip
+
+
+def _digest(path: Path) -> str | None:
+    if path.is_symlink() or not path.exists():
+        return None
+    if path.is_dir():
+        return hashlib.sha256(
+            b"".join(p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file())
+        ).hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(api_key=KEY) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("TUNEPORT_POLL_INTERVAL", "0")
+        yield server
+
+
+def check(code: int, err: str, *, allowed: set[int] = DOCUMENTED) -> None:
+    assert code in allowed, err
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    if code in (2, 3, 4, 5):  # a user error is one line: `error: <where>: <what> (fix: ...)`
+        assert len(errors) == 1 and "(fix: " in errors[0], err
+
+
+@pytest.mark.parametrize("name", list(INPUTS))
+def test_every_command_on_a_hostile_input(
+    name: str, tmp_path: Path, fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    data = INPUTS[name](src)
+    before = _digest(data)
+    for command, argv in _commands(data, out).items():
+        code = run(argv)
+        err = capsys.readouterr().err
+        check(code, err)
+        assert _digest(data) == before, f"{command} changed the input"
+        if code != 0:
+            left = sorted(p.name for p in out.iterdir())
+            assert left == [], f"{command} left {left} after exit {code}"
+        for leftover in out.iterdir():  # keep the folder clean for the next command
+            if leftover.is_dir():
+                import shutil
+
+                shutil.rmtree(leftover)
+            else:
+                leftover.unlink()
+    assert fake.calls("POST", "/fine_tuning/jobs") == [] or name == "bom crlf"
+
+
+def test_a_fifo_with_a_writer_is_refused_by_every_command(
+    tmp_path: Path, fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    stop = threading.Event()
+
+    def writer() -> None:  # keeps a writer on the FIFO, like `<(cat f)`
+        while not stop.is_set():
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                stop.wait(0.01)
+                continue
+            os.close(fd)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    out = tmp_path / "out"
+    out.mkdir()
+    try:
+        for command, argv in _commands(fifo, out).items():
+            code = run(argv)
+            err = capsys.readouterr().err
+            check(code, err, allowed={2})
+            assert "not a regular file" in err, command
+    finally:
+        stop.set()
+    assert list(out.iterdir()) == []
+
+
+def test_stdin_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    for argv in (["validate", "/dev/stdin"], ["convert", "/dev/stdin", "--to", "openai", "-o",
+                                                str(tmp_path / "x.jsonl")]):  # fmt: skip
+        code = run(argv)
+        err = capsys.readouterr().err
+        if sys.stdin.isatty():  # pragma: no cover - pytest captures stdin
+            continue
+        check(code, err, allowed={2})
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["{out}/file/x.jsonl", "{out}/file", "{out}"],
+)
+def test_outputs_that_cannot_be_written(
+    target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "file").write_text("already here")
+    dest = target.format(out=out)
+    for argv in (
+        ["convert", str(SAMPLE), "--to", "openai", "-o", dest],
+        ["convert", str(SAMPLE), "--to", "local", "-o", dest],
+        ["curate", str(SAMPLE), "-o", dest],
+        ["stats", str(SAMPLE), "--plot", dest],
+    ):
+        code = run(argv)
+        err = capsys.readouterr().err
+        check(code, err, allowed={3})
+    assert (out / "file").read_text() == "already here"
+    assert sorted(p.name for p in out.iterdir()) == ["file"]
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "extra"),
+    [
+        ("matplotlib", ["stats", "{data}", "--plot", "{out}/h.png"], "curate"),
+        ("matplotlib", ["curate", "{data}", "-o", "{out}/c.jsonl", "--plot", "{out}/h.png"],
+         "curate"),
+        ("datasketch", ["curate", "{data}", "-o", "{out}/c.jsonl", "--dedup", "minhash"],
+         "curate"),
+        ("sentence_transformers", ["curate", "{data}", "-o", "{out}/c.jsonl", "--dedup", "near"],
+         "curate"),
+        ("datasets", ["convert", "{data}", "--to", "local", "-o", "{out}/c.hf"], "local"),
+        ("datasets", ["curate", "{data}", "-o", "{out}/c.hf", "--to", "local"], "local"),
+        ("torch", ["train", "--provider", "local", "--model", "Qwen/Qwen2.5-0.5B-Instruct",
+                   "--data", "{data}", "--yes", "--no-watch"], "local"),
+        ("torch", ["chat", "local:tp-none", "-m", "hi"], "local"),
+    ],
+)  # fmt: skip
+def test_a_missing_extra_names_it_and_writes_nothing(
+    module: str,
+    argv: list[str],
+    extra: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # what a core-only install looks like
+    out = tmp_path / "out"
+    out.mkdir()
+    code = run([a.format(data=SAMPLE, out=out) for a in argv])
+    err = capsys.readouterr().err
+    check(code, err, allowed={3})
+    assert f"pip install 'tuneport[{extra}]'" in err and repr(module) in err
+    assert list(out.iterdir()) == []
+
+
+def test_hostile_job_ids_and_targets(fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (
+        ["jobs", "show", "tp-none"],
+        ["jobs", "watch", "tp-none"],
+        ["jobs", "cancel", "tp-none"],
+        ["jobs", "cleanup", "tp-none", "--yes"],
+        ["jobs", "resume", "tp-none"],
+        ["jobs", "show", "%"],
+        ["jobs", "show", "_"],
+        ["jobs", "list", "--remote"],
+        ["jobs", "list", "--remote", "--provider", "nope"],
+        ["chat", "tp-none", "-m", "hi"],
+        ["chat", " ", "-m", "hi"],
+        ["chat", "nonsense-model", "-m", "hi"],
+        ["chat", "gpt-4.1-mini", "--provider", "nope", "-m", "hi"],
+        ["export", "tp-none", "-o", "x"],
+        ["prices", "--provider", "nope"],
+    ):
+        code = run(argv)
+        err = capsys.readouterr().err
+        check(code, err, allowed={1, 2, 3, 4})
+        assert code != 0, argv
+
+
+@pytest.mark.parametrize("damage", [b"", b"SQLite format 3\x00" + b"\x00" * 50, b"garbage" * 500])
+def test_every_jobs_command_on_a_damaged_store(
+    damage: bytes, fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tuneport.paths import home
+
+    store = home() / "jobs.sqlite3"
+    store.parent.mkdir(parents=True, exist_ok=True)
+    store.write_bytes(damage)
+    for argv in (
+        ["jobs", "list"],
+        ["jobs", "show", "tp-1"],
+        ["jobs", "watch", "tp-1"],
+        ["jobs", "cancel", "tp-1"],
+        ["jobs", "cleanup", "tp-1", "--yes"],
+        ["jobs", "resume", "tp-1"],
+        ["chat", "tp-1", "-m", "hi"],
+        ["train", "--provider", "openai", "--data", str(SAMPLE), "--model", "gpt-4.1-mini",
+         "--yes", "--no-watch"],
+    ):  # fmt: skip
+        code = run(argv)
+        err = capsys.readouterr().err
+        check(code, err, allowed={3})
+        assert str(store.resolve()) in err, argv
+    assert store.read_bytes() == damage  # never replaced by an empty store
+    assert fake.calls("POST", "/fine_tuning/jobs") == []
