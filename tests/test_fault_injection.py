@@ -247,3 +247,20 @@ def test_kill_9_then_the_same_command(
     assert len(fake.jobs) == 1 and len(fake.calls("POST", "/fine_tuning/jobs")) == 1, moment
     (job,) = open_store().list_jobs()
     assert job.state is JobState.SUCCEEDED and job.remote_id in fake.jobs
+
+
+@pytest.mark.parametrize("kind", ["empty", "malformed"])
+def test_a_job_reply_of_the_wrong_shape_is_one_line_and_watch_resumes(
+    fake: FakeOpenAI, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run([*TRAIN, "--no-watch"]) == 0
+    (job,) = open_store().list_jobs()
+    fake.mangle("GET", f"/fine_tuning/jobs/{job.remote_id}", kind)
+    capsys.readouterr()
+    code = run(["jobs", "watch", job.id])
+    err = capsys.readouterr().err
+    assert code == 4 and "cannot read" in err
+    _one_line_error(err)
+    assert run(["jobs", "watch", job.id]) == 0
+    assert open_store().get(job.id).state is JobState.SUCCEEDED
+    assert len(fake.jobs) == 1
