@@ -162,3 +162,15 @@ def test_a_replaced_store_gets_the_watched_job(tmp_path: Path) -> None:
     note = store.recover([watched])
     assert "replaced" in note and watched.id in note
     assert [j.id for j in JobStore(path).list_jobs()] == [watched.id]
+
+
+def test_a_store_deleted_under_its_journal_is_not_replaced_silently(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = JobStore(path)
+    store.add(_record())  # WAL mode: the change sits in s.db-wal while the store is open
+    wal = tmp_path / "s.db-wal"
+    assert wal.stat().st_size > 0
+    path.unlink()
+    with pytest.raises(StoreError, match="missing but its journal"):
+        JobStore(path)
+    assert not path.exists()

@@ -240,6 +240,15 @@ class JobStore:
         """Build a new, migrated store beside the path and move it in whole (a process that
         loses the race keeps the winner's file), so no half-made store is ever at the path."""
         clean_stale_temps(self.path.parent)
+        journal = [p for p in (self.path.with_name(self.path.name + "-wal"),) if p.exists()]
+        if journal and journal[0].stat().st_size > 0:
+            raise StoreError(
+                f"the job store {self.path} is missing but its journal {journal[0].name} is "
+                "there: the store was deleted or moved while in use; tuneport did not start a "
+                "new one",
+                hint=f"restore {self.path.name}, or remove {journal[0]} (and -shm) to start a new "
+                "store",
+            )
         tmp = self.path.with_name(f".{self.path.name}.tp{os.getpid()}-{secrets.token_hex(4)}.tmp")
         self._identity = None
         try:
