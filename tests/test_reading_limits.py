@@ -220,3 +220,21 @@ def test_devices_fifos_and_stdin_are_refused_before_reading(
     with fifo.open() as fh:  # let the writer finish
         fh.read()
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_inspect_percentiles_from_a_histogram_match_the_sorted_values() -> None:
+    """inspect keeps lengths as a histogram (flat memory); the percentiles stay exact."""
+    import random
+    from array import array
+    from collections import Counter
+
+    from tuneport.data.summary import percentile, percentile_of_counts
+
+    rng = random.Random(5)
+    for n in (1, 2, 7, 100, 1001):
+        values = [rng.choice([0, 3, 3, 10, 250, 251, 9999]) for _ in range(n)]
+        ordered = array("q", sorted(values))
+        counts = Counter(values)
+        for pct in (1, 50, 90, 99, 100):
+            assert percentile_of_counts(counts, pct) == percentile(ordered, pct)
+    assert percentile_of_counts(Counter(), 50) == 0

@@ -42,6 +42,20 @@ def percentile(sorted_values: array[int], pct: int) -> int:
     return sorted_values[rank - 1]
 
 
+def percentile_of_counts(counts: Counter[int], pct: int) -> int:
+    """:func:`percentile` of the values counted in ``counts`` (value -> how often)."""
+    total = counts.total()
+    if not total:
+        return 0
+    rank = max(1, -(-pct * total // 100))
+    seen = 0
+    for value in sorted(counts):
+        seen += counts[value]
+        if seen >= rank:
+            return value
+    return max(counts)  # pragma: no cover - rank <= total
+
+
 def _messages(row: Row) -> list[Message]:
     record = row.record
     if record is None:
@@ -52,11 +66,12 @@ def _messages(row: Row) -> list[Message]:
 
 
 def summarize(rows: Iterable[Row], *, file: str, fmt: str) -> Summary:
-    """One pass over ``rows``; keeps one integer per pair of example (lengths, turns)."""
+    """One pass over ``rows``. Memory does not grow with the number of examples: lengths are
+    kept as a histogram (length -> count, exact percentiles), turns as min / sum / max."""
     kinds: Counter[str] = Counter()
     roles: Counter[str] = Counter()
-    lengths: array[int] = array("q")
-    turns: array[int] = array("q")
+    lengths: Counter[int] = Counter()
+    turns_min = turns_max = turns_sum = 0
     unusable = calls = 0
     for row in rows:
         if row.record is None:
@@ -66,39 +81,29 @@ def summarize(rows: Iterable[Row], *, file: str, fmt: str) -> Summary:
         messages = _messages(row)
         roles.update(m.role for m in messages)
         calls += sum(len(m.tool_calls or []) for m in messages)
-        lengths.append(sum(len(m.content or "") for m in messages))
-        turns.append(len(messages))
-    return _result(file, fmt, kinds, roles, calls, unusable, sorted(lengths), turns)
-
-
-def _result(
-    file: str,
-    fmt: str,
-    kinds: Counter[str],
-    roles: Counter[str],
-    calls: int,
-    unusable: int,
-    lengths: list[int],
-    turns: array[int],
-) -> Summary:
-    ordered = array("q", lengths)
-    chars: dict[str, int] = {f"p{p}": percentile(ordered, p) for p in PERCENTILES}
-    chars["max"] = ordered[-1] if ordered else 0
-    stats: dict[str, Any] = (
-        {"min": min(turns), "mean": round(sum(turns) / len(turns), 2), "max": max(turns)}
-        if turns
+        lengths[sum(len(m.content or "") for m in messages)] += 1
+        n = len(messages)
+        turns_min = n if kinds.total() == 1 else min(turns_min, n)
+        turns_max = max(turns_max, n)
+        turns_sum += n
+    records = kinds.total()
+    chars: dict[str, int] = {f"p{p}": percentile_of_counts(lengths, p) for p in PERCENTILES}
+    chars["max"] = max(lengths) if lengths else 0
+    turns: dict[str, Any] = (
+        {"min": turns_min, "mean": round(turns_sum / records, 2), "max": turns_max}
+        if records
         else {"min": 0, "mean": 0.0, "max": 0}
     )
     return Summary(
         file=file,
         format=fmt,
-        records=kinds.total(),
+        records=records,
         chat=kinds["chat"],
         preference=kinds["preference"],
         unusable_rows=unusable,
         roles=dict(sorted(roles.items())),
         tool_calls=calls,
-        turns=stats,
+        turns=turns,
         chars=chars,
     )
 
