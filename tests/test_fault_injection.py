@@ -264,3 +264,35 @@ def test_a_job_reply_of_the_wrong_shape_is_one_line_and_watch_resumes(
     assert run(["jobs", "watch", job.id]) == 0
     assert open_store().get(job.id).state is JobState.SUCCEEDED
     assert len(fake.jobs) == 1
+
+
+def test_watching_an_old_record_with_an_invalid_setting_is_one_line(
+    fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A record an older tuneport left `creating` with a setting now refused (a negative batch
+    size) is not launched with the setting dropped: one line, exit 3, nothing created."""
+    from datetime import UTC, datetime
+
+    from tuneport.schemas import JobRecord
+
+    now = datetime.now(UTC)
+    config = {"provider": "openai", "model": "gpt-4.1-mini", "data": str(SAMPLE)}
+    open_store().add(
+        JobRecord(
+            id="tp-old00001",
+            run_id="run-old00001",
+            provider="openai",
+            model="gpt-4.1-mini",
+            dataset_sha256="ab" * 32,
+            config={**config, "batch_size": -2},
+            remote_files={"training": "file-x"},
+            raw_state="creating",
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    code = run(["jobs", "watch", "tp-old00001"])
+    err = capsys.readouterr().err
+    assert code == 3 and "batch_size" in err
+    _one_line_error(err)
+    assert fake.calls("POST", "/fine_tuning/jobs") == []

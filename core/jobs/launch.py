@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
 from tuneport.data.records import read_records
 from tuneport.errors import (
     EXIT_PROBLEMS,
@@ -371,6 +373,15 @@ def finish_launch(store: JobStore, record: JobRecord, provider: Provider) -> Job
         record = store.get(record.id)
         if record.remote_id is not None:
             return record
-        cfg = JobConfig.model_validate(record.config)
+        try:
+            cfg = JobConfig.model_validate(record.config)
+        except ValidationError as exc:  # a record written before a setting was checked
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ConfigError(
+                f"job {record.id} was stored with a setting tuneport no longer accepts "
+                f"({where}: {first['msg']}); it was never created",
+                hint="launch it again with `tuneport train` and valid settings",
+            ) from None
         uploaded = UploadedData(training=files["training"], validation=files.get("validation"))
         return _create(store, record, provider, uploaded, cfg, NullProgress())
