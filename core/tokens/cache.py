@@ -57,13 +57,30 @@ def _from_native(raw: bytes) -> array[int]:
     return data
 
 
+def _consecutive(lines: array[int]) -> bool:
+    """Whether ``lines`` is 1, 2, ..., n (compared in slices: no list of n ints)."""
+    step = 1 << 16
+    for start in range(0, len(lines), step):
+        part = lines[start : start + step]
+        if part != array("q", range(start + 1, start + 1 + len(part))):
+            return False
+    return True
+
+
+def _write_native(fh: Any, data: array[int]) -> None:
+    if sys.byteorder == "little":
+        data.tofile(fh)  # no copy
+    else:
+        fh.write(_native(data))
+
+
 def save(path: Path, spec: tuple[Any, ...], counts: Counts, *, sha256: str | None = None) -> None:
     """Remember ``counts`` of ``path`` (as it is now, or as hashed to ``sha256``)."""
     try:
         size = path.stat().st_size
         digest = sha256 or file_sha256(path)
         n = len(counts.tokens)
-        consecutive = counts.lines == array("q", range(1, n + 1))  # no list of n ints
+        consecutive = _consecutive(counts.lines)
         header = {
             "version": VERSION,
             "spec": list(spec),
@@ -74,11 +91,14 @@ def save(path: Path, spec: tuple[Any, ...], counts: Counts, *, sha256: str | Non
             "skipped": counts.skipped,
             "tool_examples": counts.tool_examples,
         }
-        body = _native(counts.tokens) + (b"" if consecutive else _native(counts.lines))
         entry = _entry(path, spec)
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = entry.with_name(f"{entry.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(orjson.dumps(header) + b"\n" + body)
+        with tmp.open("wb") as fh:  # written piece by piece: no second copy of the counts
+            fh.write(orjson.dumps(header) + b"\n")
+            _write_native(fh, counts.tokens)
+            if not consecutive:
+                _write_native(fh, counts.lines)
         tmp.replace(entry)
     except OSError:
         return
