@@ -263,3 +263,14 @@ def test_preference_tuning_end_to_end(fake: FakeVertex, capsys: pytest.CaptureFi
     rows = [json.loads(line) for line in _blob_bytes(spec["trainingDatasetUri"]).splitlines()]
     assert [c["score"] for c in rows[0]["completions"]] == [1, 0]
     assert rows[0]["contents"][-1]["role"] == "user"
+
+
+def test_set_access_token_without_the_env_watches_with_that_token(
+    fake: FakeVertex, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token given with --set is never stored; train watches with the backend it launched
+    with instead of one rebuilt from the store (which exited 3 after launching)."""
+    monkeypatch.delenv("TUNEPORT_VERTEX_ACCESS_TOKEN")
+    record, _ = train(capsys, "--set", f"access_token={TOKEN}")
+    assert record["state"] == "succeeded"
+    assert TOKEN not in json.dumps(record)
