@@ -59,9 +59,15 @@ from tuneport.schemas import (
     Message,
     ToolCall,
 )
-from tuneport.tokens.bpe import DEFAULT_ENCODING, TiktokenChatCounter
+from tuneport.tokens.bpe import DEFAULT_ENCODING, TiktokenChatCounter, ToolTokenRule
 from tuneport.tokens.counter import Counts, TokenCounter
-from tuneport.validation.rules import COMMON_CHAT, COMMON_PREFERENCE, Rules, arguments_json
+from tuneport.validation.rules import (
+    COMMON_CHAT,
+    COMMON_PREFERENCE,
+    Rules,
+    arguments_json,
+    images_in_user_turns,
+)
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -658,6 +664,14 @@ ENCODINGS: dict[str, str] = {
     "gpt-35": "cl100k_base",
 }
 UNKNOWN_MODEL_BAND = 0.10  # a model id tiktoken does not know (OpenAI-compatible servers)
+# encoding -> the constants of the cookbook's num_tokens_for_tools (How_to_count_tokens_with_
+# tiktoken.ipynb, read 2026-11-30): gpt-4o/4o-mini (o200k_base) func_init 7, gpt-3.5-turbo/gpt-4
+# (cl100k_base) func_init 10. The cookbook has no constants for gpt-4.1: it shares gpt-4o's
+# encoding, so tuneport uses gpt-4o's (and says so in estimates with tools).
+TOOL_TOKENS: dict[str, ToolTokenRule] = {
+    "o200k_base": ToolTokenRule(func_init=7),
+    "cl100k_base": ToolTokenRule(func_init=10),
+}
 
 
 def base_model(model: str) -> str:
@@ -685,8 +699,13 @@ def counter(model: str, settings: Mapping[str, Any]) -> TokenCounter:
     """Exact tiktoken counts with the model's encoding; approximate for unknown model ids."""
     name = encoding_name(model)
     if name is None:  # e.g. a model on an OpenAI-compatible server
-        return TiktokenChatCounter(DEFAULT_ENCODING, exact=False, band=UNKNOWN_MODEL_BAND)
-    return TiktokenChatCounter(name)
+        return TiktokenChatCounter(
+            DEFAULT_ENCODING,
+            exact=False,
+            band=UNKNOWN_MODEL_BAND,
+            tools=TOOL_TOKENS[DEFAULT_ENCODING],
+        )
+    return TiktokenChatCounter(name, tools=TOOL_TOKENS.get(name))
 
 
 def estimate_extras(counts: Counts, cfg: JobConfig, price: ModelPrice) -> Extras:
@@ -695,9 +714,10 @@ def estimate_extras(counts: Counts, cfg: JobConfig, price: ModelPrice) -> Extras
         return Extras()
     return Extras(
         warnings=[
-            f"{counts.tool_examples} example(s) with tools: definitions and calls are counted "
-            "as encoded JSON (OpenAI does not publish its tool rendering), so their counts are "
-            "close, not exact"
+            f"{counts.tool_examples} example(s) with tools: definitions are counted with the "
+            "OpenAI cookbook's num_tokens_for_tools formula (gpt-4o constants for the 4.1 "
+            "family) and tool calls as name + arguments; OpenAI does not publish its tool "
+            "rendering, so these counts are close, not exact"
         ]
     )
 
@@ -711,7 +731,7 @@ RULES = Rules(
     recommended_examples=50,
     token_limit=65_536,
     token_limit_severity="error",
-    chat=(*COMMON_CHAT, arguments_json),
+    chat=(*COMMON_CHAT, arguments_json, images_in_user_turns),
     preference=COMMON_PREFERENCE,
     source="platform.openai.com/docs/guides/fine-tuning; openai-cookbook chat_finetuning_"
     "data_prep (checked 2026-11-23)",

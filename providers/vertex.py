@@ -74,6 +74,8 @@ from tuneport.validation.rules import (
     arguments_object,
     gemini_parts,
     gemini_roles,
+    gemini_tool_schemas,
+    no_images,
     no_names,
     no_parallel,
     no_weight,
@@ -911,7 +913,7 @@ class VertexProvider:
         self._model = model
         config = types.CountTokensConfig(
             system_instruction=system,
-            tools=[types.Tool.model_validate(_json_schema_tools(t)) for t in tools or []] or None,
+            tools=[types.Tool.model_validate(t) for t in tools or []] or None,
         )
         reply = self._call(
             lambda: self.client.models.count_tokens(
@@ -1071,17 +1073,6 @@ def _credentials_from_file(path: Path) -> tuple[Any, str | None]:
     return loaded
 
 
-def _json_schema_tools(tool: Mapping[str, Any]) -> dict[str, Any]:
-    """A Gemini tool dict with ``parameters`` passed as raw JSON Schema."""
-    decls = []
-    for decl in tool.get("functionDeclarations", []):
-        d = dict(decl)
-        if "parameters" in d:
-            d["parametersJsonSchema"] = d.pop("parameters")
-        decls.append(d)
-    return {"functionDeclarations": decls}
-
-
 class VertexTokenCounter:
     """Exact token counts through Vertex ``countTokens`` (one request per record)."""
 
@@ -1163,9 +1154,11 @@ RULES = Rules(
         arguments_object,
         gemini_roles,
         gemini_parts,
+        gemini_tool_schemas,
         no_weight,
         no_names,
         no_parallel,
+        no_images,
     ),
     preference=(*COMMON_PREFERENCE, pref_text_only, pref_gemini_roles),
     source="cloud.google.com/vertex-ai/generative-ai/docs/models/gemini-supervised-tuning-"

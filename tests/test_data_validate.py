@@ -67,7 +67,8 @@ def test_rules_are_data_with_sources() -> None:
     [
         ([_m("user")], "missing_assistant"),
         ([_m("system"), _m("assistant")], "missing_user"),
-        ([_m("user", "  \n"), _m("assistant")], "empty_content"),
+        ([_m("user", "  \n"), _m("assistant")], "blank_content"),
+        ([_m("user", ""), _m("assistant")], "empty_content"),
         (
             [_m("user"), _m("assistant", None, tool_calls=[_call("a")]), _m("tool")],
             "tool_message_id",
@@ -154,7 +155,8 @@ def test_preference_rules() -> None:
         _report([_pref(prompt=[_m("user"), _m("assistant")])], "openai")
     )
     assert "preference_reply" in _kinds(_report([_pref(chosen=_m("user", "x"))], "openai"))
-    assert "empty_content" in _kinds(_report([_pref(rejected=_m("assistant", " "))], "local"))
+    assert "empty_content" in _kinds(_report([_pref(rejected=_m("assistant", ""))], "local"))
+    assert "blank_content" in _kinds(_report([_pref(rejected=_m("assistant", " "))], "local"))
     assert "same_preference" in _kinds(_report([_pref(rejected=_m("assistant", "good"))], "openai"))
     tooly = _pref(chosen=_m("assistant", None, tool_calls=[_call("a")]))
     assert "tools_unsupported" in _kinds(_report([tooly], "vertex"))

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from tuneport.schemas import AnyRecord, Example, Message, PreferenceExample
-from tuneport.tokens.bpe import encoding
+from tuneport.tokens.bpe import encoding, is_legacy, legacy_record
 from tuneport.tokens.counter import tool_json, tool_json_raw
 
 APPROX_CHARS_PER_TOKEN = 4
@@ -55,6 +55,9 @@ class ScaledTextCounter:
 
     def count_raw(self, obj: Any) -> int | None:
         """Like :meth:`count` for one parsed JSONL line (canonical or OpenAI layout)."""
+        if isinstance(obj, dict) and is_legacy(obj):
+            record = legacy_record(obj)
+            return None if record is None else self.count(record)
         parts = _raw_parts(obj)
         if parts is None:
             return None
