@@ -114,9 +114,11 @@ def _print_estimate(est: Any, counter_label: str, auto_epochs: bool, rule: str) 
             f"{_rate(est.price_per_million_usd)} per 1M training tokens "
             f"(as of {est.price_as_of}; {est.price_source})",
         )
+    elif est.cost_unknown:
+        table.add_row("price", "unknown (not in the price table; see the warning)")
     else:
         table.add_row("price", "none (your own hardware)")
-    table.add_row("estimated cost", _money(est.cost_usd, band))
+    table.add_row("estimated cost", "unknown" if est.cost_unknown else _money(est.cost_usd, band))
     if est.steps is not None:
         table.add_row("optimizer steps", f"{est.steps:,}")
     if est.gpu_memory_gib is not None:

@@ -274,6 +274,9 @@ class Rules:
 
     ``model_limits`` maps a model-id prefix to its per-example token limit (the longest matching
     prefix wins; ``ft:`` ids use their base model); ``token_limit`` applies to other models.
+    ``sources`` names where each number comes from and when it was read (fact → "source
+    (date)"; keys ``min_examples``, ``recommended_examples``, ``token_limit``, or
+    ``token_limit:<prefix>`` for a model limit); ``tuneport prices`` shows them.
     """
 
     provider: str
@@ -286,6 +289,11 @@ class Rules:
     source: str
     model_limits: Mapping[str, int] = field(default_factory=dict)
     token_limit_note: str = "the provider rejects or truncates them"
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def source_of(self, fact: str) -> str:
+        """Where ``fact`` comes from (its own source, else the rules' ``source``)."""
+        return self.sources.get(fact, self.source)
 
     def limit_for(self, model: str | None) -> int | None:
         """The per-example token limit of ``model`` (``None``: no limit)."""
