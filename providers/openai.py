@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from tuneport.data.exporters import openai_message
 from tuneport.errors import (
     AuthError,
     ConfigError,
@@ -717,7 +718,7 @@ class OpenAIProvider:
 
     def chat(self, model: str, messages: Sequence[Message], options: ChatOptions) -> Message:
         self._model = model
-        wire = [m.model_dump(mode="json", exclude_none=True, exclude={"weight"}) for m in messages]
+        wire = [openai_message(m.model_copy(update={"weight": None})) for m in messages]
         extra: dict[str, Any] = {}
         if options.temperature is not None:
             extra["temperature"] = options.temperature
