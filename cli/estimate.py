@@ -296,6 +296,10 @@ def prices_command(
             f"no prices for provider {provider!r}",
             hint=f"use one of {', '.join(table.providers())}",
         )
+    facts = {
+        p: _rule_facts(registry.backend(p).rules)
+        for p in dict.fromkeys(e.provider for e in entries)
+    }
     if as_json:
         doc = {
             "files": table.files,
@@ -303,6 +307,10 @@ def prices_command(
                 e.as_dict() | dict(zip(("token_limit", "min_examples"), rules(e), strict=True))
                 for e in entries
             ],
+            "rules": {
+                p: [dict(zip(("fact", "value", "source"), f, strict=True)) for f in fs]
+                for p, fs in facts.items()
+            },
         }
         print_json(doc)
         return
@@ -340,12 +348,45 @@ def prices_command(
             epochs,
             "—" if limit is None else f"{limit:,}",
             str(minimum),
-            e.as_of + (" [yellow]unverified[/]" if e.unverified else ""),
+            e.as_of
+            + (" [yellow]unverified[/]" if e.unverified else "")
+            + (f" [red]tuning ends {e.tuning_ends}[/]" if e.tuning_ends else ""),
         )
     _print_wide(grid)
     for source, prov in sources.items():
         out.print(f"source ({prov}): {source}", markup=False)
+    ends: dict[tuple[str, str, str], list[str]] = {}
+    for e in entries:
+        if e.tuning_ends and e.tuning_ends_source:
+            models = ends.setdefault((e.provider, e.tuning_ends, e.tuning_ends_source), [])
+            models += [] if e.model in models else [e.model]
+    for (prov, day, source), models in ends.items():
+        out.print(f"tuning ends {day} ({prov} {', '.join(models)}): {source}", markup=False)
+    for prov, found in facts.items():
+        for fact, value, source in found:
+            shown = f"{fact} = {value}" if value else fact
+            out.print(f"rule ({prov}) {shown}: {source}", markup=False)
     out.print("files: " + ", ".join(table.files), markup=False)
+
+
+def _rule_facts(rules: Any) -> list[tuple[str, str, str]]:
+    """(fact, value, source) of a backend's validation rules, for ``tuneport prices``."""
+    found = [
+        ("min_examples", str(rules.min_examples), rules.source_of("min_examples")),
+        (
+            "recommended_examples",
+            str(rules.recommended_examples),
+            rules.source_of("recommended_examples"),
+        ),
+        ("token_limit", f"{rules.token_limit}", rules.source_of("token_limit")),
+    ]
+    for prefix, limit in rules.model_limits.items():
+        found.append(
+            (f"token_limit:{prefix}", str(limit), rules.source_of(f"token_limit:{prefix}"))
+        )
+    shown = {f for f, _, _ in found}
+    found += [(k, "", v) for k, v in rules.sources.items() if k not in shown]
+    return found
 
 
 def register(app: typer.Typer) -> None:

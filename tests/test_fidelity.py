@@ -658,3 +658,19 @@ def test_vertex_truncated_examples_are_read_back() -> None:
         assert done.trained_tokens == BILLABLE_TOKENS * (done.epochs or 0)
         events = [e for e in provider.events(ref) if e.level == "warning"]
         assert events and "truncated or dropped 2 example(s)" in events[0].message
+
+
+def test_prices_shows_rule_sources_and_tuning_end_dates(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(["prices", "--provider", "vertex", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    facts = {r["fact"]: r for r in doc["rules"]["vertex"]}
+    assert facts["min_examples"]["value"] == "1" and "2026" in facts["min_examples"]["source"]
+    assert "adapter_size" in facts and "billing" in facts
+    flash = next(e for e in doc["entries"] if e["model"] == "gemini-2.5-flash")
+    assert flash["tuning_ends"] == "2026-10-20" and flash["tuning_ends_source"]
+    assert run(["prices", "--provider", "openai"]) == 0
+    out = capsys.readouterr().out
+    assert "tuning ends 2026-10-23 (openai gpt-4.1-nano)" in out
+    assert "rule (openai) request_bounds" in out and "token_limit:gpt-4.1 = 65536" in out
