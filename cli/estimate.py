@@ -98,7 +98,9 @@ def _print_estimate(est: Any, counter_label: str, auto_epochs: bool, rule: str) 
     table.add_row("examples", f"{est.examples:,}")
     exactness = "exact" if est.exact else "approximate"
     table.add_row(
-        "training tokens" if est.price_per_million_usd is not None else "tokens per epoch",
+        "training tokens"
+        if est.price_per_million_usd is not None or est.cost_unknown
+        else "tokens per epoch",
         f"{_tokens(est.tokens, est.exact, band)}  [{counter_label}, {exactness}]",
     )
     if est.validation_tokens is not None:
@@ -115,7 +117,7 @@ def _print_estimate(est: Any, counter_label: str, auto_epochs: bool, rule: str) 
             f"(as of {est.price_as_of}; {est.price_source})",
         )
     elif est.cost_unknown:
-        table.add_row("price", "unknown (not in the price table; see the warning)")
+        table.add_row("price", "unknown (see the warning)")
     else:
         table.add_row("price", "none (your own hardware)")
     table.add_row("estimated cost", "unknown" if est.cost_unknown else _money(est.cost_usd, band))
@@ -243,7 +245,9 @@ def plan_command(
         if not r.exact and r.error_band is not None:
             bands.add(f"{r.provider}: {r.token_counter}")
         rate = _rate(r.price_per_million_usd)
-        cost = "own GPU" if r.cost_usd is None else mark + _money(r.cost_usd)
+        cost = mark + _money(r.cost_usd) if r.cost_usd is not None else "own GPU"
+        if r.cost_unknown:
+            cost = "unknown"
         grid.add_row(
             r.provider,
             "(any local model)" if r.model == "*" else r.model,

@@ -153,6 +153,8 @@ def test_image_parts_are_read_and_written_back_for_openai() -> None:
     assert record.messages[0].content == "What is in this picture?"
     assert to_openai(record) == IMAGE_ROW
     assert _kinds([record], "openai") == {}
+    counter = TiktokenChatCounter("o200k_base")  # text counted, the image not
+    assert counter.count_raw(IMAGE_ROW) == counter.count(record)
 
 
 def test_image_parts_checked_per_provider() -> None:
