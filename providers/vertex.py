@@ -1089,8 +1089,8 @@ def check_dataset_limits(prepared: PreparedData) -> None:
             raise InputError(
                 f"the validation set has {n:,} examples; Vertex takes at most "
                 f"{MAX_VALIDATION_EXAMPLES:,}",
-                hint=f"use a smaller validation file (tuneport curate --split "
-                f"{MAX_VALIDATION_EXAMPLES})",
+                hint=f"keep at most {MAX_VALIDATION_EXAMPLES:,} (e.g. tuneport curate VALIDATION "
+                f"-o smaller.jsonl --sample {MAX_VALIDATION_EXAMPLES})",
             )
 
 
