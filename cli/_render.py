@@ -70,10 +70,12 @@ class RichProgress:
 def estimate_lines(est: Estimate) -> list[str]:
     """The estimate as the confirmation prompt shows it."""
     approx = "" if est.exact else f" (approximate ±{(est.error_band or 0):.0%})"
+    billable = est.billable_tokens if est.billable_tokens is not None else est.tokens
+    capped = f" ({billable:,} after the per-example limit)" if billable != est.tokens else ""
     lines = [
         f"{est.provider} {est.model} {est.method}: {est.examples:,} examples, "
-        f"{est.tokens:,} tokens × {est.epochs} epochs = {est.billed_tokens:,} billed tokens"
-        + approx
+        f"{est.tokens:,} tokens{capped} × {est.epochs} epochs = {est.billed_tokens:,} billed "
+        "tokens" + approx
     ]
     if est.cost_usd is not None:
         price = (
@@ -83,6 +85,8 @@ def estimate_lines(est: Estimate) -> list[str]:
         )
         dated = f" (prices as of {est.price_as_of})" if est.price_as_of else ""
         lines.append(f"estimated cost: ${est.cost_usd:,.2f}{price}{dated}")
+    elif est.cost_unknown:
+        lines.append("estimated cost: unknown (no price in the price table)")
     else:
         lines.append("estimated cost: no provider charge (local)")
     if est.gpu_memory_gib is not None:

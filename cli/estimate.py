@@ -98,7 +98,9 @@ def _print_estimate(est: Any, counter_label: str, auto_epochs: bool, rule: str) 
     table.add_row("examples", f"{est.examples:,}")
     exactness = "exact" if est.exact else "approximate"
     table.add_row(
-        "training tokens" if est.price_per_million_usd is not None else "tokens per epoch",
+        "training tokens"
+        if est.price_per_million_usd is not None or est.cost_unknown
+        else "tokens per epoch",
         f"{_tokens(est.tokens, est.exact, band)}  [{counter_label}, {exactness}]",
     )
     if est.validation_tokens is not None:
@@ -114,9 +116,11 @@ def _print_estimate(est: Any, counter_label: str, auto_epochs: bool, rule: str) 
             f"{_rate(est.price_per_million_usd)} per 1M training tokens "
             f"(as of {est.price_as_of}; {est.price_source})",
         )
+    elif est.cost_unknown:
+        table.add_row("price", "unknown (see the warning)")
     else:
         table.add_row("price", "none (your own hardware)")
-    table.add_row("estimated cost", _money(est.cost_usd, band))
+    table.add_row("estimated cost", "unknown" if est.cost_unknown else _money(est.cost_usd, band))
     if est.steps is not None:
         table.add_row("optimizer steps", f"{est.steps:,}")
     if est.gpu_memory_gib is not None:
@@ -241,7 +245,9 @@ def plan_command(
         if not r.exact and r.error_band is not None:
             bands.add(f"{r.provider}: {r.token_counter}")
         rate = _rate(r.price_per_million_usd)
-        cost = "own GPU" if r.cost_usd is None else mark + _money(r.cost_usd)
+        cost = mark + _money(r.cost_usd) if r.cost_usd is not None else "own GPU"
+        if r.cost_unknown:
+            cost = "unknown"
         grid.add_row(
             r.provider,
             "(any local model)" if r.model == "*" else r.model,
@@ -294,6 +300,10 @@ def prices_command(
             f"no prices for provider {provider!r}",
             hint=f"use one of {', '.join(table.providers())}",
         )
+    facts = {
+        p: _rule_facts(registry.backend(p).rules)
+        for p in dict.fromkeys(e.provider for e in entries)
+    }
     if as_json:
         doc = {
             "files": table.files,
@@ -301,6 +311,10 @@ def prices_command(
                 e.as_dict() | dict(zip(("token_limit", "min_examples"), rules(e), strict=True))
                 for e in entries
             ],
+            "rules": {
+                p: [dict(zip(("fact", "value", "source"), f, strict=True)) for f in fs]
+                for p, fs in facts.items()
+            },
         }
         print_json(doc)
         return
@@ -338,12 +352,45 @@ def prices_command(
             epochs,
             "—" if limit is None else f"{limit:,}",
             str(minimum),
-            e.as_of + (" [yellow]unverified[/]" if e.unverified else ""),
+            e.as_of
+            + (" [yellow]unverified[/]" if e.unverified else "")
+            + (f" [red]tuning ends {e.tuning_ends}[/]" if e.tuning_ends else ""),
         )
     _print_wide(grid)
     for source, prov in sources.items():
         out.print(f"source ({prov}): {source}", markup=False)
+    ends: dict[tuple[str, str, str], list[str]] = {}
+    for e in entries:
+        if e.tuning_ends and e.tuning_ends_source:
+            models = ends.setdefault((e.provider, e.tuning_ends, e.tuning_ends_source), [])
+            models += [] if e.model in models else [e.model]
+    for (prov, day, source), models in ends.items():
+        out.print(f"tuning ends {day} ({prov} {', '.join(models)}): {source}", markup=False)
+    for prov, found in facts.items():
+        for fact, value, source in found:
+            shown = f"{fact} = {value}" if value else fact
+            out.print(f"rule ({prov}) {shown}: {source}", markup=False)
     out.print("files: " + ", ".join(table.files), markup=False)
+
+
+def _rule_facts(rules: Any) -> list[tuple[str, str, str]]:
+    """(fact, value, source) of a backend's validation rules, for ``tuneport prices``."""
+    found = [
+        ("min_examples", str(rules.min_examples), rules.source_of("min_examples")),
+        (
+            "recommended_examples",
+            str(rules.recommended_examples),
+            rules.source_of("recommended_examples"),
+        ),
+        ("token_limit", f"{rules.token_limit}", rules.source_of("token_limit")),
+    ]
+    for prefix, limit in rules.model_limits.items():
+        found.append(
+            (f"token_limit:{prefix}", str(limit), rules.source_of(f"token_limit:{prefix}"))
+        )
+    shown = {f for f, _, _ in found}
+    found += [(k, "", v) for k, v in rules.sources.items() if k not in shown]
+    return found
 
 
 def register(app: typer.Typer) -> None:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tuneport.data.exporters import export_records
 from tuneport.data.records import load_records
 from tuneport.errors import ConfigError, InputError
-from tuneport.pricing.estimate import Extras
+from tuneport.pricing.estimate import BudgetFigure, Extras
 from tuneport.pricing.table import ModelPrice
 from tuneport.progress import Progress
 from tuneport.schemas import (
@@ -45,6 +45,11 @@ CounterFactory = Callable[[str, Mapping[str, Any]], TokenCounter]
 ExtrasFactory = Callable[[Counts, JobConfig, ModelPrice], Extras]
 # cfg -> warnings about settings the backend ignores (shown once, in the estimate)
 ConfigWarnings = Callable[[JobConfig], list[str]]
+# (path, counter) -> per-example counts through the one counting path (memoized by the caller)
+Measure = Callable[[Path, TokenCounter], Counts]
+# (cfg, counter, measure, per-example limit) -> the higher billed-token figure (per epoch) where
+# the provider's sources disagree on what is billed, else None (Vertex: its older cost notebook)
+BudgetRule = Callable[[JobConfig, TokenCounter, Measure, int | None], BudgetFigure | None]
 
 
 def _no_warnings(cfg: JobConfig) -> list[str]:
@@ -74,6 +79,7 @@ class Backend:
     default_model: str | None = None  # for commands that need one model of this backend
     prices: Mapping[str, Any] | None = None
     options: Sequence[str] = field(default_factory=tuple)  # allowed --set keys (help only)
+    budget_rule: BudgetRule | None = None
 
     def provider(self, settings: Mapping[str, Any] | None = None) -> Provider:
         """Build the implementation with ``settings`` (imports it on first use)."""

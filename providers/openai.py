@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import re
 import threading
@@ -27,9 +28,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from tuneport.data.exporters import openai_message
 from tuneport.errors import (
     AuthError,
     ConfigError,
+    InputError,
     NotFoundError,
     ProviderError,
     QuotaError,
@@ -67,9 +70,15 @@ from tuneport.schemas import (
     Message,
     ToolCall,
 )
-from tuneport.tokens.bpe import DEFAULT_ENCODING, TiktokenChatCounter
+from tuneport.tokens.bpe import DEFAULT_ENCODING, TiktokenChatCounter, ToolTokenRule
 from tuneport.tokens.counter import Counts, TokenCounter
-from tuneport.validation.rules import COMMON_CHAT, COMMON_PREFERENCE, Rules, arguments_json
+from tuneport.validation.rules import (
+    COMMON_CHAT,
+    COMMON_PREFERENCE,
+    Rules,
+    arguments_json,
+    images_in_user_turns,
+)
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -100,8 +109,22 @@ HYPERPARAMETERS: dict[str, str] = {
     "batch_size": "batch_size",
     "learning_rate_multiplier": "learning_rate_multiplier",
 }
-MAX_SUFFIX = 64
+# Request bounds: CreateFineTuningJobRequest and the fine-tuning hyperparameter schemas of
+# OpenAI's OpenAPI spec (github.com/openai/openai-openapi, openapi.yaml at f85dbe2, 2026-08-21).
+# The SDK checks none of them, so tuneport does before anything is uploaded.
+SPEC_SOURCE = "OpenAI OpenAPI spec, CreateFineTuningJobRequest (openai/openai-openapi, 2026-08-21)"
+MIN_SUFFIX, MAX_SUFFIX = 1, 64
+MIN_SEED, MAX_SEED = 0, 2_147_483_647
+MIN_BATCH_SIZE, MAX_BATCH_SIZE = 1, 256
+MIN_EPOCHS, MAX_EPOCHS = 1, 50
+MAX_BETA = 2.0  # beta in (0, 2]
 MAX_METADATA = 16  # key-value pairs per job, one is tuneport's run id
+MAX_METADATA_KEY, MAX_METADATA_VALUE = 64, 512
+# File limits: POST /files "Individual files can be up to 512 MB"; the Uploads API takes up to
+# 8 GB in parts of at most 64 MB (openai-openapi, 2026-08-21; SDK 3.57 docstrings).
+MAX_FILE_BYTES = 512 * 2**20
+MAX_UPLOAD_BYTES = 8 * 2**30
+UPLOAD_PART_BYTES = 64 * 2**20
 SEARCH_JOBS = 100  # recent jobs scanned for a run id when the server ignores the filter
 SEARCH_FILES = 500  # files scanned for an identical upload
 
@@ -401,29 +424,80 @@ class OpenAIProvider:
         problems: list[tuple[str, str]] = []  # (what is wrong, how to fix it)
         if not (self.options.api_key or os.environ.get("OPENAI_API_KEY")):
             problems.append(("OPENAI_API_KEY is not set", "export OPENAI_API_KEY=sk-..."))
-        if cfg.suffix is not None and len(cfg.suffix) > MAX_SUFFIX:
-            problems.append(
-                (
-                    f"suffix is {len(cfg.suffix)} characters; OpenAI allows {MAX_SUFFIX}",
-                    "shorten --suffix",
-                )
-            )
-        if len({**self.options.metadata, RUN_ID_KEY: ""}) > MAX_METADATA:
-            problems.append(
-                (f"metadata holds more than {MAX_METADATA - 1} pairs", "drop metadata pairs")
-            )
-        if self.options.beta is not None and cfg.method != "dpo":
-            problems.append(("beta applies to --method dpo only", "use --method dpo or drop beta"))
+        problems += self.bound_problems(cfg)
         if problems:
             raise ConfigError(
                 "; ".join(what for what, _ in problems),
                 hint="; ".join(fix for _, fix in problems),
             )
 
+    def bound_problems(self, cfg: JobConfig) -> list[tuple[str, str]]:
+        """Every job setting outside the bounds of OpenAI's spec (:data:`SPEC_SOURCE`)."""
+        found: list[tuple[str, str]] = []
+
+        def outside(name: str, value: int | None, low: int, high: int, fix: str) -> None:
+            if value is not None and not low <= value <= high:
+                found.append((f"{name} {value} is outside {low:,}..{high:,}", fix))
+
+        if cfg.suffix is not None and not MIN_SUFFIX <= len(cfg.suffix) <= MAX_SUFFIX:
+            found.append(
+                (
+                    f"suffix is {len(cfg.suffix)} characters; OpenAI takes "
+                    f"{MIN_SUFFIX}..{MAX_SUFFIX}",
+                    "shorten --suffix" if cfg.suffix else "drop the empty --suffix",
+                )
+            )
+        outside("seed", cfg.seed, MIN_SEED, MAX_SEED, f"pass --seed {MIN_SEED}..{MAX_SEED:,}")
+        outside(
+            "batch_size",
+            cfg.batch_size,
+            MIN_BATCH_SIZE,
+            MAX_BATCH_SIZE,
+            f"pass --batch-size {MIN_BATCH_SIZE}..{MAX_BATCH_SIZE}",
+        )
+        outside("epochs", cfg.epochs, MIN_EPOCHS, MAX_EPOCHS, f"pass --epochs 1..{MAX_EPOCHS}")
+        lr = cfg.learning_rate_multiplier
+        if lr is not None and not (math.isfinite(lr) and lr > 0):
+            found.append(
+                (
+                    f"learning_rate_multiplier {lr} must be greater than 0",
+                    "pass a positive --learning-rate-multiplier",
+                )
+            )
+        beta = self.options.beta
+        if beta is not None and cfg.method != "dpo":
+            found.append(("beta applies to --method dpo only", "use --method dpo or drop beta"))
+        elif beta is not None and not 0 < beta <= MAX_BETA:
+            found.append((f"beta {beta} is outside (0, {MAX_BETA:g}]", "set beta in (0, 2]"))
+        metadata = {**self.options.metadata, RUN_ID_KEY: ""}
+        if len(metadata) > MAX_METADATA:
+            found.append(
+                (f"metadata holds more than {MAX_METADATA - 1} pairs", "drop metadata pairs")
+            )
+        long_keys = [k for k in metadata if len(k) > MAX_METADATA_KEY]
+        long_values = [k for k, v in metadata.items() if len(v) > MAX_METADATA_VALUE]
+        if long_keys:
+            found.append(
+                (
+                    f"metadata key(s) longer than {MAX_METADATA_KEY} characters: "
+                    + ", ".join(repr(k[:20] + "…") for k in long_keys),
+                    "shorten the metadata keys",
+                )
+            )
+        if long_values:
+            found.append(
+                (
+                    f"metadata value(s) longer than {MAX_METADATA_VALUE} characters for "
+                    + ", ".join(map(repr, long_values)),
+                    "shorten the metadata values",
+                )
+            )
+        return found
+
     def prepare(
         self, records: Iterable[AnyRecord], cfg: JobConfig, out_dir: Path, progress: Progress
     ) -> PreparedData:
-        return export_prepared(
+        prepared = export_prepared(
             records,
             cfg,
             progress,
@@ -432,6 +506,14 @@ class OpenAIProvider:
             validation_out=out_dir / "validation.openai.jsonl",
             title="convert to OpenAI JSONL",
         )
+        for path in (prepared.training, prepared.validation):
+            if path is not None and path.stat().st_size > MAX_UPLOAD_BYTES:
+                raise InputError(
+                    f"{path.name} is {path.stat().st_size / 2**30:,.1f} GiB; OpenAI takes "
+                    f"fine-tuning files of at most {MAX_UPLOAD_BYTES / 2**30:g} GB",
+                    hint="split the data or shorten it (tuneport curate --sample N)",
+                )
+        return prepared
 
     def upload(self, prepared: PreparedData, cfg: JobConfig, progress: Progress) -> UploadedData:
         training, reused = self._upload_file(prepared.training, prepared.sha256, progress)
@@ -477,21 +559,51 @@ class OpenAIProvider:
                 raise unreadable("the upload")
             return file_id
 
-        def settle(exc: BaseException) -> str | None:
-            # the failed attempt may have stored the file (a lost reply): never upload twice
-            return self._find_file(filename, size) if outcome_unknown(exc) else None
+        if size > MAX_FILE_BYTES:  # files.create takes 512 MB: the Uploads API, in parts
+            file_id = self._upload_in_parts(path, filename, size, progress)
+        else:
 
-        try:
-            file_id = self._call(send, before_retry=settle)
-        except ProviderError as exc:
-            if not exc.outcome_unknown:
-                raise
-            found = self._find_file(filename, size)  # the last attempt's reply was lost too
-            if found is None:
-                raise
-            file_id = found
+            def settle(exc: BaseException) -> str | None:
+                # the failed attempt may have stored the file (a lost reply): never upload twice
+                return self._find_file(filename, size) if outcome_unknown(exc) else None
+
+            try:
+                file_id = self._call(send, before_retry=settle)
+            except ProviderError as exc:
+                if not exc.outcome_unknown:
+                    raise
+                found = self._find_file(filename, size)  # the last attempt's reply was lost too
+                if found is None:
+                    raise
+                file_id = found
         store.upload_put(self.store_key, sha256, file_id, filename=filename, size=size)
         return file_id, False
+
+    def _upload_in_parts(self, path: Path, filename: str, size: int, progress: Progress) -> str:
+        """Upload a file over :data:`MAX_FILE_BYTES` through the Uploads API (parts of
+        :data:`UPLOAD_PART_BYTES`, each retried on its own); the id of the file it makes."""
+        upload = self._call(
+            lambda: self.client.uploads.create(
+                bytes=size, filename=filename, mime_type="application/jsonl", purpose="fine-tune"
+            )
+        )
+        part_ids: list[str] = []
+        progress.start(f"upload {path.name} (Uploads API)", total=size)
+        with path.open("rb") as fh:
+            while chunk := fh.read(UPLOAD_PART_BYTES):
+                part_ids.append(self._upload_part(upload.id, chunk))
+                progress.advance(len(chunk))
+        progress.finish()
+        done = self._call(lambda: self.client.uploads.complete(upload.id, part_ids=part_ids))
+        if done.file is None:
+            raise ProviderError(
+                f"OpenAI completed upload {upload.id} without a file", hint="run the command again"
+            )
+        return done.file.id
+
+    def _upload_part(self, upload_id: str, data: bytes) -> str:
+        part = self._call(lambda: self.client.uploads.parts.create(upload_id, data=data))
+        return part.id
 
     def _find_file(self, filename: str, size: int) -> str | None:
         def scan() -> str | None:
@@ -506,6 +618,11 @@ class OpenAIProvider:
 
     def launch(self, uploaded: UploadedData, cfg: JobConfig, run_id: str) -> JobRef:
         self._model = cfg.model
+        problems = self.bound_problems(cfg)
+        if problems:  # preflight refuses these first; never send a request OpenAI would refuse
+            raise ConfigError(
+                "; ".join(w for w, _ in problems), hint="; ".join(f for _, f in problems)
+            )
         existing = self.find_run(run_id)
         if existing is not None:
             return JobRef(provider=NAME, remote_id=existing, run_id=run_id)
@@ -677,7 +794,7 @@ class OpenAIProvider:
 
     def chat(self, model: str, messages: Sequence[Message], options: ChatOptions) -> Message:
         self._model = model
-        wire = [m.model_dump(mode="json", exclude_none=True, exclude={"weight"}) for m in messages]
+        wire = [openai_message(m.model_copy(update={"weight": None})) for m in messages]
         extra: dict[str, Any] = {}
         if options.temperature is not None:
             extra["temperature"] = options.temperature
@@ -733,6 +850,14 @@ ENCODINGS: dict[str, str] = {
     "gpt-35": "cl100k_base",
 }
 UNKNOWN_MODEL_BAND = 0.10  # a model id tiktoken does not know (OpenAI-compatible servers)
+# encoding -> the constants of the cookbook's num_tokens_for_tools (How_to_count_tokens_with_
+# tiktoken.ipynb, read 2026-11-30): gpt-4o/4o-mini (o200k_base) func_init 7, gpt-3.5-turbo/gpt-4
+# (cl100k_base) func_init 10. The cookbook has no constants for gpt-4.1: it shares gpt-4o's
+# encoding, so tuneport uses gpt-4o's (and says so in estimates with tools).
+TOOL_TOKENS: dict[str, ToolTokenRule] = {
+    "o200k_base": ToolTokenRule(func_init=7),
+    "cl100k_base": ToolTokenRule(func_init=10),
+}
 
 
 def base_model(model: str) -> str:
@@ -760,8 +885,13 @@ def counter(model: str, settings: Mapping[str, Any]) -> TokenCounter:
     """Exact tiktoken counts with the model's encoding; approximate for unknown model ids."""
     name = encoding_name(model)
     if name is None:  # e.g. a model on an OpenAI-compatible server
-        return TiktokenChatCounter(DEFAULT_ENCODING, exact=False, band=UNKNOWN_MODEL_BAND)
-    return TiktokenChatCounter(name)
+        return TiktokenChatCounter(
+            DEFAULT_ENCODING,
+            exact=False,
+            band=UNKNOWN_MODEL_BAND,
+            tools=TOOL_TOKENS[DEFAULT_ENCODING],
+        )
+    return TiktokenChatCounter(name, tools=TOOL_TOKENS.get(name))
 
 
 def estimate_extras(counts: Counts, cfg: JobConfig, price: ModelPrice) -> Extras:
@@ -770,26 +900,47 @@ def estimate_extras(counts: Counts, cfg: JobConfig, price: ModelPrice) -> Extras
         return Extras()
     return Extras(
         warnings=[
-            f"{counts.tool_examples} example(s) with tools: definitions and calls are counted "
-            "as encoded JSON (OpenAI does not publish its tool rendering), so their counts are "
-            "close, not exact"
+            f"{counts.tool_examples} example(s) with tools: definitions are counted with the "
+            "OpenAI cookbook's num_tokens_for_tools formula (gpt-4o constants for the 4.1 "
+            "family) and tool calls as name + arguments; OpenAI does not publish its tool "
+            "rendering, so these counts are close, not exact"
         ]
     )
 
 
 # OpenAI fine-tuning guide + cookbook "Data preparation and analysis for chat model fine-tuning":
-# minimum 10 examples, 50–100 recommended; 65,536 tokens per example for the gpt-4o/4.1 families
-# (PROVIDERS.md, 2026-11-23; unverified for 4.1). Over-limit examples are truncated by OpenAI.
+# minimum 10 examples, 50–100 recommended; 65,536 tokens per example for gpt-4o-mini (OpenAI's
+# token-limit table), assumed for gpt-4o and the 4.1 family (unverified). Longer examples are
+# truncated by OpenAI, not refused: a warning, and estimates bill each at the limit. (The
+# cookbook's data-prep estimate still caps examples at 16,385, the gpt-3.5-turbo limit.)
 RULES = Rules(
     provider=NAME,
     min_examples=10,
     recommended_examples=50,
     token_limit=65_536,
-    token_limit_severity="error",
-    chat=(*COMMON_CHAT, arguments_json),
+    token_limit_severity="warning",
+    token_limit_note="OpenAI truncates them to the limit",
+    chat=(*COMMON_CHAT, arguments_json, images_in_user_turns),
     preference=COMMON_PREFERENCE,
+    model_limits={"gpt-4o-mini": 65_536, "gpt-4o": 65_536, "gpt-4.1": 65_536},
     source="platform.openai.com/docs/guides/fine-tuning; openai-cookbook chat_finetuning_"
-    "data_prep (checked 2026-11-23)",
+    "data_prep (checked 2026-11-30)",
+    sources={
+        "min_examples": "platform.openai.com/docs/guides/supervised-fine-tuning: at least 10 "
+        "examples (read 2026-11-30)",
+        "recommended_examples": "supervised fine-tuning guide: improvements from 50-100 "
+        "examples (read 2026-11-30)",
+        "token_limit": "OpenAI token-limit table: 65,536 per example for gpt-4o-mini-2024-07-18 "
+        "(community copies, read 2026-11-23); truncated, not refused (cookbook data-prep)",
+        "token_limit:gpt-4o-mini": "OpenAI token-limit table (read 2026-11-23)",
+        "token_limit:gpt-4o": "assumed equal to gpt-4o-mini (unverified, 2026-11-30)",
+        "token_limit:gpt-4.1": "assumed equal to gpt-4o-mini (unverified, 2026-11-30)",
+        "request_bounds": SPEC_SOURCE,
+        "file_size": "POST /files: 512 MB per file; Uploads API: 8 GB in 64 MB parts "
+        "(openai-openapi, 2026-08-21)",
+        "tool_tokens": "openai-cookbook How_to_count_tokens_with_tiktoken.ipynb "
+        "num_tokens_for_tools (read 2026-11-30)",
+    },
 )
 
 BACKEND = Backend(

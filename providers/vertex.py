@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from tuneport.errors import (
     AuthError,
     ConfigError,
+    InputError,
     NotFoundError,
     ProviderError,
     QuotaError,
@@ -43,10 +44,12 @@ from tuneport.errors import (
     redact,
     register_secret,
 )
+from tuneport.pricing.estimate import BudgetFigure
 from tuneport.progress import NullProgress, Progress
 from tuneport.providers.base import (
     Backend,
     ChatOptions,
+    Measure,
     PreparedData,
     UploadedData,
     export_prepared,
@@ -75,6 +78,8 @@ from tuneport.validation.rules import (
     arguments_object,
     gemini_parts,
     gemini_roles,
+    gemini_tool_schemas,
+    no_images,
     no_names,
     no_parallel,
     no_weight,
@@ -541,7 +546,7 @@ class VertexProvider:
     def prepare(
         self, records: Iterable[AnyRecord], cfg: JobConfig, out_dir: Path, progress: Progress
     ) -> PreparedData:
-        return export_prepared(
+        prepared = export_prepared(
             records,
             cfg,
             progress,
@@ -550,6 +555,8 @@ class VertexProvider:
             validation_out=out_dir / "validation.vertex.jsonl",
             title="convert to Vertex Gemini JSONL",
         )
+        check_dataset_limits(prepared)
+        return prepared
 
     @staticmethod
     def check_model(model: str) -> None:
@@ -570,10 +577,24 @@ class VertexProvider:
                 hint="use --method dpo or drop the beta setting",
             )
 
+    def check_adapter_size(self, cfg: JobConfig) -> None:
+        """An adapter size the docs do not list for the model and method is refused (a model
+        whose sizes are unconfirmed only gets a warning in the estimate)."""
+        size = self.options.adapter_size
+        allowed = adapter_sizes(cfg.model, cfg.method)
+        if size is None or allowed is None or size in allowed:
+            return
+        raise ConfigError(
+            f"adapter_size {size} is not available for {cfg.model} ({cfg.method}); the docs "
+            f"list {', '.join(map(str, allowed))} ({ADAPTER_SIZES_SOURCE})",
+            hint=f"use --set adapter_size={allowed[-1]} or smaller, or leave it unset",
+        )
+
     def check_config(self, cfg: JobConfig) -> None:
         """Refuse what cannot work before anything is uploaded or paid for."""
         self.check_model(cfg.model)
         self.check_beta(cfg)
+        self.check_adapter_size(cfg)
 
     def preflight(self, cfg: JobConfig) -> None:
         """Every settings problem at once, before pricing, the prompt or any upload.
@@ -585,6 +606,7 @@ class VertexProvider:
         checks: list[Callable[[], object]] = [
             lambda: self.check_model(cfg.model),
             lambda: self.check_beta(cfg),
+            lambda: self.check_adapter_size(cfg),
             lambda: parse_location(self.options.bucket) if self.options.bucket else self.stager(),
             lambda: self.credentials,
             lambda: self.project,
@@ -757,6 +779,9 @@ class VertexProvider:
         hyper = getattr(spec, "hyper_parameters", None)
         epochs = _int(getattr(hyper, "epoch_count", None))
         billable = _int(getattr(stats, "total_billable_token_count", None))
+        truncated = _int(getattr(stats, "total_truncated_example_count", None))
+        if truncated is None and getattr(stats, "dropped_example_indices", None) is not None:
+            truncated = len(stats.dropped_example_indices)
         billed = billable * epochs if billable is not None and epochs else billable
         done = _int(getattr(job.tuning_job_metadata, "completed_epoch_count", None))
         progress: float | None = None
@@ -781,6 +806,8 @@ class VertexProvider:
             "epoch_count": epochs,
             "completed_epoch_count": done,
             "billable_dataset_tokens": billable,
+            "truncated_examples": truncated,
+            "tuning_examples": _int(getattr(stats, "tuning_dataset_example_count", None)),
             "create_time": job.create_time.isoformat() if job.create_time else None,
             "end_time": job.end_time.isoformat() if job.end_time else None,
         }
@@ -834,6 +861,16 @@ class VertexProvider:
             add(rank, detail.lower(), text, job.update_time)
         if job.start_time is not None:
             add(30, "started", "tuning started", job.start_time)
+        truncated = status.raw.get("truncated_examples")
+        if truncated:
+            add(
+                40,
+                "truncated",
+                f"Vertex truncated or dropped {truncated} example(s) (too many tokens, invalid "
+                "or too many images); see the job's tuning data stats",
+                job.update_time,
+                level="warning",
+            )
         done = _int(getattr(job.tuning_job_metadata, "completed_epoch_count", None)) or 0
         for epoch in range(1, done + 1):
             total = f"/{status.epochs}" if status.epochs else ""
@@ -948,7 +985,7 @@ class VertexProvider:
         self._model = model
         config = types.CountTokensConfig(
             system_instruction=system,
-            tools=[types.Tool.model_validate(_json_schema_tools(t)) for t in tools or []] or None,
+            tools=[types.Tool.model_validate(t) for t in tools or []] or None,
         )
         reply = self._call(
             lambda: self.client.models.count_tokens(
@@ -1072,6 +1109,28 @@ class VertexProvider:
                     note(f"deleted model {base}")
 
 
+def check_dataset_limits(prepared: PreparedData) -> None:
+    """Refuse a dataset Vertex would reject: a JSONL file over 1 GB, or more than 5,000
+    validation examples (:data:`DATASET_LIMITS_SOURCE`)."""
+    for path in (prepared.training, prepared.validation):
+        if path is not None and path.stat().st_size > MAX_DATASET_BYTES:
+            raise InputError(
+                f"{path.name} is {path.stat().st_size / 2**20:,.0f} MiB; Vertex tuning reads "
+                f"dataset files of at most {MAX_DATASET_BYTES / 2**30:g} GB",
+                hint="split the data or shorten it (tuneport curate --sample N)",
+            )
+    if prepared.validation is not None:
+        with prepared.validation.open("rb") as fh:
+            n = sum(1 for line in fh if line.strip())
+        if n > MAX_VALIDATION_EXAMPLES:
+            raise InputError(
+                f"the validation set has {n:,} examples; Vertex takes at most "
+                f"{MAX_VALIDATION_EXAMPLES:,}",
+                hint=f"keep at most {MAX_VALIDATION_EXAMPLES:,} (e.g. tuneport curate VALIDATION "
+                f"-o smaller.jsonl --sample {MAX_VALIDATION_EXAMPLES})",
+            )
+
+
 def _credentials_from_file(path: Path) -> tuple[Any, str | None]:
     """Credentials (and project) from a service-account key or an ``authorized_user`` file."""
     import google.auth
@@ -1108,17 +1167,6 @@ def _credentials_from_file(path: Path) -> tuple[Any, str | None]:
     return loaded
 
 
-def _json_schema_tools(tool: Mapping[str, Any]) -> dict[str, Any]:
-    """A Gemini tool dict with ``parameters`` passed as raw JSON Schema."""
-    decls = []
-    for decl in tool.get("functionDeclarations", []):
-        d = dict(decl)
-        if "parameters" in d:
-            d["parametersJsonSchema"] = d.pop("parameters")
-        decls.append(d)
-    return {"functionDeclarations": decls}
-
-
 class VertexTokenCounter:
     """Exact token counts through Vertex ``countTokens`` (one request per record)."""
 
@@ -1133,11 +1181,13 @@ class VertexTokenCounter:
     def count(self, record: Example | PreferenceExample) -> int:
         from tuneport.data.exporters import to_vertex, to_vertex_preference
 
-        if isinstance(record, PreferenceExample):
+        if isinstance(record, PreferenceExample):  # billed: 2 × prompt + completions
             row = to_vertex_preference(record)
             contents = [*row["contents"], *(c["completion"] for c in row["completions"])]
             system = row.get("system_instruction")
-            return self.provider.count_tokens(self.model, contents, system=system)
+            whole = self.provider.count_tokens(self.model, contents, system=system)
+            prompt = self.provider.count_tokens(self.model, row["contents"], system=system)
+            return whole + (PREFERENCE_PROMPT_WEIGHT - 1) * prompt
         row = to_vertex(record)
         return self.provider.count_tokens(
             self.model,
@@ -1172,41 +1222,182 @@ APPROX_FACTOR = 1.0
 APPROX_BAND = 0.25
 
 
+# Vertex bills preference tuning as "the number of tokens in the prompt by 2, and then adding
+# the number of completion tokens" (preference tuning docs, read 2026-11-30): the counter weighs
+# preference prompts so, and the same counts serve the estimate and the per-example limit.
+PREFERENCE_PROMPT_WEIGHT = 2
+BILLING_SOURCES = {
+    "sft": "cloud.google.com/vertex-ai/generative-ai/docs/models/gemini-use-supervised-tuning: "
+    "dataset tokens × epochs (read 2026-11-30)",
+    "dpo": "cloud.google.com/vertex-ai/generative-ai/docs/models/gemini-use-preference-tuning: "
+    "2 × prompt tokens + completion tokens, × epochs (read 2026-11-30)",
+}
+# Google's cost-estimation notebook (generative-ai repo, gemini/tuning/vertexai_supervised_
+# tuning_token_count_and_cost_estimation.ipynb, Gemini 1.0/1.5, removed 2025-03-31): each model
+# turn is a record with all earlier turns, +8 tokens per record, validation tokens added.
+NOTEBOOK_PADDING = 8
+NOTEBOOK_NOTE = (
+    "Google's older cost notebook for Gemini tuning (removed 2025-03-31) bills each model turn "
+    "as its own record with all earlier turns (+8 tokens each) and adds validation tokens; "
+    "current docs say dataset tokens × epochs"
+)
+
+
 def counter(model: str, settings: Mapping[str, Any]) -> TokenCounter:
     """Offline: o200k × :data:`APPROX_FACTOR`, labelled approximate (``--online``: countTokens,
-    through :meth:`VertexProvider.online_counter`)."""
-    return ScaledTextCounter(APPROX_FACTOR, APPROX_BAND, "Gemini tokenizer offline")
+    through :meth:`VertexProvider.online_counter`); preference prompts count twice, as billed."""
+    return ScaledTextCounter(
+        APPROX_FACTOR,
+        APPROX_BAND,
+        "Gemini tokenizer offline",
+        prompt_weight=PREFERENCE_PROMPT_WEIGHT,
+    )
+
+
+class TurnRecordCounter:
+    """The notebook's billing unit: every model turn of a chat example is a record holding all
+    earlier turns (system included) and that turn, + :data:`NOTEBOOK_PADDING` tokens; each
+    record at most ``limit`` tokens. Text is counted with ``base.count_text``."""
+
+    def __init__(self, base: TokenCounter, limit: int | None) -> None:
+        self.base = base
+        self.limit = limit
+        self.exact = base.exact
+        self.error_band = base.error_band
+        self.label = f"{base.label}; each model turn a record (+{NOTEBOOK_PADDING})"
+
+    def _tokens(self, m: Message) -> int:
+        n = self.base.count_text(m.content) if m.content else 0
+        for call in m.tool_calls or ():
+            n += self.base.count_text(call.function.name + call.function.arguments)
+        return n
+
+    def count(self, record: Example | PreferenceExample) -> int:
+        if isinstance(record, PreferenceExample):
+            return self.base.count(record)
+        total = running = 0
+        for m in record.messages:
+            running += self._tokens(m)
+            if m.role == "assistant":
+                one = running + NOTEBOOK_PADDING
+                total += min(one, self.limit) if self.limit else one
+        return total
+
+    def count_text(self, text: str) -> int:
+        return self.base.count_text(text)
+
+
+def budget_rule(
+    cfg: JobConfig, used: TokenCounter, measure: Measure, limit: int | None
+) -> BudgetFigure | None:
+    """Supervised tuning: the notebook's per-turn figure (training + validation records, per
+    epoch), which the budget guard uses where it is higher than the documented one."""
+    if cfg.method != "sft":
+        return None
+    turns = TurnRecordCounter(counter(cfg.model, cfg.options), limit)
+    tokens = measure(cfg.data, turns).total
+    if cfg.validation is not None:
+        tokens += measure(cfg.validation, turns).total
+    return BudgetFigure(tokens, NOTEBOOK_NOTE)
+
+
+# Adapter sizes per model and method (the limits tables of the supervised and preference tuning
+# pages, read 2026-11-30). The API enum also has 32 (ADAPTER_SIZE_THIRTY_TWO) but no Gemini
+# model lists it. A model not listed here (e.g. the 3.5 family, whose rows could not be read):
+# sizes unconfirmed, so tuneport warns and lets the service decide.
+ADAPTER_SIZE_LIMITS: dict[str, dict[str, tuple[int, ...]]] = {
+    "gemini-2.5-pro": {"sft": (1, 2, 4, 8)},
+    "gemini-2.5-flash": {"sft": (1, 2, 4, 8, 16), "dpo": (1, 2, 4, 8, 16)},  # and -lite
+    "gemini-3.1-flash-lite": {"sft": (1, 2, 4, 8, 16)},
+}
+ADAPTER_SIZES_SOURCE = (
+    "cloud.google.com/vertex-ai/generative-ai/docs/models/gemini-use-supervised-tuning and "
+    "gemini-use-preference-tuning, limits tables (read 2026-11-30)"
+)
+
+
+def _base_id(model: str) -> str:
+    return model.rsplit("/", 1)[-1]
+
+
+def adapter_sizes(model: str, method: str) -> tuple[int, ...] | None:
+    """The documented adapter sizes of ``model`` for ``method``, or ``None`` if unconfirmed."""
+    base = _base_id(model)
+    matches = [p for p in ADAPTER_SIZE_LIMITS if base.startswith(p)]
+    if not matches:
+        return None
+    return ADAPTER_SIZE_LIMITS[max(matches, key=len)].get(method)
+
+
+def _adapter_size(cfg: JobConfig) -> int | None:
+    size = cfg.options.get("adapter_size")
+    try:
+        return None if size is None else int(size)
+    except (TypeError, ValueError):
+        return None
 
 
 def config_warnings(cfg: JobConfig) -> list[str]:
-    """Settings Vertex Gemini tuning has no use for (warned about once, never fatal)."""
-    return [
+    """Settings Vertex Gemini tuning has no use for, and adapter sizes the docs do not confirm
+    for the model (warned about once, never fatal)."""
+    found = [
         f"{field} ignored: {why}"
         for field, why in UNSUPPORTED_FIELDS.items()
         if getattr(cfg, field) is not None
     ]
+    size = _adapter_size(cfg)
+    if size is not None and adapter_sizes(cfg.model, cfg.method) is None:
+        found.append(
+            f"adapter_size {size} is not confirmed for {cfg.model} ({cfg.method}): the docs "
+            f"list sizes for other models only ({ADAPTER_SIZES_SOURCE}); Vertex decides"
+        )
+    return found
 
 
-# Vertex AI Gemini supervised tuning docs: ≥ 100 examples recommended (older docs: minimum 16);
-# 131,072 tokens per example for 2.5 Flash / Flash-Lite (PROVIDERS.md, 2026-11-23).
+# Dataset limits (supervised and preference tuning pages, read 2026-11-30)
+MAX_DATASET_BYTES = 1 << 30  # "1 GB" JSONL per dataset file
+MAX_VALIDATION_EXAMPLES = 5_000
+DATASET_LIMITS_SOURCE = (
+    "cloud.google.com/vertex-ai/generative-ai/docs/models/gemini-use-supervised-tuning, "
+    "limits table (read 2026-11-30)"
+)
+
+# Vertex AI Gemini supervised tuning docs: no minimum, "we recommend that you start with 100
+# examples" (the old minimum of 16 was for Gemini 1.0/1.5); 131,072 tokens per example for
+# every tunable Gemini (2.5, 3.1 Flash-Lite; 3.5 rows unconfirmed). Over-limit examples are
+# truncated or dropped by the service (TuningDataStats.total_truncated_example_count).
 RULES = Rules(
     provider=NAME,
-    min_examples=16,
+    min_examples=1,
     recommended_examples=100,
     token_limit=131_072,
-    token_limit_severity="error",
+    token_limit_severity="warning",
+    token_limit_note="Vertex truncates or drops them (reported in the job's tuning data stats)",
     chat=(
         *COMMON_CHAT,
         arguments_object,
         gemini_roles,
         gemini_parts,
+        gemini_tool_schemas,
         no_weight,
         no_names,
         no_parallel,
+        no_images,
     ),
     preference=(*COMMON_PREFERENCE, pref_text_only, pref_gemini_roles),
     source="cloud.google.com/vertex-ai/generative-ai/docs/models/gemini-supervised-tuning-"
-    "prepare (checked 2026-11-23)",
+    "prepare (checked 2026-11-30)",
+    sources={
+        "min_examples": "no minimum in the current data-prep page (read 2026-11-30); "
+        "the old 16 was for Gemini 1.0/1.5",
+        "recommended_examples": "gemini-supervised-tuning-prepare: 'start with 100 examples' "
+        "(read 2026-11-30)",
+        "token_limit": "gemini-use-supervised-tuning limits table: 131,072 tokens per example "
+        "for 2.5 and 3.1 Flash-Lite (read 2026-11-30; 3.5 rows unconfirmed)",
+        "adapter_size": ADAPTER_SIZES_SOURCE,
+        "dataset_size": DATASET_LIMITS_SOURCE,
+        "billing": "; ".join(BILLING_SOURCES.values()),
+    },
 )
 
 BACKEND = Backend(
@@ -1225,6 +1416,7 @@ BACKEND = Backend(
         BASE_URL_ENV,
     ),
     config_warnings=config_warnings,
-    default_model="gemini-2.5-flash",
+    default_model="gemini-3.5-flash",
     options=tuple(VertexOptions.model_fields),
+    budget_rule=budget_rule,
 )

@@ -34,9 +34,13 @@ class ToolCall(_Strict):
 
 
 class FunctionSpec(_Strict):
+    """OpenAI's ``FunctionObject``: name, description, JSON Schema parameters and ``strict``
+    (structured outputs for the tool's arguments)."""
+
     name: str
     description: str | None = None
     parameters: dict[str, Any] | None = None
+    strict: bool | None = None
 
 
 class ToolSpec(_Strict):
@@ -46,15 +50,38 @@ class ToolSpec(_Strict):
     function: FunctionSpec
 
 
+class ImageURL(_Strict):
+    url: str  # an https:// URL or a data: URL
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class TextPart(_Strict):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ImagePart(_Strict):
+    """An image in a user turn (OpenAI vision fine-tuning)."""
+
+    type: Literal["image_url"] = "image_url"
+    image_url: ImageURL
+
+
+ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
+
+
 class Message(_Strict):
     """One turn. ``content`` may be ``None`` only for an assistant turn that calls tools.
 
     ``weight`` (assistant only) 0 excludes the turn from the loss, 1 includes it; ``None`` means
-    the provider's default (trained).
+    the provider's default (trained). ``parts`` keeps the content parts, in order, of a turn that
+    holds more than text (images); ``content`` is then the joined text of its text parts, which
+    is what validation and token counts read.
     """
 
     role: Role
     content: str | None = None
+    parts: list[ContentPart] | None = None
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
@@ -81,6 +108,7 @@ class PreferenceExample(_Strict):
     chosen: Message
     rejected: Message
     tools: list[ToolSpec] | None = None
+    parallel_tool_calls: bool | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -50,4 +50,4 @@ def test_readme_python_example_runs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("True")  # the sample is valid for Vertex
-    assert lines[1].split()[:3] == ["26", "1853", "3"]  # examples, tokens, epochs
+    assert lines[1].split()[:3] == ["26", "1814", "3"]  # examples, tokens, epochs

@@ -19,6 +19,8 @@ CASES: dict[str, tuple[str, int, str, int, int]] = {
     "wrong_role.jsonl": ("local", 1, "unrecognized_role", 2, 2),
     "missing_assistant.jsonl": ("local", 1, "missing_assistant", 1, 0),
     "empty_content.jsonl": ("local", 1, "empty_content", 3, 0),
+    "blank_content.jsonl": ("local", 0, "blank_content", 2, 0),  # accepted upstream: a warning
+    "role_typo.jsonl": ("openai", 1, "unrecognized_role", 3, 2),  # not read as ShareGPT
     "missing_messages.jsonl": ("local", 1, "missing_messages", 2, 2),
     "not_object_line.jsonl": ("local", 1, "data_type", 2, 2),
     "unknown_message_key.jsonl": ("local", 1, "message_unrecognized_key", 1, 2),

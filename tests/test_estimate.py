@@ -183,9 +183,17 @@ def test_missing_data_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert run(["estimate", str(tmp_path / "nope.jsonl"), "-p", "openai", "-m", "gpt-4.1"]) == 2
 
 
-def test_unknown_model_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["estimate", str(TOY), "-p", "openai", "-m", "gpt-2"]) == 3
-    assert "known: gpt-4.1" in capsys.readouterr().err
+def test_unknown_model_is_counted_with_cost_unknown(capsys: pytest.CaptureFixture[str]) -> None:
+    """A model missing from the price table is not refused (the provider decides): tokens are
+    counted with the family's tokenizer, the cost is unknown, and --max-cost refuses."""
+    assert run(["estimate", str(TOY), "-p", "openai", "-m", "gpt-5-mini", "--json"]) == 0
+    est = json.loads(capsys.readouterr().out)
+    assert est["cost_usd"] is None and est["tokens"] == 8_233 and est["exact"] is True
+    assert "not in the price table" in est["cost_unknown"]
+    assert any("cost is unknown" in w for w in est["warnings"])
+    assert run(["estimate", str(TOY), "-p", "openai", "-m", "gpt-5-mini", "--max-cost", "5"]) == 5
+    err = capsys.readouterr().err
+    assert "cannot check the limit $5.00 set by --max-cost" in err and "--prices FILE" in err
 
 
 # --- budget ------------------------------------------------------------------------------------

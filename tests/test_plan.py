@@ -57,6 +57,8 @@ def test_plan_json_matches_the_single_estimates(capsys: pytest.CaptureFixture[st
             assert row["valid"] is True  # the sample is valid for OpenAI
         elif row["provider"] == "vertex":
             assert row["exact"] is False and row["error_band"] == 0.25
+            # a listed model without a price: counted, cost unknown (not "free")
+            assert (row["cost_usd"] is None) is bool(row["cost_unknown"])
         else:
             assert row["cost_usd"] is None and row["price_per_million_usd"] is None
     # 26 examples: 3n = 78 < 100 -> min(25, 100 // 26) = 3 epochs at OpenAI

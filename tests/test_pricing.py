@@ -27,7 +27,6 @@ REQUIRED = {
     ("vertex", "gemini-2.5-pro"): 25.0,
     ("vertex", "gemini-2.5-flash"): 5.0,
     ("vertex", "gemini-2.5-flash-lite"): 1.5,
-    ("vertex", "gemini-2.0-flash"): 3.0,
 }
 
 
@@ -40,7 +39,7 @@ def test_builtin_table_has_every_model_dated_and_sourced() -> None:
         assert entry.source.startswith("https://")
         assert entry.inference_input_per_million and entry.inference_output_per_million
         rules = registry.backend(provider).rules  # limits are the backend's, not prices
-        assert rules.limit_for(model) and rules.min_examples >= 10
+        assert rules.limit_for(model) and rules.recommended_examples >= 50
     # PROVIDERS.md marks the Vertex prices and the 4.1 example limit unverified
     assert all(e.unverified for e in table.tunable("vertex"))
     assert table.lookup("openai", "gpt-4.1").unverified
@@ -75,8 +74,8 @@ def test_lookup_resolves_aliases_snapshots_and_ft_ids(model: str, resolved: str)
 def test_lookup_vertex_resource_names() -> None:
     table = load_prices()
     assert table.lookup("vertex", "gemini-2.5-flash-001").model == "gemini-2.5-flash"
-    assert table.lookup("vertex", "publishers/google/models/gemini-2.0-flash").model == (
-        "gemini-2.0-flash"
+    assert table.lookup("vertex", "publishers/google/models/gemini-2.5-flash-lite").model == (
+        "gemini-2.5-flash-lite"
     )
 
 

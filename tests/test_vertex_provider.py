@@ -302,7 +302,8 @@ def test_online_counter_uses_count_tokens(fake: FakeVertex) -> None:
         chosen=Message(role="assistant", content="c"),
         rejected=Message(role="assistant", content="d e"),
     )
-    assert counter.count(pair) == 5
+    # Vertex bills preference tuning as 2 x prompt + completions: 2 x 2 + 1 + 2
+    assert counter.count(pair) == 7
     assert counter.count_text("x y z") == 3
     assert counter.count_text("") == 0
 

@@ -41,6 +41,7 @@ _JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 _SHAREGPT_ONLY_ROLES = {"human", "gpt", "function_call", "observation"}
 _PEEK_LINES = 20
 _PEEK_ROWS = 5
+_PEEK_MAJORITY = 100  # rows that vote between OpenAI and ShareGPT's role/content variant
 
 
 def _first_char(path: Path) -> str:
@@ -129,10 +130,20 @@ def format_of(obj: dict[str, Any], *, tabular: bool = False) -> str | None:
 
 
 def _confirm_openai(reader: Container, path: Path) -> str:
-    for row in islice(reader(path, file=str(path), advance=lambda _: None), _PEEK_LINES):
-        if isinstance(row.value, dict) and format_of(row.value) == "sharegpt":
-            return "sharegpt"
-    return "openai"
+    """OpenAI or ShareGPT's role/content variant, by the majority of the first rows.
+
+    A row votes ShareGPT when it uses a ShareGPT-only role (human, gpt, function_call,
+    observation), OpenAI otherwise; a tie reads as ShareGPT (its reader also takes
+    user/assistant). A lone ``"role": "human"`` in an OpenAI file is then a typo that validation
+    reports at its line, not a reason to read the whole file as ShareGPT.
+    """
+    votes = {"openai": 0, "sharegpt": 0}
+    for row in islice(reader(path, file=str(path), advance=lambda _: None), _PEEK_MAJORITY):
+        if isinstance(row.value, dict) and isinstance(row.value.get("messages"), list):
+            found = format_of(row.value)
+            if found in votes:
+                votes[found] += 1
+    return "sharegpt" if votes["sharegpt"] >= max(1, votes["openai"]) else "openai"
 
 
 def detect_format(path: Path) -> str:

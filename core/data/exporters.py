@@ -18,6 +18,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict
 
+from tuneport.data.gemini_schema import to_gemini_schema
 from tuneport.data.rows import canonical_dict
 from tuneport.errors import InputError
 from tuneport.files import atomic_path, sha256_file
@@ -56,14 +57,22 @@ def _common_drops(record: AnyRecord, dropped: Dropped | None) -> None:
 # --- OpenAI -----------------------------------------------------------------------------------
 
 
-def _openai_message(message: Message) -> dict[str, Any]:
-    return message.model_dump(mode="json", exclude_none=True)
+def openai_message(message: Message, dropped: Dropped | None = None) -> dict[str, Any]:
+    """One message as OpenAI's request types have it: content parts (images) as ``content``;
+    no ``name`` on a tool message (``ChatCompletionRequestToolMessage`` has role, content and
+    tool_call_id only)."""
+    data = message.model_dump(mode="json", exclude_none=True, exclude={"parts"})
+    if message.parts is not None:
+        data["content"] = [p.model_dump(mode="json", exclude_none=True) for p in message.parts]
+    if message.role == "tool" and data.pop("name", None) is not None:
+        _drop(dropped, "name")
+    return data
 
 
 def to_openai(record: Example, dropped: Dropped | None = None) -> dict[str, Any]:
     """OpenAI chat fine-tuning row: ``{"messages", "tools"?, "parallel_tool_calls"?}``."""
     _common_drops(record, dropped)
-    row: dict[str, Any] = {"messages": [_openai_message(m) for m in record.messages]}
+    row: dict[str, Any] = {"messages": [openai_message(m, dropped) for m in record.messages]}
     if record.tools:
         row["tools"] = [t.model_dump(mode="json", exclude_none=True) for t in record.tools]
     if record.parallel_tool_calls is not None:
@@ -72,16 +81,18 @@ def to_openai(record: Example, dropped: Dropped | None = None) -> dict[str, Any]
 
 
 def to_openai_dpo(record: PreferenceExample, dropped: Dropped | None = None) -> dict[str, Any]:
-    """OpenAI DPO row: ``{"input": {"messages", "tools"?}, "preferred_output": [msg],
-    "non_preferred_output": [msg]}``."""
+    """OpenAI DPO row: ``{"input": {"messages", "tools"?, "parallel_tool_calls"?},
+    "preferred_output": [msg], "non_preferred_output": [msg]}``."""
     _common_drops(record, dropped)
-    source: dict[str, Any] = {"messages": [_openai_message(m) for m in record.prompt]}
+    source: dict[str, Any] = {"messages": [openai_message(m, dropped) for m in record.prompt]}
     if record.tools:
         source["tools"] = [t.model_dump(mode="json", exclude_none=True) for t in record.tools]
+    if record.parallel_tool_calls is not None:
+        source["parallel_tool_calls"] = record.parallel_tool_calls
     return {
         "input": source,
-        "preferred_output": [_openai_message(record.chosen)],
-        "non_preferred_output": [_openai_message(record.rejected)],
+        "preferred_output": [openai_message(record.chosen, dropped)],
+        "non_preferred_output": [openai_message(record.rejected, dropped)],
     }
 
 
@@ -124,6 +135,12 @@ def _field_drops(messages: list[Message], dropped: Dropped | None) -> None:
             _drop(dropped, "weight")
         if message.name is not None and message.role != "tool":
             _drop(dropped, "name")
+        _image_drops(message, dropped)
+
+
+def _image_drops(message: Message, dropped: Dropped | None) -> None:
+    if any(p.type == "image_url" for p in message.parts or ()):
+        _drop(dropped, "image_url")
 
 
 def _gemini_contents(
@@ -160,10 +177,26 @@ def _gemini_contents(
     return system, contents
 
 
-def _gemini_tools(tools: list[ToolSpec] | None) -> list[dict[str, Any]] | None:
+def gemini_tools(
+    tools: list[ToolSpec] | None, dropped: Dropped | None = None
+) -> list[dict[str, Any]] | None:
+    """Gemini ``tools``: one ``functionDeclarations`` entry, each function's JSON Schema
+    ``parameters`` converted to the OpenAPI subset Gemini's ``Schema`` takes
+    (:func:`tuneport.data.gemini_schema.to_gemini_schema`); OpenAI's ``strict`` flag has no
+    Gemini field and is dropped (counted)."""
     if not tools:
         return None
-    decls = [t.function.model_dump(mode="json", exclude_none=True) for t in tools]
+    decls = []
+    for tool in tools:
+        fn = tool.function
+        decl: dict[str, Any] = {"name": fn.name}
+        if fn.description is not None:
+            decl["description"] = fn.description
+        if fn.parameters is not None:
+            decl["parameters"] = to_gemini_schema(fn.parameters).schema
+        if fn.strict is not None:
+            _drop(dropped, "strict")
+        decls.append(decl)
     return [{"functionDeclarations": decls}]
 
 
@@ -177,7 +210,7 @@ def to_vertex(record: Example, dropped: Dropped | None = None) -> dict[str, Any]
     if system:
         row["systemInstruction"] = {"role": "system", "parts": system}
     row["contents"] = contents
-    tools = _gemini_tools(record.tools)
+    tools = gemini_tools(record.tools, dropped)
     if tools:
         row["tools"] = tools
     return row
@@ -199,6 +232,8 @@ def to_vertex_preference(
     _common_drops(record, dropped)
     if record.tools:
         _drop(dropped, "tools")
+    if record.parallel_tool_calls is not None:
+        _drop(dropped, "parallel_tool_calls")
     system, contents = _gemini_contents(record.prompt, dropped)
     row: dict[str, Any] = {}
     if system:
@@ -230,6 +265,7 @@ def _plain(messages: list[Message], dropped: Dropped | None) -> list[dict[str, s
             _drop(dropped, "weight")
         if m.name is not None:
             _drop(dropped, "name")
+        _image_drops(m, dropped)
         out.append({"role": m.role, "content": m.content or ""})
     return out
 
@@ -253,6 +289,8 @@ def to_local(record: Example, dropped: Dropped | None = None) -> dict[str, Any]:
     _common_drops(record, dropped)
     if record.parallel_tool_calls is not None:
         _drop(dropped, "parallel_tool_calls")
+    for m in record.messages:
+        _image_drops(m, dropped)
     messages = [_local_message(m) for m in record.messages]
     last = max(
         (i for i, m in enumerate(messages) if m["role"] == "assistant"), default=len(messages)
@@ -280,6 +318,8 @@ def to_local_preference(
     _common_drops(record, dropped)
     if record.tools:
         _drop(dropped, "tools")
+    if record.parallel_tool_calls is not None:
+        _drop(dropped, "parallel_tool_calls")
     return {
         "prompt": _plain(record.prompt, dropped),
         "chosen": _plain([record.chosen], dropped),
@@ -344,6 +384,7 @@ def as_sft(record: PreferenceExample, dropped: Dropped | None) -> Example:
         id=record.id,
         messages=[*record.prompt, record.chosen],
         tools=record.tools,
+        parallel_tool_calls=record.parallel_tool_calls,
         metadata=record.metadata,
     )
 

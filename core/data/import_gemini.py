@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tuneport.data.gemini_schema import from_gemini_schema
 from tuneport.data.parsing import (
     Finding,
     Options,
@@ -124,7 +125,14 @@ def _gemini_tools(raw: Any) -> list[ToolSpec] | None:
         decls = tool.get("functionDeclarations") if isinstance(tool, dict) else None
         if not isinstance(decls, list):
             raise RowError([("tools_format", "tools entries need 'functionDeclarations'")])
-        specs.extend(decls)
+        for decl in decls:
+            if isinstance(decl, dict):
+                decl = dict(decl)
+                if "parametersJsonSchema" in decl and "parameters" not in decl:
+                    decl["parameters"] = decl.pop("parametersJsonSchema")
+                elif "parameters" in decl:
+                    decl["parameters"] = from_gemini_schema(decl["parameters"])
+            specs.append(decl)
     return parse_tools(specs)
 
 

@@ -17,6 +17,8 @@ from tuneport.data.parsing import (
     Finding,
     Options,
     build,
+    legacy_messages,
+    legacy_tools,
     notes_of,
     opt_str,
     parse_message,
@@ -44,9 +46,10 @@ def from_openai(
 ) -> Example:
     """An OpenAI chat fine-tuning row ``{"messages", "tools"?, "parallel_tool_calls"?}``."""
     row = require_dict(obj)
-    unknown_keys(row, {"messages", "tools", "parallel_tool_calls", "id"}, notes_of(notes))
-    messages = parse_messages(row.get("messages"), "messages")
-    tools = parse_tools(row.get("tools"))
+    notes = notes_of(notes)
+    unknown_keys(row, {"messages", "tools", "functions", "parallel_tool_calls", "id"}, notes)
+    messages = parse_messages(row.get("messages"), "messages", notes)
+    tools = parse_tools(legacy_tools(row, notes))
     return Example(
         messages=messages,
         tools=tools,
@@ -55,7 +58,7 @@ def from_openai(
     )
 
 
-def _single_reply(raw: Any, key: str) -> Message:
+def _single_reply(raw: Any, key: str, notes: list[Finding]) -> Message:
     if isinstance(raw, list) and len(raw) == 1:
         raw = raw[0]
     elif isinstance(raw, list):
@@ -63,7 +66,7 @@ def _single_reply(raw: Any, key: str) -> Message:
     if raw is None:
         raise RowError([("missing_field", f"'{key}' is missing")])
     findings: list[Finding] = []
-    message = parse_message(raw, key, findings)
+    message = parse_message(legacy_messages([raw], notes, key)[0], key, findings)
     if findings or message is None:
         raise RowError(findings)
     return message
@@ -72,17 +75,25 @@ def _single_reply(raw: Any, key: str) -> Message:
 def from_openai_dpo(
     obj: Any, opts: Options | None = None, notes: list[Finding] | None = None
 ) -> PreferenceExample:
-    """An OpenAI DPO row ``{"input": {"messages", "tools"?}, "preferred_output",
-    "non_preferred_output"}``."""
+    """An OpenAI DPO row ``{"input": {"messages", "tools"?, "parallel_tool_calls"?},
+    "preferred_output", "non_preferred_output"}``."""
     row = require_dict(obj)
-    unknown_keys(row, {"input", "preferred_output", "non_preferred_output", "id"}, notes_of(notes))
+    notes = notes_of(notes)
+    unknown_keys(row, {"input", "preferred_output", "non_preferred_output", "id"}, notes)
     source = require_dict(row.get("input"), "'input'")
-    prompt = parse_messages(source.get("messages"), "input.messages")
+    extra = sorted(set(source) - {"messages", "tools", "functions", "parallel_tool_calls"})
+    if extra:
+        notes.append(("unknown_key", f"unknown key(s) {extra} in 'input' ignored"))
+    prompt = parse_messages(source.get("messages"), "input.messages", notes)
+    chosen = _single_reply(row.get("preferred_output"), "preferred_output", notes)
+    rejected = _single_reply(row.get("non_preferred_output"), "non_preferred_output", notes)
+    tools = parse_tools(legacy_tools(source, notes))
     return PreferenceExample(
         prompt=prompt,
-        chosen=_single_reply(row.get("preferred_output"), "preferred_output"),
-        rejected=_single_reply(row.get("non_preferred_output"), "non_preferred_output"),
-        tools=parse_tools(source.get("tools")),
+        chosen=chosen,
+        rejected=rejected,
+        tools=tools,
+        parallel_tool_calls=source.get("parallel_tool_calls"),
         id=opt_str(row.get("id")),
     )
 

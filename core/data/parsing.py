@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from tuneport.data.rows import RowError
 from tuneport.schemas import (
     AnyRecord,
+    ContentPart,
     Message,
+    TextPart,
     ToolCall,
     ToolSpec,
 )
@@ -30,6 +33,34 @@ class Options:
 
 MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id", "weight"})
 ROLES = frozenset({"system", "user", "assistant", "tool"})
+# roles of other formats (ShareGPT, Gemini, chat UIs) -> the OpenAI role a row most likely meant
+ROLE_SUGGESTIONS: dict[str, str] = {
+    "human": "user",
+    "gpt": "assistant",
+    "model": "assistant",
+    "bot": "assistant",
+    "ai": "assistant",
+    "chatbot": "assistant",
+    "observation": "tool",
+    "function_call": "assistant",
+    "developer": "system",
+}
+_PARTS: TypeAdapter[list[ContentPart]] = TypeAdapter(list[ContentPart])
+
+
+def role_hint(role: Any) -> str:
+    """`` (did you mean 'user'?)`` for a role another format uses or a near miss, else ``""``."""
+    if not isinstance(role, str):
+        return ""
+    guess = ROLE_SUGGESTIONS.get(role.strip().lower())
+    if guess is None:
+        close = difflib.get_close_matches(role.strip().lower(), sorted(ROLES), n=1, cutoff=0.6)
+        guess = close[0] if close else None
+    if guess is None:
+        return ""
+    sharegpt = role.strip().lower() in {"human", "gpt", "observation", "function_call"}
+    other = "; if the whole file is ShareGPT, pass --from sharegpt" if sharegpt else ""
+    return f" (did you mean {guess!r}?{other})"
 
 
 _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
@@ -52,17 +83,31 @@ def require_dict(value: Any, what: str = "record") -> dict[str, Any]:
     return value
 
 
-def _text_content(value: Any, where: str, findings: list[Finding]) -> str | None:
-    """OpenAI content: a string, null, or a list of text parts (joined)."""
+def _content(
+    value: Any, where: str, findings: list[Finding]
+) -> tuple[str | None, list[ContentPart] | None]:
+    """OpenAI content: a string, null, or a list of parts. Text parts are joined into the text;
+    a list holding images (vision fine-tuning) is also kept as ``parts``."""
     if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(
-        isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
-        for p in value
-    ):
-        return "".join(p["text"] for p in value)
+        return value, None
+    if isinstance(value, list) and all(isinstance(p, dict) for p in value):
+        kinds = {p.get("type") for p in value}
+        if kinds <= {"text"} and all(isinstance(p.get("text"), str) for p in value):
+            return "".join(p["text"] for p in value), None
+        if kinds <= {"text", "image_url"}:
+            try:
+                parts = _PARTS.validate_python(value)
+            except ValidationError as exc:
+                findings.append(("content_type", f"{where}: content part {first_error(exc)}"))
+                return None, None
+            return "".join(p.text for p in parts if isinstance(p, TextPart)), parts
+        other = sorted(str(k) for k in kinds - {"text", "image_url"})
+        findings.append(
+            ("content_type", f"{where}: content part type(s) {other} (text and image_url only)")
+        )
+        return None, None
     findings.append(("content_type", f"{where}: content is {json_type(value)}, not text"))
-    return None
+    return None, None
 
 
 def _tool_calls(value: Any, where: str, findings: list[Finding]) -> list[ToolCall] | None:
@@ -100,15 +145,18 @@ def parse_message(raw: Any, where: str, findings: list[Finding]) -> Message | No
         findings.append(("message_type", f"{where} is {json_type(raw)}, not an object"))
         return None
     before = len(findings)
-    unknown = sorted(set(raw) - MESSAGE_KEYS)
+    # a null "parts" is what a canonical message dump holds for a text-only turn
+    unknown = sorted(k for k in set(raw) - MESSAGE_KEYS if not (k == "parts" and raw[k] is None))
     if unknown:
         findings.append(("message_unrecognized_key", f"{where}: unrecognized key(s) {unknown}"))
     role = raw.get("role")
     if role is None:
         findings.append(("message_missing_key", f"{where}: no 'role'"))
     elif role not in ROLES:
-        findings.append(("unrecognized_role", f"{where}: unrecognized role {role!r}"))
-    content = _text_content(raw.get("content"), where, findings)
+        findings.append(
+            ("unrecognized_role", f"{where}: unrecognized role {role!r}{role_hint(role)}")
+        )
+    content, parts = _content(raw.get("content"), where, findings)
     calls = _tool_calls(raw.get("tool_calls"), where, findings)
     if content is None and not calls and "content_type" not in {k for k, _ in findings[before:]}:
         findings.append(("missing_content", f"{where}: no content"))
@@ -118,16 +166,76 @@ def parse_message(raw: Any, where: str, findings: list[Finding]) -> Message | No
     if len(findings) > before:
         return None
     try:
-        return Message.model_validate({**raw, "content": content, "tool_calls": calls})
+        return Message.model_validate(
+            {**raw, "content": content, "parts": parts, "tool_calls": calls}
+        )
     except ValidationError as exc:
         findings.append(("invalid_record", f"{where}: {first_error(exc)}"))
         return None
 
 
-def parse_messages(raw: Any, where: str) -> list[Message]:
+# --- legacy function calling (deprecated by OpenAI, still accepted by its fine-tuning API) ---
+
+
+def legacy_messages(raw: list[Any], notes: list[Finding] | None, where: str) -> list[Any]:
+    """Messages with legacy ``function_call`` / role ``function`` turned into ``tool_calls`` /
+    role ``tool`` (ids ``call_<n>``); one ``legacy_functions`` note when anything changed."""
+    out: list[Any] = []
+    pending: dict[str, list[str]] = {}
+    changed = False
+    for i, m in enumerate(raw):
+        if not isinstance(m, dict):
+            out.append(m)
+            continue
+        call = m.get("function_call")
+        if "function_call" in m and m.get("role") == "assistant":
+            m = {k: v for k, v in m.items() if k != "function_call"}
+            changed = True
+            if isinstance(call, dict):
+                call_id = f"call_{i}"
+                name = call.get("name")
+                pending.setdefault(str(name), []).append(call_id)
+                calls = list(m.get("tool_calls") or [])
+                calls.append({"id": call_id, "type": "function", "function": call})
+                m["tool_calls"] = calls
+        elif m.get("role") == "function":
+            changed = True
+            name = m.get("name")
+            queue = pending.get(str(name)) or next((q for q in pending.values() if q), [])
+            m = {**m, "role": "tool", "tool_call_id": queue.pop(0) if queue else None}
+            if m["tool_call_id"] is None:
+                m.pop("tool_call_id")
+        out.append(m)
+    if changed and notes is not None:
+        notes.append(
+            (
+                "legacy_functions",
+                f"{where}: legacy function_call / role 'function' read as tool_calls / role "
+                "'tool' (OpenAI deprecated them; tuneport writes the tools form)",
+            )
+        )
+    return out
+
+
+def legacy_tools(row: dict[str, Any], notes: list[Finding] | None) -> Any:
+    """``tools``, or the legacy ``functions`` list as tools (noted)."""
+    functions = row.get("functions")
+    if functions is None or row.get("tools"):
+        return row.get("tools")
+    if notes is not None:
+        notes.append(
+            ("legacy_functions", "legacy 'functions' read as 'tools' (OpenAI deprecated it)")
+        )
+    if isinstance(functions, list):
+        return [{"type": "function", "function": f} for f in functions]
+    return functions
+
+
+def parse_messages(raw: Any, where: str, notes: list[Finding] | None = None) -> list[Message]:
     """A non-empty list of messages, or RowError with every finding."""
     if not isinstance(raw, list) or not raw:
         raise RowError([("missing_messages", f"'{where}' is missing, empty or not a list")])
+    raw = legacy_messages(raw, notes, where)
     findings: list[Finding] = []
     parsed = [parse_message(m, f"{where}[{i}]", findings) for i, m in enumerate(raw)]
     if findings:

@@ -68,19 +68,35 @@ KINDS: dict[str, Kind] = {
     ),
     "unrecognized_role": Kind("error", "use one of the roles system, user, assistant, tool"),
     "missing_content": Kind("error", "give the message a string 'content' (or tool_calls)"),
-    "content_type": Kind("error", "'content' must be a string"),
+    "content_type": Kind(
+        "error", "'content' must be a string or a list of text (user: also image_url) parts"
+    ),
     "invalid_weight": Kind("error", "'weight' must be 0 or 1"),
     "tool_call_format": Kind(
         "error", "tool_calls entries need id, type 'function', function{name, arguments}"
     ),
     "tools_format": Kind("error", "'tools' must be a list of {type: function, function: {...}}"),
+    "tool_schema": Kind(
+        "error", "rewrite the tool's parameters with types, properties, anyOf and string enums"
+    ),
+    "tool_schema_changed": Kind(
+        "warning", "check the converted tool schema (`tuneport convert --to vertex`) reads right"
+    ),
     "unknown_key": Kind("warning", "remove the key; it is ignored"),
+    "legacy_functions": Kind(
+        "warning", "use tools / tool_calls / role 'tool' instead of the deprecated functions form"
+    ),
     "invalid_record": Kind("error", "fix the record so it matches its format"),
     "missing_field": Kind("error", "add the missing field"),
     # --- semantics
     "missing_assistant": Kind("error", "add at least one assistant reply to the example"),
     "missing_user": Kind("warning", "add a user turn; examples without one teach little"),
     "empty_content": Kind("error", "write some text in the message or remove it"),
+    "blank_content": Kind(
+        "warning", "the message holds only whitespace; write some text or remove it"
+    ),
+    "image_role": Kind("error", "put images in user messages only (OpenAI vision fine-tuning)"),
+    "image_unsupported": Kind("error", "remove the image parts; this target takes text only"),
     "tool_message_id": Kind(
         "error", "set tool_call_id to the id of an earlier assistant tool call"
     ),

@@ -282,6 +282,15 @@ def estimate_cost(
             )
             continue
         rate_in, rate_out = price.inference_input_per_million, price.inference_output_per_million
+        if rate_in is None and rate_out is None and price.paid:
+            lines.append(
+                CostLine(
+                    spec=target.spec,
+                    max_output_tokens=max_out,
+                    note=f"unpriced: no inference price for {price.provider} {price.model}",
+                )
+            )
+            continue
         if rate_in is None and rate_out is None:
             lines.append(
                 CostLine(

@@ -45,6 +45,7 @@ class PlanRow(BaseModel):
     billed_tokens: int
     price_per_million_usd: float | None
     cost_usd: float | None
+    cost_unknown: str | None = None  # why there is no cost although the provider charges
     price_as_of: str
     unverified: bool
     token_counter: str
@@ -116,6 +117,7 @@ def plan(
                 billed_tokens=est.billed_tokens,
                 price_per_million_usd=est.price_per_million_usd,
                 cost_usd=est.cost_usd,
+                cost_unknown=est.cost_unknown,
                 price_as_of=price.as_of,
                 unverified=price.unverified,
                 token_counter=counter.label,

@@ -57,11 +57,12 @@ def quote_for(
     settings: Mapping[str, Any] | None = None,
     counter: TokenCounter | None = None,
 ) -> Quote:
-    """The :class:`Quote` of ``provider``/``model``; ConfigError for an unknown provider or
-    a model/method the price table does not have."""
+    """The :class:`Quote` of ``provider``/``model``; ConfigError for an unknown provider or a
+    method the price table does not give a listed model. A model the table does not list is
+    quoted with its tokens counted and the cost unknown: the provider decides."""
     backend = registry.backend(provider)
     table = prices or registry.load_price_table(providers=[provider])
-    price = table.lookup(provider, model, method)
+    price = table.lookup(provider, model, method, unlisted_ok=True)
     used = counter or registry.counter_for(provider, model, online=online, settings=settings)
     return Quote(backend=backend, model=model, price=price, counter=used)
 
@@ -105,6 +106,14 @@ def estimate(
     if cfg.validation is not None:
         validation = measure(cfg.validation, quote.counter, workers=workers, memo=memo)
     backend = quote.backend
+    budget = None
+    if backend.budget_rule is not None:
+        budget = backend.budget_rule(
+            cfg,
+            quote.counter,
+            lambda p, c: measure(p, c, workers=workers, memo=memo),
+            quote.limit,
+        )
     extras = backend.extras(counts, cfg, quote.price) if backend.extras else Extras()
     extras = Extras(
         steps=extras.steps,
@@ -119,6 +128,7 @@ def estimate(
         rules=backend.rules,
         validation=validation,
         extras=extras,
+        budget=budget,
     )
 
 

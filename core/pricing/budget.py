@@ -53,11 +53,13 @@ def resolve_budget(flag: float | None = None, cfg: JobConfig | None = None) -> B
 
 
 def worst_case_cost(estimate: Estimate) -> float | None:
-    """The cost at the top of the estimate's error band (the cost itself when exact)."""
+    """The cost at the top of the estimate's error band (the cost itself when exact); where
+    the provider's sources disagree, the higher figure (``budget_cost_usd``)."""
     if estimate.cost_usd is None:
         return None
     band = 0.0 if estimate.exact else (estimate.error_band or 0.0)
-    return estimate.cost_usd * (1.0 + band)
+    cost = max(estimate.cost_usd, estimate.budget_cost_usd or 0.0)
+    return cost * (1.0 + band)
 
 
 def check_budget(estimate: Estimate, max_cost: float | None, *, source: str = "--max-cost") -> None:
@@ -67,16 +69,27 @@ def check_budget(estimate: Estimate, max_cost: float | None, *, source: str = "-
     """
     if max_cost is None:
         return
+    if estimate.cost_unknown:
+        raise BudgetError(
+            f"cannot check the limit ${max_cost:,.2f} set by {source}: {estimate.cost_unknown}",
+            hint="add the model's training price with --prices FILE (or TUNEPORT_PRICES), "
+            f"or drop {source}",
+        )
     worst = worst_case_cost(estimate)
     if worst is None or worst <= max_cost:
         return
+    assert estimate.cost_usd is not None  # worst_case_cost is None otherwise
+    higher = estimate.budget_cost_usd is not None and estimate.budget_cost_usd > estimate.cost_usd
+    billed = estimate.budget_billed_tokens if higher else estimate.billed_tokens
     if estimate.exact:
         what = f"estimated ${worst:,.2f}"
     else:
         band = estimate.error_band or 0.0
-        what = f"estimated up to ${worst:,.2f} (≈${estimate.cost_usd:,.2f} ±{band:.0%})"
+        base = estimate.budget_cost_usd if higher else estimate.cost_usd
+        what = f"estimated up to ${worst:,.2f} (≈${base:,.2f} ±{band:.0%})"
+    why = f"; the higher figure: {estimate.budget_note}" if higher else ""
     raise BudgetError(
         f"{what} exceeds the limit ${max_cost:,.2f} set by {source} "
-        f"({estimate.provider} {estimate.model}, {estimate.billed_tokens:,} billed tokens)",
+        f"({estimate.provider} {estimate.model}, {billed:,} billed tokens{why})",
         hint=f"raise {source}, use fewer epochs or examples, or a cheaper model",
     )

@@ -6,8 +6,15 @@ How the figures are computed
   counted by :func:`tuneport.tokens.measure.count_path` with the backend's counter).
 * ``epochs``: ``--epochs`` if given (checked against the model's bounds), else the provider's
   auto rule from the price table (OpenAI: the cookbook rule; Vertex: its default count).
-* ``billed_tokens = tokens × epochs``; ``cost_usd = billed_tokens × training price / 1e6``.
-  Validation tokens are counted and shown but not billed (see ``prices.toml``).
+* ``billable_tokens``: ``tokens`` with each example capped at the model's per-example token
+  limit (OpenAI truncates longer examples and the cookbook's estimate caps them; Vertex
+  truncates or drops them); the estimate warns with the number of such examples.
+* ``billed_tokens = billable_tokens × epochs``; ``cost_usd = billed_tokens × training price /
+  1e6``. Validation tokens are counted and shown but not billed (see ``prices.toml``).
+* A price-table entry without a price, or a model the table does not know, gives
+  ``cost_usd = None`` with ``cost_unknown`` saying why (the budget guard refuses then).
+* Where a backend's sources disagree on what is billed, it hands a :class:`BudgetFigure`
+  (the higher figure, per epoch): the budget guard uses it and the estimate says so.
 * Minimum examples and the per-example token limit come from the backend's
   :class:`~tuneport.validation.rules.Rules` (the same values ``validate`` uses); what a backend
   adds (local: optimizer steps and GPU memory) arrives as :class:`Extras`.
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 
 from tuneport.pricing.table import ModelPrice
 from tuneport.schemas import Estimate, JobConfig
@@ -33,6 +41,18 @@ class Extras:
     steps: int | None = None
     gpu_memory_gib: float | None = None
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BudgetFigure:
+    """A higher billed-token figure (per epoch) from another source of the provider's billing
+    rule; ``note`` names it."""
+
+    tokens: int
+    note: str
+
+
+TUNING_ENDS_NOTICE = timedelta(days=60)  # warn this long before a model's tuning ends
 
 
 def _lines(pairs: Sequence[tuple[int, int]]) -> str:
@@ -53,6 +73,8 @@ def estimate_counts(
     rules: Rules,
     validation: Counts | None = None,
     extras: Extras | None = None,
+    budget: BudgetFigure | None = None,
+    today: date | None = None,
 ) -> Estimate:
     """The estimate of already counted examples for ``cfg``'s model at ``price``.
 
@@ -63,7 +85,10 @@ def estimate_counts(
     n = counts.examples
     tokens = counts.total
     epochs = price.resolve_epochs(n, cfg.epochs)
-    billed = tokens * epochs
+    limit = rules.limit_for(cfg.model)
+    over = counts.over(limit) if limit else []
+    billable = tokens - sum(t - limit for _, t in over) if limit else tokens
+    billed = billable * epochs
     rate = price.training_per_million
     cost = None if rate is None else round(billed * rate / 1e6, 6)
     warnings: list[str] = []
@@ -77,16 +102,14 @@ def estimate_counts(
         warnings.append(
             f"{n} examples: {rules.provider} recommends at least {rules.recommended_examples}"
         )
-    limit = rules.limit_for(cfg.model)
-    if limit:
-        over = counts.over(limit)
-        if over:
-            worst = max(t for _, t in over)
-            warnings.append(
-                f"{len(over)} example{'s' if len(over) > 1 else ''} over the {limit:,}-token "
-                f"limit of {cfg.model} ({_lines(over)}; largest {approx}{worst:,}): "
-                f"{rules.token_limit_note}"
-            )
+    if limit and over:
+        worst = max(t for _, t in over)
+        warnings.append(
+            f"{len(over)} example{'s' if len(over) > 1 else ''} over the {limit:,}-token "
+            f"limit of {cfg.model} ({_lines(over)}; largest {approx}{worst:,}): "
+            f"{rules.token_limit_note}; billed tokens count each at the limit "
+            f"({approx}{tokens - billable:,} tokens per epoch not billed)"
+        )
     if validation is not None and limit:
         v_over = validation.over(limit)
         if v_over:
@@ -109,6 +132,20 @@ def estimate_counts(
             f"price ${rate:,.2f}/1M is unverified (as of {price.as_of}, {price.source}); "
             "override it with --prices FILE"
         )
+    cost_unknown = price.cost_unknown
+    if cost_unknown:
+        warnings.append(f"{cost_unknown}; add its price with --prices FILE")
+    warnings += _tuning_ends(price, cfg.model, today or date.today())
+    budget_billed = budget_cost = None
+    budget_note = None
+    if budget is not None and budget.tokens * epochs > billed:
+        budget_billed = budget.tokens * epochs
+        budget_cost = None if rate is None else round(budget_billed * rate / 1e6, 6)
+        budget_note = budget.note
+        more = f" (${budget_cost:,.2f})" if budget_cost is not None else ""
+        warnings.append(
+            f"the budget guard uses {approx}{budget_billed:,} billed tokens{more}: {budget.note}"
+        )
     extras = extras or Extras()
     warnings += extras.warnings
 
@@ -121,8 +158,14 @@ def estimate_counts(
         validation_tokens=validation.total if validation is not None else None,
         epochs=epochs,
         billed_tokens=billed,
+        billable_tokens=billable,
+        truncated_examples=len(over),
         price_per_million_usd=rate,
         cost_usd=cost,
+        cost_unknown=cost_unknown,
+        budget_billed_tokens=budget_billed,
+        budget_cost_usd=budget_cost,
+        budget_note=budget_note,
         exact=counter.exact,
         error_band=None if counter.exact else counter.error_band,
         price_as_of=price.as_of,
@@ -131,3 +174,22 @@ def estimate_counts(
         steps=extras.steps,
         gpu_memory_gib=extras.gpu_memory_gib,
     )
+
+
+def _tuning_ends(price: ModelPrice, model: str, today: date) -> list[str]:
+    """A warning when the provider stopped tuning the model, or stops within 60 days."""
+    if not price.tuning_ends:
+        return []
+    try:
+        ends = date.fromisoformat(price.tuning_ends)
+    except ValueError:
+        return []
+    source = f" ({price.tuning_ends_source})" if price.tuning_ends_source else ""
+    if ends <= today:
+        return [
+            f"{price.provider} stopped tuning {model} on {ends.isoformat()}{source}: the "
+            "provider will likely refuse the job; pick a current model"
+        ]
+    if ends - today <= TUNING_ENDS_NOTICE:
+        return [f"{price.provider} stops tuning {model} on {ends.isoformat()}{source}"]
+    return []

@@ -8,6 +8,7 @@ each naming the file and the key.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import stat
@@ -54,6 +55,9 @@ class _Common(BaseModel):
     inference_input_per_million: float | None = Price
     inference_output_per_million: float | None = Price
     billing: str | None = None
+    paid: bool | None = None  # false: no money figure (your own hardware)
+    tuning_ends: date | None = None  # the provider stops (or stopped) tuning this model
+    tuning_ends_source: str | None = None
 
     @field_validator("epoch_rule")
     @classmethod
@@ -99,6 +103,25 @@ class ModelPrice:
     inference_output_per_million: float | None
     aliases: tuple[str, ...] = ()
     billing: str | None = None
+    paid: bool = True  # False: the backend charges no money (local)
+    listed: bool = True  # False: the model is not in the table (cost unknown)
+    tuning_ends: str | None = None  # YYYY-MM-DD: tuning stops (or stopped) on this date
+    tuning_ends_source: str | None = None
+
+    @property
+    def cost_unknown(self) -> str | None:
+        """Why this entry gives no cost although the provider charges, else ``None``."""
+        if not self.paid or self.training_per_million is not None:
+            return None
+        if not self.listed:
+            return (
+                f"{self.provider} model {self.model!r} is not in the price table, so its cost "
+                "is unknown (the provider decides whether it can be tuned)"
+            )
+        return (
+            f"the price table has no {self.method} training price for {self.provider} "
+            f"{self.model} ({self.source}, as of {self.as_of}), so its cost is unknown"
+        )
 
     def auto_epochs(self, examples: int) -> int:
         """The epochs the provider picks for ``examples`` examples when epochs are "auto"."""
@@ -282,14 +305,23 @@ class PriceTable:
                 return self._aliases[(provider, cand)]
         return WILDCARD if WILDCARD in known else None
 
-    def lookup(self, provider: str, model: str, method: str = "sft") -> ModelPrice:
-        """The entry for ``model`` (a dated alias or ``ft:`` id is fine) and ``method``."""
+    def lookup(
+        self, provider: str, model: str, method: str = "sft", *, unlisted_ok: bool = False
+    ) -> ModelPrice:
+        """The entry for ``model`` (a dated alias or ``ft:`` id is fine) and ``method``.
+
+        A model the table does not know is a :class:`ConfigError`, or with ``unlisted_ok`` an
+        entry with the provider's defaults, no price and ``listed=False``: estimates then
+        count its tokens and mark the cost unknown, and the provider decides whether it tunes.
+        """
         if provider not in self.providers():
             raise ConfigError(
                 f"no prices for provider {provider!r}",
                 hint=f"use one of {', '.join(self.providers())} or add it with --prices FILE",
             )
         name = self.resolve(provider, model)
+        if name is None and unlisted_ok:
+            return self.unlisted(provider, model, method)
         if name is None:
             raise ConfigError(
                 f"unknown {provider} model {model!r}",
@@ -303,6 +335,15 @@ class PriceTable:
                 f"{provider} {name} cannot be tuned with method {method!r}",
                 hint=f"models with {method}: {', '.join(with_method) or 'none'}",
             ) from None
+
+    def unlisted(self, provider: str, model: str, method: str) -> ModelPrice:
+        """An entry for a model the table does not have: the provider's defaults, no price."""
+        section = self._data.get("providers", {}).get(provider, {})
+        defaults = {k: v for k, v in section.items() if k != "models"}
+        defaults["unverified"] = True
+        defaults["source"] = "not in the price table"
+        entry = _entry(provider, model, method, defaults, {})
+        return dataclasses.replace(entry, listed=False)
 
 
 class PriceTableError(ConfigError):
@@ -320,6 +361,8 @@ class PriceTableError(ConfigError):
 def _entry(
     provider: str, model: str, method: str, f: Mapping[str, Any], m: Mapping[str, Any]
 ) -> ModelPrice:
+    if not all(k in f for k in _REQUIRED):  # an unlisted model of a provider without defaults
+        f = {"source": "not in the price table", "as_of": "-", "epoch_rule": "fixed", **f}
     as_of = f["as_of"]
     return ModelPrice(
         provider=provider,
@@ -337,12 +380,21 @@ def _entry(
         inference_output_per_million=f.get("inference_output_per_million"),
         aliases=tuple(f.get("aliases", ())),
         billing=f.get("billing"),
+        paid=f.get("paid") is not False,
+        tuning_ends=_iso(f.get("tuning_ends")),
+        tuning_ends_source=f.get("tuning_ends_source"),
     )
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
     """``value`` if it is a table, else an empty one (its wrong shape is reported by _check)."""
     return value if isinstance(value, Mapping) else {}
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, date) else str(value)
 
 
 def builtin_path() -> Path:

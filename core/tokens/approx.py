@@ -9,22 +9,28 @@ from typing import Any
 import orjson
 
 from tuneport.schemas import AnyRecord, Example, Message, PreferenceExample
-from tuneport.tokens.bpe import encoding
+from tuneport.tokens.bpe import encoding, is_legacy, legacy_record
 from tuneport.tokens.counter import tool_json, tool_json_raw
 
 APPROX_CHARS_PER_TOKEN = 4
 
 
 class ScaledTextCounter:
-    """Approximate: the o200k count of every text of a record × ``factor``, no chat overhead."""
+    """Approximate: the o200k count of every text of a record × ``factor``, no chat overhead.
+
+    ``prompt_weight`` multiplies the prompt of a preference example (Vertex bills preference
+    tuning as 2 × prompt tokens + completion tokens); chat examples are counted once.
+    """
 
     exact = False
 
-    def __init__(self, factor: float, band: float, why: str) -> None:
+    def __init__(self, factor: float, band: float, why: str, prompt_weight: int = 1) -> None:
         self.factor = factor
         self.error_band: float | None = band
-        self.label = f"approx o200k×{factor:g}, {why} (±{band:.0%})"
-        self.spec: tuple[Any, ...] = ("scaled", factor, band, why)
+        self.prompt_weight = prompt_weight
+        weighted = f"; preference prompts ×{prompt_weight}" if prompt_weight != 1 else ""
+        self.label = f"approx o200k×{factor:g}, {why} (±{band:.0%}){weighted}"
+        self.spec: tuple[Any, ...] = ("scaled", factor, band, why, prompt_weight)
 
     @functools.cached_property
     def _encode(self) -> Callable[[str], list[int]]:
@@ -43,22 +49,19 @@ class ScaledTextCounter:
                 yield call.function.name
                 yield call.function.arguments
 
+    def _sum(self, messages: Iterable[Message]) -> int:
+        return sum(len(self._encode(t)) for t in self._texts(messages))
+
     def count(self, record: Example | PreferenceExample) -> int:
-        msgs: list[Message] = (
-            list(record.messages)
-            if isinstance(record, Example)
-            else [*record.prompt, record.chosen, record.rejected]
-        )
-        n = sum(len(self._encode(t)) for t in self._texts(msgs))
+        if isinstance(record, Example):
+            n = self._sum(record.messages)
+        else:
+            n = self._sum(record.prompt) * self.prompt_weight
+            n += self._sum([record.chosen, record.rejected])
         n += sum(len(self._encode(tool_json(t))) for t in record.tools or ())
         return round(n * self.factor)
 
-    def count_raw(self, obj: Any) -> int | None:
-        """Like :meth:`count` for one parsed JSONL line (canonical or OpenAI layout)."""
-        parts = _raw_parts(obj)
-        if parts is None:
-            return None
-        messages, tools = parts
+    def _raw_messages(self, messages: list[dict[str, Any]]) -> int:
         enc = self._encode
         n = 0
         for m in messages:
@@ -82,30 +85,54 @@ class ScaledTextCounter:
                         n += len(enc(args))
                     elif args is not None:
                         n += len(enc(orjson.dumps(args).decode()))
-        n += sum(len(enc(tool_json_raw(t))) for t in tools)
+        return n
+
+    def count_raw(self, obj: Any) -> int | None:
+        """Like :meth:`count` for one parsed JSONL line (canonical or OpenAI layout)."""
+        if isinstance(obj, dict) and is_legacy(obj):
+            record = legacy_record(obj)
+            return None if record is None else self.count(record)
+        parts = _raw_parts(obj)
+        if parts is None:
+            return None
+        prompt, replies, tools = parts
+        n = self._raw_messages(prompt) * (self.prompt_weight if replies is not None else 1)
+        n += self._raw_messages(replies or [])
+        n += sum(len(self._encode(tool_json_raw(t))) for t in tools)
         return round(n * self.factor)
 
 
-def _raw_parts(obj: Any) -> tuple[list[dict[str, Any]], list[Any]] | None:
-    """(messages incl. both replies, tool definitions) of a raw record line, or ``None``."""
+def _raw_parts(
+    obj: Any,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, list[Any]] | None:
+    """(messages or prompt, the two replies of a preference record or ``None``, tool
+    definitions) of a raw record line, or ``None``."""
     if not isinstance(obj, dict):
         return None
     tools: Any = obj.get("tools")
     msgs: Any = obj.get("messages")
+    replies: list[Any] | None = None
     if isinstance(msgs, list):
         out = list(msgs)
     elif isinstance(obj.get("prompt"), list) and "chosen" in obj:  # canonical preference
-        out = [*obj["prompt"], obj.get("chosen"), obj.get("rejected")]
+        out = list(obj["prompt"])
+        replies = [obj.get("chosen"), obj.get("rejected")]
     elif isinstance(obj.get("input"), dict) and isinstance(obj["input"].get("messages"), list):
         tools = obj["input"].get("tools")
         out = list(obj["input"]["messages"])
+        replies = []
         for key in ("preferred_output", "non_preferred_output"):
             reply = obj.get(key)
             if isinstance(reply, list) and reply:
-                out.append(reply[0])
+                replies.append(reply[0])
     else:
         return None
-    return [m for m in out if isinstance(m, dict)], tools if isinstance(tools, list) else []
+    keep = [m for m in replies if isinstance(m, dict)] if replies is not None else None
+    return (
+        [m for m in out if isinstance(m, dict)],
+        keep,
+        tools if isinstance(tools, list) else [],
+    )
 
 
 def _texts(record: AnyRecord) -> list[str]:

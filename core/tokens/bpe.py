@@ -5,10 +5,16 @@
 field (``role``, ``content``, ``name``), +1 per ``name``, +3 for reply priming. tuneport's
 documented extensions for what the cookbook leaves out:
 
+* tool definitions (``tools``): the cookbook's ``num_tokens_for_tools`` (How_to_count_tokens_
+  with_tiktoken.ipynb, the only method OpenAI publishes; see :class:`ToolTokenRule`): per
+  function ``func_init`` + the encoded ``name:description`` (one trailing period dropped); per
+  function with properties ``prop_init``; per top-level property ``prop_key`` + the encoded
+  ``key:type:description``, and for an enum ``enum_init`` + ``enum_item`` + the encoded item
+  per item; ``func_end`` once when there are tools. Like the cookbook, nested schemas,
+  ``required`` and ``strict`` are not counted; a missing description or type counts as empty;
 * each tool call: the encoded ``function.name`` plus the encoded ``function.arguments``;
 * ``tool_call_id`` and ``weight`` are bookkeeping, not rendered text: 0 tokens;
-* tool definitions (``tools``): the encoded compact JSON of each tool
-  (``{"type":"function","function":{...}}``, keys in order, no ``null`` fields);
+* image parts: not counted (OpenAI bills image tokens by size; tuneport counts the text);
 * a preference (DPO) example: the prompt messages + the preferred reply + the rejected reply,
   each with the per-message overhead, plus the tool definitions and +3 reply priming once.
 
@@ -37,9 +43,11 @@ import contextlib
 import functools
 import gzip
 import hashlib
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +55,7 @@ import orjson
 
 from tuneport.errors import ConfigError
 from tuneport.schemas import Example, Message, PreferenceExample, ToolSpec
-from tuneport.tokens.counter import joined_text, tool_json, tool_json_raw
+from tuneport.tokens.counter import joined_text
 
 if TYPE_CHECKING:
     import tiktoken
@@ -75,6 +83,53 @@ TOKENS_PER_NAME = 1
 REPLY_PRIMING = 3
 
 _load_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ToolTokenRule:
+    """The constants of the OpenAI cookbook's ``num_tokens_for_tools`` (How_to_count_tokens_
+    with_tiktoken.ipynb, read 2026-11-30). The defaults are its gpt-4o / gpt-4o-mini values;
+    for gpt-3.5-turbo / gpt-4 it uses ``func_init=10``. Which rule a model uses is the backend's
+    choice (its descriptor)."""
+
+    func_init: int = 7
+    prop_init: int = 3
+    prop_key: int = 3
+    enum_init: int = -3
+    enum_item: int = 3
+    func_end: int = 12
+
+    def as_tuple(self) -> tuple[int, ...]:
+        return (
+            self.func_init,
+            self.prop_init,
+            self.prop_key,
+            self.enum_init,
+            self.enum_item,
+            self.func_end,
+        )
+
+
+def _strip_period(text: str) -> str:
+    return text[:-1] if text.endswith(".") else text
+
+
+def _functions_raw(tools: Any) -> list[dict[str, Any]]:
+    """The function objects of raw ``tools`` as the importer reads them (a JSON string of a
+    list, ``{type, function}`` entries or bare function specs)."""
+    if isinstance(tools, str):
+        try:
+            tools = json.loads(tools)
+        except json.JSONDecodeError:
+            return []
+    if not isinstance(tools, list):
+        return []
+    out = []
+    for t in tools:
+        fn = t.get("function") if isinstance(t, dict) and "function" in t else t
+        if isinstance(fn, dict):
+            out.append(fn)
+    return out
 
 
 def tiktoken_cache_dir() -> Path:
@@ -168,12 +223,28 @@ class TiktokenChatCounter:
     exact: bool
     error_band: float | None
 
-    def __init__(self, encoding_name: str, *, exact: bool = True, band: float | None = None):
+    def __init__(
+        self,
+        encoding_name: str,
+        *,
+        exact: bool = True,
+        band: float | None = None,
+        tools: ToolTokenRule | tuple[int, ...] | None = None,
+    ):
         self.encoding_name = encoding_name
         self.exact = exact
         self.error_band = None if exact else band
+        self.tool_rule = (
+            tools if isinstance(tools, ToolTokenRule) else ToolTokenRule(*(tools or ()))
+        )
         self.label = f"tiktoken {encoding_name}" + ("" if exact else " (approximate)")
-        self.spec: tuple[Any, ...] = ("tiktoken", encoding_name, exact, band)
+        self.spec: tuple[Any, ...] = (
+            "tiktoken",
+            encoding_name,
+            exact,
+            band,
+            self.tool_rule.as_tuple(),
+        )
         self._cache: dict[str, int] = {}
 
     @functools.cached_property
@@ -209,7 +280,41 @@ class TiktokenChatCounter:
         return n
 
     def _tools(self, tools: Sequence[ToolSpec] | None) -> int:
-        return sum(len(self._encode(tool_json(t))) for t in tools) if tools else 0
+        if not tools:
+            return 0
+        return self.tool_tokens([t.function.model_dump(mode="json") for t in tools])
+
+    def tool_tokens(self, functions: Sequence[Any]) -> int:
+        """Tokens of tool definitions (function objects) by the cookbook's
+        ``num_tokens_for_tools`` (see :class:`ToolTokenRule`)."""
+        if not functions:
+            return 0
+        rule = self.tool_rule
+        enc = self._encode
+        n = 0
+        for fn in functions:
+            if not isinstance(fn, dict):
+                continue
+            n += rule.func_init
+            desc = fn.get("description")
+            n += len(enc(f"{fn.get('name') or ''}:{_strip_period(desc or '')}"))
+            params = fn.get("parameters")
+            props = params.get("properties") if isinstance(params, dict) else None
+            if not isinstance(props, dict) or not props:
+                continue
+            n += rule.prop_init
+            for key, prop in props.items():
+                n += rule.prop_key
+                prop = prop if isinstance(prop, dict) else {}
+                enum = prop.get("enum")
+                if isinstance(enum, list):
+                    n += rule.enum_init
+                    for item in enum:
+                        n += rule.enum_item + len(enc(str(item)))
+                kind = prop.get("type", "")
+                pdesc = prop.get("description")
+                n += len(enc(f"{key}:{kind}:{_strip_period(str(pdesc or ''))}"))
+        return n + rule.func_end
 
     def count(self, record: Example | PreferenceExample) -> int:
         if isinstance(record, Example):
@@ -275,6 +380,9 @@ class TiktokenChatCounter:
         """Tokens of one parsed JSONL line, or ``None`` if it is no chat/preference record."""
         if not isinstance(obj, dict):
             return None
+        if is_legacy(obj):  # legacy function calling: count the record the importer makes
+            record = legacy_record(obj)
+            return None if record is None else self.count(record)
         msgs = obj.get("messages")
         tools: Any = obj.get("tools")
         if isinstance(msgs, list):
@@ -297,6 +405,32 @@ class TiktokenChatCounter:
                     n += self._message_raw(out[0])
         else:
             return None
-        if isinstance(tools, list):
-            n += sum(len(self._encode(tool_json_raw(t))) for t in tools)
+        n += self.tool_tokens(_functions_raw(tools))
         return n + REPLY_PRIMING
+
+
+def is_legacy(obj: dict[str, Any]) -> bool:
+    """Whether a raw OpenAI row uses legacy function calling (``functions``,
+    ``function_call``, role ``function``), which the importer rewrites as tools."""
+    inner = obj.get("input")
+    source: dict[str, Any] = inner if isinstance(inner, dict) else obj
+    if "functions" in source:
+        return True
+    msgs = source.get("messages")
+    outputs = [obj.get(k) for k in ("preferred_output", "non_preferred_output")]
+    replies = [o[0] for o in outputs if isinstance(o, list) and o]
+    return any(
+        isinstance(m, dict) and ("function_call" in m or m.get("role") == "function")
+        for m in [*(msgs if isinstance(msgs, list) else ()), *replies]
+    )
+
+
+def legacy_record(obj: dict[str, Any]) -> Example | PreferenceExample | None:
+    """The record the OpenAI importer reads from a legacy row, or ``None`` if it cannot."""
+    from tuneport.data.importers import from_openai, from_openai_dpo
+    from tuneport.data.rows import RowError
+
+    try:
+        return from_openai_dpo(obj) if "input" in obj else from_openai(obj)
+    except (RowError, ValueError):
+        return None

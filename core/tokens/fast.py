@@ -42,7 +42,9 @@ class RawCounter(TokenCounter, Protocol):
 def rebuild_counter(spec: tuple[Any, ...]) -> RawCounter:
     kind, *args = spec
     builders: dict[str, Callable[..., RawCounter]] = {
-        "tiktoken": lambda name, exact, band: TiktokenChatCounter(name, exact=exact, band=band),
+        "tiktoken": lambda name, exact, band, tools=None: TiktokenChatCounter(
+            name, exact=exact, band=band, tools=tools
+        ),
         "scaled": ScaledTextCounter,
     }
     return builders[kind](*args)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tuneport.data.gemini_schema import to_gemini_schema
 from tuneport.schemas import Example, Message, PreferenceExample, Severity
 
 
@@ -43,12 +44,30 @@ def has_user(ex: Example) -> Iterator[Finding]:
         yield Finding("missing_user", "example has no user message")
 
 
+def _has_images(m: Message) -> bool:
+    return any(p.type == "image_url" for p in m.parts or ())
+
+
 def content_present(ex: Example) -> Iterator[Finding]:
+    """Empty content is an error (the OpenAI cookbook's check); whitespace-only content is a
+    warning: no provider documents refusing it."""
     for i, m in enumerate(ex.messages):
         if m.tool_calls and (m.content is None or m.content == ""):
             continue
-        if m.content is None or not m.content.strip():
-            yield Finding("empty_content", f"{_label(i, m)} has empty or whitespace-only content")
+        if _has_images(m):
+            continue
+        if not m.content:
+            yield Finding("empty_content", f"{_label(i, m)} has empty content")
+        elif not m.content.strip():
+            yield Finding("blank_content", f"{_label(i, m)} has whitespace-only content")
+
+
+def images_in_user_turns(ex: Example) -> Iterator[Finding]:
+    """OpenAI vision fine-tuning: images only in user messages ("You cannot include images as
+    output from messages with the assistant role", vision fine-tuning guide)."""
+    for i, m in enumerate(ex.messages):
+        if _has_images(m) and m.role != "user":
+            yield Finding("image_role", f"{_label(i, m)} holds an image")
 
 
 def tool_links(ex: Example) -> Iterator[Finding]:
@@ -120,6 +139,10 @@ def _has_tool_calls(ex: Example) -> bool:
     return any(m.tool_calls for m in ex.messages) or bool(ex.tools)
 
 
+def _has_image_parts(ex: Example) -> bool:
+    return any(_has_images(m) for m in ex.messages)
+
+
 @dataclass(frozen=True)
 class Unsupported:
     """A check flagging a field the target cannot carry (picklable: rules travel to workers)."""
@@ -136,6 +159,7 @@ no_weight = Unsupported("weight", _has_weight)
 no_names = Unsupported("name", _has_names)
 no_parallel = Unsupported("parallel_tool_calls", _has_parallel)
 no_tool_calls = Unsupported("tool_calls", _has_tool_calls)
+no_images = Unsupported("image_url", _has_image_parts)
 
 
 def _gemini_roles(messages: list[Message]) -> Iterator[tuple[int, str] | Finding]:
@@ -179,6 +203,20 @@ def gemini_roles(ex: Example) -> Iterator[Finding]:
     yield from _alternation(ex.messages, "model")
 
 
+def gemini_tool_schemas(ex: Example) -> Iterator[Finding]:
+    """Each tool's JSON Schema ``parameters`` converts to Gemini's ``Schema`` subset
+    (:mod:`tuneport.data.gemini_schema`): unconvertible → error, lossy → warning."""
+    for tool in ex.tools or ():
+        if tool.function.parameters is None:
+            continue
+        converted = to_gemini_schema(tool.function.parameters)
+        name = tool.function.name
+        for text in converted.problems:
+            yield Finding("tool_schema", f"tool {name!r}: {text}")
+        for text in converted.notes:
+            yield Finding("tool_schema_changed", f"tool {name!r}: {text}")
+
+
 def gemini_parts(ex: Example) -> Iterator[Finding]:
     for i, m in enumerate(ex.messages):
         if m.role != "system" and not m.tool_calls and not m.content:
@@ -198,8 +236,10 @@ def pref_replies(ex: PreferenceExample) -> Iterator[Finding]:
     for key, m in (("chosen", ex.chosen), ("rejected", ex.rejected)):
         if m.role != "assistant":
             yield Finding("preference_reply", f"{key} reply has role {m.role!r}")
-        elif not (m.content or "").strip() and not m.tool_calls:
+        elif not m.content and not m.tool_calls:
             yield Finding("empty_content", f"{key} reply is empty")
+        elif m.content is not None and not m.content.strip() and not m.tool_calls:
+            yield Finding("blank_content", f"{key} reply is whitespace only")
     if ex.chosen.model_dump() == ex.rejected.model_dump():
         yield Finding("same_preference", "chosen and rejected replies are identical")
 
@@ -207,6 +247,13 @@ def pref_replies(ex: PreferenceExample) -> Iterator[Finding]:
 def pref_prompt_content(ex: PreferenceExample) -> Iterator[Finding]:
     yield from content_present(Example(messages=ex.prompt))
     yield from tool_links(Example(messages=ex.prompt))
+
+
+def pref_text_inputs(ex: PreferenceExample) -> Iterator[Finding]:
+    """Preference data is text only (OpenAI DPO guide: "currently only supported for text
+    inputs and outputs"; Vertex preference tuning: text only)."""
+    if any(_has_images(m) for m in [*ex.prompt, ex.chosen, ex.rejected]):
+        yield Finding("image_unsupported", "preference examples take text only")
 
 
 def pref_text_only(ex: PreferenceExample) -> Iterator[Finding]:
@@ -227,6 +274,9 @@ class Rules:
 
     ``model_limits`` maps a model-id prefix to its per-example token limit (the longest matching
     prefix wins; ``ft:`` ids use their base model); ``token_limit`` applies to other models.
+    ``sources`` names where each number comes from and when it was read (fact → "source
+    (date)"; keys ``min_examples``, ``recommended_examples``, ``token_limit``, or
+    ``token_limit:<prefix>`` for a model limit); ``tuneport prices`` shows them.
     """
 
     provider: str
@@ -239,6 +289,11 @@ class Rules:
     source: str
     model_limits: Mapping[str, int] = field(default_factory=dict)
     token_limit_note: str = "the provider rejects or truncates them"
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def source_of(self, fact: str) -> str:
+        """Where ``fact`` comes from (its own source, else the rules' ``source``)."""
+        return self.sources.get(fact, self.source)
 
     def limit_for(self, model: str | None) -> int | None:
         """The per-example token limit of ``model`` (``None``: no limit)."""
@@ -261,4 +316,5 @@ COMMON_PREFERENCE: tuple[PrefCheck, ...] = (
     pref_prompt_ends_user,
     pref_replies,
     pref_prompt_content,
+    pref_text_inputs,
 )

@@ -179,7 +179,7 @@ class Validator:
             self.add(
                 "token_limit",
                 f"example has {approx}{tokens:,} tokens ({self.counter.label}), over the "
-                f"{self.limit:,} limit",
+                f"{self.limit:,} limit: {self.rules.token_limit_note}",
                 line,
                 severity=self.rules.token_limit_severity,
             )

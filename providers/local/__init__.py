@@ -14,7 +14,13 @@ from tuneport.providers.local.sizing import estimate_extras
 from tuneport.tokens.approx import ScaledTextCounter
 from tuneport.tokens.counter import TokenCounter
 from tuneport.tokens.hf import HFChatTemplateCounter, load_hf_tokenizer
-from tuneport.validation.rules import COMMON_CHAT, COMMON_PREFERENCE, Rules, arguments_json
+from tuneport.validation.rules import (
+    COMMON_CHAT,
+    COMMON_PREFERENCE,
+    Rules,
+    arguments_json,
+    no_images,
+)
 
 NAME = "local"
 APPROX_BAND = 0.30  # o200k for a model whose tokenizer is not on this machine
@@ -40,7 +46,7 @@ RULES = Rules(
     token_limit=LocalOptions.model_fields["max_length"].default,
     token_limit_severity="warning",
     token_limit_note="the trainer truncates them to max_length (--set max_length=N)",
-    chat=(*COMMON_CHAT, arguments_json),
+    chat=(*COMMON_CHAT, arguments_json, no_images),
     preference=COMMON_PREFERENCE,
     source="tuneport local backend (TRL SFTTrainer/DPOTrainer, max_length default)",
 )

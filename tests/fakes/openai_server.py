@@ -91,6 +91,8 @@ class FakeOpenAI:
     chats: list[dict[str, Any]] = field(default_factory=list)
     mangles: list[Mangle] = field(default_factory=list)
     holds: list[Hold] = field(default_factory=list)
+    uploads: dict[str, dict[str, Any]] = field(default_factory=dict)  # the Uploads API
+    upload_parts: dict[str, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -358,7 +360,50 @@ class FakeOpenAI:
                 return 200, _page(list(reversed(self.checkpoints[job["id"]])), query)
         if seg == ["chat", "completions"] and method == "POST":
             return 200, self._chat(body)
+        if seg[:1] == ["uploads"] and method == "POST":
+            return 200, self._upload(seg[1:], body)
         raise KeyError(path)
+
+    def _upload(self, rest: list[str], body: Any) -> dict[str, Any]:
+        """POST /uploads, /uploads/{id}/parts, /uploads/{id}/complete."""
+        if not rest:
+            upload_id = self._id("upload")
+            self.uploads[upload_id] = {
+                "id": upload_id,
+                "object": "upload",
+                "bytes": body["bytes"],
+                "created_at": int(time.time()),
+                "expires_at": int(time.time()) + 3600,
+                "filename": body["filename"],
+                "purpose": body["purpose"],
+                "status": "pending",
+                "file": None,
+            }
+            return self.uploads[upload_id]
+        upload = self.uploads[rest[0]]
+        if rest[1:] == ["parts"]:
+            part_id = self._id("part")
+            data = body["files"].get("data", (None, b""))[1] or body["fields"].get("data", "")
+            self.upload_parts[part_id] = data if isinstance(data, bytes) else data.encode()
+            return {
+                "id": part_id,
+                "object": "upload.part",
+                "created_at": int(time.time()),
+                "upload_id": upload["id"],
+            }
+        if rest[1:] == ["complete"]:
+            content = b"".join(self.upload_parts[p] for p in body["part_ids"])
+            if len(content) != upload["bytes"]:
+                raise _HTTPError(400, _error("bytes do not match the parts", "invalid_upload"))
+            file = self._create_file(
+                {
+                    "files": {"file": (upload["filename"], content)},
+                    "fields": {"purpose": upload["purpose"]},
+                }
+            )
+            upload.update(status="completed", file=file)
+            return upload
+        raise KeyError("/".join(["uploads", *rest]))
 
     # --- behaviour -----------------------------------------------------------------------
 

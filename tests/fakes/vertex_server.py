@@ -66,6 +66,7 @@ class FakeVertex:
         self.models: dict[str, dict[str, Any]] = {}
         self.operations: dict[str, dict[str, Any]] = {}
         self.outcome = "succeed"
+        self.truncated_examples = 0  # reported in the job's tuning data stats
         self.list_ignores_filter = False
         self.issued_token = "ya29.fake-service-account-token"
         self.reply_parts: list[dict[str, Any]] | None = None  # generateContent override
@@ -203,6 +204,10 @@ class FakeVertex:
                     "tuningDatasetExampleCount": "12",
                 }
             }
+            if self.truncated_examples:
+                data["tuningDataStats"][stats_key]["totalTruncatedExampleCount"] = str(
+                    self.truncated_examples
+                )
             self.models[model.split("@")[0]] = {"name": model.split("@")[0]}
             self.endpoints[endpoint] = {
                 "name": endpoint,
