@@ -1,12 +1,16 @@
-"""Rich renderers on stderr: a Progress implementation and the job watch view."""
+"""Rich renderers on stderr (a Progress implementation, the job watch view, the outcome of a
+job) and the helpers every table uses to fit the terminal."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -17,12 +21,15 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.progress import Progress as RichBar
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from tuneport.cli._console import err
+from tuneport.cli._console import err, notice_once
+from tuneport.jobs.cost import JobCost
+from tuneport.jobs.tracking import RunProgress
 from tuneport.jobs.watch import WatchUpdate
-from tuneport.schemas import Estimate, JobRecord, JobState
+from tuneport.schemas import Estimate, JobRecord, JobState, JobStatus
 
 STATE_STYLE = {
     JobState.QUEUED: "yellow",
@@ -32,6 +39,8 @@ STATE_STYLE = {
     JobState.FAILED: "red",
     JobState.CANCELLED: "magenta",
 }
+# leading words of providers' raw state names that say nothing (JOB_STATE_RUNNING -> running)
+_NOISE_WORDS = frozenset({"job", "state", "tuning"})
 
 
 class RichProgress:
@@ -58,13 +67,77 @@ class RichProgress:
             self._bar.advance(self._task, amount)
 
     def note(self, text: str) -> None:
-        self.console.print(Text(text, style="dim"))
+        notice_once(text, prefix="")  # a notice shown by an earlier step is not repeated
 
     def finish(self) -> None:
         if self._bar is not None:
             self._bar.stop()
         self._bar = None
         self._task = None
+
+
+# --- words and numbers ---------------------------------------------------------------------
+
+
+def money(value: float | None) -> str:
+    """``$1.23``; small amounts keep four decimals (``$0.0083``)."""
+    if value is None:
+        return "—"
+    return f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:.4f}"
+
+
+def duration(seconds: float | None) -> str:
+    """``1h02m``, ``3m07s`` or ``12s``."""
+    if seconds is None:
+        return "—"
+    total = max(0, round(seconds))
+    minutes, sec = divmod(total, 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{sec:02d}s" if minutes else f"{sec}s"
+
+
+def raw_words(raw: str | None, state: JobState) -> str | None:
+    """A provider's raw state as words (``JOB_STATE_PENDING`` -> ``pending``), or ``None`` when
+    it says no more than the normalized state."""
+    if not raw:
+        return None
+    words = raw.lower().replace("-", "_").split("_")
+    while words and words[0] in _NOISE_WORDS:
+        words = words[1:]
+    text = " ".join(w for w in words if w)
+    if not text or text.startswith(state.value) or text in ("done", "created"):
+        return None
+    return text
+
+
+def state_text(record: JobRecord, status: JobStatus | None = None) -> str:
+    """``running — training`` / ``queued — pending`` / ``succeeded``: tuneport's state word and
+    the backend's own phase (never an enum name)."""
+    phase = status.phase if status is not None and status.phase else None
+    phase = phase or raw_words(record.raw_state, record.state)
+    return record.state.value + (f" — {phase}" if phase and phase != record.state.value else "")
+
+
+def progress_text(progress: RunProgress) -> str:
+    """``step 5/9 · loss 1.2345 · 812 tok/s · ETA 12s`` with what is known."""
+    parts = []
+    if progress.step is not None:
+        parts.append(
+            f"step {progress.step:,}"
+            + (f"/{progress.total_steps:,}" if progress.total_steps else "")
+        )
+    elif progress.fraction is not None:
+        parts.append(f"{progress.fraction:.0%}")
+    if progress.loss is not None:
+        parts.append(f"loss {progress.loss:.4f}")
+    if progress.tokens_per_second is not None:
+        parts.append(f"{progress.tokens_per_second:,.0f} tok/s")
+    fraction = progress.fraction
+    if progress.eta_seconds is not None and fraction is not None and fraction < 1.0:
+        parts.append(f"ETA {duration(progress.eta_seconds)}")
+    return " · ".join(parts)
 
 
 def estimate_lines(est: Estimate) -> list[str]:
@@ -84,69 +157,125 @@ def estimate_lines(est: Estimate) -> list[str]:
             else ""
         )
         dated = f" (prices as of {est.price_as_of})" if est.price_as_of else ""
-        lines.append(f"estimated cost: ${est.cost_usd:,.2f}{price}{dated}")
+        lines.append(f"estimated cost: {money(est.cost_usd)}{price}{dated}")
     elif est.cost_unknown:
         lines.append("estimated cost: unknown (no price in the price table)")
     else:
         lines.append("estimated cost: no provider charge (local)")
+    if est.steps is not None:
+        lines.append(f"optimizer steps: {est.steps:,}")
     if est.gpu_memory_gib is not None:
         lines.append(f"estimated GPU memory: {est.gpu_memory_gib:.1f} GiB")
     lines.extend(f"warning: {w}" for w in est.warnings)
     return lines
 
 
-def _fmt_elapsed(seconds: float) -> str:
-    minutes, sec = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{sec:02d}s"
+# --- fitting tables to the terminal --------------------------------------------------------
+
+
+def table_width(console: Console, table: Table) -> int:
+    """The width ``table`` takes when nothing is wrapped."""
+    return Measurement.get(console, console.options.update(width=10_000), table).maximum
+
+
+def fit_table(
+    console: Console,
+    build: Callable[[Sequence[str]], Table],
+    columns: Sequence[str],
+    optional: Sequence[str],
+) -> Table:
+    """``build(columns)`` with the ``optional`` columns (least important first) dropped until
+    the table fits ``console.width``; what still does not fit wraps (cells fold, nothing is cut
+    off with an ellipsis)."""
+    shown = list(columns)
+    table = build(shown)
+    for name in optional:
+        if table_width(console, table) <= console.width:
+            break
+        shown.remove(name)
+        table = build(shown)
+    return table
+
+
+# --- the watch view ------------------------------------------------------------------------
 
 
 class WatchView:
-    """The watch renderer: a rich Live panel on a terminal, plain log lines otherwise."""
+    """The watch renderer: a live panel on a terminal (the elapsed time and the countdown to
+    the next poll keep ticking between polls), plain log lines otherwise."""
 
-    def __init__(self, console: Console | None = None, *, show_events: int = 6) -> None:
+    def __init__(
+        self,
+        console: Console | None = None,
+        *,
+        show_events: int = 6,
+        now: Callable[[], datetime] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.console = console or err
         self.show_events = show_events
-        self._started = time.monotonic()
+        self._now = now or (lambda: datetime.now(UTC))
+        self._clock = clock
         self._live: Live | None = None
         self._recent: list[str] = []
-        self._last_state: str | None = None
-        self._loss: tuple[int | None, float] | None = None
+        self._last_line: str | None = None
+        self._update: WatchUpdate | None = None
+        self._polled_at = 0.0
+        self.last_status: JobStatus | None = None
 
-    def _panel(self, update: WatchUpdate) -> Group:
+    def _elapsed(self, record: JobRecord) -> float:
+        created = record.created_at
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        return (self._now() - created).total_seconds()
+
+    def render(self) -> RenderableType:
+        """The panel as of now (Live calls it on every refresh)."""
+        update = self._update
+        if update is None:
+            return Text("")
         rec = update.record
         table = Table.grid(padding=(0, 2))
-        state = Text(rec.state.value, style=STATE_STYLE.get(rec.state, ""))
-        if rec.raw_state and rec.raw_state != rec.state.value:
-            state.append(f" ({rec.raw_state})", style="dim")
-        table.add_row("job", f"{rec.id}  {rec.provider} {rec.remote_id or ''}")
+        table.add_column(style="bold")
+        table.add_column()
+        state = Text(state_text(rec, update.status), style=STATE_STYLE.get(rec.state, ""))
+        table.add_row("job", Text(f"{rec.id}  {rec.provider} {rec.remote_id or ''}"))
         table.add_row("state", state)
-        table.add_row("elapsed", _fmt_elapsed(time.monotonic() - self._started))
-        if self._loss is not None:
-            step, loss = self._loss
-            table.add_row("train loss", f"{loss:.4f}" + (f" (step {step})" if step else ""))
+        table.add_row("elapsed", duration(self._elapsed(rec)))
+        progress = update.progress
+        if progress.fraction is not None or progress.step is not None:
+            bar = ProgressBar(total=1.0, completed=progress.fraction or 0.0, width=30)
+            line = Table.grid(padding=(0, 1))
+            line.add_row(bar, Text(progress_text(progress)))
+            table.add_row("progress", line)
         if update.next_poll is not None:
-            table.add_row("next poll", f"{update.next_poll:.0f}s")
+            left = update.next_poll - (self._clock() - self._polled_at)
+            table.add_row("next poll", f"in {max(0, round(left))}s")
         events = Text("\n".join(self._recent[-self.show_events :]), style="dim")
         return Group(table, events)
 
     def update(self, update: WatchUpdate) -> None:
-        for event in update.events:
-            if event.loss is not None:
-                self._loss = (event.step, event.loss)
-            self._recent.append(event.message)
+        self._update = update
+        self._polled_at = self._clock()
+        self.last_status = update.status
+        self._recent.extend(event.message for event in update.events)
         if not self.console.is_terminal:
-            state = f"{update.record.state.value}/{update.record.raw_state}"
-            if state != self._last_state:
-                self.console.print(f"{update.record.id}: {state}")
-                self._last_state = state
+            line = f"{update.record.id}: {state_text(update.record, update.status)}"
+            if line != self._last_line:
+                self.console.print(line, markup=False, highlight=False)
+                self._last_line = line
             for event in update.events:
                 self.console.print(f"  {event.message}", markup=False, highlight=False)
             return
         if self._live is None:
-            self._live = Live(console=self.console, refresh_per_second=4, transient=False)
+            self._live = Live(
+                console=self.console,
+                refresh_per_second=4,
+                transient=False,
+                get_renderable=self.render,
+            )
             self._live.start()
-        self._live.update(self._panel(update))
+        self._live.refresh()
 
     def close(self) -> None:
         if self._live is not None:
@@ -154,8 +283,11 @@ class WatchView:
             self._live = None
 
 
-def outcome_lines(record: JobRecord) -> list[str]:
-    """What a finished job produced: tuned model and billed tokens next to the estimate."""
+def outcome_lines(
+    record: JobRecord, cost: JobCost | None = None, status: JobStatus | None = None
+) -> list[str]:
+    """What a finished job produced: the tuned model, the trained tokens and what they cost next
+    to the estimate; for own hardware the time it ran instead of money."""
     lines = []
     if record.tuned_model:
         lines.append(f"tuned model: {record.tuned_model}")
@@ -165,4 +297,19 @@ def outcome_lines(record: JobRecord) -> list[str]:
             diff = (record.billed_tokens - record.estimate_tokens) / record.estimate_tokens
             vs = f" (estimated {record.estimate_tokens:,}, {diff:+.1%})"
         lines.append(f"trained tokens: {record.billed_tokens:,}{vs}")
+    if cost is not None and cost.cost_usd is not None:
+        vs = f" (estimated {money(cost.estimate_usd)})" if cost.estimate_usd is not None else ""
+        rate = f" at ${cost.price_per_million_usd:g}/1M" if cost.price_per_million_usd else ""
+        lines.append(f"cost: {money(cost.cost_usd)}{rate}{vs}")
+    if cost is not None and cost.own_hardware:
+        lines.append(compute_line(status))
     return lines
+
+
+def compute_line(status: JobStatus | None) -> str:
+    """``GPU time: 3m07s (cuda; no provider charge)`` for a run on own hardware."""
+    seconds = status.compute_seconds if status is not None else None
+    device = status.device if status is not None else None
+    label = "GPU time" if device in (None, "cuda") else f"compute time ({device})"
+    where = f"{device}; " if device == "cuda" else ""
+    return f"{label}: {duration(seconds)} ({where}no provider charge)"

@@ -19,11 +19,11 @@ FromOpt = Annotated[
 ]
 ProviderOpt = Annotated[
     str | None,
-    typer.Option("--provider", help="Count tokens as this provider does (default: openai)."),
+    typer.Option("--provider", "-p", help="Count tokens as this provider does (default: openai)."),
 ]
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", help="Count tokens for this model (default: gpt-4.1-mini)."),
+    typer.Option("--model", "-m", help="Count tokens for this model (default: gpt-4.1-mini)."),
 ]
 BinsOpt = Annotated[int, typer.Option("--bins", min=1, max=500, help="Histogram bins.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
@@ -363,6 +363,7 @@ def eval_(
         list[str],
         typer.Option(
             "--model",
+            "-m",
             help="A model to compare (repeat): ft:..., local:ID, a job id, a Vertex endpoint, "
             "or provider:model such as openai:gpt-4.1-mini.",
         ),
@@ -392,11 +393,28 @@ def eval_(
         typer.Option("--max-cost", help="Refuse to run if the estimate exceeds this (USD)."),
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before paid calls.")] = False,
+    prices: Annotated[
+        Path | None,
+        typer.Option(
+            "--prices",
+            help="TOML price file merged over the built-in table (or set TUNEPORT_PRICES).",
+            dir_okay=False,
+        ),
+    ] = None,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Backend setting key=value for every model (repeatable), e.g. project=P.",
+            show_default=False,
+        ),
+    ] = None,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> int:
     """Ask every model every held-out prompt; compare answers with exact match, F1, ROUGE-L."""
     from tuneport.cli._console import err, out
+    from tuneport.cli.estimate import load_prices_or_exit
     from tuneport.curate.stats import iter_input
     from tuneport.evaluate.run import (
         EvalOptions,
@@ -409,14 +427,16 @@ def eval_(
         write_report,
     )
     from tuneport.files import check_output
+    from tuneport.jobs.jobfile import parse_set
     from tuneport.pricing.budget import resolve_max_cost
 
-    targets = resolve_targets(models)
+    targets = resolve_targets(models, settings=parse_set(sets or []))
     cases = cases_from_records(iter_input(data, from_), source=str(data), limit=limit)
     if output is not None:
         for path in report_paths(output).values():
             check_output(path, force=force, inputs=(data,))
-    estimate = estimate_cost(cases, targets, max_tokens=max_answer_tokens)
+    table = load_prices_or_exit(prices, sorted({t.provider for t in targets}))
+    estimate = estimate_cost(cases, targets, max_tokens=max_answer_tokens, prices=table)
     for line in estimate.lines:
         if line.cost_usd is not None:
             approx = "" if line.exact else f" (±{(line.error_band or 0) * 100:.0f}%)"

@@ -45,7 +45,7 @@ def _method(value: str) -> Any:
     return value
 
 
-def _load_prices(path: Path | None, providers: list[str] | None = None) -> Any:
+def load_prices_or_exit(path: Path | None, providers: list[str] | None = None) -> Any:
     """The price table (with the sections plugin ``providers`` ship); every problem in a price
     file is printed on its own line."""
     from tuneport.cli._console import err
@@ -155,17 +155,27 @@ def estimate_command(
     fmt: Annotated[
         str | None, typer.Option("--from", help="Input format (default: detected from content).")
     ] = None,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Backend setting key=value for --online (repeatable), e.g. project=P.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: _Json = False,
 ) -> None:
     """Tokens, epochs, billed tokens and cost of a tuning run, before launching it."""
-    from tuneport.cli._console import err
+    from tuneport.cli._console import notice_once
     from tuneport.files import require_file
+    from tuneport.jobs.jobfile import parse_set
     from tuneport.jobs.quote import estimate, quote_for
     from tuneport.pricing.budget import check_budget, resolve_budget
     from tuneport.schemas import JobConfig
 
     require_file(data)
-    table = _load_prices(prices, [provider])
+    table = load_prices_or_exit(prices, [provider])
+    settings = parse_set(sets or [])
     cfg = JobConfig(
         provider=provider,
         model=model,
@@ -175,12 +185,15 @@ def estimate_command(
         validation=validation,
         batch_size=batch_size,
         max_cost=max_cost,
+        options=settings,
     )
-    quote = quote_for(provider, model, cfg.method, prices=table, online=online)
+    quote = quote_for(
+        provider, model, cfg.method, prices=table, online=online, settings=settings or None
+    )
     budget = resolve_budget(max_cost, cfg)
     limit = budget.limit if budget is not None else None
-    if quote.backend.notice:
-        err.print(f"note: {quote.backend.notice}", markup=False)
+    if quote.backend.notice and not as_json:
+        notice_once(quote.backend.notice)
     est = estimate(cfg, quote=quote, fmt=fmt)
     if as_json:
         print_json(
@@ -221,7 +234,7 @@ def plan_command(
     from tuneport.providers import registry
 
     require_file(data)
-    table = _load_prices(prices, provider or registry.names())
+    table = load_prices_or_exit(prices, provider or registry.names())
     rows = plan(data, method=_method(method), prices=table, fmt=fmt, providers=provider)
     if as_json:
         print_json(plan_json(rows))
@@ -287,7 +300,7 @@ def prices_command(
 
     if provider is not None:
         registry.backend(provider)  # unknown provider: exit 3 like every other command
-    table = _load_prices(prices)
+    table = load_prices_or_exit(prices)
     entries = [e for e in table.entries() if provider is None or e.provider == provider]
 
     def rules(e: Any) -> tuple[int | None, int]:

@@ -1,6 +1,7 @@
 """`tuneport jobs list|show|watch|cancel|cleanup|resume` — generic over providers."""
 
 import contextlib
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import typer
@@ -9,30 +10,49 @@ from tuneport.cli._console import print_json
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 JobId = Annotated[str, typer.Argument(help="Local job id (tp-...), a unique prefix or remote id.")]
+SetFlag = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Backend setting key=value over the job's own (repeatable), e.g. project=P.",
+        show_default=False,
+    ),
+]
 
 jobs_app = typer.Typer(help="List, inspect, watch, cancel and clean up jobs.", no_args_is_help=True)
 
 
 def _dump(value: Any) -> None:
-
     print_json(value)
+
+
+def _settings(sets: list[str] | None) -> dict[str, Any]:
+    from tuneport.jobs.jobfile import parse_set
+
+    return parse_set(sets or [])
+
+
+def _created(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else ""
 
 
 @jobs_app.command("list")
 def list_jobs(
     provider: Annotated[
-        str | None, typer.Option("--provider", help="Only this provider's jobs.")
+        str | None, typer.Option("--provider", "-p", help="Only this provider's jobs.")
     ] = None,
     remote: Annotated[
         bool, typer.Option("--remote", help="Ask the provider (needs --provider) instead.")
     ] = False,
     limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+    sets: SetFlag = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Jobs in the local store, newest first (or the provider's own list with --remote)."""
     from rich.table import Table
 
     from tuneport.cli._console import out
+    from tuneport.cli._render import fit_table
     from tuneport.errors import ConfigError
     from tuneport.jobs.store import open_store
     from tuneport.providers import registry
@@ -40,15 +60,28 @@ def list_jobs(
     if remote:
         if provider is None:
             raise ConfigError("--remote needs --provider", hint="e.g. --remote --provider openai")
-        statuses = registry.get(provider).list_jobs(limit=limit)
+        statuses = registry.get(provider, _settings(sets)).list_jobs(limit=limit)
         if as_json:
             _dump([s.model_dump(mode="json", exclude={"raw"}) for s in statuses])
             return
-        table = Table("remote id", "state", "model", "tuned model", "created")
-        for s in statuses:
-            created = s.created_at.strftime("%Y-%m-%d %H:%M") if s.created_at else ""
-            table.add_row(s.remote_id, s.raw_state, s.model or "", s.tuned_model or "", created)
-        out.print(table)
+        cells: dict[str, Callable[[Any], str]] = {
+            "remote id": lambda s: s.remote_id,
+            "state": lambda s: s.state.value,
+            "model": lambda s: s.model or "",
+            "tuned model": lambda s: s.tuned_model or "",
+            "created": lambda s: _created(s.created_at),
+        }
+
+        def remote_table(columns: Sequence[str]) -> Table:
+            table = Table()
+            for name in columns:
+                # ids are never cut: a long one folds onto the next line whole
+                table.add_column(name, overflow="fold", no_wrap=name == "state")
+            for s in statuses:
+                table.add_row(*(cells[name](s) for name in columns))
+            return table
+
+        out.print(fit_table(out, remote_table, list(cells), ["created", "model"]))
         return
     from tuneport.errors import TuneportError
     from tuneport.jobs.launch import reconcile
@@ -65,64 +98,131 @@ def list_jobs(
     if not records:
         out.print("no jobs yet; start one with `tuneport train`")
         return
-    table = Table("id", "provider", "model", "state", "tuned model", "created")
-    for r in records:
-        table.add_row(
-            r.id,
-            r.provider,
-            r.model,
-            r.state.value,
-            r.tuned_model or "",
-            r.created_at.strftime("%Y-%m-%d %H:%M"),
-        )
-    out.print(table)
+    local_cells: dict[str, Callable[[Any], str]] = {
+        "id": lambda r: r.id,
+        "provider": lambda r: r.provider,
+        "model": lambda r: r.model,
+        "state": lambda r: r.state.value,
+        "tuned model": lambda r: r.tuned_model or "",
+        "created": lambda r: _created(r.created_at),
+    }
+
+    def local_table(columns: Sequence[str]) -> Table:
+        table = Table()
+        for name in columns:
+            # the id users copy is never wrapped or cut; long names fold, whole
+            table.add_column(name, no_wrap=name in ("id", "state"), overflow="fold")
+        for r in records:
+            table.add_row(*(local_cells[name](r) for name in columns))
+        return table
+
+    out.print(fit_table(out, local_table, list(local_cells), ["created", "provider"]))
 
 
 @jobs_app.command("show")
 def show(
     job_id: JobId,
     refresh: Annotated[
-        bool, typer.Option("--refresh", help="Poll the provider once first.")
+        bool,
+        typer.Option(
+            "--refresh",
+            help="Poll the provider first even when the job has ended (running jobs are "
+            "always polled), and list its checkpoints.",
+        ),
     ] = False,
     events: Annotated[int, typer.Option("--events", help="How many recent events.")] = 10,
+    sets: SetFlag = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """One job: config, state, tokens, tuned model, recent events (and checkpoints)."""
-    from tuneport.cli._console import out
+    """One job: state and phase, progress, tokens and cost, tuned model, recent events."""
+    from tuneport.cli._console import err, out
+    from tuneport.cli._render import (
+        compute_line,
+        money,
+        progress_text,
+        state_text,
+    )
+    from tuneport.errors import TuneportError
+    from tuneport.jobs.cost import job_cost
     from tuneport.jobs.launch import reconcile
     from tuneport.jobs.resolve import provider_for_record, ref_of
     from tuneport.jobs.store import open_store
+    from tuneport.jobs.tracking import ProgressTracker
     from tuneport.jobs.watch import poll_once
     from tuneport.providers.base import HasCheckpoints
+    from tuneport.schemas import JobStatus
 
     store = open_store()
     record = store.get(job_id)
     checkpoints: list[Any] = []
-    if refresh:
-        backend = provider_for_record(record)
-        record = reconcile(store, record, backend)
-        record = poll_once(store, record, backend).record
-        if isinstance(backend, HasCheckpoints):
-            checkpoints = backend.checkpoints(ref_of(record))
+    if record.remote_id is None and record.raw_state == "creating":
+        record = reconcile(
+            store, record, provider_for_record(record, store, settings=_settings(sets))
+        )
+    status: JobStatus | None = None
+    cost = job_cost(record)
+    # a running job is polled so its real phase shows (the store holds the last watch's view);
+    # a job on own hardware is asked how long it ran (a local read)
+    poll = record.remote_id is not None and (
+        refresh or not record.state.terminal or cost.own_hardware
+    )
+    if poll:
+        backend = provider_for_record(record, store, settings=_settings(sets))
+        try:
+            update = poll_once(store, record, backend)
+            record, status = update.record, update.status
+            if refresh and isinstance(backend, HasCheckpoints):
+                checkpoints = backend.checkpoints(ref_of(record))
+        except TuneportError as exc:
+            if refresh:
+                raise
+            err.print(f"warning: could not ask {record.provider}: {exc.one_line()}", markup=False)
+        cost = job_cost(record)
     recent = store.events(record.id, limit=events)
+    progress = ProgressTracker().observe(status, recent) if status is not None else None
     if as_json:
         _dump(
             {
                 **record.model_dump(mode="json"),
+                **cost.as_dict(),
+                "phase": status.phase if status is not None else None,
+                "progress": (
+                    {
+                        "step": progress.step,
+                        "total_steps": progress.total_steps,
+                        "loss": progress.loss,
+                        "fraction": progress.fraction,
+                    }
+                    if progress is not None
+                    else None
+                ),
+                "compute_seconds": status.compute_seconds if status is not None else None,
                 "events": [e.model_dump(mode="json") for e in recent],
                 "checkpoints": [c.model_dump(mode="json") for c in checkpoints],
             }
         )
         return
+    estimate = ""
+    if record.estimate_tokens is not None:
+        estimate = f"{record.estimate_tokens:,} billed tokens"
+        if record.estimate_cost_usd is not None:
+            estimate += f", {money(record.estimate_cost_usd)}"
+    actual = ""
+    if record.billed_tokens is not None:
+        actual = f"{record.billed_tokens:,} tokens"
+        if cost.cost_usd is not None:
+            actual += f", {money(cost.cost_usd)} at ${cost.price_per_million_usd:g}/1M"
     rows = [
         ("id", record.id),
         ("provider", f"{record.provider} {record.remote_id or '(not created)'}"),
         ("model", f"{record.model} ({record.method})"),
-        ("state", f"{record.state.value} ({record.raw_state or '-'})"),
+        ("state", state_text(record, status)),
+        ("progress", progress_text(progress) if progress and not record.state.terminal else ""),
         ("error", record.error or ""),
         ("tuned model", record.tuned_model or ""),
-        ("estimate", _tokens_cost(record.estimate_tokens, record.estimate_cost_usd)),
-        ("billed tokens", f"{record.billed_tokens:,}" if record.billed_tokens else ""),
+        ("estimate", estimate),
+        ("billed", actual),
+        ("cost", compute_line(status) if cost.own_hardware else ""),
         ("dataset sha256", record.dataset_sha256),
         ("files", ", ".join(f"{k}={v}" for k, v in record.remote_files.items())),
         ("parent", record.parent_id or ""),
@@ -139,71 +239,90 @@ def show(
         out.print(f"{'event':>15}: [{e.level}] {e.message}", markup=False)
 
 
-def _tokens_cost(tokens: int | None, cost: float | None) -> str:
-    if tokens is None:
-        return ""
-    return f"{tokens:,} billed tokens" + (f", ${cost:,.2f}" if cost is not None else "")
-
-
 @jobs_app.command("watch")
-def watch(job_id: JobId, as_json: JsonFlag = False) -> int:
+def watch(job_id: JobId, sets: SetFlag = None, as_json: JsonFlag = False) -> int:
     """Follow a job until it ends (resumes after Ctrl-C or a crash: state is in the store)."""
     from tuneport.cli.train import watch_and_report
 
-    return watch_and_report(job_id, as_json=as_json)
+    return watch_and_report(job_id, as_json=as_json, settings=_settings(sets))
 
 
 @jobs_app.command("cancel")
-def cancel(job_id: JobId, as_json: JsonFlag = False) -> None:
+def cancel(job_id: JobId, sets: SetFlag = None, as_json: JsonFlag = False) -> None:
     """Ask the provider to stop a running job."""
     from tuneport.cli._console import err, out
+    from tuneport.cli._render import state_text
     from tuneport.jobs.launch import reconcile
     from tuneport.jobs.resolve import provider_for_record, ref_of
     from tuneport.jobs.store import open_store
     from tuneport.jobs.watch import poll_once
+    from tuneport.providers.base import Resumable
 
     store = open_store()
     record = store.get(job_id)
-    backend = provider_for_record(record)
+    backend = provider_for_record(record, store, settings=_settings(sets))
     record = reconcile(store, record, backend)
     if not record.state.terminal:
         backend.cancel(ref_of(record))
-    record = poll_once(store, record, backend).record
+    update = poll_once(store, record, backend)
+    record = update.record
     if as_json:
         _dump(record.model_dump(mode="json"))
-    else:
-        out.print(f"{record.id}: {record.state.value} ({record.raw_state})", markup=False)
-        if not record.state.terminal:
-            err.print("the provider is stopping it; check with `tuneport jobs show --refresh`")
+        return
+    out.print(f"{record.id}: {state_text(record, update.status)}", markup=False)
+    if not record.state.terminal:
+        err.print(
+            f"the provider is stopping it; check with `tuneport jobs show {record.id}`",
+            markup=False,
+        )
+    if isinstance(backend, Resumable):
+        err.print(
+            f"continue it later from its last checkpoint: `tuneport jobs resume {record.id}`",
+            markup=False,
+        )
 
 
 @jobs_app.command("cleanup")
 def cleanup(
     job_id: JobId,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    sets: SetFlag = None,
     as_json: JsonFlag = False,
 ) -> int:
-    """Delete what keeps costing money or space (endpoints, uploaded files, local outputs)."""
-    from tuneport.cli._console import out
+    """Delete what keeps costing money or space (endpoints, uploaded files, local outputs) and
+    list what was deleted."""
+    from tuneport.cli._console import err, out
     from tuneport.cli.train import confirm_or_refuse
+    from tuneport.jobs.cleanup import cleanup_job, shared_uploads
     from tuneport.jobs.launch import reconcile
-    from tuneport.jobs.resolve import provider_for_record, ref_of
+    from tuneport.jobs.resolve import provider_for_record
     from tuneport.jobs.store import open_store
 
     store = open_store()
     record = store.get(job_id)
-    backend = provider_for_record(record)
-    record = reconcile(store, record, backend)
-    ref = ref_of(record)
+    backend = provider_for_record(record, store, settings=_settings(sets))
+    record = reconcile(store, record, backend)  # a crashed launch may have created the job
+    shared = shared_uploads(store, record)
+    for upload, others in shared.items():
+        err.print(
+            f"warning: {upload} is also the upload of {', '.join(others)}: deleting it means "
+            "those jobs' data is gone from the provider and the next identical upload is new",
+            markup=False,
+        )
     question = f"Delete the {record.provider} resources of {record.id}?"
     if not confirm_or_refuse(question, yes=yes, what="delete resources"):
         out.print("nothing deleted")
         return 1
-    backend.cleanup(ref)
+    removed = cleanup_job(record, backend)
     if as_json:
-        _dump({"id": record.id, "cleaned": True})
-    else:
-        out.print(f"{record.id}: cleaned up", markup=False)
+        _dump({"id": record.id, "cleaned": True, "removed": removed, "shared_with": shared})
+        return 0
+    for line in removed:
+        out.print(f"deleted {line}", markup=False)
+    out.print(
+        f"{record.id}: cleaned up" + ("" if removed else " (nothing left to delete)"),
+        markup=False,
+    )
     return 0
 
 
@@ -211,6 +330,7 @@ def cleanup(
 def resume(
     job_id: JobId,
     no_watch: Annotated[bool, typer.Option("--no-watch")] = False,
+    sets: SetFlag = None,
     as_json: JsonFlag = False,
 ) -> int:
     """Continue a stopped job from its last checkpoint (backends that support it)."""
@@ -224,7 +344,8 @@ def resume(
 
     store = open_store()
     record = store.get(job_id)
-    backend = provider_for_record(record)
+    settings = _settings(sets)
+    backend = provider_for_record(record, store, settings=settings)
     if not isinstance(backend, Resumable):
         raise ConfigError(
             f"the {record.provider} backend cannot resume jobs",
@@ -261,8 +382,9 @@ def resume(
             _dump(current.model_dump(mode="json"))
         else:
             out.print(current.id, markup=False)
+        err.print(f"watch it with `tuneport jobs watch {current.id}`", markup=False)
         return 0
-    return watch_and_report(current.id, as_json=as_json)
+    return watch_and_report(current.id, as_json=as_json, settings=settings)
 
 
 def register(app: typer.Typer) -> None:

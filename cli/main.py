@@ -12,12 +12,18 @@ from tuneport.errors import EXIT_INTERRUPTED, TuneportError, redact
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` and return the exit code (used by tests in-process)."""
+    from tuneport.cli._console import reset_notices
+    from tuneport.cli._hints import adapt, flags_of
     from tuneport.cli.app import app
 
+    args = list(sys.argv[1:] if argv is None else argv)
+    reset_notices()
     try:
-        result = app(args=argv, prog_name="tuneport", standalone_mode=False)
+        result = app(args=args, prog_name="tuneport", standalone_mode=False)
     except TuneportError as exc:
-        print(f"error: {exc.one_line()}", file=sys.stderr)
+        known = flags_of(app, args)
+        for line in exc.lines():
+            print(f"error: {adapt(line, known)}", file=sys.stderr)
         return exc.exit_code
     except (KeyboardInterrupt, typer.Abort):
         print(
@@ -25,7 +31,12 @@ def run(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    except typer.Exit as exc:  # --version, --show-completion: raised from eager callbacks
+        code = getattr(exc, "exit_code", 0)
+        return code if isinstance(code, int) else 0
     except typer.TyperException as exc:  # usage errors from typer's bundled click
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            return 0  # bare `tuneport` / `tuneport jobs`: the help was printed, nothing is wrong
         fmt = getattr(exc, "format_message", None)
         message = fmt() if callable(fmt) else str(exc)
         print(f"error: {redact(str(message))}", file=sys.stderr)

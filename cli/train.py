@@ -23,15 +23,21 @@ def confirm_or_refuse(question: str, *, yes: bool, what: str) -> bool:
     return typer.confirm(question, default=False, err=True)
 
 
-def watch_and_report(job_id: str, *, as_json: bool = False, provider: Any = None) -> int:
-    """Watch a stored job to its end, print the outcome; exit code 0 / 1 (failed, cancelled).
+def watch_and_report(
+    job_id: str, *, as_json: bool = False, provider: Any = None, settings: Any = None
+) -> int:
+    """Watch a stored job to its end, print the outcome (tokens, cost or GPU time next to the
+    estimate); exit code 0 / 1 (failed, cancelled).
 
     ``provider``: the backend that launched it in this process (it holds settings the store
-    never keeps, such as ``--set api_key=...``); default: one built from the stored settings.
+    never keeps, such as ``--set api_key=...``); default: one built from the stored settings
+    and ``settings``.
     """
     from tuneport.cli._console import err, out
     from tuneport.cli._render import WatchView, outcome_lines
     from tuneport.errors import EXIT_INTERRUPTED
+    from tuneport.jobs.cost import job_cost
+    from tuneport.jobs.resolve import provider_for_record
     from tuneport.jobs.store import open_store
     from tuneport.jobs.watch import raise_for_outcome, watch_job
 
@@ -42,6 +48,8 @@ def watch_and_report(job_id: str, *, as_json: bool = False, provider: Any = None
         err.print(f"warning: {message}", markup=False)
 
     try:
+        if provider is None:
+            provider = provider_for_record(store.get(job_id), store, settings=settings)
         record = watch_job(job_id, store=store, renderer=view, provider=provider, note=note)
     except KeyboardInterrupt:
         view.close()
@@ -51,10 +59,11 @@ def watch_and_report(job_id: str, *, as_json: bool = False, provider: Any = None
             markup=False,
         )
         return EXIT_INTERRUPTED
+    cost = job_cost(record)
     if as_json:
-        print_json(record)
+        print_json(record.model_dump(mode="json") | cost.as_dict())
     else:
-        for line in outcome_lines(record):
+        for line in outcome_lines(record, cost, view.last_status):
             out.print(line, markup=False)
     raise_for_outcome(record)
     return 0
@@ -66,9 +75,9 @@ def train(
     ] = None,
     data: Annotated[Path | None, typer.Option("--data", help="Training data file.")] = None,
     provider: Annotated[
-        str | None, typer.Option("--provider", help="openai | vertex | local.")
+        str | None, typer.Option("--provider", "-p", help="openai | vertex | local.")
     ] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Base model to tune.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Base model to tune.")] = None,
     method: Annotated[str | None, typer.Option("--method", help="sft | dpo.")] = None,
     epochs: Annotated[
         int | None, typer.Option("--epochs", help="Default: provider's auto.")
@@ -84,6 +93,14 @@ def train(
     ] = None,
     max_cost: Annotated[
         float | None, typer.Option("--max-cost", help="Refuse if the estimate exceeds this USD.")
+    ] = None,
+    prices: Annotated[
+        Path | None,
+        typer.Option(
+            "--prices",
+            help="TOML price file merged over the built-in table (or set TUNEPORT_PRICES).",
+            dir_okay=False,
+        ),
     ] = None,
     sets: Annotated[
         list[str] | None,
@@ -110,6 +127,7 @@ def train(
     """Validate, estimate, confirm, upload and launch a fine-tuning job, then watch it."""
     from tuneport.cli._console import err, out
     from tuneport.cli._render import RichProgress, estimate_lines
+    from tuneport.cli.estimate import load_prices_or_exit
     from tuneport.jobs.jobfile import load_config
     from tuneport.jobs.launch import DataInvalidError, launch
     from tuneport.providers import registry
@@ -131,6 +149,7 @@ def train(
         "max_cost": max_cost,
     }
     cfg = load_config(job_file, overrides, items, known_providers=registry.names())
+    table = load_prices_or_exit(prices, [cfg.provider]) if prices is not None else None
 
     def show(est: Estimate) -> None:
         for line in estimate_lines(est):
@@ -148,6 +167,7 @@ def train(
             max_cost=max_cost,
             on_estimate=show,
             new_run=new_run,
+            prices=table,
         )
     except DataInvalidError as exc:
         for report in exc.reports:

@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -53,6 +56,10 @@ class TuneportError(Exception):
             text = f"{text} (fix: {self.hint})"
         return " ".join(text.split())
 
+    def lines(self) -> list[str]:
+        """One line per problem (a combined error has several; see :class:`Collector`)."""
+        return [self.one_line()]
+
     def __str__(self) -> str:
         return self.one_line()
 
@@ -76,9 +83,29 @@ class InputError(TuneportError):
 
 
 class ConfigError(TuneportError):
-    """Flags, job file, price table or credentials are wrong or missing."""
+    """Flags, job file, price table or credentials are wrong or missing.
+
+    ``separate`` holds the errors a combined one stands for (:func:`combine`): the CLI prints
+    each on its own line.
+    """
 
     exit_code = EXIT_CONFIG
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        where: str | None = None,
+        separate: Sequence[TuneportError] = (),
+    ) -> None:
+        super().__init__(message, hint=hint, where=where)
+        self.separate = list(separate)
+
+    def lines(self) -> list[str]:
+        if len(self.separate) > 1:
+            return [e.one_line() for e in self.separate]
+        return [self.one_line()]
 
 
 class ProviderError(TuneportError):
@@ -132,6 +159,78 @@ def require_extra(module: str, extra: str, what: str) -> None:
             f"{what} needs the optional package {module!r}, which is not installed",
             hint=f"pip install 'tuneport[{extra}]'",
         )
+
+
+# --- every problem at once ------------------------------------------------------------------
+
+
+def _flatten(errors: Iterable[TuneportError]) -> list[TuneportError]:
+    flat: list[TuneportError] = []
+    for error in errors:
+        inner = error.separate if isinstance(error, ConfigError) else []
+        flat.extend(inner if len(inner) > 1 else [error])
+    return flat
+
+
+def combine(errors: Sequence[TuneportError], *, where: str | None = None) -> TuneportError:
+    """One error standing for all of ``errors`` (each kept in ``separate``, one line each).
+
+    A single error is returned as it is. The combined error is a :class:`ConfigError` whose exit
+    code is the one the errors share, else :data:`EXIT_CONFIG`.
+    """
+    flat = _flatten(errors)
+    if not flat:
+        raise ValueError("combine() needs at least one error")
+    if len(flat) == 1:
+        return flat[0]
+    hints = list(dict.fromkeys(e.hint for e in flat if e.hint))
+    combined = ConfigError(
+        f"{len(flat)} problems: " + "; ".join(e.message for e in flat),
+        hint="; ".join(hints) or None,
+        where=where,
+        separate=flat,
+    )
+    codes = {e.exit_code for e in flat}
+    combined.exit_code = codes.pop() if len(codes) == 1 else EXIT_CONFIG
+    return combined
+
+
+class Collector:
+    """Runs checks and keeps every :class:`ConfigError` / :class:`InputError` they raise, so a
+    command reports all problems of its flags, job file and settings at once::
+
+        problems = Collector()
+        cfg = problems.check(lambda: build(...))      # None when it failed
+        problems.check(lambda: backend_options(...))
+        problems.raise_if_any()                       # one combined error, one line each
+
+    Any check may add problems (schema bounds, provider options, file paths, price lookups): the
+    mechanism does not care where they come from.
+    """
+
+    catches: tuple[type[TuneportError], ...] = ()
+
+    def __init__(self, *catches: type[TuneportError]) -> None:
+        self.catches = catches or (ConfigError, InputError)
+        self.errors: list[TuneportError] = []
+
+    def add(self, error: TuneportError) -> None:
+        self.errors.append(error)
+
+    def check(self, fn: Callable[[], T]) -> T | None:
+        """``fn()``; ``None`` (with the error kept) when it raises one of the caught kinds."""
+        try:
+            return fn()
+        except self.catches as exc:
+            self.errors.append(exc)
+            return None
+
+    def __bool__(self) -> bool:
+        return bool(self.errors)
+
+    def raise_if_any(self, *, where: str | None = None) -> None:
+        if self.errors:
+            raise combine(self.errors, where=where)
 
 
 # --- secrets -----------------------------------------------------------------------------------

@@ -80,6 +80,9 @@ class Backend:
     prices: Mapping[str, Any] | None = None
     options: Sequence[str] = field(default_factory=tuple)  # allowed --set keys (help only)
     budget_rule: BudgetRule | None = None
+    # whether ``cleanup`` deletes the job's uploaded files (which identical data of other jobs
+    # may share: `tuneport jobs cleanup` warns first)
+    cleanup_deletes_uploads: bool = False
 
     def provider(self, settings: Mapping[str, Any] | None = None) -> Provider:
         """Build the implementation with ``settings`` (imports it on first use)."""
@@ -157,9 +160,21 @@ class Provider(Protocol):
         """One assistant reply from ``model`` (a tuned model id, endpoint or ``local:ID``)."""
         ...
 
-    def cleanup(self, job: JobRef) -> None:
-        """Delete what keeps costing money (endpoints, deployed models, uploaded files)."""
+    def cleanup(self, job: JobRef) -> list[str] | None:
+        """Delete what keeps costing money or space (endpoints, deployed models, uploaded
+        files); returns one line per thing deleted (``None``: the backend does not say)."""
         ...
+
+
+@runtime_checkable
+class StreamingChat(Protocol):
+    """Optional capability: a chat reply as it is generated (``tuneport chat`` prints the
+    pieces at once). Yields the reply's text in order; errors are TuneportErrors as for
+    :meth:`Provider.chat`."""
+
+    def chat_stream(
+        self, model: str, messages: Sequence[Message], options: ChatOptions
+    ) -> Iterator[str]: ...
 
 
 @runtime_checkable

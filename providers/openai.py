@@ -12,7 +12,6 @@ of a create whose outcome is unknown) the backend looks for a job carrying that 
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
 import os
@@ -792,17 +791,23 @@ class OpenAIProvider:
             "the job list", lambda: [self._status(j) for j in page.data[:limit]]
         )
 
+    @staticmethod
+    def chat_request(
+        model: str, messages: Sequence[Message], options: ChatOptions
+    ) -> dict[str, Any]:
+        """The keyword arguments of ``chat.completions.create`` for one reply."""
+        wire = [openai_message(m.model_copy(update={"weight": None})) for m in messages]
+        request: dict[str, Any] = {"model": model, "messages": wire}
+        if options.temperature is not None:
+            request["temperature"] = options.temperature
+        if options.max_tokens is not None:
+            request["max_completion_tokens"] = options.max_tokens
+        return request
+
     def chat(self, model: str, messages: Sequence[Message], options: ChatOptions) -> Message:
         self._model = model
-        wire = [openai_message(m.model_copy(update={"weight": None})) for m in messages]
-        extra: dict[str, Any] = {}
-        if options.temperature is not None:
-            extra["temperature"] = options.temperature
-        if options.max_tokens is not None:
-            extra["max_completion_tokens"] = options.max_tokens
-        reply = self._call(
-            lambda: self.client.chat.completions.create(model=model, messages=wire, **extra)  # type: ignore[arg-type]
-        )
+        request = self.chat_request(model, messages, options)
+        reply = self._call(lambda: self.client.chat.completions.create(**request))
         if not reply.choices:
             raise ProviderError(f"{model} returned no reply", hint="try again")
         msg = reply.choices[0].message
@@ -813,15 +818,52 @@ class OpenAIProvider:
         ]
         return Message(role="assistant", content=msg.content, tool_calls=calls or None)
 
-    def cleanup(self, job: JobRef) -> None:
+    def chat_stream(
+        self, model: str, messages: Sequence[Message], options: ChatOptions
+    ) -> Iterator[str]:
+        """The reply's text as the server streams it (``stream=True``); retried until the
+        stream opens, never after a piece was shown."""
+        import openai
+
+        from tuneport.retry import is_connection_error
+
+        self._model = model
+        request = self.chat_request(model, messages, options)
+        stream = self._call(lambda: self.client.chat.completions.create(**request, stream=True))
+        try:
+            for chunk in stream:
+                for choice in chunk.choices:
+                    if choice.index == 0 and choice.delta.content:
+                        yield choice.delta.content
+        except openai.APIError as exc:
+            raise map_error(exc, model=model, base_url=self.base_url) from None
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise ProviderError(
+                    f"the connection to OpenAI at {self.base_url} dropped mid-reply",
+                    hint="send the message again",
+                ) from None
+            raise
+        finally:
+            stream.close()
+
+    def cleanup(self, job: JobRef) -> list[str]:
         """Delete the uploaded training/validation files (tuned ft: models cost nothing idle)."""
         remote = self._call(lambda: self.client.fine_tuning.jobs.retrieve(job.remote_id))
-        for file_id in (remote.training_file, remote.validation_file):
+        removed: list[str] = []
+        for role, file_id in (
+            ("training", remote.training_file),
+            ("validation", remote.validation_file),
+        ):
             if not file_id:
                 continue
-            with contextlib.suppress(NotFoundError):  # already gone is fine
+            try:
                 self._delete_file(file_id)
+                removed.append(f"uploaded {role} file {file_id}")
+            except NotFoundError:  # already gone is fine
+                pass
             self._jobs_store().upload_forget(self.store_key, file_id)
+        return removed
 
     def _delete_file(self, file_id: str) -> None:
         self._call(lambda: self.client.files.delete(file_id))
@@ -956,4 +998,5 @@ BACKEND = Backend(
     extras=estimate_extras,
     default_model="gpt-4.1-mini",
     options=tuple(OpenAIOptions.model_fields),
+    cleanup_deletes_uploads=True,
 )

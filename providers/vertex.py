@@ -1077,11 +1077,17 @@ class VertexProvider:
                 location=self.location,
             )
 
-    def cleanup(self, job: JobRef, progress: Progress | None = None) -> None:
+    def cleanup(self, job: JobRef, progress: Progress | None = None) -> list[str]:
         """Undeploy every model from the tuned endpoint, delete the endpoint, then the model."""
         import httpx
 
-        note = (progress or NullProgress()).note
+        shown = (progress or NullProgress()).note
+        removed: list[str] = []
+
+        def note(text: str) -> None:
+            removed.append(text)
+            shown(text)
+
         remote = self._get(job.remote_id)
         tuned = remote.tuned_model
         endpoint = getattr(tuned, "endpoint", None)
@@ -1107,6 +1113,7 @@ class VertexProvider:
                 if op is not None:
                     self._wait(http, op, f"delete {base}")
                     note(f"deleted model {base}")
+        return removed
 
 
 def check_dataset_limits(prepared: PreparedData) -> None:

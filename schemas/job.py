@@ -78,6 +78,15 @@ class JobStatus(BaseModel):
     run_id: str | None = None
     model: str | None = None
     created_at: datetime | None = None
+    # live progress where the backend knows it (the watch view shows step N/total, loss, tok/s)
+    phase: str | None = None  # the backend's own words for what it does now ("loading the model")
+    step: int | None = None
+    total_steps: int | None = None
+    loss: float | None = None  # the latest training loss
+    tokens_per_second: float | None = None
+    # own hardware (local): how long the trainer ran, all attempts together, and on what device
+    compute_seconds: float | None = None
+    device: str | None = None
     raw: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -91,6 +100,7 @@ class JobEvent(BaseModel):
     level: str = "info"
     message: str
     step: int | None = None
+    total_steps: int | None = None  # the run's step count, when the event says it
     loss: float | None = None
     data: dict[str, Any] = Field(default_factory=dict)
 

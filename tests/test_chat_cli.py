@@ -77,7 +77,7 @@ def test_job_without_tuned_model_says_to_wait(tmp_path: Path) -> None:
 def test_one_shot_with_a_tuned_model_id(
     fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run(["chat", "ft:gpt-4.1-mini:org::abc", "-m", "hi", "--system", "be brief"]) == 0
+    assert run(["chat", "ft:gpt-4.1-mini:org::abc", "--message", "hi", "--system", "be brief"]) == 0
     assert capsys.readouterr().out.strip() == "echo[ft:gpt-4.1-mini:org::abc]: hi"
     assert fake.chats[0]["messages"] == [
         {"role": "system", "content": "be brief"},
@@ -89,7 +89,7 @@ def test_one_shot_with_a_stored_job_and_json(
     fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _stored(open_store())
-    assert run(["chat", "tp-00c0ffee", "-m", "ping", "--json", "--temperature", "0"]) == 0
+    assert run(["chat", "tp-00c0ffee", "--message", "ping", "--json", "--temperature", "0"]) == 0
     out = capsys.readouterr().out
     assert '"role": "assistant"' in out and "ping" in out
     assert fake.chats[0]["model"] == "ft:gpt-4.1-mini:org::77"
@@ -99,9 +99,9 @@ def test_one_shot_with_a_stored_job_and_json(
 def test_base_model_needs_a_provider_when_unknown(
     fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run(["chat", "mistral-7b", "-m", "hi"]) == 3
+    assert run(["chat", "mistral-7b", "--message", "hi"]) == 3
     assert "--provider" in capsys.readouterr().err
-    assert run(["chat", "mistral-7b", "-m", "hi", "--provider", "openai"]) == 0
+    assert run(["chat", "mistral-7b", "--message", "hi", "--provider", "openai"]) == 0
     assert fake.chats[-1]["model"] == "mistral-7b"
 
 
@@ -137,6 +137,100 @@ def test_chat_errors_are_one_line(fake: FakeOpenAI, capsys: pytest.CaptureFixtur
         message="The model `ft:x` does not exist",
         code="model_not_found",
     )
-    assert run(["chat", "ft:x", "-m", "hi"]) == 4
+    assert run(["chat", "ft:x", "--message", "hi"]) == 4
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ")
+
+
+def test_short_flags_mean_provider_and_model(
+    fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-m is the model and -p the provider, as in every other command (the message is
+    --message)."""
+    assert run(["chat", "-m", "mistral-7b", "-p", "openai", "--message", "hi"]) == 0
+    assert fake.chats[-1]["model"] == "mistral-7b"
+    assert capsys.readouterr().out == "echo[mistral-7b]: hi\n"
+    # the old `chat TARGET -m TEXT` now names two models: refused, pointing at --message
+    assert run(["chat", "ft:gpt-4.1-mini:o::1", "-m", "hi"]) == 3
+    assert "--message" in capsys.readouterr().err
+    assert run(["chat", "--message", "hi"]) == 3
+    assert "no model to chat with" in capsys.readouterr().err
+
+
+def test_provider_colon_model_like_eval(
+    fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["chat", "openai:gpt-4.1-mini", "--message", "hi"]) == 0
+    assert fake.chats[-1]["model"] == "gpt-4.1-mini"
+    assert capsys.readouterr().out == "echo[gpt-4.1-mini]: hi\n"
+    store = open_store()
+    assert resolve_target("openai:mistral-7b", store=store) == ("openai", "mistral-7b", {})
+    assert resolve_target("vertex:gemini-2.5-flash", store=store)[:2] == (
+        "vertex",
+        "gemini-2.5-flash",
+    )
+    assert resolve_target("local:tp-1", store=store) == ("local", "local:tp-1", {})
+
+
+def test_replies_stream_where_the_backend_streams(
+    fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The OpenAI backend asks for stream=True and prints the pieces as they come; --json
+    asks for the whole reply."""
+    from tuneport.jobs.chat import open_chat
+
+    assert run(["chat", "ft:gpt-4.1-mini:o::1", "--message", "hello there"]) == 0
+    assert capsys.readouterr().out == "echo[ft:gpt-4.1-mini:o::1]: hello there\n"
+    assert fake.chats[-1]["stream"] is True
+    assert run(["chat", "ft:gpt-4.1-mini:o::1", "--message", "hi", "--json"]) == 0
+    assert "stream" not in fake.chats[-1]
+
+    session = open_chat("ft:gpt-4.1-mini:o::1")
+    pieces: list[str] = []
+    reply = session.send("one two three", on_text=pieces.append)
+    assert len(pieces) > 3 and "".join(pieces) == reply.content
+    assert reply.content == "echo[ft:gpt-4.1-mini:o::1]: one two three"
+    assert [m.role for m in session.history] == ["user", "assistant"]
+
+
+def test_stream_chunks_match_the_sdk_types(fake: FakeOpenAI) -> None:
+    """The fake's stream is what the SDK's published chunk type describes."""
+    import httpx
+    from openai.types.chat import ChatCompletionChunk
+
+    body = {"model": "m", "messages": [{"role": "user", "content": "a b"}], "stream": True}
+    headers = {"authorization": f"Bearer {KEY}"}
+    text = httpx.post(f"{fake.base_url}/chat/completions", json=body, headers=headers).text
+    data = [line.removeprefix("data: ") for line in text.splitlines() if line]
+    assert data[-1] == "[DONE]"
+    chunks = [ChatCompletionChunk.model_validate_json(d) for d in data[:-1]]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "echo[m]: a b"
+
+
+def test_repl_uses_readline_history_on_a_terminal(
+    fake: FakeOpenAI,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a terminal the REPL edits lines with readline and keeps a history file (0600)."""
+    import readline
+
+    from tuneport.paths import home
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stdin", Terminal("first question\n/exit\n"))
+    monkeypatch.setattr("builtins.input", lambda prompt="": __import__("sys").stdin.readline()[:-1])
+    readline.clear_history()
+    assert run(["chat", "ft:gpt-4.1-mini:o::1"]) == 0
+    history = home() / "chat_history"
+    assert history.is_file() and oct(history.stat().st_mode & 0o777) == "0o600"
+    # input() is replaced above, so readline saw no line; the file it wrote is readline's own
+    readline.add_history("first question")
+    readline.write_history_file(history)
+    readline.clear_history()
+    monkeypatch.setattr("sys.stdin", Terminal("/exit\n"))
+    assert run(["chat", "ft:gpt-4.1-mini:o::1"]) == 0
+    assert readline.get_history_item(readline.get_current_history_length()) == "first question"

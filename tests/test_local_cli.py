@@ -84,10 +84,10 @@ def test_train_watch_chat_export_and_continue(
     listed = json.loads(capsys.readouterr().out)
     assert job.id in json.dumps(listed)
 
-    assert run(["chat", job.tuned_model, "-m", "hi", "--max-tokens", "8"]) == 0
-    assert run(["chat", f"local:{job.id}", "-m", "hi", "--max-tokens", "8"]) == 0
+    assert run(["chat", job.tuned_model, "--message", "hi", "--max-tokens", "8"]) == 0
+    assert run(["chat", f"local:{job.id}", "--message", "hi", "--max-tokens", "8"]) == 0
     capsys.readouterr()
-    assert run(["chat", job.id, "-m", "hi", "--max-tokens", "8", "--json"]) == 0
+    assert run(["chat", job.id, "--message", "hi", "--max-tokens", "8", "--json"]) == 0
     out = capsys.readouterr().out
     reply = json.loads(out)
     assert reply["role"] == "assistant" and isinstance(reply["content"], str)

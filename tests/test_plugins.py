@@ -97,9 +97,9 @@ def test_validate_estimate_plan_train_jobs_chat_through_the_plugin(
     assert isinstance(shown, dict) and shown["state"] == "succeeded"
 
     # chat: by job id, and by the tuned model id (its prefix names the plugin)
-    assert run(["chat", job_id, "-m", "hello"]) == 0
+    assert run(["chat", job_id, "--message", "hello"]) == 0
     assert "echo: hello" in capsys.readouterr().out
-    assert run(["chat", f"echo:{record['remote_id']}", "-m", "again"]) == 0
+    assert run(["chat", f"echo:{record['remote_id']}", "--message", "again"]) == 0
     assert "echo: again" in capsys.readouterr().out
 
     # a bad option is refused with the plugin's allowed keys

@@ -49,6 +49,9 @@ def test_train_watch_success_then_chat_with_the_job(
     assert job.state is JobState.SUCCEEDED and job.tuned_model
     assert f"tuned model: {job.tuned_model}" in out
     assert f"trained tokens: {job.billed_tokens:,} (estimated {job.estimate_tokens:,}" in out
+    cost = job.billed_tokens * 5.0 / 1e6  # gpt-4.1-mini's price in the table
+    assert f"cost: ${cost:,.2f} at $5/1M (estimated ${job.estimate_cost_usd:,.2f})" in out
+    assert err.count("winding down") == 1  # the notice once per command
     assert job.remote_id in fake.jobs and len(fake.jobs) == 1
     (upload,) = fake.calls("POST", "/files")
     exported = upload.body["files"]["file"][1].decode().splitlines()
@@ -58,7 +61,7 @@ def test_train_watch_success_then_chat_with_the_job(
     assert body["method"] == {"type": "supervised", "supervised": {"hyperparameters": {}}}
     assert [e.message for e in open_store().events(job.id)][-1].startswith("The job has")
 
-    assert run(["chat", job.id, "-m", "hi"]) == 0
+    assert run(["chat", job.id, "--message", "hi"]) == 0
     out, _ = capsys.readouterr()
     assert out.strip() == f"echo[{job.tuned_model}]: hi"
 
@@ -68,8 +71,10 @@ def test_train_watch_success_then_chat_with_the_job(
     assert run(["jobs", "show", job.id, "--json", "--refresh"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["state"] == "succeeded" and shown["events"] and shown["checkpoints"]
+    assert shown["cost_usd"] == round(cost, 6) and shown["estimate_cost_usd"] > 0
     assert run(["jobs", "show", job.id]) == 0
-    assert job.tuned_model in capsys.readouterr().out
+    shown_text = capsys.readouterr().out
+    assert job.tuned_model in shown_text and f"${cost:,.2f} at $5/1M" in shown_text
 
     # the same command again continues that run: no second job, no second upload
     assert _train(sample, "--yes", "--no-watch") == 0
@@ -80,9 +85,22 @@ def test_train_watch_success_then_chat_with_the_job(
     assert "reused identical upload" in capsys.readouterr().err
     assert len(fake.calls("POST", "/files")) == 1 and len(fake.jobs) == 2
 
+    second = open_store().list_jobs()[0]
+    assert second.remote_files == job.remote_files  # one upload, two jobs
     assert run(["jobs", "cleanup", job.id, "--yes", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"id": job.id, "cleaned": True}
-    assert fake.calls("DELETE", f"/files/{job.remote_files['training']}")
+    captured = capsys.readouterr()
+    file_id = job.remote_files["training"]
+    assert json.loads(captured.out) == {
+        "id": job.id,
+        "cleaned": True,
+        "removed": [f"uploaded training file {file_id}"],
+        "shared_with": {file_id: [second.id]},
+    }
+    assert f"warning: {file_id} is also the upload of {second.id}" in captured.err
+    assert fake.calls("DELETE", f"/files/{file_id}")
+    # nothing left: the second cleanup says so instead of pretending
+    assert run(["jobs", "cleanup", job.id, "--yes"]) == 0
+    assert "nothing left to delete" in capsys.readouterr().out
 
 
 def test_job_file_and_hyperparameters(

@@ -104,7 +104,7 @@ def test_train_watch_chat_cleanup_end_to_end(
     assert code == 0 and record["id"] in out
 
     # Chat with the tuned endpoint by job id (settings come from the job store) ...
-    code, out, err = cli(capsys, "chat", record["id"], "-m", "hi", "--system", "Be brief.")
+    code, out, err = cli(capsys, "chat", record["id"], "--message", "hi", "--system", "Be brief.")
     assert code == 0, err
     endpoint = record["tuned_model"]
     assert out.strip() == f"[{endpoint.rsplit('/', 1)[-1]}] echo: hi"
@@ -113,7 +113,7 @@ def test_train_watch_chat_cleanup_end_to_end(
     assert generate.body["systemInstruction"]["parts"] == [{"text": "Be brief."}]
     assert generate.body["contents"] == [{"role": "user", "parts": [{"text": "hi"}]}]
     # ... and by endpoint name.
-    code, out, err = cli(capsys, "chat", endpoint, "-m", "again", "--set", "project=p")
+    code, out, err = cli(capsys, "chat", endpoint, "--message", "again", "--set", "project=p")
     assert code == 0, err
     assert out.strip().endswith("echo: again")
 

@@ -201,34 +201,96 @@ def test_poll_interval_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_watch_view_renders_live_on_a_terminal_and_lines_otherwise(store: JobStore) -> None:
+    from datetime import timedelta
     from io import StringIO
 
     from rich.console import Console
 
-    from tuneport.cli._render import WatchView, outcome_lines
+    from tuneport.cli._render import WatchView
+    from tuneport.jobs.tracking import RunProgress
 
     record = _job(store, estimate_tokens=1000)
-    status = JobStatus(remote_id="remote-1", state=JobState.RUNNING, raw_state="running")
+    status = JobStatus(
+        remote_id="remote-1", state=JobState.RUNNING, raw_state="training", phase="training"
+    )
     event = JobEvent(id="e1", message="Step 1: loss [0.5]", step=1, loss=0.5)
-    running = record.model_copy(update={"state": JobState.RUNNING, "raw_state": "running"})
+    running = record.model_copy(update={"state": JobState.RUNNING, "raw_state": "training"})
+    progress = RunProgress(
+        step=5, total_steps=9, loss=0.5, tokens_per_second=812.4, fraction=5 / 9, eta_seconds=12
+    )
 
+    clock = [record.created_at + timedelta(seconds=65)]
     term = Console(file=StringIO(), force_terminal=True, width=100)
-    live = WatchView(term)
-    live.update(WatchUpdate(running, status, [event], True, 1, 2.0))
+    live = WatchView(term, now=lambda: clock[0])
+    live.update(WatchUpdate(running, status, [event], True, 1, 2.0, progress))
+    panel = Console(file=StringIO(), width=100)
+    panel.print(live.render())
+    first = panel.file.getvalue()  # type: ignore[attr-defined]
+    assert "step 5/9 · loss 0.5000 · 812 tok/s · ETA 12s" in first
+    assert "running — training" in first and "1m05s" in first and "Step 1: loss [0.5]" in first
+    clock[0] += timedelta(seconds=3)  # no new poll: the elapsed time still moves
+    panel.print(live.render())
+    assert "1m08s" in panel.file.getvalue()  # type: ignore[attr-defined]
     live.close()
-    shown = term.file.getvalue()  # type: ignore[attr-defined]
-    assert "train loss" in shown and "0.5000 (step 1)" in shown and "Step 1: loss [0.5]" in shown
+    assert "step 5/9" in term.file.getvalue()  # type: ignore[attr-defined]
 
     log = Console(file=StringIO(), force_terminal=False, width=100)
     plain = WatchView(log)
     plain.update(WatchUpdate(running, status, [event], True, 1, 2.0))
     plain.update(WatchUpdate(running, status, [], False, 2, 4.0))
+    done = running.model_copy(
+        update={"state": JobState.SUCCEEDED, "raw_state": "JOB_STATE_SUCCEEDED"}
+    )
+    final = status.model_copy(update={"state": JobState.SUCCEEDED, "phase": None})
+    plain.update(WatchUpdate(done, final, [], True, 3, None))
     assert log.file.getvalue().splitlines() == [  # type: ignore[attr-defined]
-        "tp-0000000a: running/running",
+        "tp-0000000a: running — training",
         "  Step 1: loss [0.5]",
+        "tp-0000000a: succeeded",  # tuneport's word, not succeeded/succeeded or an enum name
     ]
-    done = running.model_copy(update={"tuned_model": "ft:x", "billed_tokens": 1100})
-    assert outcome_lines(done) == [
+
+
+def test_state_words_never_show_enum_names() -> None:
+    from tuneport.cli._render import raw_words
+
+    assert raw_words("JOB_STATE_SUCCEEDED", JobState.SUCCEEDED) is None
+    assert raw_words("JOB_STATE_PENDING", JobState.QUEUED) == "pending"
+    assert raw_words("validating_files", JobState.VALIDATING) is None
+    assert raw_words("succeeded", JobState.SUCCEEDED) is None
+    assert raw_words("paused", JobState.QUEUED) == "paused"
+
+
+def test_outcome_shows_cost_next_to_the_estimate_or_gpu_time(store: JobStore) -> None:
+    from tuneport.cli._render import outcome_lines
+    from tuneport.jobs.cost import job_cost
+
+    record = _job(
+        store,
+        provider="openai",
+        model="gpt-4.1-mini",
+        estimate_tokens=1000,
+        estimate_cost_usd=0.005,
+        tuned_model="ft:x",
+        billed_tokens=1100,
+        state=JobState.SUCCEEDED,
+    )
+    assert outcome_lines(record, job_cost(record)) == [
         "tuned model: ft:x",
         "trained tokens: 1,100 (estimated 1,000, +10.0%)",
+        "cost: $0.0055 at $5/1M (estimated $0.0050)",
     ]
+    local = record.model_copy(update={"provider": "local", "model": "./m"})
+    status = JobStatus(
+        remote_id="r",
+        state=JobState.SUCCEEDED,
+        raw_state="succeeded",
+        compute_seconds=187,
+        device="cuda",
+    )
+    assert outcome_lines(local, job_cost(local), status)[-1] == (
+        "GPU time: 3m07s (cuda; no provider charge)"
+    )
+    cpu = status.model_copy(update={"device": "cpu"})
+    assert outcome_lines(local, job_cost(local), cpu)[-1] == (
+        "compute time (cpu): 3m07s (no provider charge)"
+    )

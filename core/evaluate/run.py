@@ -38,7 +38,7 @@ from tuneport.errors import (
 )
 from tuneport.evaluate.metrics import METRICS
 from tuneport.files import atomic_writer, check_output
-from tuneport.jobs.resolve import resolve_target
+from tuneport.jobs.resolve import base_model_of, resolve_target
 from tuneport.jobs.store import open_store
 from tuneport.progress import NullProgress, Progress
 from tuneport.providers import registry
@@ -70,6 +70,8 @@ class EvalTarget(BaseModel):
     provider: str
     model: str
     settings: dict[str, Any] = Field(default_factory=dict, exclude=True)  # never written out
+    # the model whose price applies: a tuned model's base model when a stored job made it
+    price_model: str | None = None
 
 
 class Answer(BaseModel):
@@ -190,9 +192,6 @@ def resolve_spec(spec: str) -> tuple[str, str, dict[str, Any]]:
     at a provider; anything else (``ft:...``, ``local:ID``, a Vertex endpoint, a job id from the
     store) goes to :func:`tuneport.jobs.resolve.resolve_target`.
     """
-    name, sep, model = spec.strip().partition(":")
-    if sep and model and name in registry.names() and registry.provider_for_model(spec) is None:
-        return resolve_target(model, name)
     try:
         return resolve_target(spec)
     except ConfigError as exc:
@@ -203,16 +202,27 @@ def resolve_spec(spec: str) -> tuple[str, str, dict[str, Any]]:
         ) from None
 
 
-def resolve_targets(specs: Sequence[str]) -> list[EvalTarget]:
-    """Resolve each ``--model`` spec to its provider, model id and provider settings."""
+def resolve_targets(
+    specs: Sequence[str], *, settings: Mapping[str, Any] | None = None
+) -> list[EvalTarget]:
+    """Resolve each ``--model`` spec to its provider, model id and provider settings
+    (``settings``, from ``--set``, laid over each target's own)."""
     if not specs:
         raise ConfigError("no model to evaluate", hint="pass --model at least once")
     if len(set(specs)) != len(specs):
         raise ConfigError("the same --model is given twice", hint="list each model once")
     targets = []
     for spec in specs:
-        provider, model, settings = resolve_spec(spec)
-        targets.append(EvalTarget(spec=spec, provider=provider, model=model, settings=settings))
+        provider, model, stored = resolve_spec(spec)
+        targets.append(
+            EvalTarget(
+                spec=spec,
+                provider=provider,
+                model=model,
+                settings={**stored, **dict(settings or {})},
+                price_model=base_model_of(provider, model),
+            )
+        )
     return targets
 
 
@@ -275,7 +285,7 @@ def estimate_cost(
     max_out = max_tokens * len(cases)
     for target in targets:
         try:
-            price = table.lookup(target.provider, target.model)
+            price = table.lookup(target.provider, target.price_model or target.model)
         except ConfigError as exc:
             lines.append(
                 CostLine(spec=target.spec, max_output_tokens=max_out, note=f"unpriced: {exc}")
@@ -298,7 +308,7 @@ def estimate_cost(
                 )
             )
             continue
-        counter = registry.counter_for(target.provider, target.model)
+        counter = registry.counter_for(target.provider, target.price_model or target.model)
         tokens = sum(counter.count(Example(messages=list(c.prompt))) for c in cases)
         cost = (tokens * (rate_in or 0.0) + max_out * (rate_out or 0.0)) / 1_000_000
         lines.append(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tuneport.jobs.resolve import resolve_target
 from tuneport.jobs.store import JobStore, open_store
 from tuneport.providers import registry
-from tuneport.providers.base import ChatOptions, Provider
+from tuneport.providers.base import ChatOptions, Provider, StreamingChat
 from tuneport.schemas import Message
 
 EXIT_WORDS = frozenset({"/exit", "/quit"})
@@ -32,10 +32,23 @@ class ChatSession:
         if system:
             self.history.append(Message(role="system", content=system))
 
-    def send(self, text: str) -> Message:
-        """Send one user turn; the reply joins the history only when it arrived."""
+    def send(self, text: str, on_text: Callable[[str], None] | None = None) -> Message:
+        """Send one user turn; the reply joins the history only when it arrived whole.
+
+        With ``on_text``, a backend that streams (:class:`StreamingChat`) hands each piece of
+        the reply to it as it is generated; other backends answer in one piece (``on_text`` is
+        then not called: the caller shows the returned message).
+        """
         turn = Message(role="user", content=text)
-        reply = self.provider.chat(self.model, [*self.history, turn], self.options)
+        messages = [*self.history, turn]
+        if on_text is not None and isinstance(self.provider, StreamingChat):
+            pieces: list[str] = []
+            for piece in self.provider.chat_stream(self.model, messages, self.options):
+                pieces.append(piece)
+                on_text(piece)
+            reply = Message(role="assistant", content="".join(pieces))
+        else:
+            reply = self.provider.chat(self.model, messages, self.options)
         self.history.extend([turn, reply])
         return reply
 

@@ -2,12 +2,14 @@
 
 A target is a job-store id (``tp-1a2b3c4d``, a unique prefix, or the job's remote id: the tuned
 model comes from the store), a tuned model id (``ft:...``, ``local:ID``, a Vertex endpoint
-``projects/.../endpoints/...``) or a base model id with ``--provider``. Prefixes are data in
+``projects/.../endpoints/...``), a base model id with ``--provider``, or ``provider:model``
+(``openai:gpt-4.1-mini``, as ``eval --model`` writes it). Prefixes are data in
 :mod:`tuneport.providers.registry`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from tuneport.errors import ConfigError, NotFoundError
@@ -27,10 +29,16 @@ def settings_of(record: JobRecord) -> dict[str, Any]:
     return dict(options) if isinstance(options, dict) else {}
 
 
-def provider_for_record(record: JobRecord, store: JobStore | None = None) -> Provider:
-    """Build the backend that runs ``record`` with the settings it was launched with (and the
-    job store, for its upload index and job lookups)."""
-    return registry.get(record.provider, settings_of(record), store=store or open_store())
+def provider_for_record(
+    record: JobRecord,
+    store: JobStore | None = None,
+    *,
+    settings: Mapping[str, Any] | None = None,
+) -> Provider:
+    """Build the backend that runs ``record`` with the settings it was launched with, ``settings``
+    (``--set``) laid over them, and the job store (its upload index and job lookups)."""
+    merged = {**settings_of(record), **dict(settings or {})}
+    return registry.get(record.provider, merged, store=store or open_store())
 
 
 def ref_of(record: JobRecord) -> JobRef:
@@ -71,6 +79,15 @@ def resolve_target(
             f"unknown provider {provider!r}", hint=f"use --provider {'|'.join(registry.names())}"
         )
     by_prefix = registry.provider_for_model(spec)
+    named, sep, rest = spec.partition(":")
+    if (
+        sep
+        and rest
+        and by_prefix is None
+        and provider in (None, named)
+        and named in registry.names()
+    ):  # provider:model, e.g. openai:gpt-4.1-mini
+        return resolve_target(rest, named, store=store)
     if spec.startswith(JOB_ID_PREFIX) or (by_prefix is None and provider is None):
         record = _from_store(spec, store)
         if record is not None:
@@ -91,3 +108,13 @@ def resolve_target(
             hint=f"pass --provider {'|'.join(registry.names())}",
         )
     return name, spec, {}
+
+
+def base_model_of(provider: str, model: str, *, store: JobStore | None = None) -> str | None:
+    """The base model a tuned ``model`` of ``provider`` was trained from, when a stored job
+    produced it (a Vertex endpoint's price is its base model's), else ``None``."""
+    jobs = store or open_store()
+    for record in jobs.list_jobs(10_000, provider=provider):
+        if record.tuned_model == model:
+            return record.model
+    return None

@@ -1,10 +1,15 @@
 """Watch a job on any provider until it ends, keeping the job store current on every poll.
 
 Polling backs off (2 s doubling to a 30 s cap) while nothing changes and drops back to the
-base interval when the state changes or new events arrive. Time is injected (``sleep``) so tests
-never wait; ``TUNEPORT_POLL_INTERVAL`` sets the base interval (``0`` = do not sleep, for tests
-and fake servers). Ctrl-C stops watching only: the job keeps running and ``tuneport jobs watch
-ID`` resumes from what the store holds (state and the last event seen).
+base interval when the state changes, the run moves or new events arrive. While a job runs the
+wait is capped lower (:data:`RUNNING_CAP`, and a quarter of the estimated time left), so a short
+phase is not slept through; backends record their phases as events as well, so the view lists
+every phase even when a poll came late. Each update carries the run's progress
+(:class:`~tuneport.jobs.tracking.RunProgress`: step N/total, loss, tokens/s, ETA). Time is
+injected (``sleep``, ``clock``) so tests never wait; ``TUNEPORT_POLL_INTERVAL`` sets the base
+interval (``0`` = do not sleep, for tests and fake servers). Ctrl-C stops watching only: the job
+keeps running and ``tuneport jobs watch ID`` resumes from what the store holds (state and the
+last event seen).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from tuneport.errors import JobFailedError, ProviderError
 from tuneport.jobs.launch import finish_launch, reconcile
 from tuneport.jobs.resolve import provider_for_record, ref_of
 from tuneport.jobs.store import StoreVanishedError
+from tuneport.jobs.tracking import ProgressTracker, RunProgress
 from tuneport.retry import DEFAULT_INTERVAL, default_interval
 from tuneport.schemas import JobEvent, JobRecord, JobState, JobStatus
 
@@ -26,6 +32,7 @@ if TYPE_CHECKING:
     from tuneport.providers.base import Provider
 
 MAX_INTERVAL = 30.0
+RUNNING_CAP = 10.0  # longest wait between polls while a job runs
 
 
 @dataclass
@@ -40,12 +47,25 @@ class Backoff:
     def __post_init__(self) -> None:
         self.current = self.base
 
-    def next(self, changed: bool) -> float:
+    def next(self, changed: bool, limit: float | None = None) -> float:
+        """The next delay; ``limit`` (never below ``base``) caps it, e.g. while a job runs."""
         if changed:
             self.current = self.base
         else:
             self.current = min(max(self.cap, self.base), self.current * self.factor)
+        if limit is not None:
+            self.current = min(self.current, max(limit, self.base))
         return self.current
+
+
+def poll_limit(state: JobState, progress: RunProgress) -> float | None:
+    """The longest sensible wait in ``state``: capped while running (a quarter of the time left
+    when it is known), free to back off while queued."""
+    if state is not JobState.RUNNING:
+        return None
+    if progress.eta_seconds is not None:
+        return min(RUNNING_CAP, progress.eta_seconds / 4)
+    return RUNNING_CAP
 
 
 @dataclass
@@ -58,6 +78,7 @@ class WatchUpdate:
     changed: bool
     polls: int
     next_poll: float | None  # seconds until the next poll; None when the job ended
+    progress: RunProgress = field(default_factory=RunProgress)
 
 
 class WatchRenderer(Protocol):
@@ -107,6 +128,7 @@ def watch_job(
     max_interval: float = MAX_INTERVAL,
     max_polls: int | None = None,
     note: Callable[[str], None] | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> JobRecord:
     """Poll ``job_id`` until it reaches a terminal state; returns the final stored record.
 
@@ -127,6 +149,7 @@ def watch_job(
         record = finish_launch(store, reconcile(store, record, backend), backend)
     base = default_interval() if interval is None else interval
     backoff = Backoff(base=base, cap=max_interval)
+    tracker = ProgressTracker(clock or time.monotonic)
     polls = 0
     try:
         while True:
@@ -140,10 +163,14 @@ def watch_job(
                 update = poll_once(store, store.get(record.id), backend)
             record = update.record
             update.polls = polls
+            before = tracker.current.step
+            update.progress = tracker.observe(update.status, update.events)
+            moved = update.progress.step != before
             if record.state.terminal or (max_polls is not None and polls >= max_polls):
                 shown.update(update)
                 return record
-            update.next_poll = backoff.next(update.changed)
+            limit = poll_limit(record.state, update.progress)
+            update.next_poll = backoff.next(update.changed or moved, limit)
             shown.update(update)
             pause(update.next_poll)
     finally:

@@ -434,17 +434,22 @@ class LocalProvider:
             )
         return adapter
 
-    def cleanup(self, job: JobRef) -> None:
+    def cleanup(self, job: JobRef) -> list[str]:
         """Delete checkpoints and the copied datasets (disk space); the adapter stays."""
         run_dir = self.run_dir(job)
         current = self._status(run_dir)
         if current.raw.get("alive") and not current.state.terminal:
             raise ProviderError(
                 f"run {run_dir.name} is still running",
-                hint="cancel it first: tuneport jobs cancel ID",
+                hint=f"cancel it first: `tuneport jobs cancel {run_dir.name}`",
             )
+        removed = []
         for name in (runfiles.CHECKPOINTS, runfiles.DATA, runfiles.VALIDATION):
-            shutil.rmtree(run_dir / name, ignore_errors=True)
+            path = run_dir / name
+            if path.exists():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(f"{path}")
+        return removed
 
     # --- optional capabilities ----------------------------------------------------------------
 

@@ -236,6 +236,9 @@ class FakeOpenAI:
         if kind == "drop":
             h.close_connection = True
             return
+        if isinstance(payload, _EventStream):
+            _send_events(h, payload.events)
+            return
         if kind == "malformed":
             data = b'{"id": "oops", "object": '
         elif kind == "empty":
@@ -533,10 +536,12 @@ class FakeOpenAI:
             job["finished_at"] = int(time.time())
             self._event(job_id, "info", "The job has successfully completed")
 
-    def _chat(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _chat(self, body: dict[str, Any]) -> Any:
         self.chats.append(body)
         last = next((m for m in reversed(body["messages"]) if m["role"] == "user"), {})
         content = f"echo[{body['model']}]: {last.get('content', '')}"
+        if body.get("stream"):
+            return self._chat_chunks(body["model"], content)
         return {
             "id": self._id("chatcmpl"),
             "object": "chat.completion",
@@ -552,6 +557,36 @@ class FakeOpenAI:
             ],
             "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
         }
+
+    def _chat_chunks(self, model: str, content: str) -> _EventStream:
+        """``stream=True``: the reply in word-sized ``chat.completion.chunk`` events."""
+        chunk_id = self._id("chatcmpl")
+        created = int(time.time())
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            return {
+                "id": chunk_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [
+                    {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+                ],
+            }
+
+        words = content.split(" ")
+        pieces = [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
+        events = [chunk({"role": "assistant", "content": ""})]
+        events += [chunk({"content": piece}) for piece in pieces]
+        events.append(chunk({}, "stop"))
+        return _EventStream(events)
+
+
+@dataclass
+class _EventStream:
+    """A server-sent-events answer (``data: {json}`` lines, then ``data: [DONE]``)."""
+
+    events: list[dict[str, Any]]
 
 
 class _HTTPError(Exception):
@@ -580,6 +615,16 @@ def _error(message: str, code: str) -> dict[str, Any]:
     return {
         "error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}
     }
+
+
+def _send_events(h: BaseHTTPRequestHandler, events: list[dict[str, Any]]) -> None:
+    data = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+    raw = data.encode()
+    h.send_response(200)
+    h.send_header("content-type", "text/event-stream")
+    h.send_header("content-length", str(len(raw)))
+    h.end_headers()
+    h.wfile.write(raw)
 
 
 def _parse_multipart(ctype: str, raw: bytes) -> dict[str, Any]:

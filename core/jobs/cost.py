@@ -1,0 +1,67 @@
+"""What a job cost after the fact: the tokens the provider reports it trained (billed) × the
+price the estimate used, next to the estimate; for own hardware (local) the time it ran.
+
+The price comes from the same table and entry as the estimate (:func:`PriceTable.lookup` with the
+job's provider, base model and method), so estimate and actual differ only by the tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tuneport.errors import ConfigError
+from tuneport.pricing.table import PriceTable
+from tuneport.providers import registry
+from tuneport.schemas import JobRecord
+
+
+@dataclass(frozen=True)
+class JobCost:
+    """The money side of a job: estimated before launch, actual from the provider's figure."""
+
+    estimate_tokens: int | None
+    estimate_usd: float | None
+    tokens: int | None  # trained / billable tokens the provider reported (None: not yet)
+    cost_usd: float | None  # tokens × price (None: no tokens yet, no price, or own hardware)
+    price_per_million_usd: float | None
+    price_as_of: str | None
+    own_hardware: bool  # no provider charge (local): show the compute time instead
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "cost_usd": self.cost_usd,
+            "estimate_cost_usd": self.estimate_usd,
+            "billed_tokens": self.tokens,
+            "estimate_tokens": self.estimate_tokens,
+            "price_per_million_usd": self.price_per_million_usd,
+            "price_as_of": self.price_as_of,
+            "own_hardware": self.own_hardware,
+        }
+
+
+def job_cost(record: JobRecord, *, prices: PriceTable | None = None) -> JobCost:
+    """The estimate and actual cost of ``record`` (prices from ``prices`` or the default
+    table, ``$TUNEPORT_PRICES`` included)."""
+    rate: float | None = None
+    as_of: str | None = None
+    try:
+        table = prices or registry.load_price_table(providers=[record.provider])
+        price = table.lookup(record.provider, record.model, record.method)
+        rate, as_of = price.training_per_million, price.as_of
+        priced = True
+    except ConfigError:  # a model the table no longer knows: tokens without dollars
+        priced = False
+    own = priced and rate is None
+    tokens = record.billed_tokens
+    cost = None
+    if tokens is not None and rate is not None:
+        cost = round(tokens * rate / 1e6, 6)
+    return JobCost(
+        estimate_tokens=record.estimate_tokens,
+        estimate_usd=record.estimate_cost_usd,
+        tokens=tokens,
+        cost_usd=cost,
+        price_per_million_usd=rate,
+        price_as_of=as_of,
+        own_hardware=own,
+    )
