@@ -280,7 +280,7 @@ def test_outputs_that_cannot_be_written(
         ("datasets", ["curate", "{data}", "-o", "{out}/c.hf", "--to", "local"], "local"),
         ("torch", ["train", "--provider", "local", "--model", "Qwen/Qwen2.5-0.5B-Instruct",
                    "--data", "{data}", "--yes", "--no-watch"], "local"),
-        ("torch", ["chat", "local:tp-none", "-m", "hi"], "local"),
+        ("torch", ["chat", "local:tp-none", "--message", "hi"], "local"),
     ],
 )  # fmt: skip
 def test_a_missing_extra_names_it_and_writes_nothing(
@@ -312,10 +312,10 @@ def test_hostile_job_ids_and_targets(fake: FakeOpenAI, capsys: pytest.CaptureFix
         ["jobs", "show", "_"],
         ["jobs", "list", "--remote"],
         ["jobs", "list", "--remote", "--provider", "nope"],
-        ["chat", "tp-none", "-m", "hi"],
-        ["chat", " ", "-m", "hi"],
-        ["chat", "nonsense-model", "-m", "hi"],
-        ["chat", "gpt-4.1-mini", "--provider", "nope", "-m", "hi"],
+        ["chat", "tp-none", "--message", "hi"],
+        ["chat", " ", "--message", "hi"],
+        ["chat", "nonsense-model", "--message", "hi"],
+        ["chat", "gpt-4.1-mini", "--provider", "nope", "--message", "hi"],
         ["export", "tp-none", "-o", "x"],
         ["prices", "--provider", "nope"],
     ):
@@ -341,7 +341,7 @@ def test_every_jobs_command_on_a_damaged_store(
         ["jobs", "cancel", "tp-1"],
         ["jobs", "cleanup", "tp-1", "--yes"],
         ["jobs", "resume", "tp-1"],
-        ["chat", "tp-1", "-m", "hi"],
+        ["chat", "tp-1", "--message", "hi"],
         ["train", "--provider", "openai", "--data", str(SAMPLE), "--model", "gpt-4.1-mini",
          "--yes", "--no-watch"],
     ):  # fmt: skip
