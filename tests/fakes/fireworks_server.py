@@ -105,7 +105,7 @@ class FakeFireworks:
         self.api_key = api_key  # None: accept any key
         self.account_id = account_id
         self.script = script
-        self.advance_on_get = False
+        self.advance_on_get = False  # True: each GET of a job or deployment advances it
         self.fail_next_job: str | None = None  # the next created job ends JOB_STATE_FAILED
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
@@ -267,7 +267,7 @@ class FakeFireworks:
             ("GET", "models", True, None): self._getter(self.models, "Model"),
             ("POST", "deployments", False, None): self._create_deployment,
             ("GET", "deployments", False, None): self._lister("deployments", self.deployments),
-            ("GET", "deployments", True, None): self._getter(self.deployments, "Deployment"),
+            ("GET", "deployments", True, None): self._get_deployment,
             ("DELETE", "deployments", True, None): self._deleter(self.deployments, "Deployment"),
             ("POST", "deployedModels", False, None): self._load_lora,
             ("GET", "deployedModels", False, None): self._lister(
@@ -569,6 +569,14 @@ class FakeFireworks:
             "status": {"code": "OK", "message": ""},
         }
         return 200, self.deployments[name]
+
+    def _get_deployment(self, req: Request, name: str) -> tuple[int, Any]:
+        if name not in self.deployments:
+            raise RpcError("NOT_FOUND", f"Deployment {name} not found")
+        dep = self.deployments[name]
+        if self.advance_on_get and dep["state"] == "CREATING":
+            dep["state"], dep["updateTime"] = "READY", now()
+        return 200, dep
 
     def _load_lora(self, req: Request, _name: str) -> tuple[int, Any]:
         body = req.body or {}
