@@ -381,7 +381,7 @@ def test_a_create_whose_outcome_is_unknown_makes_one_job(
 def test_a_job_id_taken_by_other_data_is_refused(
     fake: FakeFireworks, provider: FireworksProvider, tmp_path: Path
 ) -> None:
-    uploaded, _ = _launched(provider, tmp_path, "run-same")
+    _launched(provider, tmp_path, "run-same")
     other = UploadedData(training=f"accounts/{ACCOUNT}/datasets/tp-other")
     with pytest.raises(ConfigError) as info:
         provider.launch(other, _cfg(tmp_path), "run-same")
