@@ -951,6 +951,7 @@ TOKENIZERS: dict[str, str] = {
     "qwen3-8b": "Qwen/Qwen3-8B",
 }
 APPROX_BAND = 0.30  # o200k for a model whose tokenizer is not on this machine (as local)
+APPROX_WHY = "base model's tokenizer not in the local Hugging Face cache"
 
 
 def counter(model: str, settings: Mapping[str, Any]) -> TokenCounter:
@@ -960,7 +961,8 @@ def counter(model: str, settings: Mapping[str, Any]) -> TokenCounter:
         tok = load_hf_tokenizer(name) if name else None
         if tok is not None:
             return HFChatTemplateCounter(tok, name)
-    return ScaledTextCounter(1.0, APPROX_BAND, f"tokenizer of {model} not available locally")
+    # one label for every model: `plan` counts the file once for all of them
+    return ScaledTextCounter(1.0, APPROX_BAND, APPROX_WHY)
 
 
 def config_warnings(cfg: JobConfig) -> list[str]:

@@ -1082,6 +1082,7 @@ TOKENIZERS: dict[str, str] = {
 }
 SERVING_SUFFIXES = ("-Reference", "-Turbo")
 APPROX_BAND = 0.30  # o200k for a model whose tokenizer is not on this machine (as local)
+APPROX_WHY = "base model's tokenizer not in the local Hugging Face cache"
 
 
 def tokenizer_ids(model: str) -> list[str]:
@@ -1103,7 +1104,8 @@ def counter(model: str, settings: Mapping[str, Any]) -> TokenCounter:
         tok = load_hf_tokenizer(name)
         if tok is not None:
             return HFChatTemplateCounter(tok, name)
-    return ScaledTextCounter(1.0, APPROX_BAND, f"tokenizer of {model} not available locally")
+    # one label for every model: `plan` counts the file once for all of them
+    return ScaledTextCounter(1.0, APPROX_BAND, APPROX_WHY)
 
 
 def estimate_extras(counts: Counts, cfg: JobConfig, price: ModelPrice) -> Extras:

@@ -569,7 +569,8 @@ def test_offline_counts_use_the_base_models_tokenizer_when_it_is_cached(
     monkeypatch.setattr(together, "load_hf_tokenizer", lambda name: None)
     approx = together.counter("Qwen/Qwen3-8B", {})
     assert not approx.exact and approx.error_band == 0.3
-    assert "tokenizer of Qwen/Qwen3-8B not available locally" in approx.label
+    assert "base model's tokenizer not in the local Hugging Face cache" in approx.label
+    assert approx.label == together.counter(MODEL, {}).label  # one count serves every model
 
 
 def test_unknown_option_lists_the_allowed_ones() -> None:
