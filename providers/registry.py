@@ -30,6 +30,8 @@ BUILTIN: dict[str, str] = {
     "openai": "tuneport.providers.openai:BACKEND",
     "vertex": "tuneport.providers.vertex:BACKEND",
     "local": "tuneport.providers.local:BACKEND",
+    "together": "tuneport.providers.together:BACKEND",
+    "fireworks": "tuneport.providers.fireworks:BACKEND",
 }
 
 _EXTRA: dict[str, str] = {}  # added at run time by register() (tests, embedding applications)

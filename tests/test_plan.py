@@ -59,7 +59,16 @@ def test_plan_json_matches_the_single_estimates(capsys: pytest.CaptureFixture[st
             assert row["exact"] is False and row["error_band"] == 0.25
             # a listed model without a price: counted, cost unknown (not "free")
             assert (row["cost_usd"] is None) is bool(row["cost_unknown"])
+        elif row["provider"] in ("together", "fireworks"):
+            # hosted LoRA: the base model's tokenizer is not cached here -> o200k, ±30 %
+            assert row["exact"] is False and row["error_band"] == 0.3
+            if row["price_per_million_usd"] is not None:
+                assert row["cost_usd"] == pytest.approx(
+                    row["billed_tokens"] * row["price_per_million_usd"] / 1e6, abs=1e-6
+                )
+            assert row["epochs"] == 1 and row["unverified"] is True
         else:
+            assert row["provider"] == "local"
             assert row["cost_usd"] is None and row["price_per_million_usd"] is None
     # 26 examples: 3n = 78 < 100 -> min(25, 100 // 26) = 3 epochs at OpenAI
     assert {r["epochs"] for r in rows if r["provider"] == "openai"} == {3}

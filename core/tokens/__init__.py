@@ -16,6 +16,7 @@ from tuneport.tokens.approx import CharCounter, ScaledTextCounter
 from tuneport.tokens.bpe import TiktokenChatCounter, encoding, seed_tiktoken_cache
 from tuneport.tokens.counter import (
     Counts,
+    FileCounter,
     TokenCounter,
     count_records,
     describe,
@@ -28,6 +29,7 @@ from tuneport.tokens.hf import HFChatTemplateCounter, load_hf_tokenizer
 __all__ = [
     "CharCounter",
     "Counts",
+    "FileCounter",
     "HFChatTemplateCounter",
     "RawCounter",
     "ScaledTextCounter",

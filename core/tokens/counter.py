@@ -12,7 +12,8 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -36,6 +37,17 @@ class TokenCounter(Protocol):
 
     def count_text(self, text: str) -> int:
         """Tokens of a bare text (for per-role statistics)."""
+        ...
+
+
+@runtime_checkable
+class FileCounter(Protocol):
+    """A counter that counts a whole data file at once (an online counter that sends the file
+    to the provider, e.g. Together's ``estimate-price``): :func:`tuneport.tokens.measure.
+    count_path` hands it the file instead of its records one by one."""
+
+    def count_file(self, path: Path, fmt: str | None) -> Counts:
+        """Per-example counts of the data file ``path`` (record format ``fmt`` or detected)."""
         ...
 
 

@@ -6,6 +6,8 @@ raw lines (tiktoken, the o200k approximation) takes the fast path: worker proces
 files and the counts ``validate --model`` left in the count cache. Every other layout (JSON
 array, Alpaca/ShareGPT JSON, CSV/TSV/Parquet, HF folders) and counter reads records through the
 importers. Both give the same numbers for the same records (tests/test_counting_path.py).
+A counter that counts whole files (:class:`~tuneport.tokens.counter.FileCounter`, e.g. an online
+counter that asks the provider) gets the file itself.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from tuneport.data.reading import iter_jsonl
 from tuneport.data.records import read_records, resolve_format
 from tuneport.errors import InputError
 from tuneport.tokens import cache
-from tuneport.tokens.counter import Counts, TokenCounter, uses_tools
+from tuneport.tokens.counter import Counts, FileCounter, TokenCounter, uses_tools
 from tuneport.tokens.fast import count_jsonl, fast_counter
 
 # Record formats whose JSONL lines the raw counters understand (same numbers as the records).
@@ -37,6 +39,8 @@ def count_path(
     if not path.exists():
         raise InputError(f"{path}: no such file", hint="check the path")
     name = resolve_format(path, fmt, column_map)
+    if isinstance(counter, FileCounter) and column_map is None and system is None:
+        return counter.count_file(path, name)  # counts the file as a whole (online counters)
     fast = fast_counter(counter)
     if (
         fast is not None
