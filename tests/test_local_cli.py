@@ -71,9 +71,17 @@ def test_train_watch_chat_export_and_continue(
     assert job.tuned_model == f"local:{job.remote_id}"
     assert f"tuned model: {job.tuned_model}" in out
     assert "steps" in err or "examples" in err  # the estimate was shown
+    assert "compute time (cpu): " in out and "(no provider charge)" in out
     events = open_store().events(job.id)
-    assert events[0].message.startswith("no CUDA GPU found")
+    messages = [e.message for e in events]
+    assert messages[0] == "loading the model and data"  # every phase is an event
+    assert messages[1].startswith("no CUDA GPU found")
+    assert "training (4 steps)" in messages and "saving the adapter" in messages
     assert [e.step for e in events if e.step is not None] == [1, 2, 3, 4]
+    assert run(["jobs", "show", job.id, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["cost_usd"] is None and shown["own_hardware"] is True
+    assert shown["compute_seconds"] > 0
     run_dir = home() / "runs" / job.run_id
     assert (run_dir / runfiles.ADAPTER / "adapter_model.safetensors").is_file()
     assert (run_dir / runfiles.LOSS_PNG).is_file()

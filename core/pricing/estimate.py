@@ -33,6 +33,9 @@ class Extras:
     steps: int | None = None
     gpu_memory_gib: float | None = None
     warnings: list[str] = field(default_factory=list)
+    # the tokens the run trains when that is not tokens × epochs (a local run stopped or
+    # stretched by max_steps); becomes the estimate's billed tokens
+    trained_tokens: int | None = None
 
 
 def _lines(pairs: Sequence[tuple[int, int]]) -> str:
@@ -64,6 +67,8 @@ def estimate_counts(
     tokens = counts.total
     epochs = price.resolve_epochs(n, cfg.epochs)
     billed = tokens * epochs
+    if extras is not None and extras.trained_tokens is not None:
+        billed = extras.trained_tokens
     rate = price.training_per_million
     cost = None if rate is None else round(billed * rate / 1e6, 6)
     warnings: list[str] = []
@@ -101,8 +106,8 @@ def estimate_counts(
         )
     if not counter.exact:
         warnings.append(
-            f"token count is approximate ({counter.label}); pass --online for exact counts "
-            "where the provider offers them"
+            f"token count is approximate ({counter.label}); `tuneport estimate --online` "
+            "counts exactly where the provider offers it"
         )
     if price.unverified and rate is not None:
         warnings.append(

@@ -337,6 +337,13 @@ class LocalProvider:
             run_id=config.run_id,
             model=config.model,
             created_at=created,
+            phase=runfiles.PHASE_WORDS.get(phase),
+            step=st.step if st.max_steps else None,
+            total_steps=st.max_steps,
+            loss=st.loss,
+            tokens_per_second=st.tokens_per_s,
+            compute_seconds=st.seconds,
+            device=st.device,
             raw={**st.model_dump(mode="json"), "alive": alive, "run_dir": str(run_dir)},
         )
 
