@@ -107,9 +107,8 @@ def train(
     from tuneport.cli._console import err, out
     from tuneport.cli._render import RichProgress, estimate_lines
     from tuneport.cli.estimate import load_prices_or_exit
-    from tuneport.jobs.jobfile import load_config
+    from tuneport.jobs.checks import check_job
     from tuneport.jobs.launch import DataInvalidError, launch
-    from tuneport.providers import registry
     from tuneport.schemas import Estimate
 
     convenience = {"project": project, "location": location, "bucket": bucket}
@@ -127,7 +126,7 @@ def train(
         "validation": validation,
         "max_cost": max_cost,
     }
-    cfg = load_config(job_file, overrides, items, known_providers=registry.names())
+    cfg = check_job(job_file, overrides, items, prices_file=prices)  # every problem at once
     table = load_prices_or_exit(prices, [cfg.provider]) if prices is not None else None
 
     def show(est: Estimate) -> None:

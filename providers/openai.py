@@ -30,6 +30,7 @@ from tuneport.errors import (
     NotFoundError,
     ProviderError,
     QuotaError,
+    combine,
     redact,
     register_secret,
 )
@@ -95,6 +96,7 @@ MAX_SUFFIX = 64
 MAX_METADATA = 16  # key-value pairs per job, one is tuneport's run id
 SEARCH_JOBS = 100  # recent jobs scanned for a run id when the server ignores the filter
 SEARCH_FILES = 500  # files scanned for an identical upload
+STEP_OF_TOTAL = re.compile(r"^Step \d+/(\d+)\b")  # metric event messages: "Step 3/300: ..."
 
 
 class OpenAIOptions(BaseModel):
@@ -379,11 +381,8 @@ class OpenAIProvider:
             )
         if self.options.beta is not None and cfg.method != "dpo":
             problems.append(("beta applies to --method dpo only", "use --method dpo or drop beta"))
-        if problems:
-            raise ConfigError(
-                "; ".join(what for what, _ in problems),
-                hint="; ".join(fix for _, fix in problems),
-            )
+        if problems:  # every one at once, one line each
+            raise combine([ConfigError(what, hint=fix) for what, fix in problems])
 
     def prepare(
         self, records: Iterable[AnyRecord], cfg: JobConfig, out_dir: Path, progress: Progress
@@ -563,12 +562,17 @@ class OpenAIProvider:
             data = item.data if isinstance(item.data, dict) else {}
             step = data.get("step")
             loss = data.get("train_loss", data.get("loss"))
+            total = data.get("total_steps")
+            if not isinstance(total, int | float):  # "Step 12/300: training loss=..."
+                found = STEP_OF_TOTAL.match(item.message)
+                total = int(found.group(1)) if found else None
             yield JobEvent(
                 id=item.id,
                 created_at=datetime.fromtimestamp(item.created_at, UTC),
                 level=item.level,
                 message=redact(item.message),
                 step=int(step) if isinstance(step, int | float) else None,
+                total_steps=int(total) if total is not None else None,
                 loss=float(loss) if isinstance(loss, int | float) else None,
                 data=data,
             )

@@ -39,6 +39,7 @@ from tuneport.errors import (
     ProviderError,
     QuotaError,
     TuneportError,
+    combine,
     redact,
     register_secret,
 )
@@ -571,13 +572,8 @@ class VertexProvider:
                 check()
             except ConfigError as exc:
                 problems.append(exc)
-        if len(problems) == 1:
-            raise problems[0]
-        if problems:
-            raise ConfigError(
-                "; ".join(p.message for p in problems),
-                hint="; ".join(p.hint for p in problems if p.hint),
-            )
+        if problems:  # every one at once, one line each
+            raise combine(problems)
 
     def stager(self) -> GcsStager:
         if self._stager is None:
@@ -759,6 +755,7 @@ class VertexProvider:
             run_id=labels.get(RUN_ID_LABEL),
             model=job.base_model,
             created_at=job.create_time,
+            phase=DETAIL_EVENTS[detail][1] if detail in DETAIL_EVENTS else None,
             raw={k: v for k, v in raw.items() if v is not None},
         )
 

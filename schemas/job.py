@@ -42,12 +42,12 @@ class JobConfig(BaseModel):
     data: Path
     method: Method = "sft"
     validation: Path | None = None
-    epochs: int | None = None  # None = provider's "auto"
-    learning_rate_multiplier: float | None = None
-    batch_size: int | None = None
+    epochs: int | None = Field(default=None, ge=1)  # None = provider's "auto"
+    learning_rate_multiplier: float | None = Field(default=None, gt=0)
+    batch_size: int | None = Field(default=None, ge=1)
     suffix: str | None = None
     seed: int | None = None
-    max_cost: float | None = None
+    max_cost: float | None = Field(default=None, ge=0)
     options: dict[str, Any] = Field(default_factory=dict)
 
 

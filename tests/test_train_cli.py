@@ -303,3 +303,13 @@ def test_missing_key_fails_before_the_estimate(
     assert _train(sample, "--yes") == 3
     err = capsys.readouterr().err
     assert "OPENAI_API_KEY is not set" in err and "billed tokens" not in err
+
+
+def test_every_flag_problem_is_reported_at_once(
+    fake: FakeOpenAI, sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _train(sample, "--epochs", "0", "--batch-size", "-1", "--set", "foo=1") == 3
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 3, errors
+    assert "--epochs" in errors[0] and "--batch-size" in errors[1] and "'foo'" in errors[2]
+    assert not fake.calls("POST", "/files")
