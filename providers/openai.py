@@ -40,6 +40,7 @@ from tuneport.progress import Progress
 from tuneport.providers.base import (
     Backend,
     ChatOptions,
+    Check,
     Checkpoint,
     MemoryUploads,
     PreparedData,
@@ -679,6 +680,58 @@ class OpenAIProvider:
 
     def _delete_file(self, file_id: str) -> None:
         self._call(lambda: self.client.files.delete(file_id))
+
+    def doctor(self, timeout: float) -> list[Check]:
+        """Key present (never shown) and accepted by the server at the base URL."""
+        import httpx
+
+        from_setting = self.options.api_key is not None
+        key = (
+            self.options.api_key.get_secret_value()
+            if self.options.api_key
+            else os.environ.get("OPENAI_API_KEY")
+        )
+        if not key:
+            return [
+                Check(
+                    "API key",
+                    "skip",
+                    "OPENAI_API_KEY is not set: the OpenAI backend is not configured",
+                    fix="export OPENAI_API_KEY=sk-...",
+                )
+            ]
+        register_secret(key)
+        source = "the api_key setting" if from_setting else "OPENAI_API_KEY"
+        checks = [Check("API key", "ok", f"set (from {source})")]
+        url = self.base_url.rstrip("/")
+        try:
+            answer = httpx.get(
+                f"{url}/models", headers={"Authorization": f"Bearer {key}"}, timeout=timeout
+            )
+        except httpx.HTTPError as exc:
+            checks.append(
+                Check(
+                    "server",
+                    "fail",
+                    f"cannot reach {url}: {type(exc).__name__}",
+                    fix="check the network, or OPENAI_BASE_URL if you set it",
+                )
+            )
+            return checks
+        if answer.status_code in (401, 403):
+            checks.append(
+                Check(
+                    "server",
+                    "fail",
+                    f"{url} rejected the key ({answer.status_code})",
+                    fix="set OPENAI_API_KEY to a valid key (https://platform.openai.com/api-keys)",
+                )
+            )
+        elif answer.status_code >= 500:
+            checks.append(Check("server", "warn", f"{url} answered {answer.status_code}"))
+        else:
+            checks.append(Check("server", "ok", f"{url} reachable, key accepted"))
+        return checks
 
 
 def _int_or_none(value: object) -> int | None:
