@@ -33,6 +33,7 @@ def watch_and_report(job_id: str, *, as_json: bool = False, settings: Any = None
     from tuneport.jobs.resolve import provider_for_record
     from tuneport.jobs.store import open_store
     from tuneport.jobs.watch import raise_for_outcome, watch_job
+    from tuneport.providers.base import Resumable
 
     store = open_store()
     view = WatchView(err)
@@ -53,7 +54,7 @@ def watch_and_report(job_id: str, *, as_json: bool = False, settings: Any = None
     else:
         for line in outcome_lines(record, cost, view.last_status):
             out.print(line, markup=False)
-    raise_for_outcome(record)
+    raise_for_outcome(record, resumable=isinstance(provider, Resumable))
     return 0
 
 

@@ -159,8 +159,19 @@ def test_cancel_then_resume_through_the_jobs_commands(
     deadline = time.monotonic() + 120
     while step() < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
+    capsys.readouterr()
+    # `jobs show` of a running job polls it: the real phase and progress, not the stored state
+    assert run(["jobs", "show", job_id, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["state"] == "running" and shown["phase"] == "training"
+    assert shown["progress"]["total_steps"] == 2000 and shown["progress"]["step"] >= 2
+    assert run(["jobs", "show", job_id]) == 0
+    text = capsys.readouterr().out
+    assert "running — training" in text and "/2,000" in text
     assert run(["jobs", "cancel", job_id]) == 0
+    assert f"`tuneport jobs resume {job_id}`" in capsys.readouterr().err  # the hint has the id
     assert run(["jobs", "watch", job_id]) == 1  # a cancelled job is not a success
+    assert f"`tuneport jobs resume {job_id}`" in capsys.readouterr().err
     record = open_store().get(job_id)
     assert record.state is JobState.CANCELLED
     stopped = runfiles.latest_checkpoint(run_dir)

@@ -313,3 +313,22 @@ def test_every_flag_problem_is_reported_at_once(
     assert len(errors) == 3, errors
     assert "--epochs" in errors[0] and "--batch-size" in errors[1] and "'foo'" in errors[2]
     assert not fake.calls("POST", "/files")
+
+
+def test_jobs_show_polls_a_running_job_and_cancel_names_it(
+    fake: FakeOpenAI, sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`jobs show` of a job nobody watches shows the provider's current state (the store still
+    said 'created'); cancel's hint carries the job id."""
+    assert _train(sample, "--yes", "--no-watch") == 0
+    job_id = capsys.readouterr().out.strip()
+    assert open_store().get(job_id).raw_state == "created"
+    assert run(["jobs", "show", job_id]) == 0
+    shown = capsys.readouterr().out
+    assert "state: queued" in shown and "created" not in shown.split("state:")[1].split("\n")[0]
+    assert open_store().get(job_id).raw_state == "queued"  # the poll was stored
+    assert run(["jobs", "cancel", job_id]) == 0
+    out, err = capsys.readouterr()
+    assert f"{job_id}: cancelled" in out
+    assert run(["jobs", "watch", job_id]) == 1
+    assert "launch it again if needed" in capsys.readouterr().err  # OpenAI cannot resume
