@@ -328,7 +328,7 @@ def test_jobs_show_polls_a_running_job_and_cancel_names_it(
     assert "state: queued" in shown and "created" not in shown.split("state:")[1].split("\n")[0]
     assert open_store().get(job_id).raw_state == "queued"  # the poll was stored
     assert run(["jobs", "cancel", job_id]) == 0
-    out, err = capsys.readouterr()
+    out = capsys.readouterr().out
     assert f"{job_id}: cancelled" in out
     assert run(["jobs", "watch", job_id]) == 1
     assert "launch it again if needed" in capsys.readouterr().err  # OpenAI cannot resume
