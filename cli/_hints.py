@@ -2,7 +2,7 @@
 
 Backends write their hints once for every command (``pass --project PROJECT_ID``); a command that
 has no ``--project`` but takes backend settings with ``--set`` gets ``--set project=PROJECT_ID``
-instead. Flags of a quoted command (in backticks, or a ``gcloud`` command) belong to that
+instead. Flags of a quoted command (in backticks, or a ``gcloud``/``pip`` command) belong to that
 command and are left alone. ``tests/test_cli_hints.py`` runs the error paths of every command
 and checks that each flag a hint names exists on that command.
 """
@@ -19,9 +19,12 @@ SETTING_FLAGS: tuple[str, ...] = ("project", "location", "bucket")
 _FLAG_WITH_VALUE = re.compile(
     r"--(?P<name>" + "|".join(SETTING_FLAGS) + r")(?![\w-])(?P<sep>[ =])?(?P<value>[^\s,;)]*)"
 )
-# commands quoted in a hint: `tuneport ...` in backticks, or a gcloud command up to the end of
-# its clause; their flags belong to that command
-_QUOTED = re.compile(r"(`[^`]*`|\bgcloud\b[^;)]*)")
+# commands quoted in a hint: `tuneport ...` in backticks, or a gcloud / pip command up to the
+# end of its clause; their flags belong to that command
+_QUOTED = re.compile(r"(`[^`]*`|\b(?:gcloud|pip)\s[^;)]*)")
+_REPEATED = re.compile(r"(--set (\w+)=\S+) \(or --set \2=[^)]*\)")
+# words after a flag that are prose, not its value ("check --project and --location")
+_PROSE = frozenset({"and", "or", "to", "the", "with", "for", "in", "is", "if", "on", "of"})
 
 
 def command_of(app: Any, args: Sequence[str]) -> Any:
@@ -57,8 +60,10 @@ def _rewrite(text: str, flags: set[str]) -> str:
         name = match.group("name")
         if f"--{name}" in flags or "--set" not in flags:
             return match.group(0)
-        value = (match.group("value") if match.group("sep") else "") or "..."
-        return f"--set {name}={value}"
+        value = match.group("value") if match.group("sep") else ""
+        if value.lower() in _PROSE:
+            return f"--set {name}=... {value}"
+        return f"--set {name}={value or '...'}"
 
     return _FLAG_WITH_VALUE.sub(sub, text)
 
@@ -68,7 +73,9 @@ def adapt(line: str, flags: set[str]) -> str:
     if not flags:
         return line
     parts = _QUOTED.split(line)
-    return "".join(p if _QUOTED.fullmatch(p) else _rewrite(p, flags) for p in parts)
+    text = "".join(p if _QUOTED.fullmatch(p) else _rewrite(p, flags) for p in parts)
+    # "--set project=P (or --set project=...)" after a rewrite: say it once
+    return _REPEATED.sub(r"\1", text)
 
 
 def unquoted(line: str) -> str:

@@ -2,7 +2,7 @@
 
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -78,7 +78,9 @@ def _print_json(data: Any) -> None:
 
 
 def convert(
-    input: Annotated[Path, typer.Argument(help="Dataset file (or HF dataset folder).")],
+    input: Annotated[
+        Path, typer.Argument(help="Dataset file (or HF dataset folder); - reads stdin.")
+    ],
     to: Annotated[str, typer.Option("--to", help="Target: openai|vertex|local|canonical.")],
     from_: FromOpt = None,
     map_: MapOpt = None,
@@ -88,38 +90,65 @@ def convert(
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("-o", "--output", help="Output path (default: <stem>.<target>.jsonl)."),
+        typer.Option(
+            "-o",
+            "--output",
+            help="Output path (default: <stem>.<target>.jsonl); - writes to stdout.",
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
     as_json: JsonOpt = False,
 ) -> int:
     """Convert a dataset to a provider's training format (written atomically)."""
     from tuneport.cli._console import err, out
+    from tuneport.cli._stdio import STDOUT_NAME, is_stdio, reading, text, writing
     from tuneport.data import default_output, export_records, read_records, records_only
     from tuneport.data.exporters import METHOD_KIND, target_of
     from tuneport.files import check_output, require_file
 
-    target_of(to)
+    target = target_of(to)
     if method is not None and method not in METHOD_KIND:
         raise ConfigError(f"unknown method {method!r}", hint="use --method sft or --method dpo")
-    require_file(input)
-    dest = output or default_output(input, to)
-    check_output(dest, force=force, inputs=(input,))
-    warnings: Counter[str] = Counter()
-    with _progress(input, "converting") as advance:
-        rows = read_records(input, from_, advance=advance, **_read_kw(map_, system))
-        result = export_records(
-            records_only(rows, warnings), to, dest, force=force, inputs=(input,), method=method
+    to_stdout = is_stdio(output)
+    if to_stdout and as_json:
+        raise ConfigError(
+            "-o - writes the converted data to stdout; --json would mix into it",
+            hint="drop --json, or write to a file with -o PATH",
         )
+    if output is None and is_stdio(input):
+        raise ConfigError(
+            "reading stdin: say where the output goes", hint="pass -o PATH (or -o - for stdout)"
+        )
+    with ExitStack() as stack:
+        source = stack.enter_context(reading(input))
+        require_file(source)
+        if to_stdout:  # written to a private file first, then copied to stdout whole
+            dest = stack.enter_context(writing(Path("-"), folder_output=target.writer == "hf"))
+        else:
+            dest = output or default_output(source, to)
+            check_output(dest, force=force, inputs=(source,))
+        warnings: Counter[str] = Counter()
+        with _progress(source, "converting") as advance:
+            rows = read_records(source, from_, advance=advance, **_read_kw(map_, system))
+            result = export_records(
+                records_only(rows, warnings),
+                to,
+                dest,
+                force=force or to_stdout,
+                inputs=(source,),
+                method=method,
+            )
+        where = STDOUT_NAME if to_stdout else text(str(result.path), source, input)
     if as_json:
-        _print_json({**result.model_dump(mode="json"), "warnings": dict(warnings)})
+        _print_json({**result.model_dump(mode="json"), "path": where, "warnings": dict(warnings)})
         return EXIT_OK
-    out.print(
-        f"wrote {result.examples} examples to {escape(str(result.path))} "
+    shown = err if to_stdout else out  # stdout holds the data itself with -o -
+    shown.print(
+        f"wrote {result.examples} examples to {escape(where)} "
         f"({result.format}, sha256 {result.sha256[:12]})"
     )
     for kind, count in result.dropped.items():
-        out.print(f"  not carried by {to}: {kind} in {count} example(s)")
+        shown.print(f"  not carried by {to}: {kind} in {count} example(s)")
     for kind, count in warnings.items():
         err.print(f"warning: {kind} ×{count} (run `tuneport validate` for lines)")
     return EXIT_OK
@@ -129,7 +158,9 @@ def convert(
 
 
 def validate(
-    file: Annotated[Path, typer.Argument(help="Dataset file (or HF dataset folder).")],
+    file: Annotated[
+        Path, typer.Argument(help="Dataset file (or HF dataset folder); - reads stdin.")
+    ],
     provider: Annotated[
         str, typer.Option("--provider", "-p", help="openai|vertex|local")
     ] = "openai",
@@ -142,6 +173,7 @@ def validate(
     as_json: JsonOpt = False,
 ) -> int:
     """Check a dataset for a provider: every problem with file:line. Exit 1 if any error."""
+    from tuneport.cli._stdio import reading, renamed
     from tuneport.providers import registry
     from tuneport.tokens.approx import CharCounter
     from tuneport.validation import validate_file
@@ -150,16 +182,20 @@ def validate(
     # with --model: the counter the run is priced with (tuneport.jobs.quote) and its limit
     counter = registry.counter_for(provider, model) if model else CharCounter()
     effective = backend.limit_for(model)
-    with _progress(file, "validating") as advance:
-        report = validate_file(
+    with reading(file) as source, _progress(source, "validating") as advance:
+        report = renamed(
+            validate_file(
+                source,
+                backend.rules,
+                model,
+                from_,
+                counter=counter,
+                token_limit=effective,
+                advance=advance,
+                **_read_kw(map_, system),
+            ),
+            source,
             file,
-            backend.rules,
-            model,
-            from_,
-            counter=counter,
-            token_limit=effective,
-            advance=advance,
-            **_read_kw(map_, system),
         )
     label = counter.label
     if as_json:
@@ -198,7 +234,9 @@ def _render_report(report: Any, label: str) -> None:
 
 
 def inspect(
-    input: Annotated[Path, typer.Argument(help="Dataset file (or HF dataset folder).")],
+    input: Annotated[
+        Path, typer.Argument(help="Dataset file (or HF dataset folder); - reads stdin.")
+    ],
     from_: FromOpt = None,
     map_: MapOpt = None,
     system: SystemOpt = None,
@@ -206,10 +244,12 @@ def inspect(
 ) -> int:
     """Show a dataset's format, record counts, roles, turns and lengths (characters)."""
     from tuneport.cli._console import out
+    from tuneport.cli._stdio import reading, renamed
     from tuneport.data.summary import inspect_file
 
-    with _progress(input, "reading") as advance:
-        summary = inspect_file(input, from_, advance=advance, **_read_kw(map_, system))
+    with reading(input) as source, _progress(source, "reading") as advance:
+        found = inspect_file(source, from_, advance=advance, **_read_kw(map_, system))
+        summary = renamed(found, source, input)
     if as_json:
         _print_json(summary.model_dump(mode="json"))
         return EXIT_OK

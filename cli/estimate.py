@@ -61,39 +61,25 @@ def load_prices_or_exit(path: Path | None, providers: list[str] | None = None) -
         raise typer.Exit(exc.exit_code) from None
 
 
-def _print_wide(table: Any) -> None:
-    """Print a table at its natural width: never hide figures behind an ellipsis."""
-    from rich.console import Console
-    from rich.measure import Measurement
-
+def _print_lines(*lines: str) -> None:
+    """Plain notes under a table, wrapped at the terminal's width."""
     from tuneport.cli._console import out
 
-    natural = Measurement.get(out, out.options.update(width=1000), table).maximum
-    if natural <= out.width:
-        out.print(table)
-        return
-    wide = Console(
-        file=out.file,
-        width=natural,
-        highlight=False,
-        soft_wrap=True,
-        force_terminal=out.is_terminal,
-        color_system=out.color_system,  # type: ignore[arg-type]
-        no_color=out.no_color,
-    )
-    wide.print(table)
+    for line in lines:
+        out.print(line, markup=False, soft_wrap=False)
 
 
 def _print_estimate(est: Any, counter_label: str, auto_epochs: bool, rule: str) -> None:
     """Render a :class:`tuneport.schemas.Estimate` (schemas imported lazily: fast start)."""
+    from rich.markup import escape
     from rich.table import Table
 
     from tuneport.cli._console import out
 
     band = None if est.exact else est.error_band
     table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column()
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")  # long values wrap at the terminal's width
     table.add_row("provider / model", f"{est.provider} {est.model} ({est.method})")
     table.add_row("examples", f"{est.examples:,}")
     exactness = "exact" if est.exact else "approximate"
@@ -125,13 +111,15 @@ def _print_estimate(est: Any, counter_label: str, auto_epochs: bool, rule: str) 
         table.add_row("optimizer steps", f"{est.steps:,}")
     if est.gpu_memory_gib is not None:
         table.add_row("GPU memory (QLoRA)", f"≈{est.gpu_memory_gib:.1f} GiB")
-    _print_wide(table)
+    out.print(table)
     for warning in est.warnings:
-        out.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        out.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=False)
 
 
 def estimate_command(
-    data: Annotated[Path, typer.Argument(help="Training data file (any supported format).")],
+    data: Annotated[
+        Path, typer.Argument(help="Training data file (any supported format); - reads stdin.")
+    ],
     provider: Annotated[str, typer.Option("--provider", "-p", help="openai|vertex|local")],
     model: Annotated[str, typer.Option("--model", "-m", help="Base model id, alias or path.")],
     method: _Method = "sft",
@@ -166,6 +154,41 @@ def estimate_command(
     as_json: _Json = False,
 ) -> None:
     """Tokens, epochs, billed tokens and cost of a tuning run, before launching it."""
+    from tuneport.cli._stdio import reading
+
+    with reading(data) as source:
+        _estimate(
+            source,
+            provider,
+            model,
+            method,
+            epochs,
+            validation,
+            batch_size,
+            online,
+            prices,
+            max_cost,
+            fmt,
+            sets,
+            as_json,
+        )
+
+
+def _estimate(
+    data: Path,
+    provider: str,
+    model: str,
+    method: str,
+    epochs: int | None,
+    validation: Path | None,
+    batch_size: int | None,
+    online: bool,
+    prices: Path | None,
+    max_cost: float | None,
+    fmt: str | None,
+    sets: list[str] | None,
+    as_json: bool,
+) -> None:
     from tuneport.cli._console import notice_once
     from tuneport.files import require_file
     from tuneport.jobs.jobfile import parse_set
@@ -225,9 +248,12 @@ def plan_command(
     as_json: _Json = False,
 ) -> None:
     """Validate and price one dataset for every provider and model side by side."""
+    from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     from tuneport.cli._console import out
+    from tuneport.cli._render import fit_table
     from tuneport.files import require_file
     from tuneport.jobs.plan import as_json as plan_json
     from tuneport.jobs.plan import plan
@@ -239,49 +265,83 @@ def plan_command(
     if as_json:
         print_json(plan_json(rows))
         return
-    grid = Table(title=f"tuneport plan: {data} ({method})", title_justify="left")
-    for name, justify in (
-        ("provider", "left"),
-        ("model", "left"),
-        ("valid", "center"),
-        ("problems", "right"),
-        ("tokens", "right"),
-        ("epochs", "right"),
-        ("billed tokens", "right"),
-        ("$/1M", "right"),
-        ("cost", "right"),
-    ):
-        grid.add_column(name, justify=justify)  # type: ignore[arg-type]
     bands: set[str] = set()
     for r in rows:
-        mark = "" if r.exact else "≈"
         if not r.exact and r.error_band is not None:
             bands.add(f"{r.provider}: {r.token_counter}")
-        rate = _rate(r.price_per_million_usd)
-        cost = mark + _money(r.cost_usd) if r.cost_usd is not None else "own GPU"
-        if r.cost_unknown:
-            cost = "unknown"
-        grid.add_row(
-            r.provider,
-            "(any local model)" if r.model == "*" else r.model,
-            "[green]yes[/]" if r.valid else "[red]no[/]",
-            f"{r.problems} ({r.errors} err)" if r.problems else "0",
-            f"{mark}{r.tokens:,}",
-            str(r.epochs),
-            f"{mark}{r.billed_tokens:,}",
-            rate + ("*" if r.unverified and r.price_per_million_usd is not None else ""),
-            cost,
+
+    def check(r: Any) -> str:
+        if not r.valid:
+            return f"[red]no[/] ({r.errors} err)"
+        warnings = r.problems - r.errors
+        return "[green]yes[/]" + (f" ({warnings} warn)" if warnings else "")
+
+    def mark(r: Any) -> str:
+        return "" if r.exact else "≈"
+
+    cells: dict[str, tuple[str, Any]] = {
+        "provider": ("left", lambda r: r.provider),
+        "model": ("left", lambda r: "(any local model)" if r.model == "*" else escape(r.model)),
+        "valid": ("left", check),
+        "tokens": ("right", lambda r: f"{mark(r)}{r.tokens:,}"),
+        "epochs": ("right", lambda r: str(r.epochs)),
+        "billed": ("right", lambda r: f"{mark(r)}{r.billed_tokens:,}"),
+        "$/1M": (
+            "right",
+            lambda r: (
+                _rate(r.price_per_million_usd)
+                + ("*" if r.unverified and r.price_per_million_usd is not None else "")
+            ),
+        ),
+        "cost": (
+            "right",
+            lambda r: (
+                "unknown"
+                if r.cost_unknown
+                else "own GPU"
+                if r.cost_usd is None
+                else mark(r) + _money(r.cost_usd)
+            ),
+        ),
+    }
+
+    def build(columns: Any) -> Table:
+        grid = Table(
+            title=f"tuneport plan: {escape(str(data))} ({method})",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            collapse_padding=True,
         )
-    _print_wide(grid)
+        for name in columns:
+            justify, _ = cells[name]
+            # figures never wrap; names fold whole onto the next line when space runs out
+            grid.add_column(
+                name,
+                justify="right" if justify == "right" else "left",
+                no_wrap=justify == "right",
+                overflow="fold",
+            )
+        for r in rows:
+            grid.add_row(*(cells[name][1](r) for name in columns))
+        return grid
+
+    shown = fit_table(out, build, list(cells), ["tokens", "epochs", "$/1M"])
+    out.print(shown)
+    dropped = [c for c in cells if c not in [col.header for col in shown.columns]]
+    notes = []
     if bands:
-        out.print("≈ approximate token counts: " + "; ".join(sorted(bands)), markup=False)
+        notes.append("≈ approximate token counts: " + "; ".join(sorted(bands)))
     dates = sorted({r.price_as_of for r in rows})
-    out.print(
-        f"prices as of {', '.join(dates)}; * = unverified (see `tuneport prices`, override "
-        "with --prices FILE). Epochs: the provider's auto rule. "
-        "Details: `tuneport validate DATA --provider P`, `tuneport estimate DATA -p P -m M`.",
-        markup=False,
+    notes.append(
+        f"billed = tokens × epochs; prices as of {', '.join(dates)}; * = unverified (see "
+        "`tuneport prices`, override with --prices FILE). Epochs: the provider's auto rule."
+        + (f" Not shown at this width: {', '.join(dropped)} (--json has all)." if dropped else "")
     )
+    notes.append(
+        "Details: `tuneport validate DATA --provider P`, `tuneport estimate DATA -p P -m M`."
+    )
+    _print_lines(*notes)
 
 
 def prices_command(
@@ -292,9 +352,12 @@ def prices_command(
     as_json: _Json = False,
 ) -> None:
     """Show the price table with each entry's date and source."""
+    from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     from tuneport.cli._console import out
+    from tuneport.cli._render import fit_table
     from tuneport.errors import ConfigError
     from tuneport.providers import registry
 
@@ -319,7 +382,7 @@ def prices_command(
     }
     if as_json:
         doc = {
-            "files": table.files,
+            "files": [shown_path(f) for f in table.files],
             "entries": [
                 e.as_dict() | dict(zip(("token_limit", "min_examples"), rules(e), strict=True))
                 for e in entries
@@ -331,59 +394,86 @@ def prices_command(
         }
         print_json(doc)
         return
-    grid = Table(title="tuneport price table (USD per 1M tokens)", title_justify="left")
-    for name in (
-        "provider",
-        "model",
-        "method",
-        "training",
-        "tuned in/out",
-        "epochs (auto)",
-        "max tok/ex",
-        "min ex",
-        "as of",
-    ):
-        grid.add_column(name)
+
+    def inference(e: Any) -> str:
+        if e.inference_input_per_million is None or e.inference_output_per_million is None:
+            return "—"
+        return f"{_rate(e.inference_input_per_million)}/{_rate(e.inference_output_per_million)}"
+
+    def limit(e: Any) -> str:
+        value = rules(e)[0]
+        return "—" if value is None else f"{value:,}"
+
+    cells: dict[str, Any] = {
+        "provider": lambda e: e.provider,
+        "model": lambda e: "(any)" if e.model == "*" else escape(e.model),
+        "aliases": lambda e: escape(", ".join(e.aliases)),
+        "method": lambda e: e.method,
+        "training": lambda e: _rate(e.training_per_million),
+        "tuned in/out": inference,
+        "epochs (auto)": lambda e: (
+            e.epoch_rule + (f" ({e.default_epochs})" if e.epoch_rule == "fixed" else "")
+        ),
+        "max tok/ex": limit,
+        "min ex": lambda e: str(rules(e)[1]),
+        "as of": lambda e: e.as_of + ("*" if e.unverified else ""),
+    }
+    numeric = {"training", "tuned in/out", "max tok/ex", "min ex"}
+
+    def build(columns: Any) -> Table:
+        grid = Table(
+            title="tuneport price table (USD per 1M tokens)",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            collapse_padding=True,
+        )
+        for name in columns:
+            grid.add_column(
+                name,
+                justify="right" if name in numeric else "left",
+                no_wrap=name in numeric or name == "as of",
+                overflow="fold",
+            )
+        for e in entries:
+            grid.add_row(*(cells[name](e) for name in columns))
+        return grid
+
+    optional = ["aliases", "max tok/ex", "min ex", "epochs (auto)", "tuned in/out"]
+    shown = fit_table(out, build, list(cells), optional)
+    out.print(shown)
+    headers = [col.header for col in shown.columns]
+    dropped = [c for c in cells if c not in headers]
     sources: dict[str, str] = {}
     for e in entries:
         sources.setdefault(e.source, e.provider)
-        inference = (
-            f"{_rate(e.inference_input_per_million)}/{_rate(e.inference_output_per_million)}"
-            if e.inference_input_per_million is not None
-            and e.inference_output_per_million is not None
-            else "—"
-        )
-        epochs = e.epoch_rule + (f" ({e.default_epochs})" if e.epoch_rule == "fixed" else "")
-        limit, minimum = rules(e)
-        grid.add_row(
-            e.provider,
-            ("(any)" if e.model == "*" else e.model)
-            + (f" [dim]({', '.join(e.aliases)})[/]" if e.aliases else ""),
-            e.method,
-            _rate(e.training_per_million),
-            inference,
-            epochs,
-            "—" if limit is None else f"{limit:,}",
-            str(minimum),
-            e.as_of
-            + (" [yellow]unverified[/]" if e.unverified else "")
-            + (f" [red]tuning ends {e.tuning_ends}[/]" if e.tuning_ends else ""),
-        )
-    _print_wide(grid)
-    for source, prov in sources.items():
-        out.print(f"source ({prov}): {source}", markup=False)
+    notes = ["* = unverified: check the source before relying on it"]
+    if dropped:
+        notes.append(f"not shown at this width: {', '.join(dropped)} (--json has all)")
+    notes += [f"source ({prov}): {source}" for source, prov in sources.items()]
     ends: dict[tuple[str, str, str], list[str]] = {}
     for e in entries:
         if e.tuning_ends and e.tuning_ends_source:
             models = ends.setdefault((e.provider, e.tuning_ends, e.tuning_ends_source), [])
             models += [] if e.model in models else [e.model]
     for (prov, day, source), models in ends.items():
-        out.print(f"tuning ends {day} ({prov} {', '.join(models)}): {source}", markup=False)
+        notes.append(f"tuning ends {day} ({prov} {', '.join(models)}): {source}")
     for prov, found in facts.items():
         for fact, value, source in found:
-            shown = f"{fact} = {value}" if value else fact
-            out.print(f"rule ({prov}) {shown}: {source}", markup=False)
-    out.print("files: " + ", ".join(table.files), markup=False)
+            stated = f"{fact} = {value}" if value else fact
+            notes.append(f"rule ({prov}) {stated}: {source}")
+    notes.append("files: " + ", ".join(shown_path(f) for f in table.files))
+    _print_lines(*notes)
+
+
+def shown_path(path: str) -> str:
+    """A price file as users know it: the source checkout's file (an editable install links
+    ``build/__editable__...`` to it) relative to the current folder when inside it."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd()))
+    except ValueError:
+        return str(resolved)
 
 
 def _rule_facts(rules: Any) -> list[tuple[str, str, str]]:

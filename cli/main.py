@@ -31,9 +31,11 @@ def run(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-    except typer.Exit as exc:  # --version, --show-completion: raised from eager callbacks
+    except typer.Exit as exc:  # --version: raised from an eager callback
         code = getattr(exc, "exit_code", 0)
         return code if isinstance(code, int) else 0
+    except SystemExit as exc:  # typer's --show-completion / --install-completion exit this way
+        return exc.code if isinstance(exc.code, int) else 0
     except typer.TyperException as exc:  # usage errors from typer's bundled click
         if type(exc).__name__ == "NoArgsIsHelpError":
             return 0  # bare `tuneport` / `tuneport jobs`: the help was printed, nothing is wrong

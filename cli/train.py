@@ -40,6 +40,7 @@ def watch_and_report(
     from tuneport.jobs.resolve import provider_for_record
     from tuneport.jobs.store import open_store
     from tuneport.jobs.watch import raise_for_outcome, watch_job
+    from tuneport.providers.base import Resumable
 
     store = open_store()
     view = WatchView(err)
@@ -65,7 +66,7 @@ def watch_and_report(
     else:
         for line in outcome_lines(record, cost, view.last_status):
             out.print(line, markup=False)
-    raise_for_outcome(record)
+    raise_for_outcome(record, resumable=isinstance(provider, Resumable))
     return 0
 
 
@@ -128,9 +129,8 @@ def train(
     from tuneport.cli._console import err, out
     from tuneport.cli._render import RichProgress, estimate_lines
     from tuneport.cli.estimate import load_prices_or_exit
-    from tuneport.jobs.jobfile import load_config
+    from tuneport.jobs.checks import check_job
     from tuneport.jobs.launch import DataInvalidError, launch
-    from tuneport.providers import registry
     from tuneport.schemas import Estimate
 
     convenience = {"project": project, "location": location, "bucket": bucket}
@@ -148,7 +148,7 @@ def train(
         "validation": validation,
         "max_cost": max_cost,
     }
-    cfg = load_config(job_file, overrides, items, known_providers=registry.names())
+    cfg = check_job(job_file, overrides, items, prices_file=prices)  # every problem at once
     table = load_prices_or_exit(prices, [cfg.provider]) if prices is not None else None
 
     def show(est: Estimate) -> None:

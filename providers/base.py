@@ -17,7 +17,7 @@ import importlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -164,6 +164,39 @@ class Provider(Protocol):
         """Delete what keeps costing money or space (endpoints, deployed models, uploaded
         files); returns one line per thing deleted (``None``: the backend does not say)."""
         ...
+
+
+CheckStatus = Literal["ok", "warn", "fail", "skip"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One readiness check of a backend, as ``tuneport doctor`` shows it.
+
+    ``status``: ``ok``; ``warn`` (works, with a caveat); ``fail`` (set up but unusable: the
+    doctor exits 1); ``skip`` (not set up at all: a backend whose checks are all ``skip`` is
+    "not configured" and does not fail the doctor). ``detail`` says what was found and must
+    never hold a secret (name the variable, not its value); ``fix`` what to do.
+    """
+
+    name: str
+    status: CheckStatus
+    detail: str
+    fix: str | None = None
+
+
+@runtime_checkable
+class Diagnosable(Protocol):
+    """Optional capability: readiness checks for ``tuneport doctor``.
+
+    Check what a user would otherwise find out at launch: credentials present (never printed),
+    the service reachable (each network call at most ``timeout`` seconds, any HTTP answer
+    counts as reachable; a rejected key is ``fail``), required settings, installed packages and
+    hardware. Start with the check that tells whether the backend is set up at all and return
+    ``skip`` checks only when it is not.
+    """
+
+    def doctor(self, timeout: float) -> list[Check]: ...
 
 
 @runtime_checkable

@@ -35,6 +35,7 @@ from tuneport.errors import (
     NotFoundError,
     ProviderError,
     QuotaError,
+    combine,
     redact,
     register_secret,
 )
@@ -44,6 +45,7 @@ from tuneport.progress import Progress
 from tuneport.providers.base import (
     Backend,
     ChatOptions,
+    Check,
     Checkpoint,
     MemoryUploads,
     PreparedData,
@@ -126,6 +128,7 @@ MAX_UPLOAD_BYTES = 8 * 2**30
 UPLOAD_PART_BYTES = 64 * 2**20
 SEARCH_JOBS = 100  # recent jobs scanned for a run id when the server ignores the filter
 SEARCH_FILES = 500  # files scanned for an identical upload
+STEP_OF_TOTAL = re.compile(r"^Step \d+/(\d+)\b")  # metric event messages: "Step 3/300: ..."
 
 
 class OpenAIOptions(BaseModel):
@@ -424,11 +427,8 @@ class OpenAIProvider:
         if not (self.options.api_key or os.environ.get("OPENAI_API_KEY")):
             problems.append(("OPENAI_API_KEY is not set", "export OPENAI_API_KEY=sk-..."))
         problems += self.bound_problems(cfg)
-        if problems:
-            raise ConfigError(
-                "; ".join(what for what, _ in problems),
-                hint="; ".join(fix for _, fix in problems),
-            )
+        if problems:  # every one at once, one line each
+            raise combine([ConfigError(what, hint=fix) for what, fix in problems])
 
     def bound_problems(self, cfg: JobConfig) -> list[tuple[str, str]]:
         """Every job setting outside the bounds of OpenAI's spec (:data:`SPEC_SOURCE`)."""
@@ -750,12 +750,17 @@ class OpenAIProvider:
             data = item.data if isinstance(item.data, dict) else {}
             step = data.get("step")
             loss = data.get("train_loss", data.get("loss"))
+            total = data.get("total_steps")
+            if not isinstance(total, int | float):  # "Step 12/300: training loss=..."
+                found = STEP_OF_TOTAL.match(item.message)
+                total = int(found.group(1)) if found else None
             return JobEvent(
                 id=item.id,
                 created_at=datetime.fromtimestamp(item.created_at, UTC),
                 level=item.level,
                 message=redact(item.message),
                 step=int(step) if isinstance(step, int | float) else None,
+                total_steps=int(total) if total is not None else None,
                 loss=float(loss) if isinstance(loss, int | float) else None,
                 data=data,
             )
@@ -867,6 +872,58 @@ class OpenAIProvider:
 
     def _delete_file(self, file_id: str) -> None:
         self._call(lambda: self.client.files.delete(file_id))
+
+    def doctor(self, timeout: float) -> list[Check]:
+        """Key present (never shown) and accepted by the server at the base URL."""
+        import httpx
+
+        from_setting = self.options.api_key is not None
+        key = (
+            self.options.api_key.get_secret_value()
+            if self.options.api_key
+            else os.environ.get("OPENAI_API_KEY")
+        )
+        if not key:
+            return [
+                Check(
+                    "API key",
+                    "skip",
+                    "OPENAI_API_KEY is not set: the OpenAI backend is not configured",
+                    fix="export OPENAI_API_KEY=sk-...",
+                )
+            ]
+        register_secret(key)
+        source = "the api_key setting" if from_setting else "OPENAI_API_KEY"
+        checks = [Check("API key", "ok", f"set (from {source})")]
+        url = self.base_url.rstrip("/")
+        try:
+            answer = httpx.get(
+                f"{url}/models", headers={"Authorization": f"Bearer {key}"}, timeout=timeout
+            )
+        except httpx.HTTPError as exc:
+            checks.append(
+                Check(
+                    "server",
+                    "fail",
+                    f"cannot reach {url}: {type(exc).__name__}",
+                    fix="check the network, or OPENAI_BASE_URL if you set it",
+                )
+            )
+            return checks
+        if answer.status_code in (401, 403):
+            checks.append(
+                Check(
+                    "server",
+                    "fail",
+                    f"{url} rejected the key ({answer.status_code})",
+                    fix="set OPENAI_API_KEY to a valid key (https://platform.openai.com/api-keys)",
+                )
+            )
+        elif answer.status_code >= 500:
+            checks.append(Check("server", "warn", f"{url} answered {answer.status_code}"))
+        else:
+            checks.append(Check("server", "ok", f"{url} reachable, key accepted"))
+        return checks
 
 
 def _int_or_none(value: object) -> int | None:

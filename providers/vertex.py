@@ -41,6 +41,7 @@ from tuneport.errors import (
     ProviderError,
     QuotaError,
     TuneportError,
+    combine,
     redact,
     register_secret,
 )
@@ -49,6 +50,7 @@ from tuneport.progress import NullProgress, Progress
 from tuneport.providers.base import (
     Backend,
     ChatOptions,
+    Check,
     Measure,
     PreparedData,
     UploadedData,
@@ -617,13 +619,8 @@ class VertexProvider:
                 check()
             except ConfigError as exc:
                 problems.append(exc)
-        if len(problems) == 1:
-            raise problems[0]
-        if problems:
-            raise ConfigError(
-                "; ".join(p.message for p in problems),
-                hint="; ".join(p.hint for p in problems if p.hint),
-            )
+        if problems:  # every one at once, one line each
+            raise combine(problems)
 
     def stager(self) -> GcsStager:
         if self._stager is None:
@@ -823,6 +820,7 @@ class VertexProvider:
             run_id=labels.get(RUN_ID_LABEL),
             model=job.base_model,
             created_at=job.create_time,
+            phase=DETAIL_EVENTS[detail][1] if detail in DETAIL_EVENTS else None,
             raw={k: v for k, v in raw.items() if v is not None},
         )
 
@@ -1076,6 +1074,89 @@ class VertexProvider:
                 project=self._known_project(),
                 location=self.location,
             )
+
+    def _setup_source(self) -> str | None:
+        """Where this backend's credentials would come from, or ``None`` when nothing is set
+        up (no token, key file, ADC file or project)."""
+        adc_file = (
+            Path(os.environ.get("CLOUDSDK_CONFIG") or Path.home() / ".config" / "gcloud")
+            / "application_default_credentials.json"
+        )
+        sources = [
+            (self.options.access_token is not None, "the access_token setting"),
+            (bool(os.environ.get(TOKEN_ENV)), TOKEN_ENV),
+            (self.options.credentials_file is not None, "the credentials_file setting"),
+            (
+                bool(os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")),
+                "GOOGLE_APPLICATION_CREDENTIALS",
+            ),
+            (adc_file.is_file(), "gcloud application-default credentials"),
+            (
+                bool(self.options.project or os.environ.get("GOOGLE_CLOUD_PROJECT")),
+                "application default credentials",
+            ),
+        ]
+        return next((name for present, name in sources if present), None)
+
+    def doctor(self, timeout: float) -> list[Check]:
+        """Credentials (never shown), project, location, bucket and the API reachable."""
+        import httpx
+
+        source = self._setup_source()
+        if source is None:
+            return [
+                Check(
+                    "credentials",
+                    "skip",
+                    "no Google credentials or project set: the Vertex backend is not configured",
+                    fix="gcloud auth application-default login; export GOOGLE_CLOUD_PROJECT=ID",
+                )
+            ]
+        checks: list[Check] = []
+
+        def check(name: str, found: Callable[[], str]) -> None:
+            try:
+                checks.append(Check(name, "ok", found()))
+            except TuneportError as exc:
+                checks.append(Check(name, "fail", exc.message, exc.hint))
+            except Exception as exc:  # google-auth: metadata server, broken files, ...
+                text = _one_line(redact(f"{type(exc).__name__}: {exc}"), 200)
+                checks.append(Check(name, "fail", text, _ADC_HINT))
+
+        def credentials() -> str:
+            _ = self.credentials
+            return f"from {source}"
+
+        check("credentials", credentials)
+        check("project", lambda: self.project)
+        checks.append(Check("location", "ok", self.location))
+        if self.options.bucket:
+            from tuneport.providers.gcs import parse_location
+
+            check("bucket", lambda: f"{parse_location(self.options.bucket or '')}")
+        else:
+            checks.append(
+                Check(
+                    "bucket",
+                    "warn",
+                    "no bucket set: train needs one for the training data",
+                    fix="pass --bucket NAME to train (or bucket: in the job file)",
+                )
+            )
+        url = self.rest_base_url
+        try:
+            httpx.get(url, timeout=timeout)
+            checks.append(Check("server", "ok", f"{url} reachable"))
+        except httpx.HTTPError as exc:
+            checks.append(
+                Check(
+                    "server",
+                    "fail",
+                    f"cannot reach {url}: {type(exc).__name__}",
+                    fix=f"check the network (and {BASE_URL_ENV} if set)",
+                )
+            )
+        return checks
 
     def cleanup(self, job: JobRef, progress: Progress | None = None) -> list[str]:
         """Undeploy every model from the tuned endpoint, delete the endpoint, then the model."""

@@ -333,6 +333,31 @@ def test_local_estimate_from_the_models_config(
     assert gib == estimate_file(SAMPLE, r64).gpu_memory_gib
 
 
+def test_local_estimate_honours_max_steps(
+    tiny_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The Trainer runs exactly max_steps steps: the estimate's steps and trained tokens follow
+    (a 500-step run on 26 examples trains ~250 epochs' worth, not 3)."""
+    cfg = JobConfig(provider="local", model=str(tiny_model), data=SAMPLE)
+    full = estimate_file(SAMPLE, cfg)
+    per_epoch = 2  # ceil(26 / (4 × 4))
+    assert full.billed_tokens == full.tokens * 3 and full.steps == per_epoch * 3
+    long = estimate_file(SAMPLE, cfg.model_copy(update={"options": {"max_steps": 500}}))
+    assert long.steps == 500 and long.billed_tokens == round(full.tokens * 500 / per_epoch)
+    assert any("≈250 epochs" in w and f"{long.billed_tokens:,}" in w for w in long.warnings)
+    short = estimate_file(SAMPLE, cfg.model_copy(update={"options": {"max_steps": 1}}))
+    assert short.steps == 1 and short.billed_tokens == round(full.tokens / per_epoch)
+    same = estimate_file(SAMPLE, cfg.model_copy(update={"options": {"max_steps": 6}}))
+    assert same.billed_tokens == full.billed_tokens and not any(
+        "max_steps" in w for w in same.warnings
+    )
+    # the CLI takes the option the way train does
+    args = ["estimate", str(SAMPLE), "-p", "local", "-m", str(tiny_model), "--json"]
+    assert run([*args, "--set", "max_steps=500"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["steps"] == 500 and doc["billed_tokens"] == long.billed_tokens
+
+
 def test_local_estimate_without_the_model_at_hand(tmp_path: Path) -> None:
     cfg = JobConfig(provider="local", model=str(tmp_path / "absent"), data=SAMPLE)
     est = estimate_file(SAMPLE, cfg)

@@ -57,10 +57,15 @@ def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
         "epochs: Input should be a valid integer",
         "method: Input should be 'sft' or 'dpo'",
         "unknown setting 'colour'",
-        f"unknown provider 'nope' (choose {'|'.join(PROVIDERS)})",
+        "unknown provider 'nope'",
+        f"choose --provider {'|'.join(PROVIDERS)}",
         "allowed settings: provider, model, data",
     ):
         assert part in text, part
+    lines = info.value.lines()  # the CLI prints one line per problem
+    assert len(lines) == 5 and all(line.startswith(f"{job}: ") for line in lines)
+    (epochs,) = [ln for ln in lines if ": epochs: Input should be a valid integer" in ln]
+    assert "(fix: change --epochs (or `epochs:` in the job file))" in epochs
 
 
 def test_flags_only_need_no_file() -> None:
@@ -137,3 +142,47 @@ def test_provider_section_must_be_a_mapping(tmp_path: Path) -> None:
     job.write_text("provider: openai\nmodel: m\ndata: d.jsonl\nvertex: 3\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="provider section vertex"):
         load_config(job, known_providers=PROVIDERS)
+
+
+def test_check_job_reports_settings_options_bounds_and_files_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each stage that can fail is run: the schema, the provider's options, its preflight, the
+    price table's epoch bounds and the data file (they used to stop at the first)."""
+    from tuneport.jobs.checks import check_job
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    sample = Path(__file__).resolve().parent.parent / "fixtures" / "sample" / "chat.jsonl"
+    flags = {"provider": "openai", "model": "gpt-4.1-mini", "data": sample}
+    with pytest.raises(ConfigError) as info:
+        check_job(None, {**flags, "epochs": 0, "batch_size": -1}, ["foo=1"])
+    lines = info.value.lines()
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("epochs: Input should be greater than or equal to 1")
+    assert lines[1].startswith("batch_size: Input should be greater than or equal to 1")
+    assert lines[2].startswith("unknown option 'foo' for provider openai")
+
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "provider: openai\nmodel: gpt-4.1-mini\ndata: missing.jsonl\nepochs: 99\n"
+        "batch_size: 0\noptions: {foo: 1}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        check_job(job)
+    lines = info.value.lines()
+    assert len(lines) == 4, lines
+    assert "batch_size" in lines[0] and "unknown option 'foo'" in lines[1]
+    assert "epochs must be 1..50, got 99" in lines[2] and "missing.jsonl: no such file" in lines[3]
+    assert info.value.exit_code == 3
+
+    # options valid: the backend's own preflight joins in (no key, suffix too long)
+    with pytest.raises(ConfigError) as info:
+        check_job(None, {**flags, "suffix": "x" * 70, "epochs": 99})
+    lines = info.value.lines()
+    assert [ln.split(" (fix")[0] for ln in lines] == [
+        "OPENAI_API_KEY is not set",
+        "suffix is 70 characters; OpenAI allows 64",
+        "openai gpt-4.1-mini: epochs must be 1..50, got 99",
+    ]
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789")
+    assert check_job(None, flags).model == "gpt-4.1-mini"

@@ -71,9 +71,17 @@ def test_train_watch_chat_export_and_continue(
     assert job.tuned_model == f"local:{job.remote_id}"
     assert f"tuned model: {job.tuned_model}" in out
     assert "steps" in err or "examples" in err  # the estimate was shown
+    assert "compute time (cpu): " in out and "(no provider charge)" in out
     events = open_store().events(job.id)
-    assert events[0].message.startswith("no CUDA GPU found")
+    messages = [e.message for e in events]
+    assert messages[0] == "loading the model and data"  # every phase is an event
+    assert messages[1].startswith("no CUDA GPU found")
+    assert "training (4 steps)" in messages and "saving the adapter" in messages
     assert [e.step for e in events if e.step is not None] == [1, 2, 3, 4]
+    assert run(["jobs", "show", job.id, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["cost_usd"] is None and shown["own_hardware"] is True
+    assert shown["compute_seconds"] > 0
     run_dir = home() / "runs" / job.run_id
     assert (run_dir / runfiles.ADAPTER / "adapter_model.safetensors").is_file()
     assert (run_dir / runfiles.LOSS_PNG).is_file()
@@ -151,8 +159,19 @@ def test_cancel_then_resume_through_the_jobs_commands(
     deadline = time.monotonic() + 120
     while step() < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
+    capsys.readouterr()
+    # `jobs show` of a running job polls it: the real phase and progress, not the stored state
+    assert run(["jobs", "show", job_id, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["state"] == "running" and shown["phase"] == "training"
+    assert shown["progress"]["total_steps"] == 2000 and shown["progress"]["step"] >= 2
+    assert run(["jobs", "show", job_id]) == 0
+    text = capsys.readouterr().out
+    assert "running — training" in text and "/2,000" in text
     assert run(["jobs", "cancel", job_id]) == 0
+    assert f"`tuneport jobs resume {job_id}`" in capsys.readouterr().err  # the hint has the id
     assert run(["jobs", "watch", job_id]) == 1  # a cancelled job is not a success
+    assert f"`tuneport jobs resume {job_id}`" in capsys.readouterr().err
     record = open_store().get(job_id)
     assert record.state is JobState.CANCELLED
     stopped = runfiles.latest_checkpoint(run_dir)

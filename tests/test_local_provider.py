@@ -142,15 +142,20 @@ def test_launch_watch_events_chat(tiny_dir: Path, tmp_path: Path) -> None:
     assert status.state is JobState.SUCCEEDED, status.error
     assert status.tuned_model == "local:run-test" and status.progress == 1.0
     assert status.trained_tokens and status.model == str(tiny_dir)
+    assert (status.step, status.total_steps) == (12, 12) and status.loss is not None
+    assert status.compute_seconds and status.device == "cpu" and status.phase is None
 
     events = list(provider.events(job))
-    assert events[0].message.startswith("no CUDA GPU found: training on CPU in full precision")
+    assert events[0].message == "loading the model and data"
+    assert events[1].message.startswith("no CUDA GPU found: training on CPU in full precision")
     metrics = [e for e in events if e.step is not None]
     assert [e.id for e in metrics] == [str(i) for i in range(1, 13)]
     assert metrics[-1].loss is not None and metrics[0].loss is not None
     assert metrics[-1].loss < metrics[0].loss
     assert "tok/s" in metrics[-1].message and "GiB" in metrics[-1].message
-    assert [e.step for e in provider.events(job, after="10")] == [11, 12]
+    later = list(provider.events(job, after="10"))
+    assert [e.step for e in later if e.step is not None] == [11, 12]
+    assert "saving the adapter" in [e.message for e in later if e.step is None]
     assert [s.remote_id for s in provider.list_jobs()] == ["run-test"]
 
     reply = provider.chat(
@@ -173,9 +178,12 @@ def test_launch_watch_events_chat(tiny_dir: Path, tmp_path: Path) -> None:
 
     with pytest.raises(ProviderError, match="already finished"):
         provider.resume(job)
-    provider.cleanup(job)
     run_dir = provider.run_dir(job)
+    removed = provider.cleanup(job)  # what it deleted, one line each
+    assert str(run_dir / runfiles.DATA) in removed
+    assert set(removed) <= {str(run_dir / n) for n in (runfiles.CHECKPOINTS, runfiles.DATA)}
     assert not (run_dir / runfiles.CHECKPOINTS).exists() and (run_dir / runfiles.ADAPTER).is_dir()
+    assert provider.cleanup(job) == []
 
 
 def test_kill_then_resume_continues_from_the_checkpoint(tiny_dir: Path, tmp_path: Path) -> None:

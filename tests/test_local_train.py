@@ -114,13 +114,55 @@ def test_sft_memorizes_and_writes_its_run_files(sft_run: Path) -> None:
     curve = losses(sft_run)
     assert len(curve) == 12
     assert curve[-1] < 0.2 * curve[0], curve
-    event = runfiles.read_events(sft_run)[-1]
+    event = [e for e in runfiles.read_events(sft_run) if "loss" in e][-1]
     assert event["step"] == 12 and event["tokens_per_s"] > 0 and event["memory_gib"] > 0
+    assert status.loss == event["loss"] and status.tokens_per_s == event["tokens_per_s"]
+    assert status.seconds is not None and status.seconds > 0
+    messages = [e["message"] for e in runfiles.read_events(sft_run) if "message" in e]
+    phases = [m for m in messages if m in ("loading the model and data", "saving the adapter")]
+    assert phases == ["loading the model and data", "saving the adapter"]
+    assert "training (12 steps)" in messages
+    assert any(m.startswith("training done: mean loss") for m in messages)
     assert (sft_run / runfiles.LOSS_PNG).read_bytes().startswith(b"\x89PNG")
     adapter = sft_run / runfiles.ADAPTER
     assert (adapter / "adapter_model.safetensors").is_file()
     meta = json.loads((adapter / runfiles.ADAPTER_META).read_text())
     assert meta["base_model"] == meta["model"]
+
+
+@pytest.mark.parametrize(
+    ("options", "logged"),
+    [
+        # a 3-step run with the default logging: every step (it used to log every 10th: none)
+        ({"max_steps": None, "logging_steps": None}, [1, 2, 3]),
+        # the final step is logged whatever logging_steps says
+        ({"max_steps": 5, "logging_steps": 2}, [2, 4, 5]),
+    ],
+)
+def test_short_runs_record_every_loss_and_the_final_one(
+    tiny_dir: Path, tmp_path: Path, options: dict[str, Any], logged: list[int]
+) -> None:
+    run_dir, _ = make_run(tmp_path, tiny_dir, chat_records(), **options)
+    assert T.main([str(run_dir)]) == 0
+    steps = [e["step"] for e in runfiles.read_events(run_dir) if "loss" in e]
+    assert steps == logged
+    status = runfiles.read_status(run_dir)
+    assert status is not None and status.loss is not None and status.step == logged[-1]
+    assert (run_dir / runfiles.LOSS_PNG).read_bytes().startswith(b"\x89PNG")
+
+
+def test_auto_logging_steps() -> None:
+    from tuneport.providers.local.recipe_config import auto_logging_steps
+
+    assert [auto_logging_steps(n) for n in (1, 9, 99, 100, 250, 499, 10_000)] == [
+        1,
+        1,
+        1,
+        2,
+        5,
+        9,
+        10,
+    ]
 
 
 def test_memorized_answers_come_back_in_chat(sft_run: Path) -> None:

@@ -133,3 +133,35 @@ def test_crash_during_launch_is_completed_exactly_once(
     assert job["metadata"] == {"tuneport_run_id": "run-beef"}
     assert len(fake.calls("POST", "/fine_tuning/jobs")) == 1
     assert open_store().get("tp-0000beef").remote_id == job["id"]
+
+
+def test_openai_metric_events_give_step_of_total_and_loss(
+    setup: tuple[FakeOpenAI, dict[str, str]], tmp_path: Path
+) -> None:
+    """OpenAI metric events ("Step 2/3: training loss=1.0") feed the progress bar."""
+    from tuneport.providers.base import UploadedData
+
+    fake, options = setup
+    provider = _provider(options)
+    file_id = _uploaded_file(fake, options, tmp_path)
+    ref = provider.launch(
+        UploadedData(training=file_id),
+        JobConfig(provider="openai", model="gpt-4.1-mini", data=tmp_path / "x"),
+        "run-beef",
+    )
+    _record(tmp_path, options, remote_id=ref.remote_id, remote_files={"training": file_id})
+    updates: list[object] = []
+
+    class Seen:
+        def update(self, update: object) -> None:
+            updates.append(update)
+
+        def close(self) -> None:
+            pass
+
+    watch_job("tp-0000beef", store=open_store(), sleep=lambda s: None, renderer=Seen())
+    metric = [e for e in open_store().events("tp-0000beef") if e.loss is not None]
+    assert [(e.step, e.loss) for e in metric] == [(1, 2.0), (2, 1.0)]
+    running = [u for u in updates if u.record.state is JobState.RUNNING]  # type: ignore[attr-defined]
+    last = running[-1].progress  # type: ignore[attr-defined]
+    assert (last.step, last.total_steps, last.loss) == (2, 3, 1.0)

@@ -153,3 +153,14 @@ def test_plan_end_to_end_fresh_machine_no_keys_no_network(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr
     assert "gpt-4.1-nano" in proc.stdout and "gemini-2.5-flash" in proc.stdout
     assert list((tmp_path / "tuneport" / "cache" / "tiktoken").iterdir())
+
+
+def test_local_has_no_problems_with_the_sample(capsys: pytest.CaptureFixture[str]) -> None:
+    """The local export keeps tool calls, results, names and weights, so validating for local
+    flags none of them (plan used to show 2 problems for local on the sample)."""
+    assert run(["plan", str(SAMPLE), "-p", "local", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["provider"] == "local" and row["valid"] is True
+    assert row["problems"] == 0 and row["errors"] == 0
+    assert run(["validate", str(SAMPLE), "-p", "local", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["problems"] == []

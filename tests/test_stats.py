@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -175,3 +176,15 @@ def test_cli_stats_table_and_approximate_label(capsys: pytest.CaptureFixture[str
     assert "chosen turn" in out and "rejected turn" in out
     assert run(["stats", str(REAL / "missing.json")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_json_means_and_percentiles_are_rounded(capsys: pytest.CaptureFixture[str]) -> None:
+    from tuneport.cli.main import run
+
+    sample = Path(__file__).resolve().parent.parent / "fixtures" / "sample" / "chat.jsonl"
+    assert run(["stats", str(sample), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    for dist in [doc["per_example"], *doc["per_role"].values()]:
+        for key in ("mean", "p50", "p90", "p95", "p99"):
+            assert dist[key] == round(dist[key], 2), (key, dist[key])
+    assert doc["per_role"]["system"]["mean"] == 17.38

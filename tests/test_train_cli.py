@@ -307,3 +307,32 @@ def test_missing_key_fails_before_the_estimate(
     assert _train(sample, "--yes") == 3
     err = capsys.readouterr().err
     assert "OPENAI_API_KEY is not set" in err and "billed tokens" not in err
+
+
+def test_every_flag_problem_is_reported_at_once(
+    fake: FakeOpenAI, sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _train(sample, "--epochs", "0", "--batch-size", "-1", "--set", "foo=1") == 3
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 3, errors
+    assert "--epochs" in errors[0] and "--batch-size" in errors[1] and "'foo'" in errors[2]
+    assert not fake.calls("POST", "/files")
+
+
+def test_jobs_show_polls_a_running_job_and_cancel_names_it(
+    fake: FakeOpenAI, sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`jobs show` of a job nobody watches shows the provider's current state (the store still
+    said 'created'); cancel's hint carries the job id."""
+    assert _train(sample, "--yes", "--no-watch") == 0
+    job_id = capsys.readouterr().out.strip()
+    assert open_store().get(job_id).raw_state == "created"
+    assert run(["jobs", "show", job_id]) == 0
+    shown = capsys.readouterr().out
+    assert "state: queued" in shown and "created" not in shown.split("state:")[1].split("\n")[0]
+    assert open_store().get(job_id).raw_state == "queued"  # the poll was stored
+    assert run(["jobs", "cancel", job_id]) == 0
+    out = capsys.readouterr().out
+    assert f"{job_id}: cancelled" in out
+    assert run(["jobs", "watch", job_id]) == 1
+    assert "launch it again if needed" in capsys.readouterr().err  # OpenAI cannot resume

@@ -117,10 +117,26 @@ def test_train_watch_chat_cleanup_end_to_end(
     assert code == 0, err
     assert out.strip().endswith("echo: again")
 
+    # The money: billable tokens x the estimate's price, next to the estimate.
+    code, out, err = cli(capsys, "jobs", "show", record["id"], "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["cost_usd"] == round(record["billed_tokens"] * 5.0 / 1e6, 6)
+    assert record["cost_usd"] == shown["cost_usd"]  # train --json carries it too
+
+    # eval prices the tuned endpoint at its base model (gemini-2.5-flash), not "unknown"
+    held_out = SAMPLE.parent / "chat.jsonl"
+    code, _out, err = cli(
+        capsys, "eval", "--data", str(held_out), "-m", record["id"], "--limit", "2", "--yes"
+    )
+    assert code == 0, err
+    assert f"{record['id']}: ≈$" in err and "cost unknown" not in err
+
     # Cleanup: undeploy, delete endpoint, delete model.
     assert endpoint in fake.endpoints
-    code, _out, err = cli(capsys, "jobs", "cleanup", record["id"], "--yes")
+    code, out, err = cli(capsys, "jobs", "cleanup", record["id"], "--yes")
     assert code == 0, err
+    assert f"deleted endpoint {endpoint}" in out
     assert endpoint not in fake.endpoints
     assert not fake.models
     assert fake.calls("POST", r":undeployModel$")
@@ -172,7 +188,8 @@ def test_openai_job_file_switches_with_provider_flag(
         *VERTEX_FLAGS,
     )
     assert code == 0, err
-    assert "batch_size ignored" in err and "seed ignored" in err
+    assert err.count("batch_size ignored") == 1 and err.count("seed ignored") == 1
+    assert "JOB_STATE_" not in err  # the watch shows tuneport's state words
     (create,) = fake.calls("POST", r"tuningJobs$")
     assert create.body["baseModel"] == "gemini-2.5-flash"
     assert create.body["tunedModelDisplayName"] == "tuneport-demo"  # the job file's suffix

@@ -294,3 +294,106 @@ def test_outcome_shows_cost_next_to_the_estimate_or_gpu_time(store: JobStore) ->
     assert outcome_lines(local, job_cost(local), cpu)[-1] == (
         "compute time (cpu): 3m07s (no provider charge)"
     )
+
+
+class PhasedProvider:
+    """A local-like run: a long quiet load, then a short training phase (steps every poll),
+    then done. ``clock`` advances by what the watch sleeps."""
+
+    name = "phased"
+
+    def __init__(self, clock: list[float]) -> None:
+        self.clock = clock
+        self.seen: list[tuple[float, str]] = []
+
+    def _phase(self) -> tuple[JobState, str, int | None]:
+        t = self.clock[0]
+        if t < 60:
+            return JobState.QUEUED, "queued", None
+        if t < 200:
+            return JobState.RUNNING, "loading", None
+        if t < 230:
+            return JobState.RUNNING, "training", int((t - 200) // 3)  # 10 steps in 30 s
+        return JobState.SUCCEEDED, "succeeded", 10
+
+    def status(self, job: JobRef) -> JobStatus:
+        state, raw, step = self._phase()
+        self.seen.append((self.clock[0], raw))
+        return JobStatus(
+            remote_id=job.remote_id,
+            state=state,
+            raw_state=raw,
+            phase=raw,
+            step=step,
+            total_steps=10 if step is not None else None,
+            loss=1.0 / (1 + step) if step is not None else None,
+            tokens_per_second=500.0 if raw == "training" else None,
+        )
+
+    def events(self, job: JobRef, after: str | None = None) -> Iterator[JobEvent]:
+        return iter(())
+
+
+def test_running_jobs_are_polled_often_enough_to_see_every_phase(store: JobStore) -> None:
+    """Backing off to 30 s while a run loads would sleep through a 30 s training phase: while
+    a job runs the wait is capped, and progress (step/total, loss, tok/s, ETA) rides along."""
+    _job(store)
+    clock = [0.0]
+    provider = PhasedProvider(clock)
+    seen = Recorder(store)
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    final = watch_job(
+        "tp-0000000a",
+        store=store,
+        provider=provider,
+        renderer=seen,
+        sleep=sleep,
+        interval=2,
+        clock=lambda: clock[0],
+    )
+    assert final.state is JobState.SUCCEEDED
+    phases = [raw for _, raw in provider.seen]
+    assert "training" in phases and "loading" in phases
+    waits = [u.next_poll for u in seen.updates if u.record.state is JobState.RUNNING]
+    assert waits and max(w for w in waits if w is not None) <= 10
+    queued = [u.next_poll for u in seen.updates if u.record.state is JobState.QUEUED]
+    assert max(w for w in queued if w is not None) > 10  # waiting phases still back off
+    training = [u.progress for u in seen.updates if u.record.raw_state == "training"]
+    assert training[-1].total_steps == 10 and training[-1].loss is not None
+    assert training[-1].tokens_per_second == 500.0
+    assert any(p.eta_seconds is not None for p in training)
+    assert seen.updates[-1].progress.fraction == 1.0
+
+
+def test_backoff_limit_and_poll_limit() -> None:
+    from tuneport.jobs.tracking import RunProgress
+    from tuneport.jobs.watch import RUNNING_CAP, poll_limit
+
+    b = Backoff(base=2, cap=30)
+    assert [b.next(False, limit=10) for _ in range(4)] == [4, 8, 10, 10]
+    assert b.next(False, limit=0.5) == 2  # never below the base interval
+    assert poll_limit(JobState.QUEUED, RunProgress()) is None
+    assert poll_limit(JobState.RUNNING, RunProgress()) == RUNNING_CAP
+    assert poll_limit(JobState.RUNNING, RunProgress(eta_seconds=8)) == 2
+
+
+def test_progress_tracker_uses_events_and_estimates_the_time_left() -> None:
+    from tuneport.jobs.tracking import ProgressTracker
+
+    now = [0.0]
+    tracker = ProgressTracker(lambda: now[0])
+    running = JobStatus(remote_id="r", state=JobState.RUNNING, raw_state="running")
+    first = tracker.observe(
+        running, [JobEvent(id="a", message="Step 1/10", step=1, total_steps=10, loss=2.0)]
+    )
+    assert (first.step, first.total_steps, first.loss, first.fraction) == (1, 10, 2.0, 0.1)
+    assert first.eta_seconds is None  # one point: no pace yet
+    now[0] = 20.0
+    later = tracker.observe(running, [JobEvent(id="b", message="s", step=3, loss=1.5)])
+    assert later.step == 3 and later.total_steps == 10 and later.loss == 1.5
+    assert later.eta_seconds == pytest.approx(20 * 0.7 / 0.2)  # 2 steps per 20 s, 7 to go
+    done = tracker.observe(running.model_copy(update={"state": JobState.SUCCEEDED}))
+    assert done.fraction == 1.0 and done.eta_seconds == 0.0

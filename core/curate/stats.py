@@ -90,6 +90,9 @@ def percentile(sorted_values: Sequence[int], q: float) -> float:
     return float(low + (high - low) * (rank - lo))
 
 
+DECIMALS = 2  # of means and percentiles in reports and --json
+
+
 def describe(values: Iterable[int]) -> Distribution:
     """Count, total, mean, min, p50/p90/p95/p99 and max of ``values`` (all 0 when empty)."""
     data = sorted(values)
@@ -98,15 +101,15 @@ def describe(values: Iterable[int]) -> Distribution:
             count=0, total=0, mean=0.0, min=0, p50=0.0, p90=0.0, p95=0.0, p99=0.0, max=0
         )
     total = sum(data)
-    return Distribution(
+    return Distribution(  # token counts: two decimals say all there is (no 17.384615384615383)
         count=len(data),
         total=total,
-        mean=total / len(data),
+        mean=round(total / len(data), DECIMALS),
         min=data[0],
-        p50=percentile(data, 50),
-        p90=percentile(data, 90),
-        p95=percentile(data, 95),
-        p99=percentile(data, 99),
+        p50=round(percentile(data, 50), DECIMALS),
+        p90=round(percentile(data, 90), DECIMALS),
+        p95=round(percentile(data, 95), DECIMALS),
+        p99=round(percentile(data, 99), DECIMALS),
         max=data[-1],
     )
 

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from tuneport.errors import ConfigError, InputError
+from tuneport.errors import ConfigError, InputError, combine
 from tuneport.schemas import JobConfig
 
 PATH_FIELDS = ("data", "validation")
@@ -141,19 +141,40 @@ def parse_set(items: Iterable[str]) -> dict[str, Any]:
     return options
 
 
-def _describe(err: Mapping[str, Any]) -> str:
+def _describe(err: Mapping[str, Any]) -> tuple[str, str]:
+    """``(what is wrong, how to fix it)`` for one schema error, naming the flag to change."""
     loc = ".".join(str(p) for p in err["loc"]) or "job"
     kind = err["type"]
     top = str(err["loc"][0]) if err["loc"] else ""
     flag = FLAG_OF.get(top)
     if kind == "missing":
-        return f"{loc} is required" + (f" ({flag} or `{loc}:` in the job file)" if flag else "")
+        where = f" ({flag} or `{loc}:` in the job file)" if flag else ""
+        return f"{loc} is required{where}", "fix the job file or the flags"
     if kind == "extra_forbidden":
-        return f"unknown setting {loc!r}"
-    value = err.get("input")
-    shown = isinstance(value, int | float | str) and "got" not in str(err["msg"])
-    got = f", got {value!r}" if shown else ""
-    return f"{loc}: {err['msg']}{got}"
+        return f"unknown setting {loc!r}", f"allowed settings: {', '.join(JobConfig.model_fields)}"
+    fix = f"change {flag} (or `{top}:` in the job file)" if flag else "fix the job file"
+    return f"{loc}: {err['msg']}", fix
+
+
+def merge_values(
+    file_values: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+    *,
+    known_providers: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """Job-file values, the chosen provider's section, flag overrides (``None`` = not given)
+    and ``--set`` options merged into the mapping :class:`JobConfig` validates."""
+    names = list(known_providers) if known_providers is not None else None
+    merged: dict[str, Any] = dict(file_values or {})
+    if names is not None:
+        chosen = (overrides or {}).get("provider") or merged.get("provider")
+        merged = apply_provider_section(merged, chosen, names)
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    file_options = merged.get("options") or {}
+    if isinstance(file_options, Mapping):
+        merged["options"] = {**file_options, **(options or {})}
+    return merged
 
 
 def build_config(
@@ -164,35 +185,28 @@ def build_config(
     source: str | None = None,
     known_providers: Iterable[str] | None = None,
 ) -> JobConfig:
-    """Merge job-file values, flag overrides (``None`` = not given) and ``--set`` options."""
+    """Merge job-file values, flag overrides (``None`` = not given) and ``--set`` options.
+
+    Every problem is one :class:`ConfigError` line (:func:`tuneport.errors.combine`)."""
     names = list(known_providers) if known_providers is not None else None
-    merged: dict[str, Any] = dict(file_values or {})
-    if names is not None:
-        chosen = (overrides or {}).get("provider") or merged.get("provider")
-        merged = apply_provider_section(merged, chosen if isinstance(chosen, str) else None, names)
-    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    file_options = merged.get("options") or {}
-    problems: list[str] = []
-    if not isinstance(file_options, Mapping):
-        problems.append("options: must be a mapping of provider settings")
-        file_options = {}
-    merged["options"] = {**file_options, **(options or {})}
+    merged = merge_values(file_values, overrides, options, known_providers=names)
+    problems: list[tuple[str, str]] = []
+    if not isinstance(merged.get("options", {}), Mapping):
+        problems.append(
+            ("options: must be a mapping of provider settings", "write `options: {key: value}`")
+        )
+        merged["options"] = dict(options or {})
     config: JobConfig | None = None
     try:
         config = JobConfig.model_validate(merged)
     except ValidationError as exc:
         problems.extend(_describe(e) for e in exc.errors())
     provider = merged.get("provider")
-    if names is not None and isinstance(provider, str) and provider and provider not in names:
-        problems.append(f"unknown provider {provider!r} (choose {'|'.join(names)})")
+    if names is not None and isinstance(provider, str) and provider not in names:
+        problems.append((f"unknown provider {provider!r}", f"choose --provider {'|'.join(names)}"))
     if problems or config is None:
-        unknown = any(p.startswith("unknown setting") for p in problems)
-        hint = (
-            f"allowed settings: {', '.join(JobConfig.model_fields)}"
-            if unknown
-            else "fix the job file or the flags"
-        )
-        raise ConfigError("; ".join(problems), hint=hint, where=source)
+        errors = [ConfigError(what, hint=fix, where=source) for what, fix in problems]
+        raise combine(errors, where=source)
     return config
 
 

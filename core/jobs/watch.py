@@ -177,15 +177,21 @@ def watch_job(
         shown.close()
 
 
-def raise_for_outcome(record: JobRecord) -> None:
-    """A failed or cancelled job as the error the CLI reports (exit code 1)."""
+def raise_for_outcome(record: JobRecord, *, resumable: bool = False) -> None:
+    """A failed or cancelled job as the error the CLI reports (exit code 1); ``resumable``
+    (the backend can continue from a checkpoint) says how to continue it."""
+    resume = f"continue it from its last checkpoint with `tuneport jobs resume {record.id}`"
     if record.state is JobState.FAILED:
         raise JobFailedError(
             f"job {record.id} failed at {record.provider}: "
             f"{record.error or record.raw_state or 'no reason given'}",
-            hint="fix the cause, then launch again with `tuneport train`",
+            hint="fix the cause, then "
+            + (resume if resumable else "launch again with `tuneport train`"),
         )
     if record.state is JobState.CANCELLED:
-        raise JobFailedError(f"job {record.id} was cancelled", hint="launch it again if needed")
+        raise JobFailedError(
+            f"job {record.id} was cancelled",
+            hint=resume if resumable else "launch it again if needed",
+        )
     if not record.state.terminal:  # pragma: no cover - watch_job only returns early on max_polls
         raise ProviderError(f"job {record.id} is still {record.state.value}")

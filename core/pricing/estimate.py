@@ -41,6 +41,9 @@ class Extras:
     steps: int | None = None
     gpu_memory_gib: float | None = None
     warnings: list[str] = field(default_factory=list)
+    # the tokens the run trains when that is not tokens × epochs (a local run stopped or
+    # stretched by max_steps); becomes the estimate's billed tokens
+    trained_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,8 @@ def estimate_counts(
     over = counts.over(limit) if limit else []
     billable = tokens - sum(t - limit for _, t in over) if limit else tokens
     billed = billable * epochs
+    if extras is not None and extras.trained_tokens is not None:
+        billed = extras.trained_tokens
     rate = price.training_per_million
     cost = None if rate is None else round(billed * rate / 1e6, 6)
     warnings: list[str] = []
@@ -124,8 +129,8 @@ def estimate_counts(
         )
     if not counter.exact:
         warnings.append(
-            f"token count is approximate ({counter.label}); pass --online for exact counts "
-            "where the provider offers them"
+            f"token count is approximate ({counter.label}); `tuneport estimate --online` "
+            "counts exactly where the provider offers it"
         )
     if price.unverified and rate is not None:
         warnings.append(

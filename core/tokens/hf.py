@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,20 @@ class HFChatTemplateCounter:
         return head + chosen + rejected
 
 
+def quiet_transformers() -> None:
+    """No log lines or progress bars from transformers / huggingface_hub in tuneport's output.
+
+    Counting examples longer than a model's ``model_max_length`` is the point of counting (the
+    limit check reports them), so transformers' "Token indices sequence length is longer than
+    the specified maximum" warning is noise here, as are its download/progress bars.
+    """
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+
+
 def load_hf_tokenizer(model: str, *, wildcard: str = "*") -> Any | None:
     """The tokenizer of ``model`` from a local folder or the Hugging Face cache, else ``None``.
 
@@ -72,9 +88,13 @@ def load_hf_tokenizer(model: str, *, wildcard: str = "*") -> Any | None:
             return None
         source = model
     try:
+        quiet_transformers()
         from transformers import AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(source, local_files_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            tok = AutoTokenizer.from_pretrained(source, local_files_only=True)
     except Exception:  # broken folder / transformers missing: fall back to the approximation
         return None
     if not getattr(tok, "chat_template", None):

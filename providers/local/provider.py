@@ -31,6 +31,7 @@ from tuneport.errors import ConfigError, InputError, NotFoundError, ProviderErro
 from tuneport.progress import Progress
 from tuneport.providers.base import (
     ChatOptions,
+    Check,
     Checkpoint,
     JobLookup,
     PreparedData,
@@ -355,6 +356,13 @@ class LocalProvider:
             run_id=config.run_id,
             model=config.model,
             created_at=created,
+            phase=runfiles.PHASE_WORDS.get(phase),
+            step=st.step if st.max_steps else None,
+            total_steps=st.max_steps,
+            loss=st.loss,
+            tokens_per_second=st.tokens_per_s,
+            compute_seconds=st.seconds,
+            device=st.device,
             raw={**st.model_dump(mode="json"), "alive": alive, "run_dir": str(run_dir)},
         )
 
@@ -452,6 +460,80 @@ class LocalProvider:
         return removed
 
     # --- optional capabilities ----------------------------------------------------------------
+
+    def doctor(self, timeout: float) -> list[Check]:
+        """torch and the training libraries installed, a CUDA GPU, bitsandbytes, a writable
+        runs folder (no network)."""
+        import importlib.util
+        from importlib.metadata import version
+
+        if importlib.util.find_spec("torch") is None:
+            return [
+                Check(
+                    "torch",
+                    "skip",
+                    "torch is not installed: the local backend is not configured",
+                    fix='pip install "tuneport[local]" with torch pinned (see the README)',
+                )
+            ]
+        import torch
+
+        checks = [Check("torch", "ok", f"torch {torch.__version__}")]
+        if torch.cuda.is_available():
+            count = torch.cuda.device_count()
+            name = torch.cuda.get_device_name(0)
+            bf16 = "" if torch.cuda.is_bf16_supported() else "; no bf16: fp16 compute"
+            checks.append(Check("GPU", "ok", f"{count}× {name} (CUDA {torch.version.cuda}{bf16})"))
+        else:
+            checks.append(
+                Check(
+                    "GPU",
+                    "warn",
+                    "no CUDA GPU: training runs on the CPU in float32 (slow; tiny models only)",
+                    fix="use a machine with an NVIDIA GPU and a CUDA build of torch",
+                )
+            )
+        needed = ("transformers", "peft", "trl", "datasets", "accelerate")
+        missing = [m for m in needed if importlib.util.find_spec(m) is None]
+        if missing:
+            checks.append(
+                Check(
+                    "libraries",
+                    "fail",
+                    f"missing: {', '.join(missing)}",
+                    fix='pip install "tuneport[local]"',
+                )
+            )
+        else:
+            found = ", ".join(f"{m} {version(m)}" for m in needed[:3])
+            checks.append(Check("libraries", "ok", found))
+        if importlib.util.find_spec("bitsandbytes") is None:
+            checks.append(
+                Check(
+                    "bitsandbytes",
+                    "warn",
+                    "not installed: no 4-bit/8-bit quantization (train with --set quantize=none)",
+                    fix="pip install bitsandbytes",
+                )
+            )
+        else:
+            checks.append(Check("bitsandbytes", "ok", f"bitsandbytes {version('bitsandbytes')}"))
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.runs_dir / ".doctor"
+            probe.write_text("ok")
+            probe.unlink()
+            checks.append(Check("runs folder", "ok", f"{self.runs_dir} writable"))
+        except OSError as exc:
+            checks.append(
+                Check(
+                    "runs folder",
+                    "fail",
+                    f"{self.runs_dir}: {exc.strerror or exc}",
+                    fix="set TUNEPORT_HOME to a writable folder",
+                )
+            )
+        return checks
 
     def resume(self, job: JobRef) -> JobRef:
         """Start the trainer again from the run's last checkpoint (after a kill or cancel)."""

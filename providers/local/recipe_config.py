@@ -74,7 +74,8 @@ class LocalOptions(BaseModel):
     # checkpoints and logging
     save_steps: int = Field(default=100, gt=0)
     save_total_limit: int = Field(default=2, gt=0)
-    logging_steps: int = Field(default=10, gt=0)
+    # None = every step for short runs, up to every 10th for long ones (auto_logging_steps)
+    logging_steps: int | None = Field(default=None, gt=0)
     # DPO
     beta: float = Field(default=0.1, gt=0)
     # continue from an earlier adapter (merged into the base first)
@@ -124,3 +125,14 @@ class RunConfig(BaseModel):
     def steps_per_epoch(self, examples: int) -> int:
         per_step = self.batch_size * self.options.gradient_accumulation_steps
         return max(1, -(-examples // per_step))
+
+    def planned_steps(self, examples: int) -> int:
+        """Optimizer steps the run takes: ``max_steps`` when set (the Trainer then ignores the
+        epoch count), else epochs × steps per epoch."""
+        return self.options.max_steps or self.steps_per_epoch(examples) * self.epochs
+
+
+def auto_logging_steps(planned: int) -> int:
+    """Log every step up to 100 steps (a short run shows its whole loss curve), then about 50
+    points per run, at most every 10th step."""
+    return max(1, min(10, planned // 50))

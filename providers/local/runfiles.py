@@ -43,6 +43,13 @@ ADAPTER_META = "tuneport.json"
 
 Phase = Literal["queued", "loading", "training", "saving", "succeeded", "failed", "cancelled"]
 TERMINAL_PHASES = ("succeeded", "failed", "cancelled")
+# what a phase means, in words (the watch view and the phase events show these)
+PHASE_WORDS: dict[str, str] = {
+    "queued": "waiting for the trainer to start",
+    "loading": "loading the model and data",
+    "training": "training",
+    "saving": "saving the adapter",
+}
 
 
 def utcnow() -> datetime:
@@ -59,8 +66,10 @@ class RunStatus(BaseModel):
     step: int = 0
     max_steps: int | None = None
     epoch: float | None = None
-    loss: float | None = None
+    loss: float | None = None  # the latest logged training loss (the last step's at the end)
     trained_tokens: int | None = None
+    tokens_per_s: float | None = None
+    seconds: float | None = None  # how long the trainer has run, every attempt together
     device: str | None = None
     precision: str | None = None
     resumed_from: str | None = None

@@ -145,12 +145,17 @@ def estimate_extras(counts: Counts, cfg: JobConfig, price: ModelPrice) -> Extras
     n = counts.examples
     epochs = price.resolve_epochs(n, cfg.epochs)
     batch = cfg.batch_size or DEFAULT_BATCH_SIZE
-    steps = max(1, math.ceil(n / (batch * opts.gradient_accumulation_steps))) * epochs if n else 0
+    per_epoch = max(1, math.ceil(n / (batch * opts.gradient_accumulation_steps))) if n else 0
+    steps = per_epoch * epochs
     warnings: list[str] = []
-    if opts.max_steps is not None and steps > opts.max_steps:
+    trained: int | None = None
+    if opts.max_steps is not None and n and opts.max_steps != steps:
+        # the Trainer runs exactly max_steps steps, fewer or more than the epochs would take
+        trained = round(counts.total * opts.max_steps / per_epoch)
         warnings.append(
-            f"max_steps={opts.max_steps} stops the run before {epochs} epoch(s) "
-            f"({steps:,} steps): the token figures above assume full epochs"
+            f"max_steps={opts.max_steps:,} runs {opts.max_steps:,} optimizer steps "
+            f"(≈{opts.max_steps / per_epoch:.3g} epochs, not {epochs}): about {trained:,} "
+            "tokens are trained"
         )
         steps = opts.max_steps
     shape_cfg = model_config(cfg.model)
@@ -160,13 +165,13 @@ def estimate_extras(counts: Counts, cfg: JobConfig, price: ModelPrice) -> Extras
                 f"no config.json for {cfg.model} (not a local folder or cached): "
                 "GPU memory not estimated"
             )
-        return Extras(steps=steps, warnings=warnings)
+        return Extras(steps=steps, warnings=warnings, trained_tokens=trained)
     try:
         shape = ModelShape.from_config(shape_cfg)
     except (KeyError, TypeError, ValueError):
         warnings.append(f"config.json of {cfg.model} lacks sizes: GPU memory unknown")
-        return Extras(steps=steps, warnings=warnings)
+        return Extras(steps=steps, warnings=warnings, trained_tokens=trained)
     rank = opts.lora_r or LORA_PRESETS[opts.lora].r
     seq = min(opts.max_length, max(counts.largest, 1))
     gpu = round(qlora_memory_gib(shape, rank=rank, batch=batch, seq_len=seq), 2)
-    return Extras(steps=steps, gpu_memory_gib=gpu, warnings=warnings)
+    return Extras(steps=steps, gpu_memory_gib=gpu, warnings=warnings, trained_tokens=trained)

@@ -38,7 +38,7 @@ import torch
 
 from tuneport.errors import ConfigError, TuneportError
 from tuneport.providers.local import runfiles
-from tuneport.providers.local.recipe_config import RunConfig
+from tuneport.providers.local.recipe_config import RunConfig, auto_logging_steps
 from tuneport.providers.local.runfiles import RunStatus
 from tuneport.providers.local.template import (
     IGNORE_INDEX,
@@ -407,8 +407,11 @@ class Recorder:
         self.run_dir = run_dir
         previous = runfiles.read_status(run_dir)
         self.status = RunStatus(phase="loading", pid=os.getpid(), started_at=runfiles.utcnow())
+        self._earlier_seconds = 0.0  # time earlier attempts ran (a resumed run adds to it)
         if previous is not None:
             self.status.notes = previous.notes
+            self._earlier_seconds = previous.seconds or 0.0
+        self._started = time.monotonic()
         self.main = is_main_process()
         # ids of new messages sort after every event already shown (also those a resume redoes)
         events = runfiles.read_events(run_dir)
@@ -417,16 +420,30 @@ class Recorder:
         self.stop_requested = False
         self.in_loop = False  # inside trainer.train(): a stop request is honoured at a step end
         self._last_write = 0.0
+        self._announced: str | None = None  # the last phase written as an event
 
     def update(self, force: bool = True, **fields: Any) -> None:
         for key, value in fields.items():
             setattr(self.status, key, value)
         now = time.monotonic()
+        self.status.seconds = round(self._earlier_seconds + now - self._started, 1)
         if not self.main:
             return
+        self._announce_phase()
         if force or now - self._last_write > 0.5:
             runfiles.write_status(self.run_dir, self.status)
             self._last_write = now
+
+    def _announce_phase(self) -> None:
+        """Each phase as an event, so a watch that polled late still lists every phase."""
+        phase = self.status.phase
+        if phase == self._announced or phase not in runfiles.PHASE_WORDS:
+            return
+        self._announced = phase
+        words = runfiles.PHASE_WORDS[phase]
+        if phase == "training" and self.status.max_steps:
+            words += f" ({self.status.max_steps:,} steps)"
+        self.message(words, phase=phase)
 
     def message(self, text: str, **data: Any) -> None:
         """A non-metric event; its id ``STEP.N`` sorts after every event written before."""
@@ -475,9 +492,12 @@ def make_callback(recorder: Recorder) -> Any:
                 epoch=state.epoch,
                 trained_tokens=state.num_input_tokens_seen,
             )
+            if state.global_step >= state.max_steps:
+                control.should_log = True  # the last step's loss is always recorded
             if recorder.stop_requested:
                 control.should_training_stop = True
                 control.should_save = True  # so that `resume` can continue from here
+                control.should_log = True
 
         def on_log(
             self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
@@ -487,6 +507,12 @@ def make_callback(recorder: Recorder) -> Any:
                 recorder.message(
                     f"step {state.global_step}: eval loss {logs['eval_loss']:.4f}",
                     eval_loss=float(logs["eval_loss"]),
+                )
+            if "train_loss" in logs:  # the Trainer's summary at the end
+                recorder.message(
+                    f"training done: mean loss {float(logs['train_loss']):.4f} over "
+                    f"{state.global_step:,} steps",
+                    train_loss=float(logs["train_loss"]),
                 )
             if "loss" not in logs:
                 return  # evaluation or the final train summary
@@ -515,7 +541,12 @@ def make_callback(recorder: Recorder) -> Any:
                     event[key] = float(logs[key])
             if recorder.main:
                 runfiles.append_event(recorder.run_dir, event)
-            recorder.update(force=False, loss=event["loss"], step=state.global_step)
+            recorder.update(
+                force=state.global_step >= state.max_steps,
+                loss=event["loss"],
+                step=state.global_step,
+                tokens_per_s=event["tokens_per_s"],
+            )
 
         def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             recorder.update(step=state.global_step)
@@ -529,6 +560,16 @@ def peak_memory_gib() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def write_loss_plot(run_dir: Path, recorder: Recorder) -> Path | None:
+    """``loss.png`` at the end of a run (succeeded, cancelled or failed); a plotting problem is
+    a note, never a failed run."""
+    try:
+        return plot_loss(run_dir)
+    except Exception as exc:  # matplotlib missing or broken: the adapter is what matters
+        recorder.note(f"loss.png not written: {type(exc).__name__}: {exc}")
+        return None
 
 
 def plot_loss(run_dir: Path) -> Path | None:
@@ -630,7 +671,8 @@ def build_trainer(
         "bf16": cuda and precision.compute_dtype == torch.bfloat16,
         "fp16": cuda and precision.compute_dtype == torch.float16,
         "use_cpu": not cuda,
-        "logging_steps": opts.logging_steps,
+        "logging_steps": opts.logging_steps
+        or auto_logging_steps(cfg.planned_steps(len(train_data))),
         "save_strategy": "steps",
         "save_steps": opts.save_steps,
         "save_total_limit": opts.save_total_limit,
@@ -743,12 +785,12 @@ def run(cfg: RunConfig, run_dir: Path, recorder: Recorder, resume: bool) -> str:
 
     if recorder.stop_requested:
         if recorder.main:
-            plot_loss(run_dir)
+            write_loss_plot(run_dir, recorder)
         return "cancelled"
     recorder.update(phase="saving", step=trainer.state.global_step)
     save_adapter(trainer, cfg, run_dir)
     if recorder.main:
-        plot_loss(run_dir)
+        write_loss_plot(run_dir, recorder)
     return "succeeded"
 
 
@@ -774,16 +816,22 @@ def main(argv: list[str] | None = None) -> int:
         phase = "cancelled"
     except TuneportError as exc:
         traceback.print_exc()
+        if recorder.main:
+            write_loss_plot(run_dir, recorder)
         recorder.update(phase="failed", error=exc.one_line(), finished_at=runfiles.utcnow())
         print(f"error: {exc.one_line()}", file=sys.stderr, flush=True)
         return 1
     except Exception as exc:
         traceback.print_exc()
+        if recorder.main:
+            write_loss_plot(run_dir, recorder)
         message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
         recorder.update(phase="failed", error=message, finished_at=runfiles.utcnow())
         return 1
     if phase == "cancelled":
-        recorder.note("cancelled: `tuneport jobs resume` continues from the last checkpoint")
+        recorder.note(
+            f"cancelled: `tuneport jobs resume {cfg.run_id}` continues from the last checkpoint"
+        )
     recorder.update(phase=phase, finished_at=runfiles.utcnow())
     print(f"{phase}: {run_dir}", flush=True)
     return 0

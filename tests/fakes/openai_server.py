@@ -2,7 +2,8 @@
 
 Stdlib ``http.server`` in a thread, port 0, in-memory state. Covers files (multipart upload,
 list, retrieve, delete), fine-tuning jobs (create, retrieve, list with metadata filter, cancel,
-events with ``after`` pagination, checkpoints) and chat completions. Responses carry every field
+events with ``after`` pagination, checkpoints), chat completions (``stream=True`` as server-sent
+events too) and the model list. Responses carry every field
 the SDK's pydantic models declare. Failures are scriptable with :meth:`FakeOpenAI.fail`.
 
 Jobs advance one step along ``FakeOpenAI.script`` (default validating_files → queued → running
@@ -365,6 +366,12 @@ class FakeOpenAI:
             return 200, self._chat(body)
         if seg[:1] == ["uploads"] and method == "POST":
             return 200, self._upload(seg[1:], body)
+        if seg == ["models"] and method == "GET":
+            models = ["gpt-4.1-mini", *(j["fine_tuned_model"] for j in self.jobs.values())]
+            data = [
+                {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in models if m
+            ]
+            return 200, {"object": "list", "data": data}
         raise KeyError(path)
 
     def _upload(self, rest: list[str], body: Any) -> dict[str, Any]:
