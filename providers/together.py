@@ -753,8 +753,7 @@ class TogetherProvider:
     def launch(self, uploaded: UploadedData, cfg: JobConfig, run_id: str) -> JobRef:
         """Create the job once per ``run_id``: look it up first, and again before any retry."""
         self._model = cfg.model
-        tag = run_tag(run_id)
-        found = self.find_run(tag, cfg.model)
+        found = self.find_run(run_id, cfg.model)
         if found is not None:
             return JobRef(provider=NAME, remote_id=found, run_id=run_id)
         kwargs = self.job_kwargs(uploaded, cfg, run_id)
@@ -773,7 +772,7 @@ class TogetherProvider:
 
         def reconcile(_exc: BaseException) -> str | None:
             # the failed attempt may have created the job: never create a second paid one
-            return self.find_run(tag, cfg.model)
+            return self.find_run(run_id, cfg.model)
 
         remote_id = self._call(create, before_retry=reconcile)
         return JobRef(provider=NAME, remote_id=remote_id, run_id=run_id)
@@ -812,14 +811,16 @@ class TogetherProvider:
         kwargs.update({k: v for k, v in optional.items() if v is not None})
         return kwargs
 
-    def find_run(self, tag: str, model: str) -> str | None:
-        """The id of the job whose suffix ends with ``tag`` for ``model``, if Together has one."""
+    def find_run(self, run_id: str, model: str | None = None) -> str | None:
+        """The id of the job whose suffix ends with the tag of ``run_id`` (for ``model`` when
+        given), if Together has one: the :class:`~tuneport.providers.base.FindsRuns` capability."""
+        tag = run_tag(run_id)
 
         def search() -> str | None:
             for job in self.client.fine_tuning.list().data:
                 suffix = job.suffix or ""
                 output = job.x_model_output_name or ""
-                if job.model == model and (suffix.endswith(tag) or f"-{tag}-" in output):
+                if (model is None or job.model == model) and (suffix.endswith(tag) or f"-{tag}-" in output):
                     return str(job.id)
             return None
 

@@ -123,15 +123,15 @@ def test_train_watch_chat_cleanup_end_to_end(
     assert code == 0 and record["remote_id"] in out
 
     # chat with the tuned model by job id: not served yet -> exit 4 with what to do
-    code, _out, err = cli(capsys, "chat", record["id"], "-m", "hi")
+    code, _out, err = cli(capsys, "chat", record["id"], "--message", "hi")
     assert code == 4
     if hosted.name == "together":
         assert "only from a dedicated endpoint" in err and "together endpoints create" in err
         hosted.fake.deploy(tuned)  # the user started an endpoint
-        code, out, err = cli(capsys, "chat", record["id"], "-m", "hi")
+        code, out, err = cli(capsys, "chat", record["id"], "--message", "hi")
     else:
         assert "only from a deployment" in err and "--set deploy=true" in err
-        code, out, err = cli(capsys, "chat", record["id"], "-m", "hi", "--set", "deploy=true")
+        code, out, err = cli(capsys, "chat", record["id"], "--message", "hi", "--set", "deploy=true")
         assert len(hosted.fake.deployments) == 1
     assert code == 0, err
     assert "echo[" in out and out.strip().endswith("]: hi")
@@ -149,7 +149,9 @@ def test_a_second_run_reuses_the_upload_and_makes_its_own_job(
     hosted: Hosted, capsys: pytest.CaptureFixture[str]
 ) -> None:
     first = train(capsys, hosted)
-    second = train(capsys, hosted)
+    again = train(capsys, hosted)  # the same intended run: the job it made, no new one
+    assert again["remote_id"] == first["remote_id"] and hosted.jobs() == 1
+    second = train(capsys, hosted, "--new-run")  # a deliberate second run
     assert second["remote_files"] == first["remote_files"]
     assert second["remote_id"] != first["remote_id"]
     assert hosted.uploads() == 1 and hosted.jobs() == 2

@@ -153,7 +153,10 @@ def _describe(err: Mapping[str, Any]) -> tuple[str, str]:
     if kind == "extra_forbidden":
         return f"unknown setting {loc!r}", f"allowed settings: {', '.join(JobConfig.model_fields)}"
     fix = f"change {flag} (or `{top}:` in the job file)" if flag else "fix the job file"
-    return f"{loc}: {err['msg']}", fix
+    value = err.get("input")
+    shown = isinstance(value, int | float | str) and "got" not in str(err["msg"])
+    got = f", got {value!r}" if shown else ""
+    return f"{loc}: {err['msg']}{got}", fix
 
 
 def merge_values(
@@ -169,7 +172,7 @@ def merge_values(
     merged: dict[str, Any] = dict(file_values or {})
     if names is not None:
         chosen = (overrides or {}).get("provider") or merged.get("provider")
-        merged = apply_provider_section(merged, chosen, names)
+        merged = apply_provider_section(merged, chosen if isinstance(chosen, str) else None, names)
     merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
     file_options = merged.get("options") or {}
     if isinstance(file_options, Mapping):
