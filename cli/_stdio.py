@@ -108,13 +108,28 @@ def writing(path: Path, *, folder_output: bool = False) -> Iterator[Path]:
         yield out
         sys.stdout.flush()
         target: Any = getattr(sys.stdout, "buffer", None)
-        with out.open("rb") as fh:
-            if target is not None:
-                shutil.copyfileobj(fh, target, CHUNK)
-                target.flush()
-            else:
-                for chunk in iter(lambda: fh.read(CHUNK), b""):
-                    sys.stdout.write(chunk.decode("utf-8"))
-                sys.stdout.flush()
+        try:
+            with out.open("rb") as fh:
+                if target is not None:
+                    shutil.copyfileobj(fh, target, CHUNK)
+                    target.flush()
+                else:
+                    for chunk in iter(lambda: fh.read(CHUNK), b""):
+                        sys.stdout.write(chunk.decode("utf-8"))
+                    sys.stdout.flush()
+        except BrokenPipeError:  # `... -o - | head`: the reader has what it wanted
+            _quiet_stdout()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe, point stdout at /dev/null so the exit flush raises nothing."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # not a real file descriptor (tests): nothing to flush
+        pass

@@ -75,8 +75,10 @@ def chat(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the reply as JSON.")] = False,
 ) -> None:
-    """Chat with a model: one reply with --message, else a REPL with line editing and history
-    (/exit or Ctrl-D ends). Replies stream where the backend streams."""
+    """Chat with a model: one reply with --message, else a REPL (/exit or Ctrl-D ends).
+
+    The REPL has line editing and history; replies stream where the backend streams.
+    """
     from tuneport.cli._console import err, out
     from tuneport.errors import ConfigError
     from tuneport.jobs.chat import EXIT_WORDS, open_chat

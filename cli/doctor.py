@@ -25,9 +25,11 @@ def doctor(
     ] = 3.0,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> int:
-    """Check each backend's readiness: keys present, servers reachable, Vertex credentials,
-    project and bucket, torch/CUDA/bitsandbytes for local, price-table age. Exit 0 when every
-    configured backend is usable, 1 otherwise."""
+    """Is each backend ready? Exit 1 when a configured one is not usable.
+
+    Checks keys (never printed) and servers, Vertex credentials, project and bucket,
+    torch/CUDA/bitsandbytes for local, and the age of the prices.
+    """
     from rich.markup import escape
 
     from tuneport.cli._console import out

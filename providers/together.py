@@ -820,7 +820,9 @@ class TogetherProvider:
             for job in self.client.fine_tuning.list().data:
                 suffix = job.suffix or ""
                 output = job.x_model_output_name or ""
-                if (model is None or job.model == model) and (suffix.endswith(tag) or f"-{tag}-" in output):
+                if (model is None or job.model == model) and (
+                    suffix.endswith(tag) or f"-{tag}-" in output
+                ):
                     return str(job.id)
             return None
 

@@ -131,7 +131,9 @@ def test_train_watch_chat_cleanup_end_to_end(
         code, out, err = cli(capsys, "chat", record["id"], "--message", "hi")
     else:
         assert "only from a deployment" in err and "--set deploy=true" in err
-        code, out, err = cli(capsys, "chat", record["id"], "--message", "hi", "--set", "deploy=true")
+        code, out, err = cli(
+            capsys, "chat", record["id"], "--message", "hi", "--set", "deploy=true"
+        )
         assert len(hosted.fake.deployments) == 1
     assert code == 0, err
     assert "echo[" in out and out.strip().endswith("]: hi")
