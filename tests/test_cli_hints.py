@@ -76,7 +76,6 @@ def vertex_env(monkeypatch: pytest.MonkeyPatch) -> None:
 SCENARIOS: list[tuple[list[str], int]] = [
     (["estimate", SAMPLE, "-p", "vertex", "-m", "gemini-2.5-flash", "--online"], 3),
     (["estimate", SAMPLE, "-p", "vertex", "-m", "gemini-2.5-flash"], 0),
-    (["estimate", SAMPLE, "-p", "openai", "-m", "gpt-9"], 3),
     (["estimate", SAMPLE, "-p", "nope", "-m", "x"], 3),
     (["estimate", SAMPLE, "-p", "openai", "-m", "gpt-4.1", "--epochs", "99"], 3),
     (["estimate", SAMPLE, "-p", "openai", "-m", "gpt-4.1", "--method", "rl"], 3),

@@ -37,7 +37,7 @@ def test_plan_fits_80_columns(screen: io.StringIO) -> None:
     assert max(len(line) for line in lines) <= 80, max(lines, key=len)
     assert "…" not in screen.getvalue()
     text = screen.getvalue()
-    for figure in ("gemini-2.5-flash-lite", "≈7,235", "$0.0083", "own GPU", "yes (1 warn)"):
+    for figure in ("gemini-2.5-flash-lite", "≈7,235", "$0.0082", "own GPU", "yes (1 warn)"):
         assert figure in text
     assert "Not shown at this width: tokens" in " ".join(" ".join(lines).split())
 
