@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tuneport.cli._console import print_json
+from tuneport.cli._names import TARGET_HELP, target_for
 from tuneport.errors import EXIT_OK, EXIT_PROVIDER, BudgetError, ConfigError, require_extra
 
 FromOpt = Annotated[
@@ -177,9 +178,7 @@ def curate(
     data: Annotated[Path, typer.Argument(help="Dataset file (any format tuneport reads).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Curated (training) output file.")],
     from_: FromOpt = None,
-    to: Annotated[
-        str, typer.Option("--to", help="Output format: canonical|openai|vertex|local.")
-    ] = "canonical",
+    to: Annotated[str, typer.Option("--to", help=TARGET_HELP)] = "canonical",
     provider: ProviderOpt = None,
     model: ModelOpt = None,
     max_tokens: Annotated[
@@ -288,7 +287,7 @@ def curate(
         output,
         options,
         counter,
-        to=to,
+        to=target_for(to),
         fmt=from_,
         validation_out=validation_out,
         force=force,

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from tuneport.cli._names import PROVIDER_HELP, TARGET_HELP, target_for
 from tuneport.errors import EXIT_OK, EXIT_PROBLEMS, ConfigError
 
 # A progress bar is worth drawing only for files at least this big (bytes).
@@ -81,7 +82,7 @@ def convert(
     input: Annotated[
         Path, typer.Argument(help="Dataset file (or HF dataset folder); - reads stdin.")
     ],
-    to: Annotated[str, typer.Option("--to", help="Target: openai|vertex|local|canonical.")],
+    to: Annotated[str, typer.Option("--to", help=TARGET_HELP)],
     from_: FromOpt = None,
     map_: MapOpt = None,
     system: SystemOpt = None,
@@ -106,6 +107,7 @@ def convert(
     from tuneport.data.exporters import METHOD_KIND, target_of
     from tuneport.files import check_output, require_file
 
+    to = target_for(to)
     target = target_of(to)
     if method is not None and method not in METHOD_KIND:
         raise ConfigError(f"unknown method {method!r}", hint="use --method sft or --method dpo")
@@ -161,9 +163,7 @@ def validate(
     file: Annotated[
         Path, typer.Argument(help="Dataset file (or HF dataset folder); - reads stdin.")
     ],
-    provider: Annotated[
-        str, typer.Option("--provider", "-p", help="openai|vertex|local")
-    ] = "openai",
+    provider: Annotated[str, typer.Option("--provider", "-p", help=PROVIDER_HELP)] = "openai",
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="Model: exact token counts and limit.")
     ] = None,

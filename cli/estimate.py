@@ -6,6 +6,7 @@ from typing import Annotated, Any
 import typer
 
 from tuneport.cli._console import print_json
+from tuneport.cli._names import PROVIDER_HELP
 
 _Prices = Annotated[
     Path | None,
@@ -120,7 +121,7 @@ def estimate_command(
     data: Annotated[
         Path, typer.Argument(help="Training data file (any supported format); - reads stdin.")
     ],
-    provider: Annotated[str, typer.Option("--provider", "-p", help="openai|vertex|local")],
+    provider: Annotated[str, typer.Option("--provider", "-p", help=PROVIDER_HELP)],
     model: Annotated[str, typer.Option("--model", "-m", help="Base model id, alias or path.")],
     method: _Method = "sft",
     epochs: Annotated[

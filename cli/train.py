@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from tuneport.cli._console import print_json
+from tuneport.cli._names import PROVIDER_HELP
 
 
 def confirm_or_refuse(question: str, *, yes: bool, what: str) -> bool:
@@ -75,9 +76,7 @@ def train(
         Path | None, typer.Argument(help="YAML job file (keys = job settings).", show_default=False)
     ] = None,
     data: Annotated[Path | None, typer.Option("--data", help="Training data file.")] = None,
-    provider: Annotated[
-        str | None, typer.Option("--provider", "-p", help="openai | vertex | local.")
-    ] = None,
+    provider: Annotated[str | None, typer.Option("--provider", "-p", help=PROVIDER_HELP)] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Base model to tune.")] = None,
     method: Annotated[str | None, typer.Option("--method", help="sft | dpo.")] = None,
     epochs: Annotated[

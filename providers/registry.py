@@ -21,18 +21,11 @@ from typing import Any
 from tuneport.errors import ConfigError
 from tuneport.pricing.table import PriceTable, load_prices
 from tuneport.providers.base import Backend, OnlineCounting, Provider
+from tuneport.providers.builtin import BUILTIN
 from tuneport.tokens.counter import TokenCounter
 
 GROUP = "tuneport.backends"
 
-# name -> "module:OBJECT" of the backend's descriptor
-BUILTIN: dict[str, str] = {
-    "openai": "tuneport.providers.openai:BACKEND",
-    "vertex": "tuneport.providers.vertex:BACKEND",
-    "local": "tuneport.providers.local:BACKEND",
-    "together": "tuneport.providers.together:BACKEND",
-    "fireworks": "tuneport.providers.fireworks:BACKEND",
-}
 
 _EXTRA: dict[str, str] = {}  # added at run time by register() (tests, embedding applications)
 _LOADED: dict[str, Backend] = {}
