@@ -196,6 +196,26 @@ def test_unknown_model_is_counted_with_cost_unknown(capsys: pytest.CaptureFixtur
     assert "cannot check the limit $5.00 set by --max-cost" in err and "--prices FILE" in err
 
 
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("openai", "gpt-9-unlisted"),
+        ("vertex", "gemini-9-unlisted"),
+        ("together", "meta-llama/Unlisted-9B-Instruct"),
+        ("fireworks", "accounts/fireworks/models/unlisted-9b"),
+    ],
+)
+def test_every_hosted_backend_counts_an_unlisted_model_with_cost_unknown(
+    provider: str, model: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same rule for every hosted backend: the service decides whether a model can be
+    tuned; tuneport counts it and says the price is unknown (never refuses, never says $0)."""
+    assert run(["estimate", str(TOY), "-p", provider, "-m", model, "--json"]) == 0
+    est = json.loads(capsys.readouterr().out)
+    assert est["cost_usd"] is None and est["tokens"] > 0
+    assert "not in the price table" in est["cost_unknown"]
+
+
 # --- budget ------------------------------------------------------------------------------------
 
 
