@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -42,6 +40,7 @@ from tuneport.errors import (
     NotFoundError,
     ProviderError,
     QuotaError,
+    TuneportError,
     redact,
     register_secret,
 )
@@ -49,17 +48,18 @@ from tuneport.progress import NullProgress, Progress
 from tuneport.providers.base import (
     Backend,
     ChatOptions,
+    Check,
     PreparedData,
     UploadedData,
     export_prepared,
     parse_options,
 )
+from tuneport.providers.errormap import ErrorRule, one_line
+from tuneport.providers.sdk import Service, import_sdk
 from tuneport.retry import (
     RetryPolicy,
     call_with_retry,
     default_interval,
-    is_retryable,
-    status_of,
 )
 from tuneport.schemas import (
     AnyRecord,
@@ -96,12 +96,18 @@ TITLE = "Fireworks AI"
 INSTALL_HINT = "pip install 'tuneport[fireworks]'"
 DEFAULT_BASE_URL = "https://api.fireworks.ai"
 KEY_URL = "https://app.fireworks.ai/settings/users/api-keys"
+ACCOUNT_FIX = (
+    "export FIREWORKS_ACCOUNT_ID=<your account id> (shown by `firectl whoami`) "
+    "or --set account_id=..."
+)
 # docs.fireworks.ai/fine-tuning/rft-parameters-reference: learning rate 1e-4, LoRA rank 8,
 # 1 epoch, max context 8,192 (the RFT table; the same defaults assumed for SFT/DPO, unverified)
 DEFAULT_LEARNING_RATE = 1e-4
 DEFAULT_CONTEXT = 8192
 DIRECT_UPLOAD_MAX = 150 * 1024 * 1024  # datasets.upload() docstring: "file sizes up to 150Mb"
-ID_MAX = 63  # resource ids: lowercase letters, digits, '-', start with a letter (AIP-122)
+# resource ids: 1-63 of [a-z0-9-] (fireworks SDK training/sdk/fireworks_client.py); starting
+# with a letter and not ending with '-' is tuneport's choice, stricter than the SDK
+ID_MAX = 63
 # tuneport method -> (job collection, create id parameter, SDK resource attribute)
 METHODS: dict[str, tuple[str, str, str]] = {
     "sft": (
@@ -134,6 +140,10 @@ STATES: dict[str, JobState] = {
     "JOB_STATE_CANCELLED": JobState.CANCELLED,
     "JOB_STATE_DELETING": JobState.CANCELLED,
     "JOB_STATE_DELETING_CLEANING_UP": JobState.CANCELLED,
+    # tombstones newer than fireworks-ai 1.2.30's Literal (fw-ai-external/python-sdk
+    # training/sdk/trainer.py, 2026-07): the job is gone, so waiting must end
+    "JOB_STATE_DELETED": JobState.CANCELLED,
+    "JOB_STATE_ARCHIVED": JobState.CANCELLED,
 }
 SNAPSHOT_TTL = 2.0  # seconds a status() snapshot may serve the next events() call
 
@@ -162,24 +172,7 @@ class FireworksOptions(BaseModel):
     direct_upload_max: int = Field(default=DIRECT_UPLOAD_MAX, ge=1)  # bytes; above: signed URL
 
 
-# --- error mapping (data-driven) ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ErrorRule:
-    """Map an API error (by status, ``code`` and/or message text) to a one-line message."""
-
-    kind: type[ProviderError]
-    message: str  # may use {msg}, {status}, {model} and {account}
-    hint: str
-    status: frozenset[int] = frozenset()
-    contains: tuple[str, ...] = ()
-
-    def matches(self, status: int | None, text: str) -> bool:
-        if self.status and status not in self.status:
-            return False
-        low = text.lower()
-        return not self.contains or any(c in low for c in self.contains)
+# --- the service and its errors (data-driven) --------------------------------------------
 
 
 DEPLOY_HINT = (
@@ -187,7 +180,24 @@ DEPLOY_HINT = (
     "(billed per GPU-second until `tuneport jobs cleanup JOB_ID`), or `firectl create "
     "deployment {model}`"
 )
+# docs.fireworks.ai/guides/inference-error-codes: 404 "the model is not deployed"; 412 also
+# "when attempting to invoke a LoRA model that failed to load" (and for a suspended account).
 ERROR_RULES: tuple[ErrorRule, ...] = (
+    ErrorRule(
+        ProviderError,
+        "Fireworks could not load the LoRA {model} on its deployment: {msg}",
+        "check that the deployment's base model is the LoRA's base model, then `tuneport jobs "
+        "cleanup JOB_ID` and chat again with --set deploy=true",
+        status=frozenset({412}),
+        contains=("lora", "failed to load", "adapter"),
+    ),
+    ErrorRule(
+        QuotaError,
+        "Fireworks refused: the account is suspended or out of credit: {msg}",
+        "check billing at https://app.fireworks.ai/account/billing",
+        status=frozenset({402, 412}),
+        contains=("suspended", "credit", "billing", "payment"),
+    ),
     ErrorRule(
         ProviderError,
         "Fireworks serves {model} only from a deployment, and none is running",
@@ -240,66 +250,30 @@ ERROR_RULES: tuple[ErrorRule, ...] = (
 )
 
 
-def _api_message(exc: BaseException) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, Mapping):
-        inner = body.get("error", body)  # inference: OpenAI-style; control plane: gRPC-gateway
-        if isinstance(inner, Mapping) and isinstance(inner.get("message"), str):
-            return str(inner["message"])
-    return str(getattr(exc, "message", None) or exc)
-
-
-def _one_line(text: str, limit: int = 400) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+API = Service(
+    title="Fireworks",
+    module="fireworks",
+    key_env="FIREWORKS_API_KEY",
+    url_env="FIREWORKS_BASE_URL",
+    default_url=DEFAULT_BASE_URL,
+    key_url=KEY_URL,
+    rules=ERROR_RULES,
+    status_url="https://status.fireworks.ai",
+)
 
 
 def map_error(
     exc: BaseException, *, model: str = "", account: str = "", base_url: str = ""
-) -> ProviderError:
-    """One-line :class:`ProviderError` for an SDK error (never leaking the API key)."""
-    where = base_url or DEFAULT_BASE_URL
-    if isinstance(exc, json.JSONDecodeError):
-        return ProviderError(
-            f"Fireworks at {where} sent a reply that is not JSON (still after retries)",
-            hint="retry later; if it persists check FIREWORKS_BASE_URL",
-        )
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if "APIConnectionError" in names:
-        what = "timed out talking to" if "APITimeoutError" in names else "cannot reach"
-        return ProviderError(
-            f"{what} Fireworks at {where}",
-            hint="check the network, or FIREWORKS_BASE_URL if you set it",
-        )
-    status = status_of(exc)
-    text = redact(_one_line(_api_message(exc)))
-    values = {
-        "msg": text,
-        "status": status if status is not None else "?",
-        "model": model or "MODEL",
-        "account": account or "ACCOUNT",
-    }
-    for rule in ERROR_RULES:
-        if rule.matches(status, text):
-            return rule.kind(rule.message.format(**values), hint=rule.hint.format(**values))
-    raise AssertionError("the last rule matches everything")  # pragma: no cover
-
-
-def retryable(exc: BaseException) -> bool:
-    """tuneport's retry rule, plus a 200 reply whose body is not JSON."""
-    return isinstance(exc, json.JSONDecodeError) or is_retryable(exc)
+) -> TuneportError:
+    """One-line tuneport error for an SDK error (never leaking the API key)."""
+    return API.map_error(
+        exc, base_url=base_url, model=model or "MODEL", account=account or "ACCOUNT"
+    )
 
 
 def sdk() -> Any:
     """The ``fireworks`` module, or a one-line ConfigError naming the extra to install."""
-    try:
-        import fireworks
-    except ImportError:
-        raise ConfigError(
-            "the Fireworks backend needs the `fireworks-ai` SDK, which is not installed",
-            hint=INSTALL_HINT,
-        ) from None
-    return fireworks
+    return import_sdk("fireworks", "Fireworks", "fireworks-ai", INSTALL_HINT)
 
 
 def _digest(text: str, n: int) -> str:
@@ -394,36 +368,21 @@ class FireworksProvider:
 
     @property
     def base_url(self) -> str:
-        return str(
-            self.options.base_url or os.environ.get("FIREWORKS_BASE_URL") or DEFAULT_BASE_URL
-        ).rstrip("/")
+        return API.base_url(self.options.base_url)
 
     @property
     def account(self) -> str:
         return self.options.account_id or os.environ.get("FIREWORKS_ACCOUNT_ID") or ""
 
     def _api_key(self) -> str | None:
-        if self.options.api_key is not None:
-            return self.options.api_key.get_secret_value()
-        return os.environ.get("FIREWORKS_API_KEY") or None
+        return API.api_key(self.options.api_key)
 
     def _settings_problems(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
         if not self._api_key():
-            problems.append(
-                (
-                    "FIREWORKS_API_KEY is not set",
-                    f"export FIREWORKS_API_KEY=... (from {KEY_URL}) or --set api_key=...",
-                )
-            )
+            problems.append(API.key_problem())
         if not self.account:
-            problems.append(
-                (
-                    "FIREWORKS_ACCOUNT_ID is not set",
-                    "export FIREWORKS_ACCOUNT_ID=<your account id> (shown by `firectl whoami`) "
-                    "or --set account_id=...",
-                )
-            )
+            problems.append(("FIREWORKS_ACCOUNT_ID is not set", ACCOUNT_FIX))
         return problems
 
     @property
@@ -434,10 +393,8 @@ class FireworksProvider:
                 raise ConfigError(
                     "; ".join(p for p, _ in problems), hint="; ".join(f for _, f in problems)
                 )
-            key = self._api_key()
-            register_secret(key)
             made: Fireworks = sdk().Fireworks(
-                api_key=key,
+                api_key=self._api_key(),
                 account_id=self.account,
                 base_url=self.base_url,
                 timeout=self.options.timeout,
@@ -452,22 +409,67 @@ class FireworksProvider:
         *,
         before_retry: Callable[[BaseException], T | None] | None = None,
     ) -> T:
+        return API.call(
+            fn,
+            policy=self._policy,
+            sleep=self._sleep,
+            base_url=self.base_url,
+            values={"model": self._model or "MODEL", "account": self.account or "ACCOUNT"},
+            before_retry=before_retry,
+        )
+
+    def doctor(self, timeout: float) -> list[Check]:
+        """Key set (never shown), SDK installed, account id set, one page of datasets (server
+        reachable, key accepted for the account), and a warning for every deployment tuneport
+        made that still bills (they cost per GPU-second until deleted)."""
+        key_check = API.key_check(self.options.api_key)
+        if key_check.status == "skip":
+            return [key_check]
+        checks = [key_check]
         try:
-            return call_with_retry(
-                fn,
-                policy=self._policy,
-                retryable=retryable,
-                sleep=self._sleep,
-                before_retry=before_retry,
-            )
+            version = getattr(sdk(), "__version__", "?")
+        except ConfigError as exc:
+            return [*checks, Check("SDK", "fail", exc.message, exc.hint)]
+        checks.append(Check("SDK", "ok", f"fireworks-ai {version}"))
+        if not self.account:
+            missing = "FIREWORKS_ACCOUNT_ID is not set"
+            return [*checks, Check("account", "fail", missing, ACCOUNT_FIX)]
+        checks.append(Check("account", "ok", self.account))
+        server = API.probe(
+            f"{self.base_url}/v1/accounts/{self.account}/datasets",
+            str(self._api_key()),
+            timeout,
+            params={"pageSize": 1},
+            what=f"key accepted for account {self.account}",
+        )
+        checks.append(server)
+        if server.status == "ok":
+            checks.append(self._billing_deployments(timeout))
+        return checks
+
+    def _billing_deployments(self, timeout: float) -> Check:
+        """``warn`` for each deployment tuneport created (``tp-`` ids) that is not deleted."""
+        try:
+            client = self.client.with_options(timeout=timeout)
+            live = [
+                str(d.name)
+                for d in client.deployments.list()
+                if str(d.name).rsplit("/", 1)[-1].startswith("tp-")
+                and d.state not in ("DELETING", "DELETED", "FAILED")
+            ]
         except Exception as exc:
-            if isinstance(exc, json.JSONDecodeError) or (
-                type(exc).__module__.split(".")[0] == "fireworks"
-            ):
-                raise map_error(
-                    exc, model=self._model, account=self.account, base_url=self.base_url
-                ) from None
-            raise
+            if not API.owns(exc):
+                raise
+            error = API.map_error(exc, base_url=self.base_url, model="", account=self.account)
+            return Check("deployments", "warn", f"cannot list deployments: {error.message}")
+        if not live:
+            return Check("deployments", "ok", "no tuneport deployment is running")
+        return Check(
+            "deployments",
+            "warn",
+            f"{len(live)} tuneport deployment(s) still billing per GPU-second: {', '.join(live)}",
+            fix="`tuneport jobs cleanup JOB_ID` (or `firectl delete deployment ID`) when done",
+        )
 
     def _get_or_none(self, fn: Callable[[], T]) -> T | None:
         try:
@@ -623,7 +625,7 @@ class FireworksProvider:
             ) from None
         except httpx.TransportError as exc:
             raise ProviderError(
-                f"the signed upload of {path.name} failed: {_one_line(redact(str(exc)), 200)}",
+                f"the signed upload of {path.name} failed: {one_line(redact(str(exc)), 200)}",
                 hint="check the network and run the command again",
             ) from None
         self._call(lambda: self.client.datasets.validate_upload(ds_id, body={}))
@@ -651,7 +653,7 @@ class FireworksProvider:
         status = getattr(dataset, "status", None)
         code = str(getattr(status, "code", None) or "OK")
         if code not in ("OK", "0"):
-            why = redact(_one_line(str(getattr(status, "message", "") or code)))
+            why = redact(one_line(str(getattr(status, "message", "") or code)))
             raise ProviderError(
                 f"Fireworks refused {label}: {why}",
                 hint="run `tuneport validate DATA --provider fireworks` and fix what it reports",
@@ -765,7 +767,7 @@ class FireworksProvider:
         error = None
         if state is JobState.FAILED:
             status = getattr(job, "status", None)
-            error = redact(_one_line(str(getattr(status, "message", "") or raw_state)))
+            error = redact(one_line(str(getattr(status, "message", "") or raw_state)))
         return JobStatus(
             remote_id=str(job.name),
             state=state,

@@ -19,7 +19,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -35,6 +34,7 @@ from tuneport.errors import (
     NotFoundError,
     ProviderError,
     QuotaError,
+    TuneportError,
     combine,
     redact,
     register_secret,
@@ -54,12 +54,12 @@ from tuneport.providers.base import (
     export_prepared,
     parse_options,
 )
+from tuneport.providers.errormap import ErrorRule
+from tuneport.providers.sdk import Service
 from tuneport.retry import (
     RetryPolicy,
     call_with_retry,
-    error_code_of,
     outcome_unknown,
-    status_of,
 )
 from tuneport.schemas import (
     AnyRecord,
@@ -87,6 +87,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 NAME = "openai"
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RUN_ID_KEY = "tuneport_run_id"
 NOTICE = (
     "OpenAI is winding down self-serve fine-tuning (no new users; existing users for now); "
@@ -147,26 +148,6 @@ class OpenAIOptions(BaseModel):
 
 
 # --- error mapping (data-driven) ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ErrorRule:
-    """Map an API error (by status, ``code`` and/or message text) to a one-line message."""
-
-    kind: type[ProviderError]
-    message: str  # may use {msg} (the server's message), {status} and {model}
-    hint: str
-    status: frozenset[int] = frozenset()
-    codes: frozenset[str] = frozenset()
-    contains: tuple[str, ...] = ()
-
-    def matches(self, status: int | None, code: str | None, text: str) -> bool:
-        if self.status and status not in self.status:
-            return False
-        if self.codes and code not in self.codes:
-            return False
-        low = text.lower()
-        return not self.contains or any(c in low for c in self.contains)
 
 
 UNAVAILABLE_HINT = (
@@ -259,33 +240,21 @@ ERROR_RULES: tuple[ErrorRule, ...] = (
 )
 
 
-def _api_message(exc: BaseException) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, Mapping):
-        inner = body.get("error", body)
-        if isinstance(inner, Mapping) and isinstance(inner.get("message"), str):
-            return str(inner["message"])
-    return str(getattr(exc, "message", None) or exc)
+API = Service(
+    title="OpenAI",
+    module="openai",
+    key_env="OPENAI_API_KEY",
+    url_env="OPENAI_BASE_URL",
+    default_url=DEFAULT_BASE_URL,
+    key_url="https://platform.openai.com/api-keys",
+    rules=ERROR_RULES,
+    status_url="https://status.openai.com",
+)
 
 
-def map_error(exc: BaseException, *, model: str = "", base_url: str = "") -> ProviderError:
-    """One-line :class:`ProviderError` for an SDK error (never leaking the API key)."""
-    import openai
-
-    if isinstance(exc, openai.APIConnectionError):
-        what = "timed out talking to" if isinstance(exc, openai.APITimeoutError) else "cannot reach"
-        return ProviderError(
-            f"{what} OpenAI at {base_url or 'the API'}",
-            hint="check the network, or OPENAI_BASE_URL if you set it",
-        )
-    status = status_of(exc)
-    code = error_code_of(exc)
-    text = redact(" ".join(_api_message(exc).split()))
-    for rule in ERROR_RULES:
-        if rule.matches(status, code, text):
-            message = rule.message.format(msg=text, status=status, model=model or "?")
-            return rule.kind(message, hint=rule.hint)
-    return ProviderError(f"OpenAI error: {text}")  # pragma: no cover - last rule catches all
+def map_error(exc: BaseException, *, model: str = "", base_url: str = "") -> TuneportError:
+    """One-line tuneport error for an SDK error (never leaking the API key)."""
+    return API.map_error(exc, base_url=base_url, model=model or "?")
 
 
 def unreadable(what: str, exc: BaseException | None = None) -> ProviderError:
@@ -348,17 +317,12 @@ class OpenAIProvider:
 
     @property
     def base_url(self) -> str:
-        return str(
-            self.options.base_url
-            or os.environ.get("OPENAI_BASE_URL")
-            or "https://api.openai.com/v1"
-        )
+        return API.base_url(self.options.base_url)
 
     @property
     def store_key(self) -> str:
         """Provider key of the uploads cache: file ids are only valid on one server."""
-        default = self.base_url.rstrip("/") == "https://api.openai.com/v1"
-        return NAME if default else f"{NAME}@{self.base_url.rstrip('/')}"
+        return API.store_key(NAME, self.base_url)
 
     @property
     def client(self) -> OpenAI:
@@ -371,17 +335,10 @@ class OpenAIProvider:
         if self._client is None:
             from openai import OpenAI
 
-            key = (
-                self.options.api_key.get_secret_value()
-                if self.options.api_key
-                else os.environ.get("OPENAI_API_KEY")
-            )
+            key = API.api_key(self.options.api_key)
             if not key:
-                raise ConfigError(
-                    "OPENAI_API_KEY is not set",
-                    hint="export OPENAI_API_KEY=sk-... (or --set api_key=...)",
-                )
-            register_secret(key)
+                what, fix = API.key_problem()
+                raise ConfigError(what, hint=fix)
             self._client = OpenAI(
                 api_key=key,
                 base_url=self.options.base_url,  # None: the SDK reads OPENAI_BASE_URL itself
@@ -425,7 +382,7 @@ class OpenAIProvider:
         """Key present and settings within OpenAI's limits, all reported at once."""
         problems: list[tuple[str, str]] = []  # (what is wrong, how to fix it)
         if not (self.options.api_key or os.environ.get("OPENAI_API_KEY")):
-            problems.append(("OPENAI_API_KEY is not set", "export OPENAI_API_KEY=sk-..."))
+            problems.append(API.key_problem())
         problems += self.bound_problems(cfg)
         if problems:  # every one at once, one line each
             raise combine([ConfigError(what, hint=fix) for what, fix in problems])
@@ -875,55 +832,11 @@ class OpenAIProvider:
 
     def doctor(self, timeout: float) -> list[Check]:
         """Key present (never shown) and accepted by the server at the base URL."""
-        import httpx
-
-        from_setting = self.options.api_key is not None
-        key = (
-            self.options.api_key.get_secret_value()
-            if self.options.api_key
-            else os.environ.get("OPENAI_API_KEY")
-        )
-        if not key:
-            return [
-                Check(
-                    "API key",
-                    "skip",
-                    "OPENAI_API_KEY is not set: the OpenAI backend is not configured",
-                    fix="export OPENAI_API_KEY=sk-...",
-                )
-            ]
-        register_secret(key)
-        source = "the api_key setting" if from_setting else "OPENAI_API_KEY"
-        checks = [Check("API key", "ok", f"set (from {source})")]
-        url = self.base_url.rstrip("/")
-        try:
-            answer = httpx.get(
-                f"{url}/models", headers={"Authorization": f"Bearer {key}"}, timeout=timeout
-            )
-        except httpx.HTTPError as exc:
-            checks.append(
-                Check(
-                    "server",
-                    "fail",
-                    f"cannot reach {url}: {type(exc).__name__}",
-                    fix="check the network, or OPENAI_BASE_URL if you set it",
-                )
-            )
-            return checks
-        if answer.status_code in (401, 403):
-            checks.append(
-                Check(
-                    "server",
-                    "fail",
-                    f"{url} rejected the key ({answer.status_code})",
-                    fix="set OPENAI_API_KEY to a valid key (https://platform.openai.com/api-keys)",
-                )
-            )
-        elif answer.status_code >= 500:
-            checks.append(Check("server", "warn", f"{url} answered {answer.status_code}"))
-        else:
-            checks.append(Check("server", "ok", f"{url} reachable, key accepted"))
-        return checks
+        key_check = API.key_check(self.options.api_key)
+        if key_check.status == "skip":
+            return [key_check]
+        key = str(API.api_key(self.options.api_key))
+        return [key_check, API.probe(f"{self.base_url}/models", key, timeout)]
 
 
 def _int_or_none(value: object) -> int | None:

@@ -47,6 +47,7 @@ from tuneport.errors import (
     NotFoundError,
     ProviderError,
     QuotaError,
+    TuneportError,
     redact,
     register_secret,
 )
@@ -56,6 +57,7 @@ from tuneport.progress import NullProgress, Progress
 from tuneport.providers.base import (
     Backend,
     ChatOptions,
+    Check,
     Checkpoint,
     MemoryUploads,
     PreparedData,
@@ -64,13 +66,11 @@ from tuneport.providers.base import (
     export_prepared,
     parse_options,
 )
+from tuneport.providers.errormap import ErrorRule, one_line
+from tuneport.providers.sdk import Service, import_sdk
 from tuneport.retry import (
     RetryPolicy,
-    call_with_retry,
     default_interval,
-    error_code_of,
-    is_retryable,
-    status_of,
 )
 from tuneport.schemas import (
     AnyRecord,
@@ -108,6 +108,7 @@ NAME = "together"
 TITLE = "Together AI"
 INSTALL_HINT = "pip install 'tuneport[together]'"
 DEFAULT_BASE_URL = "https://api.together.ai"
+DEFAULT_MODEL = "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"
 KEY_URL = "https://api.together.ai/settings/api-keys"
 DEFAULT_LEARNING_RATE = 1e-5  # fine_tuning.create() default (together/resources/fine_tuning.py)
 MAX_SUFFIX = 40  # create() docstring: "Up to 40 character suffix"
@@ -115,7 +116,8 @@ TAG_PREFIX = "tp"
 TAG_HEX = 10
 
 # raw job status -> normalized state (together/lib/types/fine_tuning.py FinetuneJobStatus;
-# `user_error` is missing from the generated Literal but sent by the API)
+# `user_error` is missing from the generated Literal and the OpenAPI spec but sent by the API:
+# together-python commit 94ffb30, "Add new error type", 2024-06-12)
 STATES: dict[str, JobState] = {
     "pending": JobState.QUEUED,
     "queued": JobState.QUEUED,
@@ -165,35 +167,34 @@ class TogetherOptions(BaseModel):
     processing_timeout: float = Field(default=1800.0, gt=0)  # wait for an upload's validation
 
 
-# --- error mapping (data-driven) ----------------------------------------------------------
+# --- the service and its errors (data-driven) --------------------------------------------
 
 
-@dataclass(frozen=True)
-class ErrorRule:
-    """Map an API error (by status, ``code`` and/or message text) to a one-line message."""
-
-    kind: type[ProviderError]
-    message: str  # may use {msg}, {status} and {model}
-    hint: str
-    status: frozenset[int] = frozenset()
-    codes: frozenset[str] = frozenset()
-    contains: tuple[str, ...] = ()
-
-    def matches(self, status: int | None, code: str | None, text: str) -> bool:
-        if self.status and status not in self.status:
-            return False
-        if self.codes and code not in self.codes:
-            return False
-        low = text.lower()
-        return not self.contains or any(c in low for c in self.contains)
-
-
+# docs.together.ai/docs/fine-tuning/quickstart (2026): tuned models are served from dedicated
+# endpoints ("Unable to access non-serverless model", 400 model_not_available); an endpoint that
+# exists but is stopped answers 400 dedicated_endpoint_not_running.
 ENDPOINT_HINT = (
-    "start a dedicated endpoint for it at https://api.together.ai/models/{model} (or "
-    "`together endpoints create --model {model}`), chat again, and stop the endpoint when done: "
-    "it bills per minute"
+    "start a dedicated endpoint for it at https://api.together.ai/models/{model} (or `tg beta "
+    "endpoints deploy` with the job's model object id), chat again, and stop the endpoint when "
+    "done: it bills per minute"
 )
 ERROR_RULES: tuple[ErrorRule, ...] = (
+    ErrorRule(
+        ProviderError,
+        "the dedicated endpoint serving {model} is stopped",
+        "start it again at https://api.together.ai/models/{model}, chat again, and stop it when "
+        "done: it bills per minute while it runs",
+        status=frozenset({400, 403, 404}),
+        codes=frozenset({"dedicated_endpoint_not_running"}),
+    ),
+    ErrorRule(
+        ProviderError,
+        "the dedicated endpoint serving {model} is stopped",
+        "start it again at https://api.together.ai/models/{model}, chat again, and stop it when "
+        "done: it bills per minute while it runs",
+        status=frozenset({400, 403, 404}),
+        contains=("deployments are stopped", "endpoint is not running"),
+    ),
     ErrorRule(
         ProviderError,
         "Together serves {model} only from a dedicated endpoint, and none is running",
@@ -273,64 +274,34 @@ ERROR_RULES: tuple[ErrorRule, ...] = (
 )
 
 
-def _api_message(exc: BaseException) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, Mapping):
-        inner = body.get("error", body)
-        if isinstance(inner, Mapping) and isinstance(inner.get("message"), str):
-            return str(inner["message"])
-    if isinstance(body, str) and body.strip():
-        return body
-    return str(getattr(exc, "message", None) or exc)
+API = Service(
+    title="Together",
+    module="together",
+    key_env="TOGETHER_API_KEY",
+    url_env="TOGETHER_BASE_URL",
+    default_url=DEFAULT_BASE_URL,
+    key_url=KEY_URL,
+    rules=ERROR_RULES,
+    url_hint="(the bare host, no /v1)",
+    status_url="https://status.together.ai",
+)
 
 
-def _one_line(text: str, limit: int = 400) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def map_error(exc: BaseException, *, model: str = "", base_url: str = "") -> ProviderError:
-    """One-line :class:`ProviderError` for an SDK error (never leaking the API key)."""
-    if isinstance(exc, json.JSONDecodeError):
-        return ProviderError(
-            f"Together at {base_url or DEFAULT_BASE_URL} sent a reply that is not JSON "
-            "(still after retries)",
-            hint="retry later; if it persists check TOGETHER_BASE_URL",
-        )
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if "APIConnectionError" in names:
-        what = "timed out talking to" if "APITimeoutError" in names else "cannot reach"
-        return ProviderError(
-            f"{what} Together at {base_url or DEFAULT_BASE_URL}",
-            hint="check the network, or TOGETHER_BASE_URL if you set it (the bare host, no /v1)",
-        )
-    status = status_of(exc)
-    code = error_code_of(exc)
-    text = redact(_one_line(_api_message(exc)))
-    for rule in ERROR_RULES:
-        if rule.matches(status, code, text):
-            values = {"msg": text, "status": status if status is not None else "?"}
-            values["model"] = model or "MODEL"
-            return rule.kind(rule.message.format(**values), hint=rule.hint.format(**values))
-    raise AssertionError("the last rule matches everything")  # pragma: no cover
-
-
-def retryable(exc: BaseException) -> bool:
-    """tuneport's retry rule, plus a 200 reply whose body is not JSON (the request may have
-    been carried out: creates reconcile before they are sent again)."""
-    return isinstance(exc, json.JSONDecodeError) or is_retryable(exc)
+def map_error(exc: BaseException, *, model: str = "", base_url: str = "") -> TuneportError:
+    """One-line tuneport error for an SDK error (never leaking the API key)."""
+    return API.map_error(exc, base_url=base_url, model=model or "MODEL")
 
 
 def sdk() -> Any:
     """The ``together`` module, or a one-line ConfigError naming the extra to install."""
-    try:
-        import together
-    except ImportError:
-        raise ConfigError(
-            "the Together backend needs the `together` SDK, which is not installed",
-            hint=INSTALL_HINT,
-        ) from None
-    return together
+    return import_sdk("together", "Together", "together", INSTALL_HINT)
+
+
+def event_level(level: object) -> str:
+    """tuneport's level of a job event. The SDK's own enum sends ``Info``/``Warning``/``Error``
+    (capitalised; the OpenAPI spec lists lowercase names), older jobs the ``legacy_*`` ones: the
+    lookup ignores case, so an error event is never shown as info."""
+    return EVENT_LEVELS.get(str(level or "info").lower(), "info")
 
 
 def run_tag(run_id: str) -> str:
@@ -461,9 +432,7 @@ class TogetherProvider:
 
     @property
     def base_url(self) -> str:
-        return str(
-            self.options.base_url or os.environ.get("TOGETHER_BASE_URL") or DEFAULT_BASE_URL
-        ).rstrip("/")
+        return API.base_url(self.options.base_url)
 
     @property
     def store_key(self) -> str:
@@ -471,27 +440,24 @@ class TogetherProvider:
         return NAME if self.base_url == DEFAULT_BASE_URL else f"{NAME}@{self.base_url}"
 
     def _api_key(self) -> str | None:
-        if self.options.api_key is not None:
-            return self.options.api_key.get_secret_value()
-        return os.environ.get("TOGETHER_API_KEY") or None
+        return API.api_key(self.options.api_key)
 
     def _settings_problems(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
         if not self._api_key():
-            problems.append(
-                (
-                    "TOGETHER_API_KEY is not set",
-                    f"export TOGETHER_API_KEY=... (from {KEY_URL}) or --set api_key=...",
-                )
-            )
-        if self.base_url.endswith("/v1"):
-            problems.append(
-                (
-                    f"the Together base URL {self.base_url} ends with /v1",
-                    "give the bare host (e.g. https://api.together.ai): the SDK adds /v1",
-                )
-            )
+            problems.append(API.key_problem())
+        url = self._url_problem()
+        if url:
+            problems.append(url)
         return problems
+
+    def _url_problem(self) -> tuple[str, str] | None:
+        if not self.base_url.endswith("/v1"):
+            return None
+        return (
+            f"the Together base URL {self.base_url} ends with /v1",
+            "give the bare host (e.g. https://api.together.ai): the SDK adds /v1",
+        )
 
     @property
     def client(self) -> Together:
@@ -501,11 +467,9 @@ class TogetherProvider:
                 raise ConfigError(
                     "; ".join(p for p, _ in problems), hint="; ".join(f for _, f in problems)
                 )
-            key = self._api_key()
-            register_secret(key)
             made: Together = sdk().Together(
-                api_key=key,
-                base_url=self.base_url,
+                api_key=self._api_key(),
+                base_url=API.url_override(self.options.base_url),  # None: the SDK's own hosts
                 timeout=self.options.timeout,
                 max_retries=0,  # tenacity (tuneport.retry) owns retries
             )
@@ -523,20 +487,42 @@ class TogetherProvider:
         *,
         before_retry: Callable[[BaseException], T | None] | None = None,
     ) -> T:
+        return API.call(
+            fn,
+            policy=self._policy,
+            sleep=self._sleep,
+            base_url=self.base_url,
+            values={"model": self._model or "MODEL"},
+            before_retry=before_retry,
+        )
+
+    def doctor(self, timeout: float) -> list[Check]:
+        """Key set (never shown), SDK installed, base URL without ``/v1``, and one GET of the
+        default model's tuning limits: the server is reachable and accepts the key."""
+        key_check = API.key_check(self.options.api_key)
+        if key_check.status == "skip":
+            return [key_check]
+        checks = [key_check]
         try:
-            return call_with_retry(
-                fn,
-                policy=self._policy,
-                retryable=retryable,
-                sleep=self._sleep,
-                before_retry=before_retry,
+            version = getattr(sdk(), "__version__", "?")
+        except ConfigError as exc:
+            checks.append(Check("SDK", "fail", exc.message, exc.hint))
+        else:
+            checks.append(Check("SDK", "ok", f"together {version}"))
+        url = self._url_problem()
+        if url:
+            checks.append(Check("base URL", "fail", *url))
+            return checks
+        checks.append(
+            API.probe(
+                f"{self.base_url}/v1/fine-tunes/models/limits",
+                str(self._api_key()),
+                timeout,
+                params={"model_name": DEFAULT_MODEL},
+                what=f"key accepted (limits of {DEFAULT_MODEL})",
             )
-        except json.JSONDecodeError as exc:
-            raise map_error(exc, base_url=self.base_url) from None
-        except Exception as exc:
-            if type(exc).__module__.split(".")[0] == "together":
-                raise map_error(exc, model=self._model, base_url=self.base_url) from None
-            raise
+        )
+        return checks
 
     def model_limits(self, model: str) -> FinetuneModelLimits:
         """Together's limits for tuning ``model`` (context, batch sizes, ranks, epochs)."""
@@ -707,7 +693,7 @@ class TogetherProvider:
                 return self.client.files.retrieve(exc.file_id), True
             except FileTypeError as exc:  # the SDK's local file check
                 raise ProviderError(
-                    f"the together SDK refused {path.name}: {_one_line(str(exc), 200)}",
+                    f"the together SDK refused {path.name}: {one_line(str(exc), 200)}",
                     hint="run `tuneport validate DATA --provider together`",
                 ) from None
             finally:
@@ -766,7 +752,7 @@ class TogetherProvider:
                 if isinstance(exc, json.JSONDecodeError):
                     raise
                 raise ConfigError(
-                    f"the together SDK refused the job settings: {_one_line(str(exc), 300)}",
+                    f"the together SDK refused the job settings: {one_line(str(exc), 300)}",
                     hint="fix the flags or --set options",
                 ) from None
 
@@ -838,12 +824,10 @@ class TogetherProvider:
         error = None
         if state is JobState.FAILED:
             errors = [
-                e
-                for e in getattr(job, "events", None) or []
-                if EVENT_LEVELS.get(str(e.level)) == "error"
+                e for e in getattr(job, "events", None) or [] if event_level(e.level) == "error"
             ]
             reason = errors[-1].message if errors else f"the job ended with status {raw_state}"
-            error = redact(_one_line(reason))
+            error = redact(one_line(reason))
         epochs = job.n_epochs
         done = getattr(job, "epochs_completed", None)
         progress = None
@@ -891,7 +875,7 @@ class TogetherProvider:
             yield JobEvent(
                 id=event_id,
                 created_at=_as_datetime(item.created_at),
-                level=EVENT_LEVELS.get(str(item.level or "info"), "info"),
+                level=event_level(item.level),
                 message=redact(item.message),
                 step=step,
                 loss=_loss(metrics.get(step)) if step is not None else None,
@@ -934,8 +918,8 @@ class TogetherProvider:
     # --- chat ------------------------------------------------------------------------------
 
     def chat(self, model: str, messages: Sequence[Message], options: ChatOptions) -> Message:
-        """One reply from ``model``: a base model, or a tuned model that Together serves
-        (serverless LoRA where the base supports it, else a dedicated endpoint you started)."""
+        """One reply from ``model``: a base model, or a tuned model from a dedicated endpoint
+        you started (Together's current docs serve tuned models only that way)."""
         self._model = model
         wire = [m.model_dump(mode="json", exclude_none=True, exclude={"weight"}) for m in messages]
         extra: dict[str, Any] = {}
@@ -1198,6 +1182,6 @@ BACKEND = Backend(
     counter=counter,
     env=("TOGETHER_API_KEY", "TOGETHER_BASE_URL", "TOGETHER_PROJECT_ID"),
     extras=estimate_extras,
-    default_model="meta-llama/Meta-Llama-3.1-8B-Instruct-Reference",
+    default_model=DEFAULT_MODEL,
     options=tuple(TogetherOptions.model_fields),
 )

@@ -26,7 +26,6 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -57,6 +56,7 @@ from tuneport.providers.base import (
     export_prepared,
     parse_options,
 )
+from tuneport.providers.errormap import ErrorRule, apply_rules, one_line
 from tuneport.retry import RetryPolicy, call_with_retry, outcome_unknown
 from tuneport.schemas import (
     AnyRecord,
@@ -187,51 +187,27 @@ class VertexOptions(BaseModel):
 # --- error mapping (data-driven) ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ErrorRule:
-    """(HTTP code, gRPC status, message fragments) -> error class + one-line message and fix.
-
-    Empty criteria match anything. ``message``/``hint`` may use ``{msg}`` (the server's message),
-    ``{code}``, ``{project}``, ``{location}`` and ``{model}``.
-    """
-
-    kind: type[TuneportError]
-    message: str
-    hint: str
-    codes: frozenset[int] = frozenset()
-    statuses: frozenset[str] = frozenset()
-    contains: tuple[str, ...] = ()
-
-    def matches(self, code: int | None, status: str | None, text: str) -> bool:
-        if self.codes and code not in self.codes:
-            return False
-        if self.statuses and status not in self.statuses:
-            return False
-        low = text.lower()
-        return not self.contains or any(c in low for c in self.contains)
-
-
 _ADC_HINT = "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS"
 ERROR_RULES: tuple[ErrorRule, ...] = (
     ErrorRule(
         ConfigError,
         "the Vertex AI API is not enabled for project {project}",
         "gcloud services enable aiplatform.googleapis.com --project {project}",
-        codes=frozenset({403}),
+        status=frozenset({403}),
         contains=("service_disabled", "has not been used in project", "it is disabled"),
     ),
     ErrorRule(
         ConfigError,
         "billing is not enabled for project {project}",
         "gcloud billing projects link {project} --billing-account=ACCOUNT_ID",
-        codes=frozenset({403, 400}),
+        status=frozenset({403, 400}),
         contains=("billing",),
     ),
     ErrorRule(
         ConfigError,
         "Vertex AI tuning is not available in {location}: {msg}",
         "use --location us-central1 (or another tuning region such as europe-west4)",
-        codes=frozenset({400, 404}),
+        status=frozenset({400, 404}),
         contains=(
             "not supported in region",
             "not supported in location",
@@ -247,58 +223,53 @@ ERROR_RULES: tuple[ErrorRule, ...] = (
         AuthError,
         "Google credentials were rejected: {msg}",
         _ADC_HINT,
-        codes=frozenset({401}),
+        status=frozenset({401}),
     ),
     ErrorRule(
         AuthError,
         "permission denied in project {project}: {msg}",
         "grant your account roles/aiplatform.user: gcloud projects add-iam-policy-binding "
         "{project} --member=user:YOU --role=roles/aiplatform.user",
-        codes=frozenset({403}),
+        status=frozenset({403}),
     ),
     ErrorRule(
         QuotaError,
         "Vertex AI quota exhausted in {location} (still after retries): {msg}",
         "wait and run the command again, or request more quota: gcloud alpha services quota "
         "list --service=aiplatform.googleapis.com --consumer=projects/{project}",
-        codes=frozenset({429}),
+        status=frozenset({429}),
     ),
     ErrorRule(
         NotFoundError,
         "base model {model} cannot be tuned: {msg}",
         "choose a tunable Gemini model, e.g. --model gemini-2.5-flash",
-        codes=frozenset({400, 404}),
+        status=frozenset({400, 404}),
         contains=("base model", "basemodel", "not tunable", "does not support tuning"),
     ),
     ErrorRule(
         ProviderError,
         "Vertex AI rejected the request: {msg}",
         "run `tuneport validate DATA --provider vertex --model {model}` and fix what it reports",
-        codes=frozenset({400}),
+        status=frozenset({400}),
     ),
     ErrorRule(
         NotFoundError,
         "Vertex AI: not found: {msg}",
         "check the job id, --project and --location (see `tuneport jobs list`)",
-        codes=frozenset({404}),
+        status=frozenset({404}),
     ),
     ErrorRule(
         ProviderError,
-        "Vertex AI server error {code} (still failing after retries): {msg}",
+        "Vertex AI server error {status} (still failing after retries): {msg}",
         "retry later; see https://status.cloud.google.com",
-        codes=frozenset(range(500, 600)),
+        status=frozenset(range(500, 600)),
     ),
     ErrorRule(
         ProviderError,
-        "Vertex AI refused the request ({code}): {msg}",
+        "Vertex AI refused the request ({status}): {msg}",
         "check --project, --location and the job settings",
     ),
 )
-
-
-def _one_line(text: str, limit: int = 400) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def map_status(
@@ -310,24 +281,26 @@ def map_status(
     location: str = "",
     model: str = "",
 ) -> TuneportError:
-    """The tuneport error for an API error triple, by the first matching :data:`ERROR_RULES`."""
-    msg = _one_line(redact(message or status or "no message"))
+    """The tuneport error for an API error triple (HTTP code, gRPC status, message), by the
+    first matching :data:`ERROR_RULES`."""
     values = {
-        "msg": msg,
-        "code": code if code is not None else "?",
         "project": project or "PROJECT",
         "location": location or DEFAULT_LOCATION,
         "model": model or "MODEL",
     }
-    for rule in ERROR_RULES:
-        if rule.matches(code, status, f"{status or ''} {message}"):
-            return rule.kind(rule.message.format(**values), hint=rule.hint.format(**values))
-    raise AssertionError("the last rule matches everything")  # pragma: no cover
+    return apply_rules(
+        ERROR_RULES,
+        status=code,
+        code=status,
+        message=message,
+        match_text=f"{status or ''} {message}",
+        values=values,
+    )
 
 
 def _connection_error(exc: BaseException, base_url: str) -> ProviderError:
     return ProviderError(
-        f"cannot reach Vertex AI at {base_url}: {_one_line(redact(str(exc)), 200)}",
+        f"cannot reach Vertex AI at {base_url}: {one_line(redact(str(exc)), 200)}",
         hint=f"check the network (and {BASE_URL_ENV} if set), then run the command again",
     )
 
@@ -436,7 +409,7 @@ class VertexProvider:
         except google.auth.exceptions.DefaultCredentialsError as exc:
             where = f" in {path}" if path is not None else ""
             raise ConfigError(
-                f"no usable Google credentials{where}: {_one_line(str(exc), 160)}",
+                f"no usable Google credentials{where}: {one_line(str(exc), 160)}",
                 hint=_ADC_HINT,
             ) from None
         self._adc_project = project
@@ -533,7 +506,7 @@ class VertexProvider:
             raise error from None
         except google.auth.exceptions.GoogleAuthError as exc:
             raise AuthError(
-                f"Google credentials could not be used: {_one_line(redact(str(exc)), 200)}",
+                f"Google credentials could not be used: {one_line(redact(str(exc)), 200)}",
                 hint=_ADC_HINT,
             ) from None
         except Exception as exc:
@@ -788,7 +761,7 @@ class VertexProvider:
             progress = min(1.0, done / epochs)
         error = None
         if job.error is not None and (job.error.message or job.error.code):
-            error = _one_line(redact(f"{job.error.message} (code {job.error.code})"))
+            error = one_line(redact(f"{job.error.message} (code {job.error.code})"))
         tuned = job.tuned_model
         labels = job.labels or {}
         raw: dict[str, Any] = {
@@ -1006,7 +979,7 @@ class VertexProvider:
                 creds.refresh(Request())  # type: ignore[no-untyped-call]
             except google.auth.exceptions.RefreshError as exc:
                 raise AuthError(
-                    f"Google credentials could not be refreshed: {_one_line(str(exc), 160)}",
+                    f"Google credentials could not be refreshed: {one_line(str(exc), 160)}",
                     hint=_ADC_HINT,
                 ) from None
         headers: dict[str, str] = {}
@@ -1120,7 +1093,7 @@ class VertexProvider:
             except TuneportError as exc:
                 checks.append(Check(name, "fail", exc.message, exc.hint))
             except Exception as exc:  # google-auth: metadata server, broken files, ...
-                text = _one_line(redact(f"{type(exc).__name__}: {exc}"), 200)
+                text = one_line(redact(f"{type(exc).__name__}: {exc}"), 200)
                 checks.append(Check(name, "fail", text, _ADC_HINT))
 
         def credentials() -> str:

@@ -130,3 +130,81 @@ def test_price_table_age_and_backends_without_checks() -> None:
         (health,) = diagnose(["echo"])
     assert not health.configured and health.verdict == "not configured"
     assert all(isinstance(registry.get(n), Diagnosable) for n in ("openai", "vertex", "local"))
+
+
+TG_KEY = "tg-doctor-SECRET-0123456789"
+FW_KEY = "fw-doctor-SECRET-0123456789"
+
+
+def test_together_unconfigured_key_accepted_rejected_v1_url_and_unreachable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.fakes.together_server import FakeTogether
+
+    monkeypatch.delenv("TOGETHER_API_KEY", raising=False)
+    code, doc = _doctor(capsys, "-p", "together")
+    assert code == 0 and _checks(doc, "together") == {"API key": "skip"}
+    with FakeTogether(api_key=TG_KEY) as fake:
+        monkeypatch.setenv("TOGETHER_BASE_URL", fake.base_url)
+        monkeypatch.setenv("TOGETHER_API_KEY", TG_KEY)
+        code, doc = _doctor(capsys, "-p", "together")
+        assert code == 0, doc
+        checks = _checks(doc, "together")
+        assert checks == {"API key": "ok", "SDK": "ok", "server": "ok", "prices": checks["prices"]}
+        assert fake.calls("GET", r"^/v1/fine-tunes/models/limits$")
+        assert not fake.calls("POST", ".*")  # the doctor never creates anything
+
+        monkeypatch.setenv("TOGETHER_API_KEY", "tg-doctor-WRONG-000000000")
+        assert run(["doctor", "-p", "together"]) == 1
+        out = " ".join(capsys.readouterr().out.split())  # the report wraps to the terminal
+        assert "rejected the key (401)" in out and "WRONG" not in out
+
+        monkeypatch.setenv("TOGETHER_API_KEY", TG_KEY)
+        monkeypatch.setenv("TOGETHER_BASE_URL", fake.base_url + "/v1")
+        code, doc = _doctor(capsys, "-p", "together")
+        assert code == 1 and _checks(doc, "together")["base URL"] == "fail"
+    monkeypatch.setenv("TOGETHER_BASE_URL", f"http://127.0.0.1:{_closed_port()}")
+    code, doc = _doctor(capsys, "-p", "together")
+    assert code == 1 and _checks(doc, "together")["server"] == "fail"
+    assert TG_KEY not in json.dumps(doc)
+
+
+def test_fireworks_account_server_and_deployments_still_billing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.fakes.fireworks_server import FakeFireworks
+    from tuneport.providers.fireworks import FireworksProvider
+
+    for var in ("FIREWORKS_API_KEY", "FIREWORKS_ACCOUNT_ID"):
+        monkeypatch.delenv(var, raising=False)
+    code, doc = _doctor(capsys, "-p", "fireworks")
+    assert code == 0 and _checks(doc, "fireworks") == {"API key": "skip"}
+    with FakeFireworks(api_key=FW_KEY, account_id="acme") as fake:
+        monkeypatch.setenv("FIREWORKS_BASE_URL", fake.base_url)
+        monkeypatch.setenv("FIREWORKS_API_KEY", FW_KEY)
+        code, doc = _doctor(capsys, "-p", "fireworks")
+        assert code == 1 and _checks(doc, "fireworks")["account"] == "fail"
+
+        monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", "acme")
+        code, doc = _doctor(capsys, "-p", "fireworks")
+        checks = _checks(doc, "fireworks")
+        assert code == 0, doc
+        assert checks["server"] == "ok" and checks["deployments"] == "ok"
+        assert fake.calls("GET", r"/accounts/acme/datasets$")
+
+        model = "accounts/fireworks/models/llama-v3p1-8b-instruct"
+        client = FireworksProvider().client
+        client.deployments.create(base_model=model, deployment_id="tp-0123456789abcdef")
+        client.deployments.create(base_model=model, deployment_id="mine")  # not tuneport's
+        code, doc = _doctor(capsys, "-p", "fireworks")
+        assert code == 0 and _checks(doc, "fireworks")["deployments"] == "warn"
+        assert run(["doctor", "-p", "fireworks"]) == 0
+        out = " ".join(capsys.readouterr().out.split())
+        assert "1 tuneport deployment(s) still billing" in out and "tp-0123456789abcdef" in out
+        assert "/mine" not in out and "tuneport jobs cleanup" in out
+        assert not fake.calls("DELETE", ".*")  # the doctor reports; cleanup deletes
+
+        monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", "someone-else")
+        code, doc = _doctor(capsys, "-p", "fireworks")
+        assert code == 1 and _checks(doc, "fireworks")["server"] == "fail"
+    assert FW_KEY not in json.dumps(doc)

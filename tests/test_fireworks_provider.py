@@ -16,7 +16,7 @@ import pytest
 from pydantic import ConfigDict, TypeAdapter, with_config
 
 from tests.fakes.fireworks_server import FakeFireworks
-from tuneport.errors import AuthError, ConfigError, NotFoundError, ProviderError
+from tuneport.errors import AuthError, ConfigError, NotFoundError, ProviderError, QuotaError
 from tuneport.providers import registry
 from tuneport.providers.base import ChatOptions, PreparedData, Provider, UploadedData
 from tuneport.providers.fireworks import (
@@ -26,6 +26,7 @@ from tuneport.providers.fireworks import (
     dataset_id,
     deployment_id,
     job_id,
+    map_error,
     output_model_id,
 )
 from tuneport.schemas import JobConfig, JobRef, JobState, Message
@@ -394,7 +395,41 @@ def test_every_job_state_of_the_sdk_maps_to_a_tuneport_state() -> None:
 
     annotation = SupervisedFineTuningJob.model_fields["state"].annotation
     literal = next(a for a in typing.get_args(annotation) if typing.get_args(a))
-    assert set(typing.get_args(literal)) == set(STATES)
+    newer = {"JOB_STATE_DELETED", "JOB_STATE_ARCHIVED"}  # tombstones newer than this SDK
+    assert set(typing.get_args(literal)) == set(STATES) - newer
+    assert {STATES[s] for s in newer} == {JobState.CANCELLED}  # terminal: waiting ends
+
+
+def test_a_deleted_job_ends_the_wait(
+    fake: FakeFireworks, provider: FireworksProvider, tmp_path: Path
+) -> None:
+    _, ref = _launched(provider, tmp_path)
+    for job in fake.jobs.values():
+        job.data["state"] = "JOB_STATE_DELETED"
+    status = provider.status(ref)
+    assert status.state is JobState.CANCELLED and status.raw_state == "JOB_STATE_DELETED"
+
+
+@pytest.mark.parametrize(
+    ("message", "kind", "says"),
+    [
+        ("LoRA model failed to load on deployment", ProviderError, "could not load the LoRA"),
+        ("Account acme is suspended", QuotaError, "suspended or out of credit"),
+        ("precondition failed", ProviderError, "refused the request"),
+    ],
+)
+def test_412_answers_are_told_apart(message: str, kind: type, says: str) -> None:
+    """docs.fireworks.ai/guides/inference-error-codes: 412 for a LoRA that failed to load,
+    and (logged answers) PRECONDITION_FAILED for a suspended account."""
+    import fireworks
+    import httpx
+
+    request = httpx.Request("POST", "http://127.0.0.1:9/inference/v1/chat/completions")
+    body = {"error": {"message": message, "code": "PRECONDITION_FAILED", "type": "error"}}
+    response = httpx.Response(412, json=body, request=request)
+    exc = fireworks.APIStatusError(message, response=response, body=body)
+    err = map_error(exc, model="accounts/acme/models/m")
+    assert type(err) is kind and says in err.message
 
 
 def test_status_and_events_through_a_run(

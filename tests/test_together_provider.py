@@ -28,6 +28,7 @@ from tuneport.providers.together import (
     QuotedCounts,
     TogetherProvider,
     estimate_extras,
+    event_level,
     run_tag,
     scale_to_total,
 )
@@ -442,6 +443,45 @@ def test_a_failed_job_reports_the_servers_reason(
     assert status.error == "CUDA out of memory at step 3"
 
 
+def test_capitalised_event_levels_still_carry_the_failure_reason(
+    fake: FakeTogether, provider: TogetherProvider, tmp_path: Path
+) -> None:
+    """The SDK's own enum has levels ``Info``/``Error`` and types ``JOB_ERROR`` (the spec lists
+    lowercase names): an error event in either case is the failure reason and an error event."""
+    fake.fail_next_job = "CUDA out of memory at step 3"
+    uploaded = provider.upload(_prepared(tmp_path), _cfg(tmp_path), Recorder())
+    ref = provider.launch(uploaded, _cfg(tmp_path), "run-fail-upper")
+    fake.advance(3)
+    for job in fake.jobs.values():
+        for event in job.events:
+            event["level"] = str(event["level"]).capitalize()
+            event["type"] = str(event["type"]).upper()
+    status = provider.status(ref)
+    assert status.state is JobState.FAILED and status.error == "CUDA out of memory at step 3"
+    levels = {e.message: e.level for e in provider.events(ref)}
+    assert levels["CUDA out of memory at step 3"] == "error"
+    assert {event_level(v) for v in ("Info", "info", "Warning", "ERROR", None)} == {
+        "info",
+        "warning",
+        "error",
+    }
+
+
+def test_chat_goes_to_the_sdks_inference_host_unless_a_base_url_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """together 3.x sends chat to api-inference.together.ai unless base_url was given
+    (together/resources/chat/completions.py); tuneport passes one only when the user set it."""
+    monkeypatch.delenv("TOGETHER_BASE_URL", raising=False)
+    monkeypatch.setenv("TOGETHER_API_KEY", "tg-test-HOST-0123456789")
+    default = TogetherProvider().client
+    assert default._base_url_overridden is False  # the SDK's routing switch
+    assert str(default.base_url).rstrip("/") == "https://api.together.ai"
+    proxied = TogetherProvider(base_url="http://127.0.0.1:9/").client
+    assert proxied._base_url_overridden is True
+    assert str(proxied.base_url).rstrip("/") == "http://127.0.0.1:9"
+
+
 def test_cancel(fake: FakeTogether, provider: TogetherProvider, tmp_path: Path) -> None:
     uploaded = provider.upload(_prepared(tmp_path), _cfg(tmp_path), Recorder())
     ref = provider.launch(uploaded, _cfg(tmp_path), "run-cancel")
@@ -467,7 +507,7 @@ def test_chat_with_a_tuned_model_that_no_endpoint_serves_says_what_to_do(
         provider.chat(tuned, hi, ChatOptions())
     text = info.value.one_line()
     assert f"Together serves {tuned} only from a dedicated endpoint" in text
-    assert "together endpoints create" in text and "bills per minute" in text
+    assert "tg beta endpoints deploy" in text and "bills per minute" in text
     fake.deploy(tuned)  # the user started an endpoint
     reply = provider.chat(tuned, hi, ChatOptions(temperature=0.2, max_tokens=20))
     assert reply.content == f"echo[{tuned}]: hi"

@@ -262,7 +262,7 @@ def test_access_token_never_appears_in_errors(fake: FakeVertex) -> None:
 
 def test_rule_table_ends_with_a_catch_all() -> None:
     last = ERROR_RULES[-1]
-    assert not last.codes and not last.statuses and not last.contains
+    assert not last.status and not last.codes and not last.contains
     err = map_status(418, "TEAPOT", "odd", project="p")
     assert type(err) is ProviderError and "(418)" in err.message
 
