@@ -262,7 +262,8 @@ def _known_secrets() -> Iterable[str]:
 
 def redact(text: str) -> str:
     """Replace anything that looks like a credential with ``***``."""
-    for secret in _known_secrets():
+    # longest first: a secret that contains a shorter one must not be left half shown
+    for secret in sorted(set(_known_secrets()), key=len, reverse=True):
         text = text.replace(secret, "***")
     for pattern in _SECRET_PATTERNS:
         if pattern.groups:

@@ -10,7 +10,7 @@ import json
 import httpx
 import pytest
 
-from tuneport.errors import AuthError, NotFoundError, ProviderError, register_secret
+from tuneport.errors import AuthError, NotFoundError, ProviderError, redact, register_secret
 from tuneport.providers import fireworks, openai, together, vertex
 from tuneport.providers.errormap import ErrorRule, apply_rules, body_message, one_line
 from tuneport.providers.sdk import Service
@@ -64,6 +64,16 @@ def test_a_secret_in_the_servers_message_is_redacted() -> None:
     rules = (ErrorRule(ProviderError, "refused: {msg}", "x"),)
     err = apply_rules(rules, status=400, code=None, message="bad key sk-test-ERRORMAP-0123456789")
     assert "ERRORMAP" not in err.message
+
+
+def test_a_secret_holding_a_shorter_secret_is_hidden_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seen in the suite: an environment key ``sk-test`` was replaced first and left the rest
+    of a longer registered key in the message. Secrets are replaced longest first."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-tes")
+    register_secret("sk-tes-LONGER-SECRET-42")
+    assert redact("key sk-tes-LONGER-SECRET-42 and sk-tes") == "key *** and ***"
 
 
 def test_body_message_reads_both_error_shapes() -> None:
