@@ -258,12 +258,14 @@ def atomic_writer(
 
 
 @contextmanager
-def try_lock(path: Path) -> Iterator[bool]:
+def try_lock(path: Path, *, remove: bool = False) -> Iterator[bool]:
     """Hold an exclusive advisory lock on ``path`` if no other process holds it.
 
     Yields ``True`` when this process got the lock (kept until the block ends; a killed process
-    loses it at once), ``False`` when another process holds it. Where the platform has no
-    ``fcntl`` (Windows), always ``True``.
+    loses it at once), ``False`` when another process holds it. With ``remove`` the lock file is
+    deleted when the block ends, so lock files do not pile up; a process that opened the old
+    file meanwhile notices that it is no longer the one at ``path`` and takes the new one.
+    Where the platform has no ``fcntl`` (Windows), always ``True``.
     """
     try:
         import fcntl
@@ -271,16 +273,32 @@ def try_lock(path: Path) -> Iterator[bool]:
         yield True
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            os.close(fd)
             yield False
             return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        if still_at(fd, path):
+            break
+        os.close(fd)  # its holder removed it after we opened it: lock the current file
+    try:
+        yield True
     finally:
+        if remove:  # unlinked while still held: nobody can lock a file that is gone
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def still_at(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is still the file at ``path`` (not removed or replaced)."""
+    try:
+        now = path.stat()
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (mine.st_dev, mine.st_ino) == (now.st_dev, now.st_ino)

@@ -132,7 +132,7 @@ def _lock_path(run_id: str) -> Path:
 @contextlib.contextmanager
 def _run_lock(run_id: str, record: JobRecord | None) -> Iterator[None]:
     """Hold the run's lock, or refuse: another process is launching this very run now."""
-    with try_lock(_lock_path(run_id)) as mine:
+    with try_lock(_lock_path(run_id), remove=True) as mine:
         if not mine:
             which = f" (job {record.id})" if record is not None else ""
             raise ConfigError(
@@ -164,7 +164,7 @@ def reconcile(store: JobStore, record: JobRecord, provider: Provider | None = No
         return record
     from tuneport.jobs.resolve import provider_for_record
 
-    with try_lock(_lock_path(record.run_id)) as mine:
+    with try_lock(_lock_path(record.run_id), remove=True) as mine:
         if not mine:
             return record
         backend = provider or provider_for_record(record, store)
