@@ -75,3 +75,20 @@ def test_job_file_values_of_the_wrong_shape(
     assert "provider" in err and "learning_rate_multiplier" in err and "epochs" in err
     assert "Traceback" not in err
     assert all(ln.startswith("error: ") for ln in err.strip().splitlines())  # one line each
+
+
+def test_the_backends_checks_run_on_the_valid_settings_and_no_problem_is_said_twice(
+    fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A schema error (--seed -1) no longer hides the backend's own checks (the suffix), and an
+    epoch count outside OpenAI's bounds is reported once, not by the backend and the table."""
+    code = run(
+        ["train", "-p", "openai", "--data", str(SAMPLE), "-m", "gpt-4.1-mini", "--seed", "-1",
+         "--epochs", "100", "--suffix", "x" * 70, "--yes"]
+    )  # fmt: skip
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 3 and all(ln.startswith("error: ") for ln in lines)
+    assert any("seed" in ln for ln in lines)
+    assert any("suffix is 70 characters; OpenAI takes 1..64" in ln for ln in lines)
+    assert len([ln for ln in lines if "epochs" in ln]) == 1
+    assert len(lines) == 3 and fake.requests == []

@@ -17,7 +17,13 @@ from typing import Any
 
 from tuneport.errors import Collector
 from tuneport.files import require_file
-from tuneport.jobs.jobfile import build_config, merge_values, parse_set, read_job_file
+from tuneport.jobs.jobfile import (
+    build_config,
+    lenient_config,
+    merge_values,
+    parse_set,
+    read_job_file,
+)
 from tuneport.jobs.store import open_store
 from tuneport.providers import registry
 from tuneport.providers.base import Preflight
@@ -50,9 +56,16 @@ def check_job(
     if provider in names and isinstance(settings, Mapping):
         jobs = store if store is not None else open_store()  # e.g. `parent=JOB_ID` lookups
         backend = problems.check(lambda: registry.get(str(provider), settings, store=jobs))
-    if cfg is not None and isinstance(backend, Preflight):
-        problems.check(lambda: backend.preflight(cfg))
-    if provider in names and isinstance(model, str) and method in (None, "sft", "dpo"):
+    checked = cfg if cfg is not None else lenient_config(merged)  # the valid settings
+    if checked is not None and isinstance(backend, Preflight):
+        problems.check(lambda: backend.preflight(checked))
+    told = " ".join(line for error in problems.errors for line in error.lines()).lower()
+    if (
+        provider in names
+        and isinstance(model, str)
+        and method in (None, "sft", "dpo")
+        and "epochs" not in told  # the backend's own bound said it already
+    ):
 
         def epochs_in_range() -> None:
             table = registry.load_price_table(prices_file, providers=[str(provider)])

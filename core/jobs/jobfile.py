@@ -213,6 +213,23 @@ def build_config(
     return config
 
 
+def lenient_config(merged: Mapping[str, Any]) -> JobConfig | None:
+    """``merged`` as a :class:`JobConfig` without the settings that fail validation (they are
+    reported already), so later checks (a backend's preflight) can still report theirs;
+    ``None`` when a required setting is what fails."""
+    values = dict(merged)
+    for _ in range(2):
+        try:
+            return JobConfig.model_validate(values)
+        except ValidationError as exc:
+            bad = {e["loc"][0] for e in exc.errors() if e["loc"]}
+            if not bad & values.keys():
+                return None
+            for key in bad:
+                values.pop(str(key), None)
+    return None
+
+
 def load_config(
     job_file: Path | None,
     overrides: Mapping[str, Any] | None = None,
