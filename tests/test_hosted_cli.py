@@ -126,7 +126,7 @@ def test_train_watch_chat_cleanup_end_to_end(
     code, _out, err = cli(capsys, "chat", record["id"], "--message", "hi")
     assert code == 4
     if hosted.name == "together":
-        assert "only from a dedicated endpoint" in err and "together endpoints create" in err
+        assert "only from a dedicated endpoint" in err and "tg beta endpoints deploy" in err
         hosted.fake.deploy(tuned)  # the user started an endpoint
         code, out, err = cli(capsys, "chat", record["id"], "--message", "hi")
     else:
