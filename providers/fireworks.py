@@ -28,7 +28,6 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -55,7 +54,7 @@ from tuneport.providers.base import (
     parse_options,
 )
 from tuneport.providers.errormap import ErrorRule, one_line
-from tuneport.providers.sdk import Service, import_sdk
+from tuneport.providers.sdk import Service, as_datetime, import_sdk, learning_rate
 from tuneport.retry import (
     RetryPolicy,
     call_with_retry,
@@ -72,9 +71,8 @@ from tuneport.schemas import (
     Message,
     ToolCall,
 )
-from tuneport.tokens.approx import ScaledTextCounter
 from tuneport.tokens.counter import TokenCounter
-from tuneport.tokens.hf import HFChatTemplateCounter, load_hf_tokenizer
+from tuneport.tokens.hf import own_or_approx
 from tuneport.validation.rules import (
     COMMON_PREFERENCE,
     Finding,
@@ -309,22 +307,6 @@ def output_model_id(cfg: JobConfig, run_id: str) -> str:
 def deployment_id(model: str) -> str:
     """The id of the deployment tuneport creates for ``model`` (found again by cleanup)."""
     return f"tp-{_digest(model, 24)}"
-
-
-def _learning_rate(cfg: JobConfig, options: FireworksOptions) -> float | None:
-    """``--set learning_rate`` as given, else ``--learning-rate-multiplier`` × 1e-4 (the
-    documented default), else ``None`` (the service default)."""
-    if options.learning_rate is not None:
-        return options.learning_rate
-    if cfg.learning_rate_multiplier is not None:
-        return cfg.learning_rate_multiplier * DEFAULT_LEARNING_RATE
-    return None
-
-
-def _as_datetime(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return None
 
 
 def _short(name: str) -> str:
@@ -724,7 +706,9 @@ class FireworksProvider:
             "base_model": cfg.model,
             "output_model": output_model_id(cfg, run_id),
             "epochs": cfg.epochs if cfg.epochs is not None else 1,
-            "learning_rate": _learning_rate(cfg, opts),
+            "learning_rate": learning_rate(
+                opts.learning_rate, cfg.learning_rate_multiplier, DEFAULT_LEARNING_RATE
+            ),
             "lora_rank": opts.lora_rank,
             "max_context_length": opts.max_context_length,
             "batch_size_samples": cfg.batch_size,
@@ -780,7 +764,7 @@ class FireworksProvider:
             epochs=getattr(config, "epochs", None),
             progress=percent / 100 if isinstance(percent, int | float) else None,
             model=base,
-            created_at=_as_datetime(getattr(job, "create_time", None)),
+            created_at=as_datetime(getattr(job, "create_time", None)),
             raw=job.model_dump(mode="json"),
         )
 
@@ -803,7 +787,7 @@ class FireworksProvider:
             message += f": {status.error}"
         yield JobEvent(
             id=event_id,
-            created_at=_as_datetime(getattr(remote, "update_time", None)),
+            created_at=as_datetime(getattr(remote, "update_time", None)),
             level="error" if status.state is JobState.FAILED else "info",
             message=message,
             data={"state": status.raw_state, "percent": percent},
@@ -952,19 +936,13 @@ TOKENIZERS: dict[str, str] = {
     "qwen2p5-7b-instruct": "Qwen/Qwen2.5-7B-Instruct",
     "qwen3-8b": "Qwen/Qwen3-8B",
 }
-APPROX_BAND = 0.30  # o200k for a model whose tokenizer is not on this machine (as local)
-APPROX_WHY = "base model's tokenizer not in the local Hugging Face cache"
 
 
 def counter(model: str, settings: Mapping[str, Any]) -> TokenCounter:
     """The base model's own tokenizer and chat template when it is in the Hugging Face cache
     (what Fireworks bills with); otherwise the o200k approximation, labelled (±30 %)."""
-    for name in dict.fromkeys([model, TOKENIZERS.get(_short(model), "")]):
-        tok = load_hf_tokenizer(name) if name else None
-        if tok is not None:
-            return HFChatTemplateCounter(tok, name)
-    # one label for every model: `plan` counts the file once for all of them
-    return ScaledTextCounter(1.0, APPROX_BAND, APPROX_WHY)
+    counted: TokenCounter = own_or_approx([model, TOKENIZERS.get(_short(model), "")])
+    return counted
 
 
 def config_warnings(cfg: JobConfig) -> list[str]:

@@ -12,6 +12,7 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import SecretStr
@@ -49,6 +50,30 @@ def retryable(exc: BaseException) -> bool:
     """tuneport's retry rule, plus a 200 reply whose body is not JSON (the request may have
     been carried out: creates look the run up before they are sent again)."""
     return isinstance(exc, json.JSONDecodeError) or is_retryable(exc)
+
+
+def as_datetime(value: object) -> datetime | None:
+    """A timestamp from an SDK object: a datetime, Unix seconds or an ISO string (UTC when no
+    zone is given); anything else is ``None``."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def learning_rate(explicit: float | None, multiplier: float | None, default: float) -> float | None:
+    """The rate to send: ``--set learning_rate`` as given, else ``--learning-rate-multiplier``
+    × the service's documented default, else ``None`` (the service decides)."""
+    if explicit is not None:
+        return explicit
+    return multiplier * default if multiplier is not None else None
 
 
 def api_message(exc: BaseException) -> str:
@@ -209,7 +234,9 @@ class Service:
 __all__ = [
     "Service",
     "api_message",
+    "as_datetime",
     "import_sdk",
     "is_connection_error",
+    "learning_rate",
     "retryable",
 ]

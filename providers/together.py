@@ -33,7 +33,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -67,7 +66,7 @@ from tuneport.providers.base import (
     parse_options,
 )
 from tuneport.providers.errormap import ErrorRule, one_line
-from tuneport.providers.sdk import Service, import_sdk
+from tuneport.providers.sdk import Service, as_datetime, import_sdk, learning_rate
 from tuneport.retry import (
     RetryPolicy,
     default_interval,
@@ -84,9 +83,8 @@ from tuneport.schemas import (
     PreferenceExample,
     ToolCall,
 )
-from tuneport.tokens.approx import ScaledTextCounter
 from tuneport.tokens.counter import Counts, TokenCounter, uses_tools
-from tuneport.tokens.hf import HFChatTemplateCounter, load_hf_tokenizer
+from tuneport.tokens.hf import own_or_approx
 from tuneport.validation.rules import (
     COMMON_PREFERENCE,
     Finding,
@@ -320,34 +318,10 @@ def job_suffix(cfg: JobConfig, run_id: str) -> str:
 MAX_USER_SUFFIX = MAX_SUFFIX - len(TAG_PREFIX) - TAG_HEX - 1
 
 
-def _learning_rate(cfg: JobConfig, options: TogetherOptions) -> float | None:
-    """``--set learning_rate`` as given, else ``--learning-rate-multiplier`` × the SDK's
-    default 1e-5, else ``None`` (the SDK default)."""
-    if options.learning_rate is not None:
-        return options.learning_rate
-    if cfg.learning_rate_multiplier is not None:
-        return cfg.learning_rate_multiplier * DEFAULT_LEARNING_RATE
-    return None
-
-
 def _train_on_inputs(options: TogetherOptions) -> bool | str:
     """The SFT ``train_on_inputs`` value: the option, else ``"auto"`` (the SDK's default,
     stated so the SDK logs no warning)."""
     return "auto" if options.train_on_inputs is None else options.train_on_inputs
-
-
-def _as_datetime(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC)
-    if isinstance(value, str) and value:
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
 
 
 def _event_id(event: Any) -> str:
@@ -592,7 +566,9 @@ class TogetherProvider:
         out_of("epochs", cfg.epochs, 1, limits.max_num_epochs)
         out_of("n_evals", opts.n_evals, 0, limits.max_num_evals)
         out_of("n_checkpoints", opts.n_checkpoints, 1, limits.max_num_checkpoints)
-        rate = _learning_rate(cfg, opts)
+        rate = learning_rate(
+            opts.learning_rate, cfg.learning_rate_multiplier, DEFAULT_LEARNING_RATE
+        )
         out_of("learning_rate", rate, limits.min_learning_rate, limits.max_learning_rate)
         seq_max = limits.max_seq_length_dpo if cfg.method == "dpo" else limits.max_seq_length_sft
         out_of("max_seq_length", opts.max_seq_length, limits.min_max_seq_length, seq_max)
@@ -778,7 +754,9 @@ class TogetherProvider:
         }
         optional: dict[str, Any] = {
             "validation_file": uploaded.validation,
-            "learning_rate": _learning_rate(cfg, opts),
+            "learning_rate": learning_rate(
+                opts.learning_rate, cfg.learning_rate_multiplier, DEFAULT_LEARNING_RATE
+            ),
             "random_seed": cfg.seed,
             "n_checkpoints": opts.n_checkpoints,
             "n_evals": opts.n_evals,
@@ -843,7 +821,7 @@ class TogetherProvider:
             epochs=epochs,
             progress=progress,
             model=job.model,
-            created_at=_as_datetime(job.created_at),
+            created_at=as_datetime(job.created_at),
             raw=job.model_dump(mode="json", exclude={"events"}),
         )
 
@@ -874,7 +852,7 @@ class TogetherProvider:
             }
             yield JobEvent(
                 id=event_id,
-                created_at=_as_datetime(item.created_at),
+                created_at=as_datetime(item.created_at),
                 level=event_level(item.level),
                 message=redact(item.message),
                 step=step,
@@ -1068,8 +1046,6 @@ TOKENIZERS: dict[str, str] = {
     "meta-llama/Llama-3.3-70B-Instruct-Reference": "meta-llama/Llama-3.3-70B-Instruct",
 }
 SERVING_SUFFIXES = ("-Reference", "-Turbo")
-APPROX_BAND = 0.30  # o200k for a model whose tokenizer is not on this machine (as local)
-APPROX_WHY = "base model's tokenizer not in the local Hugging Face cache"
 
 
 def tokenizer_ids(model: str) -> list[str]:
@@ -1086,13 +1062,10 @@ def tokenizer_ids(model: str) -> list[str]:
 def counter(model: str, settings: Mapping[str, Any]) -> TokenCounter:
     """The base model's own tokenizer and chat template when it is in the Hugging Face cache
     (or ``model`` is a local folder): what Together bills with. Otherwise the o200k
-    approximation, labelled (±30 %); ``estimate --online`` asks Together itself."""
-    for name in tokenizer_ids(model):
-        tok = load_hf_tokenizer(name)
-        if tok is not None:
-            return HFChatTemplateCounter(tok, name)
-    # one label for every model: `plan` counts the file once for all of them
-    return ScaledTextCounter(1.0, APPROX_BAND, APPROX_WHY)
+    approximation, labelled (±30 %; one label for every model, so `plan` counts the file once
+    for all of them); ``estimate --online`` asks Together itself."""
+    counted: TokenCounter = own_or_approx(tokenizer_ids(model))
+    return counted
 
 
 def estimate_extras(counts: Counts, cfg: JobConfig, price: ModelPrice) -> Extras:

@@ -567,6 +567,7 @@ def test_rules_and_counter(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     from tuneport.providers import fireworks
     from tuneport.providers.fireworks import config_warnings
     from tuneport.schemas import Example
+    from tuneport.tokens import hf
     from tuneport.validation.rules import Finding
 
     msgs = [
@@ -583,7 +584,7 @@ def test_rules_and_counter(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
         "seed ignored: Fireworks fine-tuning jobs take no seed"
     ]
     asked: list[str] = []
-    monkeypatch.setattr(fireworks, "load_hf_tokenizer", lambda name: asked.append(name))
+    monkeypatch.setattr(hf, "load_hf_tokenizer", lambda name: asked.append(name))
     approx = fireworks.counter(MODEL, {})
     assert not approx.exact and approx.error_band == 0.3
     assert asked == [MODEL, "meta-llama/Llama-3.1-8B-Instruct"]

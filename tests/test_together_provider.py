@@ -586,6 +586,7 @@ def test_offline_counts_use_the_base_models_tokenizer_when_it_is_cached(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from tuneport.providers import together
+    from tuneport.tokens import hf
 
     asked: list[str] = []
 
@@ -602,11 +603,11 @@ def test_offline_counts_use_the_base_models_tokenizer_when_it_is_cached(
         asked.append(name)
         return Tok() if name == "meta-llama/Llama-3.1-8B-Instruct" else None
 
-    monkeypatch.setattr(together, "load_hf_tokenizer", fake_load)
+    monkeypatch.setattr(hf, "load_hf_tokenizer", fake_load)
     counter = together.counter(MODEL, {})
     assert counter.exact and "meta-llama/Llama-3.1-8B-Instruct tokenizer" in counter.label
     assert asked[0] == MODEL  # the id itself first (a local folder or a cached repo)
-    monkeypatch.setattr(together, "load_hf_tokenizer", lambda name: None)
+    monkeypatch.setattr(hf, "load_hf_tokenizer", lambda name: None)
     approx = together.counter("Qwen/Qwen3-8B", {})
     assert not approx.exact and approx.error_band == 0.3
     assert "base model's tokenizer not in the local Hugging Face cache" in approx.label

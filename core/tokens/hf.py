@@ -100,3 +100,22 @@ def load_hf_tokenizer(model: str, *, wildcard: str = "*") -> Any | None:
     if not getattr(tok, "chat_template", None):
         return None
     return tok
+
+
+NOT_CACHED_BAND = 0.30  # o200k for a model whose tokenizer is not on this machine
+NOT_CACHED = "base model's tokenizer not in the local Hugging Face cache"
+
+
+def own_or_approx(
+    candidates: Iterable[str], *, why: str = NOT_CACHED, band: float = NOT_CACHED_BAND
+) -> Any:
+    """A counter with the first candidate's own tokenizer and chat template that is on this
+    machine (a local folder or the Hugging Face cache: what open-weight services bill with),
+    else the o200k approximation labelled ``±band`` with ``why``. Never downloads."""
+    from tuneport.tokens.approx import ScaledTextCounter
+
+    for name in dict.fromkeys(c for c in candidates if c):
+        tok = load_hf_tokenizer(name)
+        if tok is not None:
+            return HFChatTemplateCounter(tok, Path(name).name if Path(name).is_dir() else name)
+    return ScaledTextCounter(1.0, band, why)

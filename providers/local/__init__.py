@@ -5,15 +5,13 @@ trainer process and for chat/export)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from tuneport.providers.base import Backend
 from tuneport.providers.local.recipe_config import LocalOptions
 from tuneport.providers.local.sizing import estimate_extras
-from tuneport.tokens.approx import ScaledTextCounter
 from tuneport.tokens.counter import TokenCounter
-from tuneport.tokens.hf import HFChatTemplateCounter, load_hf_tokenizer
+from tuneport.tokens.hf import own_or_approx
 from tuneport.validation.rules import (
     COMMON_CHAT,
     COMMON_PREFERENCE,
@@ -23,17 +21,14 @@ from tuneport.validation.rules import (
 )
 
 NAME = "local"
-APPROX_BAND = 0.30  # o200k for a model whose tokenizer is not on this machine
 
 
 def counter(model: str, settings: Mapping[str, Any]) -> TokenCounter:
     """The model's own tokenizer and chat template when the model is a local folder or in the
     Hugging Face cache; otherwise the o200k approximation, labelled (±30 %)."""
-    tok = load_hf_tokenizer(model)
-    if tok is not None:
-        return HFChatTemplateCounter(tok, Path(model).name or model)
     why = "no model chosen" if model == "*" else f"tokenizer of {model} not available locally"
-    return ScaledTextCounter(1.0, APPROX_BAND, why)
+    counted: TokenCounter = own_or_approx([model], why=why)
+    return counted
 
 
 # Local QLoRA (TRL): no provider minimum; examples longer than the trainer's max_length (default
