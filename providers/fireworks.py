@@ -168,6 +168,7 @@ class FireworksOptions(BaseModel):
     deploy_timeout: float = Field(default=1800.0, gt=0)  # wait for a deployment to be READY
     dataset_timeout: float = Field(default=1800.0, gt=0)  # wait for an upload to be READY
     direct_upload_max: int = Field(default=DIRECT_UPLOAD_MAX, ge=1)  # bytes; above: signed URL
+    delete_job: bool = False  # cleanup: delete the ended job itself too (the tuned model stays)
 
 
 # --- the service and its errors (data-driven) --------------------------------------------
@@ -886,9 +887,14 @@ class FireworksProvider:
 
     def cleanup(self, job: JobRef, progress: Progress | None = None) -> None:
         """Delete what keeps costing money: every deployment serving the tuned model (and its
-        loaded LoRA addons); then the job's datasets. The tuned model itself is kept."""
+        loaded LoRA addons); then the job's datasets, and with ``--set delete_job=true`` the
+        job itself. The tuned model is kept."""
         note = (progress or NullProgress()).note
-        remote = self._get_job(job.remote_id)
+        try:
+            remote = self._get_job(job.remote_id)
+        except NotFoundError:  # deleted by an earlier cleanup (delete_job) or outside tuneport
+            note(f"job {job.remote_id} no longer exists at Fireworks: nothing to delete")
+            return
         status = self._status(remote)
         if not status.state.terminal:
             raise ConfigError(
@@ -914,6 +920,11 @@ class FireworksProvider:
             with contextlib.suppress(NotFoundError):
                 self._delete_dataset(_short(str(name)))
                 note(f"deleted dataset {name}")
+        if self.options.delete_job:
+            collection, short = self._parse(job.remote_id)
+            with contextlib.suppress(NotFoundError):
+                self._call(lambda: self._jobs(collection).delete(short))
+                note(f"deleted job {job.remote_id} (the tuned model is kept)")
 
     def _delete_deployment(self, dep_id: str) -> None:
         self._call(lambda: self.client.deployments.delete(dep_id))

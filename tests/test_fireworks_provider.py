@@ -478,6 +478,27 @@ def test_cancel(fake: FakeFireworks, provider: FireworksProvider, tmp_path: Path
 # --- chat, deployments, cleanup ----------------------------------------------------------------
 
 
+@pytest.mark.parametrize("method", ["sft", "dpo"])
+def test_cleanup_deletes_the_job_itself_only_when_asked(
+    fake: FakeFireworks, tmp_path: Path, method: str
+) -> None:
+    provider = FireworksProvider()
+    _, ref = _launched(provider, tmp_path, method=method)
+    fake.advance(3)
+    tuned = provider.status(ref).tuned_model
+    provider.cleanup(ref)
+    assert ref.remote_id in fake.jobs  # by default the job record stays
+    progress = Recorder()
+    FireworksProvider(delete_job=True).cleanup(ref, progress)
+    assert ref.remote_id not in fake.jobs and len(fake.calls("DELETE", r"Jobs/")) == 1
+    assert tuned in fake.models  # the tuned model is kept
+    assert any(f"deleted job {ref.remote_id}" in n for n in progress.notes)
+    again = Recorder()
+    FireworksProvider(delete_job=True).cleanup(ref, again)  # nothing left: no error
+    assert any("no longer exists" in n for n in again.notes)
+    assert len(fake.calls("DELETE", r"Jobs/")) == 1
+
+
 def test_chat_with_an_undeployed_lora_says_to_deploy_it(
     fake: FakeFireworks, provider: FireworksProvider, tmp_path: Path
 ) -> None:
