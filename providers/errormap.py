@@ -18,7 +18,9 @@ class ErrorRule:
     """An API error (HTTP ``status``, the service's ``code``, message fragments) -> a
     tuneport error class, a one-line message and the fix.
 
-    Empty criteria match anything; ``contains`` matches case-insensitively. ``message`` and
+    Empty criteria match anything; ``contains`` matches case-insensitively. A rule with both
+    ``codes`` and ``contains`` matches when either does (the code when the service sends one,
+    else its message's wording). ``message`` and
     ``hint`` are :meth:`str.format` templates: ``{msg}`` is the server's message (one line,
     secrets redacted), ``{status}`` the HTTP status, any other field is what the backend passes
     to :func:`apply_rules`.
@@ -34,10 +36,10 @@ class ErrorRule:
     def matches(self, status: int | None, code: str | None, text: str) -> bool:
         if self.status and status not in self.status:
             return False
-        if self.codes and code not in self.codes:
-            return False
+        if not (self.codes or self.contains):
+            return True
         low = text.lower()
-        return not self.contains or any(c in low for c in self.contains)
+        return code in self.codes or any(c in low for c in self.contains)
 
 
 def one_line(text: object, limit: int = 400) -> str:

@@ -203,12 +203,6 @@ ERROR_RULES: tuple[ErrorRule, ...] = (
         "choose a tunable base model, e.g. --model gpt-4.1-mini",
         status=frozenset({400, 404}),
         codes=frozenset({"model_not_found", "model_not_available", "invalid_model"}),
-    ),
-    ErrorRule(
-        NotFoundError,
-        "model {model} cannot be fine-tuned: {msg}",
-        "choose a tunable base model, e.g. --model gpt-4.1-mini",
-        status=frozenset({400, 404}),
         contains=("cannot be fine-tuned", "not available for fine-tuning", "does not support"),
     ),
     ErrorRule(

@@ -184,13 +184,6 @@ ERROR_RULES: tuple[ErrorRule, ...] = (
         "done: it bills per minute while it runs",
         status=frozenset({400, 403, 404}),
         codes=frozenset({"dedicated_endpoint_not_running"}),
-    ),
-    ErrorRule(
-        ProviderError,
-        "the dedicated endpoint serving {model} is stopped",
-        "start it again at https://api.together.ai/models/{model}, chat again, and stop it when "
-        "done: it bills per minute while it runs",
-        status=frozenset({400, 403, 404}),
         contains=("deployments are stopped", "endpoint is not running"),
     ),
     ErrorRule(
@@ -199,12 +192,6 @@ ERROR_RULES: tuple[ErrorRule, ...] = (
         ENDPOINT_HINT,
         status=frozenset({400, 403, 404}),
         codes=frozenset({"model_not_available"}),
-    ),
-    ErrorRule(
-        ProviderError,
-        "Together serves {model} only from a dedicated endpoint, and none is running",
-        ENDPOINT_HINT,
-        status=frozenset({400, 403, 404}),
         contains=("non-serverless", "dedicated endpoint"),
     ),
     ErrorRule(
@@ -237,12 +224,6 @@ ERROR_RULES: tuple[ErrorRule, ...] = (
         "pick a model from https://docs.together.ai/docs/fine-tuning-models",
         status=frozenset({400, 404}),
         codes=frozenset({"model_not_found", "invalid_model"}),
-    ),
-    ErrorRule(
-        NotFoundError,
-        "model {model} cannot be fine-tuned on Together: {msg}",
-        "pick a model from https://docs.together.ai/docs/fine-tuning-models",
-        status=frozenset({400, 404}),
         contains=("not available for fine-tuning", "not supported for fine-tuning"),
     ),
     ErrorRule(

@@ -57,6 +57,13 @@ def test_rules_match_on_every_criterion_and_fill_the_templates() -> None:
     assert type(err) is NotFoundError and err.message == "gone (404)"
     assert apply_rules(rules, status=400, code=None, message="Please SLOW DOWN").hint == "wait"
     assert apply_rules(rules, status=None, code=None, message="?").message == "other ?"
+    either = (
+        ErrorRule(NotFoundError, "gone", "x", codes=frozenset({"gone"}), contains=("vanished",)),
+        ErrorRule(ProviderError, "other", "x"),
+    )
+    for code, message in (("gone", ""), (None, "it VANISHED"), ("other", "it vanished")):
+        assert apply_rules(either, status=404, code=code, message=message).message == "gone"
+    assert apply_rules(either, status=404, code="other", message="?").message == "other"
 
 
 def test_a_secret_in_the_servers_message_is_redacted() -> None:
