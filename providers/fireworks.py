@@ -563,12 +563,24 @@ class FireworksProvider:
         progress.start(f"upload {path.name}", total=size)
         try:
             if size <= self.options.direct_upload_max:
-                self._call(lambda: self.client.datasets.upload(ds_id, file=path))
+                self._call(
+                    lambda: self.client.datasets.upload(ds_id, file=path),
+                    before_retry=lambda _exc: self._received(ds_id),
+                )
             else:
                 self._send_signed(ds_id, path, size)
             progress.advance(size)
         finally:
             progress.finish()
+
+    def _received(self, ds_id: str) -> object | None:
+        """Before re-sending bytes whose reply went wrong: the dataset if Fireworks has them
+        already (no longer UPLOADING), else ``None`` (send again)."""
+        try:
+            dataset = self.client.datasets.get(ds_id)
+        except Exception:  # unknown: sending the same bytes again is safe
+            return None
+        return dataset if dataset.state not in (None, "UPLOADING", "STATE_UNSPECIFIED") else None
 
     def _send_signed(self, ds_id: str, path: Path, size: int) -> None:
         """Large files: a signed URL per file (``getUploadEndpoint``), PUT without credentials,

@@ -24,6 +24,7 @@ import google_crc32c
 
 from tuneport.errors import AuthError, ConfigError, ProviderError, QuotaError, TuneportError
 from tuneport.progress import NullProgress, Progress
+from tuneport.providers.errormap import ErrorRule, apply_rules
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -122,69 +123,51 @@ def _same_content(blob: Any, digests: Digests) -> bool:
     return all(remote == local for remote, local in compared)
 
 
-@dataclass(frozen=True)
-class StorageRule:
-    """(HTTP code, message fragments) -> error class, one-line message and fix (data table).
-
-    ``message``/``hint`` may use ``{msg}``, ``{code}``, ``{bucket}`` and ``{project}``.
-    """
-
-    kind: type[TuneportError]
-    message: str
-    hint: str
-    codes: frozenset[int] = frozenset()
-    contains: tuple[str, ...] = ()
-
-    def matches(self, code: int | None, text: str) -> bool:
-        if self.codes and code not in self.codes:
-            return False
-        low = text.lower()
-        return not self.contains or any(c in low for c in self.contains)
-
-
-STORAGE_RULES: tuple[StorageRule, ...] = (
-    StorageRule(
+# (HTTP code, message fragments) -> error class, one-line message and fix; ``message``/``hint``
+# may use ``{msg}``, ``{status}``, ``{bucket}`` and ``{project}``.
+STORAGE_RULES: tuple[ErrorRule, ...] = (
+    ErrorRule(
         AuthError,
         "Google credentials were rejected by Cloud Storage: {msg}",
         "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS",
-        codes=frozenset({401}),
+        status=frozenset({401}),
     ),
-    StorageRule(
+    ErrorRule(
         ConfigError,
         "billing is not enabled for project {project}: {msg}",
         "gcloud billing projects link {project} --billing-account=ACCOUNT_ID",
-        codes=frozenset({403}),
+        status=frozenset({403}),
         contains=("billing",),
     ),
-    StorageRule(
+    ErrorRule(
         ConfigError,
         "the Cloud Storage API is not enabled for project {project}",
         "gcloud services enable storage.googleapis.com --project {project}",
-        codes=frozenset({403}),
+        status=frozenset({403}),
         contains=("service_disabled", "has not been used in project", "it is disabled"),
     ),
-    StorageRule(
+    ErrorRule(
         AuthError,
         "no access to gs://{bucket}: {msg}",
         "grant roles/storage.admin (gcloud storage buckets add-iam-policy-binding gs://{bucket} "
         "--member=user:YOU --role=roles/storage.admin) or choose another --bucket",
-        codes=frozenset({403}),
+        status=frozenset({403}),
     ),
-    StorageRule(
+    ErrorRule(
         ConfigError,
         "bucket name {bucket!r} is taken by another project",
         "bucket names are global: choose another --bucket",
-        codes=frozenset({409}),
+        status=frozenset({409}),
     ),
-    StorageRule(
+    ErrorRule(
         QuotaError,
         "Cloud Storage rate limit: {msg}",
         "wait a minute and run the command again",
-        codes=frozenset({429}),
+        status=frozenset({429}),
     ),
-    StorageRule(
+    ErrorRule(
         ProviderError,
-        "Cloud Storage request failed ({code}): {msg}",
+        "Cloud Storage request failed ({status}): {msg}",
         "check --bucket and --project, then run the command again",
     ),
 )
@@ -194,17 +177,13 @@ def storage_error(exc: Exception, *, bucket: str, project: str | None) -> Tunepo
     """Map a ``google.api_core`` error from GCS onto tuneport's hierarchy (one line + fix)."""
     raw = getattr(exc, "code", None)
     code = raw if isinstance(raw, int) else None
-    text = " ".join(str(getattr(exc, "message", None) or exc).split())[:300]
     values = {
-        "msg": text,
-        "code": code if code is not None else type(exc).__name__,
+        "status": code if code is not None else type(exc).__name__,
         "bucket": bucket,
         "project": project or "PROJECT",
     }
-    for rule in STORAGE_RULES:
-        if rule.matches(code, text):
-            return rule.kind(rule.message.format(**values), hint=rule.hint.format(**values))
-    raise AssertionError("the last rule matches everything")  # pragma: no cover
+    text = str(getattr(exc, "message", None) or exc)
+    return apply_rules(STORAGE_RULES, status=code, code=None, message=text, values=values)
 
 
 class GcsStager:
@@ -292,9 +271,11 @@ class GcsStager:
             return self._reuse_or_refuse(existing, digests, uri, progress)
 
         from google.api_core import exceptions as gexc
+        from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 
         blob = bucket.blob(name)
         progress.start(f"upload {path.name}", total=digests.size)
+        unreadable: Exception | None = None
         try:
             with (
                 path.open("rb") as src,
@@ -321,9 +302,18 @@ class GcsStager:
         except gexc.GoogleAPICallError as exc:
             progress.finish()
             raise storage_error(exc, bucket=self.location.bucket, project=self.project) from exc
+        except (InvalidResponse, DataCorruption) as exc:
+            # a reply to a chunk that could not be read: the object may have arrived whole
+            unreadable = exc
         progress.finish()
 
         uploaded = self._call(lambda: bucket.get_blob(name))
+        if uploaded is None and unreadable is not None:
+            raise ProviderError(
+                f"the upload of {path.name} to {uri} got a reply tuneport cannot read "
+                f"({type(unreadable).__name__}) and the object is not there",
+                hint="run the command again (an object that arrived whole is reused)",
+            )
         if uploaded is None or not _same_content(uploaded, digests):
             if uploaded is not None:
                 generation = uploaded.generation

@@ -252,16 +252,8 @@ def map_error(exc: BaseException, *, model: str = "", base_url: str = "") -> Tun
 
 
 def unreadable(what: str, exc: BaseException | None = None) -> ProviderError:
-    """A reply tuneport cannot read (not JSON, fields missing, wrong shape): whether the server
-    carried the request out is unknown, so a create must be looked up, not repeated."""
-    detail = f" ({type(exc).__name__}: {redact(str(exc))[:120]})" if exc is not None else ""
-    error = ProviderError(
-        f"OpenAI sent a reply to {what} that tuneport cannot read{detail}",
-        hint="run the same command again: tuneport checks what the server did before it "
-        "repeats anything (see https://status.openai.com)",
-    )
-    error.outcome_unknown = True
-    return error
+    """A reply tuneport cannot read: a create must be looked up, not repeated."""
+    return API.unreadable(what, exc)
 
 
 # --- upload progress ------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import SecretStr
 
-from tuneport.errors import ConfigError, ProviderError, TuneportError, register_secret
+from tuneport.errors import ConfigError, ProviderError, TuneportError, redact, register_secret
 from tuneport.providers.base import Check
 from tuneport.providers.errormap import ErrorRule, apply_rules, body_message
 from tuneport.retry import RetryPolicy, call_with_retry, error_code_of, is_retryable, status_of
@@ -147,6 +147,19 @@ class Service:
             message=api_message(exc),
             values=values,
         )
+
+    def unreadable(self, what: str, exc: BaseException | None = None) -> ProviderError:
+        """A reply tuneport cannot read (not JSON, fields missing, wrong shape): whether the
+        server carried the request out is unknown, so a create is looked up, never repeated."""
+        detail = f" ({type(exc).__name__}: {redact(str(exc))[:120]})" if exc is not None else ""
+        status = f" (see {self.status_url})" if self.status_url else ""
+        error = ProviderError(
+            f"{self.title} sent a reply to {what} that tuneport cannot read{detail}",
+            hint="run the same command again: tuneport checks what the server did before it "
+            f"repeats anything{status}",
+        )
+        error.outcome_unknown = True
+        return error
 
     def owns(self, exc: BaseException) -> bool:
         """An exception of this service's SDK (or a reply that is not JSON)."""

@@ -129,6 +129,7 @@ STATES: dict[str, JobState] = {
     "completed": JobState.SUCCEEDED,
 }
 FILE_DONE = "COMPLETED"
+FILE_UNSTARTED = "PENDING"  # stored, validation not asked for (the SDK's preprocess call)
 FILE_BROKEN = frozenset({"FAILED", "INVALID_FORMAT"})
 EVENT_LEVELS: dict[str, str] = {
     "info": "info",
@@ -605,7 +606,7 @@ class TogetherProvider:
                 and remote.processing_status not in (FILE_BROKEN)
             ):
                 progress.note(f"{path.name}: identical bytes already uploaded as {cached}")
-                done = self._processed(remote, path.name)
+                done = self._processed(remote, path.name, started=False)
                 return done.id, True
             index.upload_forget(self.store_key, cached)
 
@@ -618,7 +619,7 @@ class TogetherProvider:
             remote, existed = self._send(path, size, progress)
         if existed:
             progress.note(f"{path.name}: identical bytes already uploaded as {remote.id}")
-        done = self._processed(remote, path.name)
+        done = self._processed(remote, path.name, started=not existed)
         index.upload_put(self.store_key, sha256, done.id, filename=path.name, size=size)
         return done.id, existed
 
@@ -664,8 +665,19 @@ class TogetherProvider:
         except NotFoundError:
             return None
 
-    def _processed(self, remote: FileResponse, label: str) -> FileResponse:
-        """``remote`` once Together validated it; ProviderError if it refused the file."""
+    def _processed(self, remote: FileResponse, label: str, *, started: bool) -> FileResponse:
+        """``remote`` once Together validated it; ProviderError if it refused the file.
+
+        A file found again by its checksum (``started`` false) whose validation never began
+        (its bytes went up but the reply was lost before the SDK's preprocess call) is sent to
+        validation once, instead of waiting for a validation nobody asked for."""
+        if not started and remote.processing_status == FILE_UNSTARTED:
+            file_id = remote.id
+            remote = self._call(
+                lambda: self.client.post(
+                    f"/v1/files/{file_id}/preprocess", cast_to=sdk().types.FileResponse
+                )
+            )
         deadline = self._clock() + self.options.processing_timeout
         delay = min(2.0, default_interval())
         while remote.processing_status not in (FILE_DONE, None):
@@ -704,7 +716,7 @@ class TogetherProvider:
 
         def create() -> str:
             try:
-                return str(self.client.fine_tuning.create(**kwargs, model_limits=limits).id)
+                job = self.client.fine_tuning.create(**kwargs, model_limits=limits)
             except ValueError as exc:  # the SDK's own checks (batch size, ranges)
                 if isinstance(exc, json.JSONDecodeError):
                     raise
@@ -712,6 +724,12 @@ class TogetherProvider:
                     f"the together SDK refused the job settings: {one_line(str(exc), 300)}",
                     hint="fix the flags or --set options",
                 ) from None
+            if getattr(job, "id", None):
+                return str(job.id)
+            found = self.find_run(run_id, cfg.model)  # e.g. a reply of {}: the job may exist
+            if found is None:
+                raise API.unreadable("the job create")
+            return found
 
         def reconcile(_exc: BaseException) -> str | None:
             # the failed attempt may have created the job: never create a second paid one
