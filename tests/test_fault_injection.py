@@ -89,7 +89,7 @@ def test_every_create_reply_lost_then_the_same_command_completes_it(
     assert "not known yet" in err and "run the same command again" in err
     (job,) = open_store().list_jobs()
     assert job.remote_id is None and job.raw_state == "creating"
-    fake.mangles.clear()
+    fake.faults.clear()
     assert run(TRAIN) == 0, capsys.readouterr().err
     assert len(fake.jobs) == 1 and len(fake.calls("POST", "/fine_tuning/jobs")) == 1
     assert _uploads(fake) == 1
@@ -105,7 +105,7 @@ def test_commands_reading_a_creating_record_ask_the_provider_first(
     fake.mangle("GET", "/fine_tuning/jobs", "drop", times=20, skip=1)
     assert run([*TRAIN, "--no-watch"]) == 4
     assert len(fake.jobs) == 1
-    fake.mangles.clear()
+    fake.faults.clear()
     (job,) = open_store().list_jobs()
     assert job.remote_id is None
     argv = {
