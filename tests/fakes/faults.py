@@ -10,7 +10,7 @@ own ``act`` carries the request out and builds a :class:`Reply`) or with the fir
 * ``drop``: close the connection without a reply, before acting or (``after``, a lost reply)
   after;
 * ``truncated`` / ``malformed`` / ``empty``: act, then send half the body and close, a body that
-  is not JSON, or ``{}`` (status and headers are the real reply's);
+  is not JSON, or ``{}`` (headers and, unless the fault gives one, status are the real reply's);
 * ``hold``: keep the request waiting before acting (or after acting, before the reply) until
   ``fault.release`` is set; ``fault.reached`` is set when it arrives. For kill -9 tests.
 
@@ -73,7 +73,7 @@ class Fault:
     times: int = 1
     skip: int = 0  # let this many matching requests through first
     after: bool = True  # carry the request out before the fault takes effect
-    status: int = 500  # for "status"
+    status: int | None = None  # "status": the status; a bad reply: its status (else the real)
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     reached: threading.Event = field(default_factory=threading.Event)  # for "hold"
@@ -134,11 +134,19 @@ class Faults:
         return self.add(Fault(method, pattern, "drop", times, skip, after))
 
     def mangle(
-        self, method: str, pattern: str, kind: str, *, times: int = 1, skip: int = 0
+        self,
+        method: str,
+        pattern: str,
+        kind: str,
+        *,
+        times: int = 1,
+        skip: int = 0,
+        status: int | None = None,
     ) -> Fault:
-        """Act, then answer badly: ``truncated``, ``malformed``, ``empty`` (or ``drop``)."""
+        """Act, then answer badly: ``truncated``, ``malformed``, ``empty`` (or ``drop``), with
+        the real reply's status or ``status``."""
         assert kind in (*BAD_REPLIES, "drop"), kind
-        return self.add(Fault(method, pattern, kind, times, skip))
+        return self.add(Fault(method, pattern, kind, times, skip, status=status))
 
     def hold(self, method: str, pattern: str, *, before: bool = False) -> Fault:
         """Keep the next matching request waiting until ``fault.release`` is set."""
@@ -185,8 +193,67 @@ class Faults:
         reply = act()
         if fault.kind in BAD_REPLIES:
             reply.fault = fault.kind
+            reply.status = reply.status if fault.status is None else fault.status
             return reply
         return _faulty(fault)
+
+
+class Scriptable:
+    """The log and fault methods of a fake whose paths are matched by regex (Together,
+    Fireworks, Vertex): ``fake.fail(...)``, ``fake.drop(...)``, ``fake.mangle(...)``... A fake
+    sets ``self.faults`` and says how its errors look in :meth:`error_body`."""
+
+    faults: Faults
+
+    @property
+    def requests(self) -> list[Request]:
+        return self.faults.requests
+
+    def calls(self, method: str, pattern: str) -> list[Request]:
+        return self.faults.calls(method, pattern)
+
+    def error_body(self, status: int, message: str, **details: Any) -> Any:
+        raise NotImplementedError
+
+    def fail(
+        self,
+        method: str,
+        pattern: str,
+        status: int = 500,
+        *,
+        times: int = 1,
+        message: str = "injected fault",
+        headers: dict[str, str] | None = None,
+        after: bool = False,
+        **details: Any,
+    ) -> Fault:
+        """The next ``times`` matching requests get ``status`` (the fake's error envelope with
+        ``message`` and ``details``), without being carried out unless ``after``."""
+        body = self.error_body(status, message, **details)
+        return self.faults.fail(
+            method, pattern, status, body, headers=headers, times=times, after=after
+        )
+
+    def drop(
+        self, method: str, pattern: str, *, times: int = 1, after: bool = True, skip: int = 0
+    ) -> Fault:
+        """Close the connection without answering; with ``after`` the request is acted on."""
+        return self.faults.drop(method, pattern, times=times, after=after, skip=skip)
+
+    def mangle(
+        self, method: str, pattern: str, kind: str, *, times: int = 1, skip: int = 0
+    ) -> Fault:
+        """Act on the request, then answer it ``truncated``, ``malformed`` or ``empty``."""
+        return self.faults.mangle(method, pattern, kind, times=times, skip=skip)
+
+    def garble(self, method: str, pattern: str, *, times: int = 1) -> Fault:
+        """Act on the request, then answer 200 with a body that is not valid JSON."""
+        return self.faults.mangle(method, pattern, "malformed", times=times, status=200)
+
+    def hold(self, method: str, pattern: str, *, before: bool = False) -> Fault:
+        """Keep the next matching request waiting (after acting, or ``before``) until
+        ``fault.release`` is set; ``fault.reached`` is set when it arrives."""
+        return self.faults.hold(method, pattern, before=before)
 
 
 def _wait(fault: Fault) -> None:
@@ -197,7 +264,7 @@ def _wait(fault: Fault) -> None:
 def _faulty(fault: Fault) -> Reply:
     if fault.kind == "drop":
         return Reply(0, fault="drop")
-    return Reply(fault.status, fault.body, dict(fault.headers))
+    return Reply(fault.status or 500, fault.body, dict(fault.headers))
 
 
 # --- HTTP plumbing shared by the fakes -----------------------------------------------------
