@@ -241,9 +241,9 @@ class FakeVertex(Scriptable):
     # --- endpoints, models, operations -----------------------------------------------------
 
     def _operation(self, parent: str) -> dict[str, Any]:
-        op = {"name": f"{parent}/operations/{self._next_id()}", "done": False}
-        self.operations[op["name"]] = {"name": op["name"], "done": True, "response": {}}
-        return op
+        name = f"{parent}/operations/{self._next_id()}"
+        self.operations[name] = {"name": name, "done": True, "response": {}}
+        return {"name": name, "done": False}
 
     def _parent(self, name: str) -> str:
         match = re.match(r"projects/[^/]+/locations/[^/]+", name)
