@@ -1,6 +1,6 @@
-"""What the Together and Fireworks provider tests share: a progress recorder, an injected
-clock, JSONL training files written as the backends' ``prepare`` would, and strict checks of
-request bodies against the SDKs' own ``TypedDict`` types."""
+"""What the hosted providers' tests (Together, Fireworks, OpenAI) share: a progress recorder,
+an injected clock, JSONL training files written as the backends' ``prepare`` would, and strict
+checks of request bodies against the SDKs' own ``TypedDict`` types."""
 
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 BAD_REPLIES = ("truncated", "malformed", "empty")
 KINDS = ("status", "drop", *BAD_REPLIES, "hold")
@@ -288,6 +289,31 @@ def send(h: BaseHTTPRequestHandler, reply: Reply) -> None:
         h.close_connection = True
         return
     h.wfile.write(data)
+
+
+def handler_for(handle: Callable[[Request], Reply]) -> type[BaseHTTPRequestHandler]:
+    """An HTTP/1.1 handler that reads each request (path as sent, body by
+    :func:`parse_body`) and sends what ``handle`` (e.g. a fake's) answers."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # header and body writes would wait ~40 ms for an ACK
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _serve(self) -> None:
+            parts = urlsplit(self.path)
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            body = parse_body(headers, read_body(self.rfile, headers))
+            send(
+                self,
+                handle(Request(self.command, parts.path, parse_qs(parts.query), headers, body)),
+            )
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+    return Handler
 
 
 def read_body(rfile: io.BufferedIOBase, headers: dict[str, str]) -> bytes:

@@ -31,18 +31,14 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.faults import (
     Faults,
     Reply,
     Request,
     Scriptable,
-    parse_body,
-    read_body,
-    send,
+    handler_for,
     start_server,
 )
 
@@ -108,7 +104,7 @@ class FakeFireworks(Scriptable):
         self.chats: list[dict[str, Any]] = []
         self._lock = threading.RLock()
         self._ids = 0
-        self._server = start_server(_handler(self))
+        self._server = start_server(handler_for(self.handle))
 
     # --- control ---------------------------------------------------------------------------
 
@@ -612,23 +608,3 @@ def check_rows(rows: list[str]) -> str | None:
                 f"line {i}: needs 'messages' or 'input'/'preferred_output'/'non_preferred_output'"
             )
     return None
-
-
-def _handler(fake: FakeFireworks) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # header and body writes would wait ~40 ms for an ACK
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _serve(self) -> None:
-            parts = urlsplit(self.path)
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            body = parse_body(headers, read_body(self.rfile, headers))
-            req = Request(self.command, parts.path, parse_qs(parts.query), headers, body)
-            send(self, fake.handle(req))
-
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
-
-    return Handler

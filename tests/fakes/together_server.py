@@ -29,18 +29,14 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.faults import (
     Faults,
     Reply,
     Request,
     Scriptable,
-    parse_body,
-    read_body,
-    send,
+    handler_for,
     start_server,
 )
 
@@ -109,7 +105,7 @@ class FakeTogether(Scriptable):
         self.chats: list[dict[str, Any]] = []
         self._lock = threading.RLock()
         self._ids = 0
-        self._server = start_server(_handler(self))
+        self._server = start_server(handler_for(self.handle))
 
     # --- control ---------------------------------------------------------------------------
 
@@ -616,26 +612,6 @@ def detect_format(data: bytes) -> tuple[str | None, int, str | None]:
     if len(seen) != 1:
         return None, len(rows), "empty file or mixed dataset formats"
     return seen.pop(), len(rows), None
-
-
-def _handler(fake: FakeTogether) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # header and body writes would wait ~40 ms for an ACK
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _serve(self) -> None:
-            parts = urlsplit(self.path)
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            body = parse_body(headers, read_body(self.rfile, headers))
-            req = Request(self.command, parts.path, parse_qs(parts.query), headers, body)
-            send(self, fake.handle(req))
-
-        do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-    return Handler
 
 
 def sha256(data: bytes) -> str:
