@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 BAD_REPLIES = ("truncated", "malformed", "empty")
@@ -371,6 +371,28 @@ class QuietServer(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], ConnectionError):  # a killed client is no news
             super().handle_error(request, client_address)
+
+
+class Served:
+    """A fake running in a :class:`QuietServer` (``self._server``, from :func:`start_server`):
+    its root URL, ``close()``, and ``with Fake() as fake:`` to close it."""
+
+    _server: QuietServer
+
+    @property
+    def root_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def start_server(handler: type[BaseHTTPRequestHandler]) -> QuietServer:

@@ -38,6 +38,7 @@ from tests.fakes.faults import (
     Reply,
     Request,
     Scriptable,
+    Served,
     handler_for,
     start_server,
 )
@@ -79,7 +80,7 @@ def now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-class FakeFireworks(Scriptable):
+class FakeFireworks(Served, Scriptable):
     def __init__(
         self,
         *,
@@ -111,22 +112,11 @@ class FakeFireworks(Scriptable):
     @property
     def base_url(self) -> str:
         """Pass as ``Fireworks(base_url=...)`` (no path: the SDK's paths start with ``/v1``)."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.root_url
 
     @property
     def parent(self) -> str:
         return f"accounts/{self.account_id}"
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeFireworks:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def error_body(self, status: int, message: str, **details: Any) -> Any:
         code = next((c for c, h in GRPC.values() if h == status), 2)

@@ -33,6 +33,7 @@ from tests.fakes.faults import (
     Faults,
     Reply,
     Request,
+    Served,
     parse_body,
     read_body,
     send,
@@ -43,7 +44,7 @@ DEFAULT_SCRIPT = ("validating_files", "queued", "running", "running", "succeeded
 
 
 @dataclass
-class FakeOpenAI:
+class FakeOpenAI(Served):
     api_key: str | None = None  # when set, other keys get 401 (echoing the key, like OpenAI)
     script: tuple[str, ...] = DEFAULT_SCRIPT
     fail_next_job: str | None = None
@@ -83,18 +84,7 @@ class FakeOpenAI:
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeOpenAI:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return self.root_url + "/v1"
 
     @property
     def requests(self) -> list[Request]:

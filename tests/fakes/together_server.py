@@ -36,6 +36,7 @@ from tests.fakes.faults import (
     Reply,
     Request,
     Scriptable,
+    Served,
     handler_for,
     start_server,
 )
@@ -78,7 +79,7 @@ def now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-class FakeTogether(Scriptable):
+class FakeTogether(Served, Scriptable):
     def __init__(
         self,
         *,
@@ -112,18 +113,7 @@ class FakeTogether(Scriptable):
     @property
     def base_url(self) -> str:
         """Pass as ``Together(base_url=...)``: the SDK's paths already start with ``/v1``."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeTogether:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return self.root_url
 
     def error_body(self, status: int, message: str, **details: Any) -> Any:
         return error_body(
