@@ -203,9 +203,10 @@ def _one_line_error(err: str) -> None:
 KINDS = ["drop", "truncated", "malformed", "empty"]
 
 _TOGETHER_UNPROCESSED = (
-    "product bug: Together's bytes were stored but the client never asked for preprocessing; the "
-    "re-run finds the file by checksum (409), sees its size right and waits processing_timeout "
-    "(30 min by default) for a validation that never starts (providers/together.py upload_file)"
+    "product bug: Together's bytes were stored but the client never sent the SDK's POST "
+    "/files/{id}/preprocess; the re-run finds the file by checksum (409), sees its size right and "
+    "waits processing_timeout (30 min by default) for a validation that, on the fake, never "
+    "starts (providers/together.py upload_file)"
 )
 _GCS_INVALID_RESPONSE = (
     "product bug: an unreadable reply to the final resumable PUT makes google-cloud-storage "
