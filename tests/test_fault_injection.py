@@ -1,9 +1,10 @@
 """One intended run is one paid job and one upload, whatever fails in between.
 
-Against the fake OpenAI server: replies that are lost, truncated, malformed or empty (the
-server did the work each time), and a real ``tuneport train`` process killed with SIGKILL after
-the upload, during the create and after the create, then run again. Every test counts the
-server's upload and create requests.
+Against the fake servers of every hosted backend (OpenAI, Together, Fireworks, and Vertex with
+its uploads going to the GCS emulator through a fault-injecting proxy): replies that are lost,
+truncated, malformed or empty (the server did the work each time), and a real ``tuneport
+train`` process killed with SIGKILL after the upload, before, during and after the create, then
+run again. Every test counts the server's upload and create requests.
 """
 
 from __future__ import annotations
@@ -13,16 +14,24 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.fakes.faults import Fault, Faults
+from tests.fakes.fireworks_server import FakeFireworks
+from tests.fakes.gcs_emulator import GcsProxy, gcs_emulator, gcs_proxy  # noqa: F401
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.together_server import FakeTogether
+from tests.fakes.vertex_server import running_fake_vertex
 from tuneport.cli.main import run
 from tuneport.jobs.store import open_store
 from tuneport.paths import home
 from tuneport.schemas import JobState
+
+pytestmark = pytest.mark.timeout(180)
 
 KEY = "sk-test-FAULTS123456789"
 SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "sample" / "chat.jsonl"
@@ -42,6 +51,150 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
         yield server
 
 
+Route = tuple[str, str]  # (method, regex on the fake's request path)
+
+
+@dataclass
+class Backend:
+    """One hosted backend behind its fake: how to train, and where its requests land."""
+
+    name: str
+    argv: list[str]  # `tuneport train ...` for SAMPLE
+    api: Faults  # the tuning service's request log and faults
+    files: Faults  # where the file bytes go (the service itself, or Vertex's GCS)
+    upload: Route  # the request that stores the bytes (on ``files``)
+    lookup: Route  # the run lookup before the create (on ``api``)
+    create: Route  # the create (on ``api``)
+    watch: Route  # a job's GET while watching (on ``api``)
+    watch_skip: int  # ``watch`` requests before the first one made while watching
+    jobs: Callable[[], set[str]]  # the remote ids of the jobs the server holds
+    stored: Callable[[], int]  # how many files the server holds
+    # what counts as one upload when it is not ``upload`` itself: a GCS resumable session
+    # (its PUT may be resumed by the library after a lost reply: same session, same upload)
+    session: Route | None = None
+
+    def uploads(self) -> int:
+        return len(self.files.calls(*(self.session or self.upload)))
+
+    def creates(self) -> int:
+        return len(self.api.calls(*self.create))
+
+
+def _openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
+    with FakeOpenAI(api_key=KEY) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        yield Backend(
+            "openai",
+            TRAIN,
+            server.faults,
+            server.faults,
+            ("POST", "^/files$"),
+            ("GET", "^/fine_tuning/jobs$"),
+            ("POST", "^/fine_tuning/jobs$"),
+            ("GET", "^/fine_tuning/jobs/[^/]+$"),
+            0,
+            lambda: set(server.jobs),
+            lambda: len(server.files),
+        )
+
+
+def _together(monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
+    model = "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"
+    with FakeTogether(api_key="tg-FAULTS-0123456789") as server:
+        server.advance_on_get = True
+        monkeypatch.setenv("TOGETHER_API_KEY", "tg-FAULTS-0123456789")
+        monkeypatch.setenv("TOGETHER_BASE_URL", server.base_url)
+        yield Backend(
+            "together",
+            [*_argv("together", model), "--set", "processing_timeout=3"],  # fail, not hang
+            server.faults,
+            server.faults,
+            ("PUT", "^/_upload/"),
+            ("GET", "^/v1/fine-tunes$"),
+            ("POST", "^/v1/fine-tunes$"),
+            ("GET", "^/v1/fine-tunes/[^/]+$"),
+            0,
+            lambda: set(server.jobs),
+            lambda: len(server.files),
+        )
+
+
+def _fireworks(monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
+    model = "accounts/fireworks/models/llama-v3p1-8b-instruct"
+    with FakeFireworks(api_key="fw-FAULTS-0123456789", account_id="acme") as server:
+        server.advance_on_get = True
+        monkeypatch.setenv("FIREWORKS_API_KEY", "fw-FAULTS-0123456789")
+        monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", "acme")
+        monkeypatch.setenv("FIREWORKS_BASE_URL", server.base_url)
+        yield Backend(
+            "fireworks",
+            [*_argv("fireworks", model), "--set", "dataset_timeout=3"],
+            server.faults,
+            server.faults,
+            ("POST", ":upload$"),
+            ("GET", "/supervisedFineTuningJobs/[^/]+$"),  # launch gets the run's job id first
+            ("POST", "/supervisedFineTuningJobs$"),
+            ("GET", "/supervisedFineTuningJobs/[^/]+$"),
+            1,
+            lambda: set(server.jobs),
+            lambda: len(server.datasets),
+        )
+
+
+def _vertex(monkeypatch: pytest.MonkeyPatch, gcs: GcsProxy) -> Iterator[Backend]:
+    flags = ["--project", "p", "--location", "us-central1", "--bucket", "tp-faults"]
+    with running_fake_vertex() as server:
+        monkeypatch.setenv("GOOGLE_VERTEX_BASE_URL", server.url)
+        monkeypatch.setenv("TUNEPORT_VERTEX_ACCESS_TOKEN", "ya29.FAULTS-0123456789")
+        yield Backend(
+            "vertex",
+            [*_argv("vertex", "gemini-2.5-flash"), *flags],
+            server.faults,
+            gcs.faults,
+            ("PUT", "^/upload/"),
+            ("GET", "tuningJobs$"),
+            ("POST", "tuningJobs$"),
+            ("GET", "tuningJobs/[^/:]+$"),
+            0,
+            lambda: set(server.jobs),
+            lambda: _blobs("tp-faults"),
+            session=("POST", "^/upload/"),
+        )
+
+
+def _argv(provider: str, model: str) -> list[str]:
+    return ["train", "--provider", provider, "--data", str(SAMPLE), "--model", model, "--yes"]
+
+
+def _blobs(bucket: str) -> int:
+    from google.cloud import storage
+
+    return sum(1 for _ in storage.Client(project="p").list_blobs(bucket))
+
+
+@pytest.fixture(params=["openai", "together", "fireworks", "vertex"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
+    from tuneport.retry import RetryPolicy
+
+    monkeypatch.setattr(RetryPolicy, "backoff", lambda self, n, rng=None: 0.0)  # no waiting
+    monkeypatch.setenv("TUNEPORT_POLL_INTERVAL", "0")
+    if request.param == "vertex":
+        yield from _vertex(monkeypatch, request.getfixturevalue("gcs_proxy"))
+    else:
+        yield from {"openai": _openai, "together": _together, "fireworks": _fireworks}[
+            request.param
+        ](monkeypatch)
+
+
+def _one_job_one_upload(b: Backend) -> None:
+    """Exactly one upload and one create reached the server, and the record has that job."""
+    assert b.uploads() == 1 and b.stored() == 1, (b.uploads(), b.stored())
+    assert b.creates() == 1 and len(b.jobs()) == 1, (b.creates(), b.jobs())
+    (job,) = open_store().list_jobs()
+    assert job.state is JobState.SUCCEEDED and job.remote_id in b.jobs()
+
+
 def _uploads(fake: FakeOpenAI) -> int:
     return len(fake.files)
 
@@ -51,27 +204,35 @@ def _one_line_error(err: str) -> None:
     assert len(lines) == 1 and "Traceback" not in err, err
 
 
-@pytest.mark.parametrize("kind", ["drop", "truncated", "malformed", "empty"])
+KINDS = ["drop", "truncated", "malformed", "empty"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_bad_upload_reply_never_uploads_twice(
-    fake: FakeOpenAI, kind: str, capsys: pytest.CaptureFixture[str]
+    backend: Backend, kind: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake.mangle("POST", "/files", kind)  # the server stores the file, the reply goes wrong
-    assert run(TRAIN) == 0, capsys.readouterr().err
-    assert _uploads(fake) == 1 and len(fake.calls("POST", "/files")) == 1
-    assert len(fake.jobs) == 1
-    (job,) = open_store().list_jobs()
-    assert job.state is JobState.SUCCEEDED
+    fault = backend.files.mangle(*backend.upload, kind)  # stored, then the reply goes wrong
+    code = run(backend.argv)
+    assert fault.times == 0  # it was injected
+    err = capsys.readouterr().err
+    if code != 0:  # the run may stop with one line, then the same command finishes it
+        _one_line_error(err)
+        assert run(backend.argv) == 0, capsys.readouterr().err
+    _one_job_one_upload(backend)
 
 
-@pytest.mark.parametrize("kind", ["drop", "truncated", "malformed", "empty"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_bad_create_reply_never_creates_twice(
-    fake: FakeOpenAI, kind: str, capsys: pytest.CaptureFixture[str]
+    backend: Backend, kind: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake.mangle("POST", "/fine_tuning/jobs", kind)  # the server creates the job, reply goes wrong
-    assert run(TRAIN) == 0, capsys.readouterr().err
-    assert len(fake.jobs) == 1 and len(fake.calls("POST", "/fine_tuning/jobs")) == 1
-    (job,) = open_store().list_jobs()
-    assert job.remote_id in fake.jobs and job.state is JobState.SUCCEEDED
+    fault = backend.api.mangle(*backend.create, kind)  # created, then the reply goes wrong
+    code = run(backend.argv)
+    assert fault.times == 0  # it was injected
+    err = capsys.readouterr().err
+    if code != 0:
+        _one_line_error(err)
+        assert run(backend.argv) == 0, capsys.readouterr().err
+    _one_job_one_upload(backend)
 
 
 def test_every_create_reply_lost_then_the_same_command_completes_it(
@@ -89,7 +250,7 @@ def test_every_create_reply_lost_then_the_same_command_completes_it(
     assert "not known yet" in err and "run the same command again" in err
     (job,) = open_store().list_jobs()
     assert job.remote_id is None and job.raw_state == "creating"
-    fake.mangles.clear()
+    fake.faults.clear()
     assert run(TRAIN) == 0, capsys.readouterr().err
     assert len(fake.jobs) == 1 and len(fake.calls("POST", "/fine_tuning/jobs")) == 1
     assert _uploads(fake) == 1
@@ -105,7 +266,7 @@ def test_commands_reading_a_creating_record_ask_the_provider_first(
     fake.mangle("GET", "/fine_tuning/jobs", "drop", times=20, skip=1)
     assert run([*TRAIN, "--no-watch"]) == 4
     assert len(fake.jobs) == 1
-    fake.mangles.clear()
+    fake.faults.clear()
     (job,) = open_store().list_jobs()
     assert job.remote_id is None
     argv = {
@@ -200,53 +361,55 @@ def test_set_api_key_without_the_env_watches_with_that_key(
 # --- a real process killed with SIGKILL ------------------------------------------------------
 
 
-def _spawn(extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
     code = "import sys; from tuneport.cli.main import main; sys.argv[0] = 'tuneport'; main()"
     return subprocess.Popen(
-        [sys.executable, "-c", code, *TRAIN, *extra],
+        [sys.executable, "-c", code, *argv],
         env={**os.environ},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
 
 
-def _kill_at(fake: FakeOpenAI, method: str, path: str, *, before: bool, prefix: bool) -> None:
-    held = fake.hold(method, path, before=before, prefix=prefix)
-    proc = _spawn()
+def _kill_at(argv: list[str], fault: Fault) -> None:
+    proc = _spawn(argv)
     try:
-        assert held.reached.wait(120), proc.stderr.read().decode() if proc.stderr else ""
+        assert fault.reached.wait(120), proc.stderr.read().decode() if proc.stderr else ""
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(30) == -signal.SIGKILL
     finally:
-        held.release.set()
+        fault.release.set()
         if proc.poll() is None:
             proc.kill()
 
 
-@pytest.mark.parametrize(
-    ("moment", "method", "path", "before", "prefix"),
-    [
-        ("upload stored, reply not yet read", "POST", "/files", False, False),
-        ("after the upload, before the create", "GET", "/fine_tuning/jobs", True, False),
-        ("create carried out, reply not yet read", "POST", "/fine_tuning/jobs", False, False),
-        ("after the create, while watching", "GET", "/fine_tuning/jobs/", True, True),
-    ],
-)
+MOMENTS = [
+    "upload stored, reply not yet read",
+    "after the upload, before the create",
+    "create carried out, reply not yet read",
+    "after the create, while watching",
+]
+
+
+@pytest.mark.parametrize("moment", MOMENTS)
 def test_kill_9_then_the_same_command(
-    fake: FakeOpenAI,
+    backend: Backend,
     moment: str,
-    method: str,
-    path: str,
-    before: bool,
-    prefix: bool,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _kill_at(fake, method, path, before=before, prefix=prefix)
-    assert run(TRAIN) == 0, capsys.readouterr().err
-    assert _uploads(fake) == 1 and len(fake.calls("POST", "/files")) == 1, moment
-    assert len(fake.jobs) == 1 and len(fake.calls("POST", "/fine_tuning/jobs")) == 1, moment
-    (job,) = open_store().list_jobs()
-    assert job.state is JobState.SUCCEEDED and job.remote_id in fake.jobs
+    faults, route, before, skip = {
+        MOMENTS[0]: (backend.files, backend.upload, False, 0),
+        MOMENTS[1]: (backend.api, backend.lookup, True, 0),
+        MOMENTS[2]: (backend.api, backend.create, False, 0),
+        MOMENTS[3]: (backend.api, backend.watch, True, backend.watch_skip),
+    }[moment]
+    held = faults.add(Fault(*route, "hold", skip=skip, after=not before))
+    _kill_at(backend.argv, held)
+    # where it died: the upload done; the create not yet, or carried out
+    assert backend.uploads() == 1, moment
+    assert backend.creates() == (0 if moment in MOMENTS[:2] else 1), moment
+    assert run(backend.argv) == 0, capsys.readouterr().err
+    _one_job_one_upload(backend)
 
 
 @pytest.mark.parametrize("kind", ["empty", "malformed"])
@@ -264,6 +427,29 @@ def test_a_job_reply_of_the_wrong_shape_is_one_line_and_watch_resumes(
     assert run(["jobs", "watch", job.id]) == 0
     assert open_store().get(job.id).state is JobState.SUCCEEDED
     assert len(fake.jobs) == 1
+
+
+@pytest.mark.parametrize("kind", ["drop", "truncated", "malformed", "empty"])
+def test_job_replies_going_wrong_while_watching_are_one_line_and_watch_resumes(
+    backend: Backend, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run([*backend.argv, "--no-watch"]) == 0, capsys.readouterr().err
+    (job,) = open_store().list_jobs()
+    fault = backend.api.mangle(*backend.watch, kind, times=50)  # every retry goes wrong too
+    capsys.readouterr()
+    code = run(["jobs", "watch", job.id])
+    err = capsys.readouterr().err
+    assert fault.times < 50, err
+    if kind == "empty" and backend.name != "openai" and code == 0:
+        # Together, Fireworks and Vertex read `{}` as a job in an unknown state ("running —
+        # none", "queued — unspecified") and poll on until real replies come back
+        assert open_store().get(job.id).state is JobState.SUCCEEDED
+    else:
+        assert code == 4, err
+        _one_line_error(err)
+    backend.api.clear()
+    assert run(["jobs", "watch", job.id]) == 0, capsys.readouterr().err
+    _one_job_one_upload(backend)
 
 
 def test_watching_an_old_record_with_an_invalid_setting_is_one_line(

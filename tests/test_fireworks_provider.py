@@ -4,8 +4,6 @@ request bodies checked against the SDK's own types."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
 import typing
 from collections.abc import Iterator
@@ -13,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ConfigDict, TypeAdapter, with_config
+from pydantic import ConfigDict
 
 from tests.fakes.fireworks_server import FakeFireworks
+from tests.hosted_helpers import Clock, Recorder, prepared, strict
 from tuneport.errors import AuthError, ConfigError, NotFoundError, ProviderError, QuotaError
 from tuneport.providers import registry
 from tuneport.providers.base import ChatOptions, PreparedData, Provider, UploadedData
@@ -34,43 +33,6 @@ from tuneport.schemas import JobConfig, JobRef, JobState, Message
 KEY = "fw-test-SECRET-0123456789"
 ACCOUNT = "acme"
 MODEL = "accounts/fireworks/models/llama-v3p1-8b-instruct"
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.notes: list[str] = []
-        self.advanced = 0
-
-    def start(self, task: str, total: int | None = None) -> None:
-        pass
-
-    def advance(self, amount: int = 1) -> None:
-        self.advanced += amount
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-
-    def finish(self) -> None:
-        pass
-
-
-class Clock:
-    """Injected time: ``sleep`` moves ``now`` on (and may run ``on_sleep``, e.g. the fake's
-    clock), so polling loops end without waiting."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-        self.on_sleep: Any = None
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += max(seconds, 1.0)
-        if self.on_sleep is not None:
-            self.on_sleep()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -92,45 +54,14 @@ def provider(fake: FakeFireworks, clock: Clock) -> FireworksProvider:
     return FireworksProvider(sleep=clock.sleep, clock=clock)
 
 
-def _rows(n: int, dpo: bool = False) -> list[dict[str, Any]]:
-    if dpo:
-        return [
-            {
-                "input": {"messages": [{"role": "user", "content": f"question {i}"}]},
-                "preferred_output": [{"role": "assistant", "content": f"good {i}"}],
-                "non_preferred_output": [{"role": "assistant", "content": f"bad {i}"}],
-            }
-            for i in range(n)
-        ]
-    return [
-        {
-            "messages": [
-                {"role": "user", "content": f"question {i}"},
-                {"role": "assistant", "content": f"answer {i}"},
-            ]
-        }
-        for i in range(n)
-    ]
+def _cfg(tmp_path: Path, **kw: Any) -> JobConfig:
+    return JobConfig(provider="fireworks", model=MODEL, data=tmp_path / "data.jsonl", **kw)
 
 
 def _prepared(
     tmp_path: Path, rows: int = 5, name: str = "train.jsonl", dpo: bool = False
 ) -> PreparedData:
-    path = tmp_path / name
-    path.write_text("".join(json.dumps(r) + "\n" for r in _rows(rows, dpo)), encoding="utf-8")
-    return PreparedData(
-        training=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest(), examples=rows
-    )
-
-
-def _cfg(tmp_path: Path, **kw: Any) -> JobConfig:
-    return JobConfig(provider="fireworks", model=MODEL, data=tmp_path / "data.jsonl", **kw)
-
-
-def _strict(typed_dict: Any) -> TypeAdapter[Any]:
-    strict = type(typed_dict.__name__, (typed_dict,), {})
-    with_config(ConfigDict(extra="forbid"))(strict)
-    return TypeAdapter(strict)
+    return prepared(tmp_path, rows, name, dpo)
 
 
 def _launched(
@@ -312,7 +243,7 @@ def test_sft_arguments_and_body_match_the_sdk_types(
     )
     uploaded = provider.upload(prepared, cfg, Recorder())
     kwargs = provider.job_kwargs(uploaded, cfg, "run-contract")
-    _strict(SupervisedFineTuningJobCreateParams).validate_python(kwargs)
+    strict(SupervisedFineTuningJobCreateParams).validate_python(kwargs)
     ref = provider.launch(uploaded, cfg, "run-contract")
 
     (call,) = fake.calls("POST", r"/supervisedFineTuningJobs$")
@@ -340,9 +271,9 @@ def test_dpo_arguments_match_the_sdk_types(
     cfg = _cfg(tmp_path, method="dpo", epochs=2)
     uploaded = provider.upload(_prepared(tmp_path, dpo=True), cfg, Recorder())
     kwargs = provider.job_kwargs(uploaded, cfg, "run-dpo")
-    _strict(DpoJobCreateParams).validate_python(kwargs)
-    _strict(TrainingConfig).validate_python(kwargs["training_config"])
-    _strict(ReinforcementLearningLossConfig).validate_python(kwargs["loss_config"])
+    strict(DpoJobCreateParams).validate_python(kwargs)
+    strict(TrainingConfig).validate_python(kwargs["training_config"])
+    strict(ReinforcementLearningLossConfig).validate_python(kwargs["loss_config"])
     assert kwargs["loss_config"] == {"method": "DPO", "dpo": {"beta": 0.1}}
     ref = provider.launch(uploaded, cfg, "run-dpo")
     (call,) = fake.calls("POST", r"/dpoJobs$")

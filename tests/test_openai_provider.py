@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.openai_server import FakeOpenAI
+from tests.hosted_helpers import Recorder
 from tuneport.errors import AuthError, ConfigError, NotFoundError, ProviderError, QuotaError
 from tuneport.jobs.store import JobStore
 from tuneport.providers import registry
@@ -19,25 +20,6 @@ from tuneport.providers.openai import NOTICE, OpenAIProvider
 from tuneport.schemas import JobConfig, JobRef, JobState, Message
 
 KEY = "sk-test-SECRET123456"
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.started: list[tuple[str, int | None]] = []
-        self.advanced = 0
-        self.notes: list[str] = []
-
-    def start(self, task: str, total: int | None = None) -> None:
-        self.started.append((task, total))
-
-    def advance(self, amount: int = 1) -> None:
-        self.advanced += amount
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-
-    def finish(self) -> None:
-        pass
 
 
 @pytest.fixture

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
+from pydantic import ConfigDict, ValidationError
 
 from tests.fakes.together_server import FakeTogether
+from tests.hosted_helpers import Clock, Recorder, prepared, rows, strict, write_rows
 from tuneport.errors import AuthError, ConfigError, NotFoundError, ProviderError
 from tuneport.jobs.store import JobStore
 from tuneport.providers import registry
@@ -38,25 +38,6 @@ KEY = "tg-test-SECRET-0123456789"
 MODEL = "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.started: list[tuple[str, int | None]] = []
-        self.advanced = 0
-        self.notes: list[str] = []
-
-    def start(self, task: str, total: int | None = None) -> None:
-        self.started.append((task, total))
-
-    def advance(self, amount: int = 1) -> None:
-        self.advanced += amount
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-
-    def finish(self) -> None:
-        pass
-
-
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTogether]:
     with FakeTogether(api_key=KEY) as server:
@@ -70,21 +51,6 @@ def store(tmp_path: Path) -> JobStore:
     return JobStore(tmp_path / "jobs.db")
 
 
-class Clock:
-    """Injected time: ``sleep`` moves ``now`` on, so polling loops end without waiting."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += max(seconds, 1.0)
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -95,39 +61,14 @@ def provider(fake: FakeTogether, store: JobStore, clock: Clock) -> TogetherProvi
     return TogetherProvider(sleep=clock.sleep, clock=clock, store=store)
 
 
-def _rows(n: int, dpo: bool = False) -> list[dict[str, Any]]:
-    if dpo:
-        return [
-            {
-                "input": {"messages": [{"role": "user", "content": f"question {i}"}]},
-                "preferred_output": [{"role": "assistant", "content": f"good {i}"}],
-                "non_preferred_output": [{"role": "assistant", "content": f"bad {i}"}],
-            }
-            for i in range(n)
-        ]
-    return [
-        {
-            "messages": [
-                {"role": "user", "content": f"question {i}"},
-                {"role": "assistant", "content": f"answer {i}"},
-            ]
-        }
-        for i in range(n)
-    ]
+def _cfg(tmp_path: Path, **kw: Any) -> JobConfig:
+    return JobConfig(provider="together", model=MODEL, data=tmp_path / "data.jsonl", **kw)
 
 
 def _prepared(
     tmp_path: Path, rows: int = 6, name: str = "train.jsonl", dpo: bool = False
 ) -> PreparedData:
-    path = tmp_path / name
-    path.write_text("".join(json.dumps(r) + "\n" for r in _rows(rows, dpo)), encoding="utf-8")
-    return PreparedData(
-        training=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest(), examples=rows
-    )
-
-
-def _cfg(tmp_path: Path, **kw: Any) -> JobConfig:
-    return JobConfig(provider="together", model=MODEL, data=tmp_path / "data.jsonl", **kw)
+    return prepared(tmp_path, rows, name, dpo)
 
 
 def _put_count(fake: FakeTogether) -> int:
@@ -282,12 +223,6 @@ def test_a_file_together_refuses_is_a_provider_error(
 # --- create: body, contract, idempotency ---------------------------------------------------------
 
 
-def _strict(typed_dict: Any) -> TypeAdapter[Any]:
-    strict = type(typed_dict.__name__, (typed_dict,), {})
-    with_config(ConfigDict(extra="forbid"))(strict)
-    return TypeAdapter(strict)
-
-
 def test_create_arguments_and_request_body_match_the_sdk_types(
     fake: FakeTogether, provider: TogetherProvider, tmp_path: Path
 ) -> None:
@@ -326,7 +261,7 @@ def test_create_arguments_and_request_body_match_the_sdk_types(
     assert call.body["training_method"] == {"method": "sft", "train_on_inputs": "auto"}
     assert call.body["n_checkpoints"] == 2 and call.body["max_seq_length"] == 4096
     (estimate,) = fake.calls("POST", r"estimate-price$")
-    _strict(FineTuningEstimatePriceParams).validate_python(estimate.body)
+    strict(FineTuningEstimatePriceParams).validate_python(estimate.body)
 
 
 def test_dpo_and_an_explicit_learning_rate(
@@ -544,8 +479,7 @@ def test_online_counts_come_from_estimate_price_and_the_upload_is_reused_by_trai
 ) -> None:
     from tuneport.data.records import load_records
 
-    data = tmp_path / "data.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in _rows(5)), encoding="utf-8")
+    data = write_rows(tmp_path / "data.jsonl", rows(5))
     counter = registry.counter_for("together", MODEL, online=True)
     assert counter.exact and counter.label == f"Together estimate-price ({MODEL})"
     # through the one counting path
@@ -652,7 +586,7 @@ def test_strict_adapter_rejects_unknown_keys() -> None:
     from together.types.fine_tuning_estimate_price_params import FineTuningEstimatePriceParams
 
     with pytest.raises(ValidationError):
-        _strict(FineTuningEstimatePriceParams).validate_python({"training_file": "f", "unknown": 1})
+        strict(FineTuningEstimatePriceParams).validate_python({"training_file": "f", "unknown": 1})
 
 
 def test_a_file_still_validating_is_waited_for_then_reported(

@@ -207,7 +207,7 @@ def test_relaunch_of_the_same_run_finds_the_job(fake: FakeVertex) -> None:
 
 
 def test_dropped_connection_after_create_does_not_duplicate_the_job(fake: FakeVertex) -> None:
-    fake.fail("POST", r"tuningJobs$", drop_after_handling=True)
+    fake.drop("POST", r"tuningJobs$")  # created, then the connection closes: no reply
     sleeps: list[float] = []
     ref = make(fake, sleeps).launch(UPLOADED, cfg(), "run-1")
     assert len(fake.jobs) == 1
@@ -222,9 +222,7 @@ def test_server_error_after_create_reconciles_even_if_list_ignores_filter(
     provider = make(fake)
     other = provider.launch(UPLOADED, cfg(), "someone-else")
     fake.list_ignores_filter = True
-    fake.fail(
-        "POST", r"tuningJobs$", status=503, grpc_status="UNAVAILABLE", drop_after_handling=True
-    )
+    fake.fail("POST", r"tuningJobs$", status=503, grpc_status="UNAVAILABLE", after=True)
     ref = provider.launch(UPLOADED, cfg(), "run-2")
     assert ref.remote_id != other.remote_id
     assert fake.jobs[ref.remote_id].data["labels"][RUN_ID_LABEL] == "run-2"

@@ -17,24 +17,31 @@ stdlib ``http.server`` in a thread, port 0, in-memory state. Routes are the ones
 
 Jobs and deployments move one state along their scripts per :meth:`FakeFireworks.advance`
 (``advance_on_get`` makes every GET advance too). Requests are logged in ``requests``; faults are
-scripted with :meth:`fail`, :meth:`drop`, :meth:`garble`. Control-plane errors use the gRPC-gateway
+scripted with :meth:`fail`, :meth:`drop`, :meth:`garble`, :meth:`mangle`, :meth:`hold`
+(tests/fakes/faults.py). Control-plane errors use the gRPC-gateway
 body ``{"code": <grpc code>, "message": ..., "details": []}`` (an assumption: clients should key on
 the HTTP status, which the SDK maps to ``fireworks.ConflictError`` etc.). Numbers are the fake's.
 """
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import json
 import re
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.faults import (
+    Faults,
+    Reply,
+    Request,
+    Scriptable,
+    Served,
+    handler_for,
+    start_server,
+)
 
 SFT_SCRIPT = ("JOB_STATE_CREATING", "JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_COMPLETED")
 TERMINAL = ("JOB_STATE_COMPLETED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED")
@@ -52,27 +59,6 @@ GRPC = {  # status name -> (gRPC code, HTTP status), google.rpc.Code / grpc-gate
     "UNAUTHENTICATED": (16, 401),
 }
 ID_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # AIP-122 style resource ids
-
-
-@dataclass
-class Request:
-    method: str
-    path: str  # URL path as sent, e.g. /v1/accounts/acme/datasets
-    query: dict[str, list[str]]
-    headers: dict[str, str]  # lower-case names
-    body: Any  # JSON, {"fields": {...}, "files": {...}} for multipart, raw bytes for PUT, or None
-
-
-@dataclass
-class Fault:
-    method: str
-    pattern: str  # regex searched in the URL path
-    kind: str  # "status" | "drop" | "garble", as in tests/fakes/together_server.py
-    status: int = 500
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    times: int = 1
-    after: bool = True
 
 
 @dataclass
@@ -94,7 +80,7 @@ def now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-class FakeFireworks:
+class FakeFireworks(Served, Scriptable):
     def __init__(
         self,
         *,
@@ -107,8 +93,7 @@ class FakeFireworks:
         self.script = script
         self.advance_on_get = False  # True: each GET of a job or deployment advances it
         self.fail_next_job: str | None = None  # the next created job ends JOB_STATE_FAILED
-        self.requests: list[Request] = []
-        self.faults: list[Fault] = []
+        self.faults = Faults()  # the request log and scripted faults
         self.datasets: dict[str, dict[str, Any]] = {}  # full resource name -> Dataset
         self.dataset_files: dict[str, dict[str, bytes]] = {}  # dataset name -> filename -> bytes
         self.expected_files: dict[str, dict[str, int]] = {}  # from getUploadEndpoint
@@ -120,62 +105,22 @@ class FakeFireworks:
         self.chats: list[dict[str, Any]] = []
         self._lock = threading.RLock()
         self._ids = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
+        self._server = start_server(handler_for(self.handle))
 
     # --- control ---------------------------------------------------------------------------
 
     @property
     def base_url(self) -> str:
         """Pass as ``Fireworks(base_url=...)`` (no path: the SDK's paths start with ``/v1``)."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.root_url
 
     @property
     def parent(self) -> str:
         return f"accounts/{self.account_id}"
 
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeFireworks:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def fail(
-        self,
-        method: str,
-        pattern: str,
-        status: int = 500,
-        *,
-        times: int = 1,
-        message: str = "injected fault",
-        headers: dict[str, str] | None = None,
-    ) -> Fault:
-        """The next ``times`` matching requests get ``status`` and are not carried out."""
+    def error_body(self, status: int, message: str, **details: Any) -> Any:
         code = next((c for c, h in GRPC.values() if h == status), 2)
-        body = {"code": code, "message": message, "details": []}
-        return self._add(
-            Fault(method.upper(), pattern, "status", status, body, headers or {}, times)
-        )
-
-    def drop(self, method: str, pattern: str, *, times: int = 1, after: bool = True) -> Fault:
-        """Close the connection without answering; with ``after`` the request is acted on."""
-        return self._add(Fault(method.upper(), pattern, "drop", times=times, after=after))
-
-    def garble(self, method: str, pattern: str, *, times: int = 1) -> Fault:
-        """Act on the request, then answer 200 with a body that is not valid JSON."""
-        return self._add(Fault(method.upper(), pattern, "garble", times=times))
-
-    def calls(self, method: str, pattern: str) -> list[Request]:
-        return [r for r in self.requests if r.method == method and re.search(pattern, r.path)]
+        return {"code": code, "message": message, "details": []}
 
     def advance(self, steps: int = 1, name: str | None = None) -> None:
         """Move job/deployment ``name`` (default: all) ``steps`` states along."""
@@ -188,55 +133,34 @@ class FakeFireworks:
                     if name in (None, dep["name"]) and dep["state"] == "CREATING":
                         dep["state"], dep["updateTime"] = "READY", now()
 
-    def _add(self, fault: Fault) -> Fault:
-        with self._lock:
-            self.faults.append(fault)
-        return fault
-
     def _id(self) -> str:
         self._ids += 1
         return f"{self._ids:04d}{uuid.uuid4().hex[:8]}"
 
     # --- plumbing ------------------------------------------------------------------------------
 
-    def handle(self, req: Request) -> tuple[int, Any] | str:
+    def handle(self, req: Request) -> Reply:
+        self.faults.record(req)
+        signed = req.path.startswith("/_signed/")
+        key_ok = (
+            self.api_key is None or req.headers.get("authorization") == f"Bearer {self.api_key}"
+        )
+        if not signed and not key_ok:
+            if "chat/completions" in req.path:
+                return Reply(
+                    401, inference_error("UNAUTHORIZED", "The API key you provided is invalid.")
+                )
+            return Reply(
+                401, {"code": 16, "message": "unauthenticated: invalid API key", "details": []}
+            )
+        return self.faults.serve(req, lambda: self._act(req))
+
+    def _act(self, req: Request) -> Reply:
         with self._lock:
-            self.requests.append(req)
-            signed = req.path.startswith("/_signed/")
-            key_ok = (
-                self.api_key is None or req.headers.get("authorization") == f"Bearer {self.api_key}"
-            )
-            if not signed and not key_ok:
-                if "chat/completions" in req.path:
-                    return 401, inference_error(
-                        "UNAUTHORIZED", "The API key you provided is invalid."
-                    )
-                return 401, {
-                    "code": 16,
-                    "message": "unauthenticated: invalid API key",
-                    "details": [],
-                }
-            fault = next(
-                (
-                    f
-                    for f in self.faults
-                    if f.times > 0 and f.method == req.method and re.search(f.pattern, req.path)
-                ),
-                None,
-            )
-            if fault is not None:
-                fault.times -= 1
-                if fault.kind == "status":
-                    return fault.status, fault.body
-                if fault.kind == "drop" and not fault.after:
-                    return "drop"
             try:
-                status, payload = self._route(req)
+                return Reply(*self._route(req))
             except RpcError as exc:
-                status, payload = exc.http, exc.payload
-            if fault is not None:
-                return fault.kind
-            return status, payload
+                return Reply(exc.http, exc.payload)
 
     def _route(self, req: Request) -> tuple[int, Any]:
         m, p = req.method, req.path
@@ -674,80 +598,3 @@ def check_rows(rows: list[str]) -> str | None:
                 f"line {i}: needs 'messages' or 'input'/'preferred_output'/'non_preferred_output'"
             )
     return None
-
-
-def _handler(fake: FakeFireworks) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # header and body writes would wait ~40 ms for an ACK
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _serve(self) -> None:
-            parts = urlsplit(self.path)
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            raw = read_body(self.rfile, headers)
-            req = Request(
-                self.command, parts.path, parse_qs(parts.query), headers, _parse_body(headers, raw)
-            )
-            result = fake.handle(req)
-            if isinstance(result, str) and result == "drop":
-                self.close_connection = True
-                return
-            if isinstance(result, str):  # "garble"
-                return self._send(200, b'{"name": "accounts/')
-            status, payload = result
-            self._send(status, json.dumps(payload).encode())
-
-        def _send(self, status: int, data: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
-
-    return Handler
-
-
-def read_body(rfile: Any, headers: dict[str, str]) -> bytes:
-    """The request body, by Content-Length or chunked transfer encoding."""
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        chunks = []
-        while size := int(rfile.readline().split(b";")[0].strip() or b"0", 16):
-            chunks.append(rfile.read(size))
-            rfile.readline()
-        rfile.readline()
-        return b"".join(chunks)
-    length = int(headers.get("content-length") or 0)
-    return rfile.read(length) if length else b""
-
-
-def _parse_body(headers: dict[str, str], raw: bytes) -> Any:
-    ctype = headers.get("content-type", "")
-    if not raw:
-        return None
-    if ctype.startswith("application/json"):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return {"_unparseable": raw.decode("utf-8", "replace")}
-    if ctype.startswith("multipart/form-data"):
-        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-            f"Content-Type: {ctype}\r\n\r\n".encode() + raw
-        )
-        fields: dict[str, str] = {}
-        files: dict[str, tuple[str, bytes]] = {}
-        for part in message.iter_parts():
-            name = str(part.get_param("name", header="content-disposition"))
-            decoded = part.get_payload(decode=True)
-            payload = decoded if isinstance(decoded, bytes) else b""
-            filename = part.get_filename()
-            if filename is not None:
-                files[name] = (filename, payload)
-            else:
-                fields[name] = payload.decode()
-        return {"fields": fields, "files": files}
-    return raw

@@ -3,95 +3,60 @@
 Stdlib ``http.server`` in a thread, port 0, in-memory state. Covers files (multipart upload,
 list, retrieve, delete), fine-tuning jobs (create, retrieve, list with metadata filter, cancel,
 events with ``after`` pagination, checkpoints), chat completions (``stream=True`` as server-sent
-events too) and the model list. Responses carry every field
-the SDK's pydantic models declare. Failures are scriptable with :meth:`FakeOpenAI.fail`.
+events too) and the model list. Responses carry every field the SDK's pydantic models declare.
 
 Jobs advance one step along ``FakeOpenAI.script`` (default validating_files → queued → running
 → running → succeeded) each time they are retrieved; a job created while ``fail_next_job`` is
 set ends ``failed`` with that message instead.
 
-Faults for the trust tests: :meth:`FakeOpenAI.mangle` carries a request out and then answers it
-badly (``malformed`` JSON, an ``empty`` object, a ``truncated`` body, or no answer at all:
-``drop``, a lost reply); :meth:`FakeOpenAI.hold` carries a request out (or not) and keeps the
-client waiting until released, so a test can kill the client at that exact moment.
+Faults come from tests/fakes/faults.py (``fake.faults`` has the request log and every kind):
+:meth:`FakeOpenAI.fail` answers an error, :meth:`FakeOpenAI.mangle` carries a request out and
+then answers it badly (``malformed`` JSON, an ``empty`` object, a ``truncated`` body, or no
+answer at all: ``drop``, a lost reply); :meth:`FakeOpenAI.hold` carries a request out (or not)
+and keeps the client waiting until released, so a test can kill the client at that moment.
+Paths are given without ``/v1``, exactly or (``prefix``) as a prefix.
 """
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.faults import (
+    Fault,
+    Faults,
+    Reply,
+    Request,
+    Served,
+    parse_body,
+    read_body,
+    send,
+    start_server,
+)
 
 DEFAULT_SCRIPT = ("validating_files", "queued", "running", "running", "succeeded")
 
 
 @dataclass
-class Failure:
-    method: str
-    path: str  # prefix match on the URL path
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str]
-    times: int
-    after: bool  # perform the request first, then answer with the error
-
-
-@dataclass
-class Mangle:
-    method: str
-    path: str  # URL path (without /v1): exact, or a prefix when ``prefix``
-    kind: str  # malformed | empty | truncated | drop
-    times: int
-    prefix: bool = False
-    skip: int = 0  # answer this many matching requests normally first
-
-    def matches(self, method: str, path: str) -> bool:
-        same = path.startswith(self.path) if self.prefix else path == self.path
-        return self.method == method and same
-
-
-@dataclass
-class Hold:
-    method: str
-    path: str
-    before: bool  # True: hold before carrying the request out
-    prefix: bool = False
-    reached: threading.Event = field(default_factory=threading.Event)
-    release: threading.Event = field(default_factory=threading.Event)
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: Any  # parsed JSON, or {"fields": {...}, "files": {...}} for multipart, or None
-
-
-@dataclass
-class FakeOpenAI:
+class FakeOpenAI(Served):
     api_key: str | None = None  # when set, other keys get 401 (echoing the key, like OpenAI)
     script: tuple[str, ...] = DEFAULT_SCRIPT
     fail_next_job: str | None = None
     trained_tokens: int | None = None
     filter_metadata: bool = True  # False: ignore metadata[k]=v like some compatible servers
-    requests: list[Request] = field(default_factory=list)
+    faults: Faults = field(default_factory=Faults)  # the request log and scripted faults
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     file_bytes: dict[str, bytes] = field(default_factory=dict)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     checkpoints: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    failures: list[Failure] = field(default_factory=list)
     chats: list[dict[str, Any]] = field(default_factory=list)
-    mangles: list[Mangle] = field(default_factory=list)
-    holds: list[Hold] = field(default_factory=list)
     uploads: dict[str, dict[str, Any]] = field(default_factory=dict)  # the Uploads API
     upload_parts: dict[str, bytes] = field(default_factory=dict)
 
@@ -113,33 +78,17 @@ class FakeOpenAI:
 
             do_GET = do_POST = do_DELETE = _handle
 
-        class Server(ThreadingHTTPServer):
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass  # a client killed mid-request: nothing to report
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
+        self._server = start_server(Handler)
 
     # --- control -------------------------------------------------------------------------
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return self.root_url + "/v1"
 
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeOpenAI:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    @property
+    def requests(self) -> list[Request]:
+        return self.faults.requests
 
     def fail(
         self,
@@ -152,11 +101,12 @@ class FakeOpenAI:
         times: int = 1,
         headers: dict[str, str] | None = None,
         after: bool = False,
-    ) -> None:
+    ) -> Fault:
         """The next ``times`` requests matching ``method path*`` get ``status``."""
         body = {"error": {"message": message, "type": "error", "param": None, "code": code}}
-        self.failures.append(
-            Failure(method.upper(), path, status, body, dict(headers or {}), times, after)
+        pattern = "^" + re.escape(path)
+        return self.faults.fail(
+            method, pattern, status, body, headers=headers, times=times, after=after
         )
 
     def mangle(
@@ -168,20 +118,17 @@ class FakeOpenAI:
         times: int = 1,
         prefix: bool = False,
         skip: int = 0,
-    ) -> None:
+    ) -> Fault:
         """Carry the next ``times`` ``method path`` requests out, then answer them badly:
         ``malformed`` (not JSON), ``empty`` (``{}``), ``truncated`` (half the body, then the
         connection closes) or ``drop`` (no answer: the reply is lost). The first ``skip``
         matching requests are answered normally."""
-        assert kind in ("malformed", "empty", "truncated", "drop")
-        self.mangles.append(Mangle(method.upper(), path, kind, times, prefix, skip))
+        return self.faults.mangle(method, _path_re(path, prefix), kind, times=times, skip=skip)
 
-    def hold(self, method: str, path: str, *, before: bool = False, prefix: bool = False) -> Hold:
+    def hold(self, method: str, path: str, *, before: bool = False, prefix: bool = False) -> Fault:
         """Keep the next ``method path`` request waiting (after carrying it out, or ``before``)
         until ``hold.release`` is set; ``hold.reached`` is set when it arrives."""
-        held = Hold(method.upper(), path, before, prefix)
-        self.holds.append(held)
-        return held
+        return self.faults.hold(method, _path_re(path, prefix), before=before)
 
     def calls(self, method: str, path: str) -> list[Request]:
         return [r for r in self.requests if r.method == method and r.path == path]
@@ -194,127 +141,44 @@ class FakeOpenAI:
 
     def _dispatch(self, h: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(h.path)
-        path = parts.path.removeprefix("/v1")
-        query = parse_qs(parts.query, keep_blank_values=True)
-        length = int(h.headers.get("content-length") or 0)
-        raw = h.rfile.read(length) if length else b""
-        ctype = h.headers.get("content-type", "")
-        body: Any = None
-        if raw and ctype.startswith("application/json"):
-            body = json.loads(raw)
-        elif raw and ctype.startswith("multipart/form-data"):
-            body = _parse_multipart(ctype, raw)
         headers = {k.lower(): v for k, v in h.headers.items()}
-        held = next(
-            (
-                x
-                for x in self.holds
-                if x.method == h.command
-                and (path.startswith(x.path) if x.prefix else path == x.path)
-            ),
-            None,
+        body = parse_body(headers, read_body(h.rfile, headers))
+        query = parse_qs(parts.query, keep_blank_values=True)
+        req = Request(h.command, parts.path.removeprefix("/v1"), query, headers, body)
+        self.faults.record(req)
+        reply = self._unauthorized(req) or self.faults.serve(req, lambda: self._answer(req))
+        send(h, reply)
+
+    def _unauthorized(self, req: Request) -> Reply | None:
+        auth = req.headers.get("authorization", "")
+        if self.api_key is None or auth == f"Bearer {self.api_key}":
+            return None
+        key = auth.removeprefix("Bearer ")
+        return Reply(
+            401,
+            {
+                "error": {
+                    "message": f"Incorrect API key provided: {key}. You can find your "
+                    "API key at https://platform.openai.com/account/api-keys.",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "invalid_api_key",
+                }
+            },
         )
-        if held is not None:
-            self.holds.remove(held)
-            if held.before:
-                held.reached.set()
-                held.release.wait(60)
+
+    def _answer(self, req: Request) -> Reply:
+        """Carry the request out (under the lock) and say how it went."""
         with self._lock:
-            result = self._answer(h, path, query, body, headers)
-        if held is not None and not held.before:
-            held.reached.set()
-            held.release.wait(60)
-        self._reply(h, *result)
-
-    def _reply(
-        self,
-        h: BaseHTTPRequestHandler,
-        status: int,
-        payload: Any,
-        headers: dict[str, str],
-        kind: str,
-    ) -> None:
-        if kind == "drop":
-            h.close_connection = True
-            return
+            try:
+                status, payload = self._route(req.method, req.path, req.query, req.body)
+            except KeyError as exc:
+                status, payload = 404, _error(f"No such object: {exc.args[0]}", "not_found")
+            except _HTTPError as exc:
+                status, payload = exc.status, exc.payload
         if isinstance(payload, _EventStream):
-            _send_events(h, payload.events)
-            return
-        if kind == "malformed":
-            data = b'{"id": "oops", "object": '
-        elif kind == "empty":
-            data = b"{}"
-        else:
-            data = json.dumps(payload).encode()
-        h.send_response(status)
-        h.send_header("content-type", "application/json")
-        h.send_header("content-length", str(len(data)))
-        for key, value in headers.items():
-            h.send_header(key, value)
-        h.end_headers()
-        if kind == "truncated":
-            h.wfile.write(data[: len(data) // 2])
-            h.close_connection = True
-            return
-        h.wfile.write(data)
-
-    def _answer(
-        self,
-        h: BaseHTTPRequestHandler,
-        path: str,
-        query: dict[str, list[str]],
-        body: Any,
-        headers: dict[str, str],
-    ) -> tuple[int, Any, dict[str, str], str]:
-        """(status, payload, headers, how to answer) for this request."""
-        self.requests.append(Request(h.command, path, query, headers, body))
-        auth = headers.get("authorization", "")
-        if self.api_key is not None and auth != f"Bearer {self.api_key}":
-            key = auth.removeprefix("Bearer ")
-            return (
-                401,
-                {
-                    "error": {
-                        "message": f"Incorrect API key provided: {key}. You can find your "
-                        "API key at https://platform.openai.com/account/api-keys.",
-                        "type": "invalid_request_error",
-                        "param": None,
-                        "code": "invalid_api_key",
-                    }
-                },
-                {},
-                "ok",
-            )
-        failure = next(
-            (
-                f
-                for f in self.failures
-                if f.times > 0 and f.method == h.command and path.startswith(f.path)
-            ),
-            None,
-        )
-        if failure is not None:
-            failure.times -= 1
-            if not failure.after:
-                return failure.status, failure.body, failure.headers, "ok"
-        try:
-            status, payload = self._route(h.command, path, query, body)
-        except KeyError as exc:
-            status, payload = 404, _error(f"No such object: {exc.args[0]}", "not_found")
-        except _HTTPError as exc:
-            status, payload = exc.status, exc.payload
-        if failure is not None:
-            return failure.status, failure.body, failure.headers, "ok"
-        mangle = next(
-            (m for m in self.mangles if m.times > 0 and m.method == h.command and m.path == path),
-            None,
-        )
-        if mangle is not None and mangle.skip > 0:
-            mangle.skip -= 1
-        elif mangle is not None:
-            mangle.times -= 1
-            return status, payload, {}, mangle.kind
-        return status, payload, {}, "ok"
+            return Reply(status, payload.data(), content_type="text/event-stream")
+        return Reply(status, payload)
 
     def _route(
         self, method: str, path: str, query: dict[str, list[str]], body: Any
@@ -545,7 +409,9 @@ class FakeOpenAI:
 
     def _chat(self, body: dict[str, Any]) -> Any:
         self.chats.append(body)
-        last = next((m for m in reversed(body["messages"]) if m["role"] == "user"), {})
+        last: dict[str, Any] = next(
+            (m for m in reversed(body["messages"]) if m["role"] == "user"), {}
+        )
         content = f"echo[{body['model']}]: {last.get('content', '')}"
         if body.get("stream"):
             return self._chat_chunks(body["model"], content)
@@ -595,6 +461,10 @@ class _EventStream:
 
     events: list[dict[str, Any]]
 
+    def data(self) -> bytes:
+        text = "".join(f"data: {json.dumps(e)}\n\n" for e in self.events) + "data: [DONE]\n\n"
+        return text.encode()
+
 
 class _HTTPError(Exception):
     def __init__(self, status: int, payload: dict[str, Any]) -> None:
@@ -624,28 +494,6 @@ def _error(message: str, code: str) -> dict[str, Any]:
     }
 
 
-def _send_events(h: BaseHTTPRequestHandler, events: list[dict[str, Any]]) -> None:
-    data = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
-    raw = data.encode()
-    h.send_response(200)
-    h.send_header("content-type", "text/event-stream")
-    h.send_header("content-length", str(len(raw)))
-    h.end_headers()
-    h.wfile.write(raw)
-
-
-def _parse_multipart(ctype: str, raw: bytes) -> dict[str, Any]:
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        f"Content-Type: {ctype}\r\n\r\n".encode() + raw
-    )
-    fields: dict[str, str] = {}
-    files: dict[str, tuple[str, bytes]] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        filename = part.get_filename()
-        payload = part.get_payload(decode=True) or b""
-        if filename is not None:
-            files[str(name)] = (filename, payload)
-        else:
-            fields[str(name)] = payload.decode()
-    return {"fields": fields, "files": files}
+def _path_re(path: str, prefix: bool) -> str:
+    """The regex for an API path given exactly, or as a prefix."""
+    return "^" + re.escape(path) + ("" if prefix else "$")

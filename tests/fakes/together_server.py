@@ -15,14 +15,13 @@ stdlib ``http.server`` in a thread, port 0, in-memory state. Routes are the ones
 
 Jobs move one state along :attr:`FakeTogether.script` per :meth:`FakeTogether.advance` (no
 sleeping); with ``advance_on_get`` every retrieve advances too. Every request is logged in
-:attr:`FakeTogether.requests`; faults are scripted with :meth:`fail`, :meth:`drop`, :meth:`garble`.
+:attr:`FakeTogether.requests`; faults are scripted with :meth:`fail`, :meth:`drop`,
+:meth:`garble`, :meth:`mangle` and :meth:`hold` (tests/fakes/faults.py).
 Numbers (tokens = bytes // 4, the price table) are the fake's, not Together's.
 """
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import hashlib
 import json
 import re
@@ -30,9 +29,17 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.faults import (
+    Faults,
+    Reply,
+    Request,
+    Scriptable,
+    Served,
+    handler_for,
+    start_server,
+)
 
 DEFAULT_SCRIPT = ("pending", "queued", "running", "completed")
 TERMINAL = ("completed", "cancelled", "error", "user_error")
@@ -44,28 +51,6 @@ FAKE_RATES = {
     ("dpo", "Full"): 1.35,
 }
 NANODOLLARS = 1_000_000_000  # FinetuneResponse.total_price unit (together.lib.utils.tools)
-
-
-@dataclass
-class Request:
-    method: str
-    path: str  # URL path as sent, e.g. /v1/fine-tunes
-    query: dict[str, list[str]]
-    headers: dict[str, str]  # lower-case names
-    body: Any  # JSON, {"fields": {...}, "files": {...}} for multipart, raw bytes for PUT, or None
-
-
-@dataclass
-class Fault:
-    method: str
-    pattern: str  # regex searched in the URL path
-    kind: str  # "status": answer `status` without acting; "drop": close the connection;
-    #            "garble": act, then answer 200 with malformed JSON
-    status: int = 500
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    times: int = 1
-    after: bool = True  # for "drop": carry the request out first (lost reply)
 
 
 @dataclass
@@ -94,7 +79,7 @@ def now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-class FakeTogether:
+class FakeTogether(Served, Scriptable):
     def __init__(
         self,
         *,
@@ -111,8 +96,7 @@ class FakeTogether:
         self.fail_next_job: str | None = None  # the next created job ends "error" with this
         self.user_limit = 100.0  # $ credit limit reported by estimate-price
         self.tunable_models: set[str] | None = None  # None: every model name is tunable
-        self.requests: list[Request] = []
-        self.faults: list[Fault] = []
+        self.faults = Faults()  # the request log and scripted faults
         self.files: dict[str, dict[str, Any]] = {}
         self.file_bytes: dict[str, bytes] = {}
         self.checksums: dict[str, str] = {}  # sha256 -> file id
@@ -122,58 +106,19 @@ class FakeTogether:
         self.chats: list[dict[str, Any]] = []
         self._lock = threading.RLock()
         self._ids = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
+        self._server = start_server(handler_for(self.handle))
 
     # --- control ---------------------------------------------------------------------------
 
     @property
     def base_url(self) -> str:
         """Pass as ``Together(base_url=...)``: the SDK's paths already start with ``/v1``."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.root_url
 
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeTogether:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def fail(
-        self,
-        method: str,
-        pattern: str,
-        status: int = 500,
-        *,
-        times: int = 1,
-        message: str = "injected fault",
-        headers: dict[str, str] | None = None,
-    ) -> Fault:
-        """The next ``times`` matching requests get ``status`` and are not carried out."""
-        kind = "server_error" if status >= 500 else "invalid_request_error"
-        body = error_body(message, None, kind)
-        return self._add(
-            Fault(method.upper(), pattern, "status", status, body, headers or {}, times)
+    def error_body(self, status: int, message: str, **details: Any) -> Any:
+        return error_body(
+            message, None, "server_error" if status >= 500 else "invalid_request_error"
         )
-
-    def drop(self, method: str, pattern: str, *, times: int = 1, after: bool = True) -> Fault:
-        """Close the connection without answering; with ``after`` the request is acted on."""
-        return self._add(Fault(method.upper(), pattern, "drop", times=times, after=after))
-
-    def garble(self, method: str, pattern: str, *, times: int = 1) -> Fault:
-        """Act on the request, then answer 200 with a body that is not valid JSON."""
-        return self._add(Fault(method.upper(), pattern, "garble", times=times))
-
-    def calls(self, method: str, pattern: str) -> list[Request]:
-        return [r for r in self.requests if r.method == method and re.search(pattern, r.path)]
 
     def advance(self, steps: int = 1, job_id: str | None = None) -> None:
         """Move ``job_id`` (default: every job) ``steps`` states along the script."""
@@ -186,48 +131,28 @@ class FakeTogether:
         """Make ``model`` (e.g. a job's ``model_output_name``) answer chat completions."""
         self.endpoints.add(model)
 
-    def _add(self, fault: Fault) -> Fault:
-        with self._lock:
-            self.faults.append(fault)
-        return fault
-
     def _id(self, prefix: str) -> str:
         self._ids += 1
         return f"{prefix}-{uuid.UUID(int=self._ids)}"
 
     # --- plumbing ------------------------------------------------------------------------------
 
-    def handle(self, req: Request) -> tuple[int, Any, dict[str, str]] | str:
-        """(status, payload, headers), or "drop" / "garble" for the handler."""
+    def handle(self, req: Request) -> Reply:
+        self.faults.record(req)
+        signed = req.path.startswith("/_upload/")
+        key_ok = (
+            self.api_key is None or req.headers.get("authorization") == f"Bearer {self.api_key}"
+        )
+        if not signed and not key_ok:
+            return Reply(401, UNAUTHORIZED)
+        return self.faults.serve(req, lambda: self._act(req))
+
+    def _act(self, req: Request) -> Reply:
         with self._lock:
-            self.requests.append(req)
-            signed = req.path.startswith("/_upload/")
-            key_ok = (
-                self.api_key is None or req.headers.get("authorization") == f"Bearer {self.api_key}"
-            )
-            if not signed and not key_ok:
-                return 401, UNAUTHORIZED, {}
-            fault = next(
-                (
-                    f
-                    for f in self.faults
-                    if f.times > 0 and f.method == req.method and re.search(f.pattern, req.path)
-                ),
-                None,
-            )
-            if fault is not None:
-                fault.times -= 1
-                if fault.kind == "status":
-                    return fault.status, fault.body, fault.headers
-                if fault.kind == "drop" and not fault.after:
-                    return "drop"
             try:
-                status, payload, headers = self._route(req)
+                return Reply(*self._route(req))
             except HTTPError as exc:
-                status, payload, headers = exc.status, exc.payload, {}
-            if fault is not None:
-                return fault.kind  # "drop" (after acting) or "garble"
-            return status, payload, headers
+                return Reply(exc.status, exc.payload)
 
     def _route(self, req: Request) -> tuple[int, Any, dict[str, str]]:
         m, p = req.method, req.path
@@ -677,90 +602,6 @@ def detect_format(data: bytes) -> tuple[str | None, int, str | None]:
     if len(seen) != 1:
         return None, len(rows), "empty file or mixed dataset formats"
     return seen.pop(), len(rows), None
-
-
-def _handler(fake: FakeTogether) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # header and body writes would wait ~40 ms for an ACK
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _serve(self) -> None:
-            parts = urlsplit(self.path)
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            raw = read_body(self.rfile, headers)
-            req = Request(
-                self.command, parts.path, parse_qs(parts.query), headers, _parse_body(headers, raw)
-            )
-            result = fake.handle(req)
-            if isinstance(result, str) and result == "drop":
-                self.close_connection = True
-                return
-            if isinstance(result, str):  # "garble"
-                return self._send(200, b'{"id": "truncated', {})
-            status, payload, extra = result
-            data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-            self._send(status, data, extra)
-
-        def _send(self, status: int, data: bytes, extra: dict[str, str]) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for key, value in extra.items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-    return Handler
-
-
-def read_body(rfile: Any, headers: dict[str, str]) -> bytes:
-    """The request body, by Content-Length or chunked transfer encoding."""
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        chunks = []
-        while size := int(rfile.readline().split(b";")[0].strip() or b"0", 16):
-            chunks.append(rfile.read(size))
-            rfile.readline()
-        rfile.readline()
-        return b"".join(chunks)
-    length = int(headers.get("content-length") or 0)
-    return rfile.read(length) if length else b""
-
-
-def _parse_body(headers: dict[str, str], raw: bytes) -> Any:
-    ctype = headers.get("content-type", "")
-    if not raw:
-        return None
-    if ctype.startswith("application/json"):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return {"_unparseable": raw.decode("utf-8", "replace")}
-    if ctype.startswith("multipart/form-data"):
-        return parse_multipart(ctype, raw)
-    return raw
-
-
-def parse_multipart(ctype: str, raw: bytes) -> dict[str, Any]:
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        f"Content-Type: {ctype}\r\n\r\n".encode() + raw
-    )
-    fields: dict[str, str] = {}
-    files: dict[str, tuple[str, bytes]] = {}
-    for part in message.iter_parts():
-        name = str(part.get_param("name", header="content-disposition"))
-        decoded = part.get_payload(decode=True)
-        payload = decoded if isinstance(decoded, bytes) else b""
-        filename = part.get_filename()
-        if filename is not None:
-            files[name] = (filename, payload)
-        else:
-            fields[name] = payload.decode()
-    return {"fields": fields, "files": files}
 
 
 def sha256(data: bytes) -> str:

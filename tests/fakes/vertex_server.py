@@ -4,8 +4,11 @@ stdlib ``http.server`` on 127.0.0.1 (port 0), in-memory state, minimal camelCase
 the SDK's pydantic models. Covers tuning jobs (create/get/list/cancel), ``generateContent`` and
 ``countTokens``, endpoints (get/undeploy/delete), models (delete) and operations. Every request
 is recorded (method, path, query, JSON body, headers) so tests can assert what was sent, and
-faults can be injected per route (an HTTP error, or a dropped connection after the request was
-carried out, to simulate an unknown outcome).
+faults are injected per route (regex on the unversioned path) with tests/fakes/faults.py:
+:meth:`~FakeVertex.fail` (an HTTP error in Vertex's envelope, ``grpc_status=``, before or
+``after`` carrying the request out), :meth:`~FakeVertex.drop` (no reply: before acting, or after
+it, an unknown outcome), :meth:`~FakeVertex.mangle` / :meth:`~FakeVertex.garble` (act, then a
+truncated, malformed or empty reply) and :meth:`~FakeVertex.hold`.
 
 Job progress: each ``GET`` of a job advances it one step along ``script`` (default: PENDING →
 RUNNING (epoch 1 done) → SUCCEEDED; with ``outcome="fail"`` the last step is FAILED).
@@ -18,35 +21,15 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from tests.fakes.faults import Faults, QuietServer, Reply, Request, Scriptable, send, start_server
+
 DEFAULT_EPOCHS = 4  # what the fake "service" picks when the request leaves epochCount unset
 BILLABLE_TOKENS = 1234
-
-
-@dataclass
-class Request:
-    method: str
-    path: str  # without the version prefix, e.g. projects/p/locations/l/tuningJobs
-    version: str
-    query: dict[str, list[str]]
-    body: Any
-    headers: dict[str, str]
-
-
-@dataclass
-class Fault:
-    method: str
-    pattern: str  # regex searched in the unversioned path
-    status: int = 500
-    message: str = "injected fault"
-    grpc_status: str = "INTERNAL"
-    times: int = 1
-    drop_after_handling: bool = False  # carry the request out, then drop the connection
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -56,11 +39,10 @@ class Job:
     step: int = 0
 
 
-class FakeVertex:
+class FakeVertex(Scriptable):
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.requests: list[Request] = []
-        self.faults: list[Fault] = []
+        self.faults = Faults()  # the request log and scripted faults
         self.jobs: dict[str, Job] = {}
         self.endpoints: dict[str, dict[str, Any]] = {}
         self.models: dict[str, dict[str, Any]] = {}
@@ -71,7 +53,7 @@ class FakeVertex:
         self.issued_token = "ya29.fake-service-account-token"
         self.reply_parts: list[dict[str, Any]] | None = None  # generateContent override
         self._ids = 0
-        self.httpd: ThreadingHTTPServer | None = None
+        self.httpd: QuietServer | None = None
 
     # --- helpers for tests -------------------------------------------------------------------
 
@@ -81,14 +63,10 @@ class FakeVertex:
         host, port = self.httpd.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def fail(self, method: str, pattern: str, **kw: Any) -> Fault:
-        fault = Fault(method, pattern, **kw)
-        with self.lock:
-            self.faults.append(fault)
-        return fault
-
-    def calls(self, method: str, pattern: str) -> list[Request]:
-        return [r for r in self.requests if r.method == method and re.search(pattern, r.path)]
+    def error_body(
+        self, status: int, message: str, grpc_status: str = "INTERNAL", **details: Any
+    ) -> Any:
+        return _error(status, grpc_status, message)
 
     def _next_id(self) -> str:
         self._ids += 1
@@ -96,27 +74,17 @@ class FakeVertex:
 
     # --- routing ------------------------------------------------------------------------------
 
-    def handle(self, method: str, raw_path: str, body: Any, headers: dict[str, str]) -> Any:
-        """Returns (status, json) or the string "drop"."""
+    def handle(self, method: str, raw_path: str, body: Any, headers: dict[str, str]) -> Reply:
         parsed = urlparse(raw_path)
         parts = parsed.path.lstrip("/").split("/", 1)
         version, path = (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
-        req = Request(method, path, version, parse_qs(parsed.query), body, headers)
+        req = Request(method, path, parse_qs(parsed.query), headers, body, version)
+        self.faults.record(req)
+        return self.faults.serve(req, lambda: self._act(req))
+
+    def _act(self, req: Request) -> Reply:
         with self.lock:
-            self.requests.append(req)
-            fault = next(
-                (f for f in self.faults if f.method == method and re.search(f.pattern, path)),
-                None,
-            )
-            if fault is not None:
-                fault.times -= 1
-                if fault.times <= 0:
-                    self.faults.remove(fault)
-                if fault.drop_after_handling:
-                    self._route(req)
-                    return "drop"
-                return fault.status, _error(fault.status, fault.grpc_status, fault.message)
-            return self._route(req)
+            return Reply(*self._route(req))
 
     def _route(self, req: Request) -> tuple[int, Any]:
         m, p = req.method, req.path
@@ -273,9 +241,9 @@ class FakeVertex:
     # --- endpoints, models, operations -----------------------------------------------------
 
     def _operation(self, parent: str) -> dict[str, Any]:
-        op = {"name": f"{parent}/operations/{self._next_id()}", "done": False}
-        self.operations[op["name"]] = {"name": op["name"], "done": True, "response": {}}
-        return op
+        name = f"{parent}/operations/{self._next_id()}"
+        self.operations[name] = {"name": name, "done": True, "response": {}}
+        return {"name": name, "done": False}
 
     def _parent(self, name: str) -> str:
         match = re.match(r"projects/[^/]+/locations/[^/]+", name)
@@ -364,19 +332,8 @@ def _handler(fake: FakeVertex) -> type[BaseHTTPRequestHandler]:
                 body = json.loads(raw) if raw else None
             except ValueError:
                 body = parse_qs(raw.decode())  # OAuth token requests are form-encoded
-            result = fake.handle(
-                method, self.path, body, {k.lower(): v for k, v in self.headers.items()}
-            )
-            if result == "drop":
-                self.close_connection = True
-                return
-            status, payload = result
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            send(self, fake.handle(method, self.path, body, headers))
 
         def do_GET(self) -> None:
             self._serve("GET")
@@ -396,11 +353,8 @@ def _handler(fake: FakeVertex) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def running_fake_vertex() -> Iterator[FakeVertex]:
     fake = FakeVertex()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    httpd.daemon_threads = True
+    httpd = start_server(_handler(fake))
     fake.httpd = httpd
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
     try:
         yield fake
     finally:
