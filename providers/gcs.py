@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -302,7 +303,7 @@ class GcsStager:
         except gexc.GoogleAPICallError as exc:
             progress.finish()
             raise storage_error(exc, bucket=self.location.bucket, project=self.project) from exc
-        except (InvalidResponse, DataCorruption) as exc:
+        except (InvalidResponse, DataCorruption, json.JSONDecodeError) as exc:
             # a reply to a chunk that could not be read: the object may have arrived whole
             unreadable = exc
         progress.finish()

@@ -331,6 +331,39 @@ def test_every_job_state_of_the_sdk_maps_to_a_tuneport_state() -> None:
     assert {STATES[s] for s in newer} == {JobState.CANCELLED}  # terminal: waiting ends
 
 
+def test_a_job_passing_through_validating_and_writing_results_is_followed_to_its_model(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    flow = (
+        "JOB_STATE_CREATING",
+        "JOB_STATE_VALIDATING",
+        "JOB_STATE_PENDING",
+        "JOB_STATE_RUNNING",
+        "JOB_STATE_WRITING_RESULTS",
+        "JOB_STATE_COMPLETED",
+    )
+    with FakeFireworks(api_key=KEY, account_id=ACCOUNT, script=flow) as fake:
+        monkeypatch.setenv("FIREWORKS_API_KEY", KEY)
+        monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", ACCOUNT)
+        monkeypatch.setenv("FIREWORKS_BASE_URL", fake.base_url)
+        provider = FireworksProvider()
+        _, ref = _launched(provider, tmp_path)
+        seen = [provider.status(ref)]
+        for _ in flow[1:]:
+            fake.advance()
+            seen.append(provider.status(ref))
+    assert [s.raw_state for s in seen] == list(flow)
+    assert [s.state for s in seen] == [
+        JobState.QUEUED,
+        JobState.VALIDATING,
+        JobState.QUEUED,
+        JobState.RUNNING,
+        JobState.RUNNING,
+        JobState.SUCCEEDED,
+    ]
+    assert seen[-1].tuned_model and not seen[-1].error
+
+
 def test_a_deleted_job_ends_the_wait(
     fake: FakeFireworks, provider: FireworksProvider, tmp_path: Path
 ) -> None:

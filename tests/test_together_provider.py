@@ -378,6 +378,32 @@ def test_a_failed_job_reports_the_servers_reason(
     assert status.error == "CUDA out of memory at step 3"
 
 
+def test_the_documented_status_flow_with_uploading_ends_in_a_tuned_model(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """docs.together.ai quickstart: pending -> queued -> running -> uploading -> completed."""
+    flow = ("pending", "queued", "running", "uploading", "completed")
+    with FakeTogether(api_key=KEY, script=flow) as fake:
+        monkeypatch.setenv("TOGETHER_API_KEY", KEY)
+        monkeypatch.setenv("TOGETHER_BASE_URL", fake.base_url)
+        provider = TogetherProvider()
+        uploaded = provider.upload(_prepared(tmp_path), _cfg(tmp_path), Recorder())
+        ref = provider.launch(uploaded, _cfg(tmp_path), "run-flow")
+        seen = [provider.status(ref)]
+        for _ in flow[1:]:
+            fake.advance()
+            seen.append(provider.status(ref))
+    assert [s.raw_state for s in seen] == list(flow)
+    assert [s.state for s in seen] == [
+        JobState.QUEUED,
+        JobState.QUEUED,
+        JobState.RUNNING,
+        JobState.RUNNING,
+        JobState.SUCCEEDED,
+    ]
+    assert seen[-1].tuned_model and not any(s.tuned_model for s in seen[:-1])
+
+
 def test_capitalised_event_levels_still_carry_the_failure_reason(
     fake: FakeTogether, provider: TogetherProvider, tmp_path: Path
 ) -> None:
