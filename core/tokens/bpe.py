@@ -405,7 +405,8 @@ class TiktokenChatCounter:
                     n += self._message_raw(out[0])
         else:
             return None
-        n += self.tool_tokens(_functions_raw(tools))
+        if tools is not None:  # most lines have none
+            n += self.tool_tokens(_functions_raw(tools))
         return n + REPLY_PRIMING
 
 
@@ -416,13 +417,19 @@ def is_legacy(obj: dict[str, Any]) -> bool:
     source: dict[str, Any] = inner if isinstance(inner, dict) else obj
     if "functions" in source:
         return True
+    # plain loops, no lists built: this runs on every line that estimate and validate count
     msgs = source.get("messages")
-    outputs = [obj.get(k) for k in ("preferred_output", "non_preferred_output")]
-    replies = [o[0] for o in outputs if isinstance(o, list) and o]
-    return any(
-        isinstance(m, dict) and ("function_call" in m or m.get("role") == "function")
-        for m in [*(msgs if isinstance(msgs, list) else ()), *replies]
-    )
+    if isinstance(msgs, list):
+        for m in msgs:
+            if isinstance(m, dict) and ("function_call" in m or m.get("role") == "function"):
+                return True
+    for key in ("preferred_output", "non_preferred_output"):
+        out = obj.get(key)
+        if isinstance(out, list) and out:
+            m = out[0]
+            if isinstance(m, dict) and ("function_call" in m or m.get("role") == "function"):
+                return True
+    return False
 
 
 def legacy_record(obj: dict[str, Any]) -> Example | PreferenceExample | None:
