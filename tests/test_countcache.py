@@ -43,6 +43,10 @@ def _file(path: Path) -> None:
             line = b"[1, 2]"  # JSON, but no record
         if i == 100:
             line = b'{"messages": [{"role": "user", "content": "hi", "name": "bo"}]}'
+        if i == 110:  # a key given twice: no record, as the importer path says
+            line = b'{"messages": [{"role": "user", "content": "a", "content": "b"}]}'
+        if i == 120:
+            line = b'\xef\xbb\xbf{"messages": [], "messages": [{"role": "user", "content": "b"}]}'
         lines.append(line)
     path.write_bytes(b"\xef\xbb\xbf" + b"\n".join(lines) + b"\n")
 
@@ -76,6 +80,7 @@ def test_validate_leaves_exactly_count_jsonls_counts(
     _file(path)
     fresh = count_jsonl(path, counter, workers=1)
     assert fresh.skipped and fresh.tool_examples and fresh.examples > 200
+    assert {111, 121} <= set(fresh.skipped)  # the duplicate-key lines (file line = i + 1)
     assert countcache.load(path, counter.spec) is None
     _validate(path, counter, workers)
     cached = countcache.load(path, counter.spec)

@@ -192,6 +192,30 @@ def test_parallel_validation_reports_duplicates_like_the_serial_one(tmp_path: Pa
     assert ("duplicate_key", 1235) in [(p.kind, p.line) for p in serial.problems]
 
 
+def test_estimate_skips_a_duplicate_key_line_in_every_layout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: estimate's JSONL fast path (and plan's, and validate's count cache) counted
+    a line with a key given twice, with the last value; the importer path of every other layout
+    leaves it out and names its line. Now the fast path does the same."""
+    lines = [json.dumps(GOOD)] * 12 + [DUP_LINE]
+    jsonl = tmp_path / "d.jsonl"
+    jsonl.write_text("\n".join(lines) + "\n")
+    array = tmp_path / "d.json"
+    array.write_text("[" + ",\n".join(lines) + "]\n")
+    counter = TiktokenChatCounter("o200k_base")
+    fast = count_path(jsonl, counter, fmt="openai", workers=1)
+    slow = count_path(array, counter, fmt="openai")
+    assert fast.skipped == slow.skipped == [13]
+    assert list(fast.tokens) == list(slow.tokens) and fast.examples == 12
+    for path in (jsonl, array):
+        assert run(["estimate", str(path), "-p", "openai", "-m", "gpt-4.1-mini", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["examples"] == 12
+        assert run(["estimate", str(path), "-p", "openai", "-m", "gpt-4.1-mini"]) == 0
+        out = " ".join(capsys.readouterr().out.split())
+        assert "1 row(s) not counted" in out and "(line 13)" in out, out
+
+
 def _long_line(path: Path, size: int) -> None:
     with path.open("wb") as fh:
         fh.write(b'{"messages": [{"role": "user", "content": "')
