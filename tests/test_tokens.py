@@ -556,3 +556,21 @@ def test_is_legacy_finds_each_legacy_spelling_and_nothing_else() -> None:
     ]
     assert all(bpe.is_legacy(row) for row in legacy)
     assert not any(bpe.is_legacy(row) for row in not_legacy)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["system", "user", "assistant"]),
+            st.one_of(st.just(""), st.just("  \n"), st.text(max_size=60)),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_count_plain_is_count_raw_of_a_plain_row(pairs: list[tuple[str, str]]) -> None:
+    """The validator's hot path counts plain rows with count_plain: the same numbers."""
+    counter = bpe.TiktokenChatCounter("o200k_base")
+    msgs = [{"role": role, "content": content} for role, content in pairs]
+    assert counter.count_plain(msgs) == counter.count_raw({"messages": msgs})

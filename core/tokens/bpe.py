@@ -376,6 +376,25 @@ class TiktokenChatCounter:
             n += self._message_raw(m)
         return n
 
+    def count_plain(self, msgs: list[dict[str, str]]) -> int:
+        """:meth:`count_raw` of a plain OpenAI chat row, from its messages: a row that is
+        ``{"messages": [...]}`` and nothing else, each message exactly a ``role`` of
+        system/user/assistant and a string ``content``
+        (:func:`tuneport.validation.validate.plain_shape`). Such a row has no legacy call, no
+        tools and no name, so this is count_raw's sum without the checks (the validator's hot
+        path: it has checked the shape already)."""
+        enc = self._encode
+        cache = self._cache
+        n = REPLY_PRIMING
+        for m in msgs:
+            role = m["role"]
+            content = m["content"]
+            r = cache.get(role)
+            if r is None:
+                r = self._short(role)
+            n += TOKENS_PER_MESSAGE + r + (len(enc(content)) if content else 0)
+        return n
+
     def count_raw(self, obj: Any) -> int | None:
         """Tokens of one parsed JSONL line, or ``None`` if it is no chat/preference record."""
         if not isinstance(obj, dict):

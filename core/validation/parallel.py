@@ -33,6 +33,7 @@ from tuneport.data.rows import problem
 from tuneport.files import line_blocks
 from tuneport.schemas import Problem, Report
 from tuneport.tokens.approx import CharCounter
+from tuneport.tokens.bpe import TiktokenChatCounter
 from tuneport.tokens.cache import file_sha256, save
 from tuneport.tokens.counter import TokenCounter
 from tuneport.tokens.fast import (
@@ -47,7 +48,7 @@ from tuneport.tokens.fast import (
 )
 from tuneport.tokens.measure import FAST_FORMATS
 from tuneport.validation.rules import Rules
-from tuneport.validation.validate import Validator, validate_serial
+from tuneport.validation.validate import Validator, plain_shape, validate_serial
 
 PARALLEL_MIN_BYTES = 8 << 20
 _BUCKETS = 16
@@ -122,6 +123,7 @@ def _validate_chunk(job: _Job) -> _Chunk:
     local = 0
     loads = orjson.loads
     first = job.first_line
+    shape_of = plain_shape if job.fmt == "openai" else None
     with open(job.path, "rb") as fh:
         for block in line_blocks(fh, job.start, job.end, file=file, first_line=first):
             for raw in io.BytesIO(block):
@@ -142,9 +144,12 @@ def _validate_chunk(job: _Job) -> _Chunk:
                 if row is None:
                     row = jsonl_row(raw, number, file=file, seen_crlf=seen_crlf)
                     seen_crlf = seen_crlf or raw.endswith(b"\r\n")
+                # the plain-row shape once, for the count and the validator
+                value = row.value
+                shape = shape_of(value) if shape_of is not None and value is not NO_VALUE else None
                 if counting is not None:
-                    state.next_tokens = counting.line(local, raw, row)
-                state.raw(row, job.fmt, opts)
+                    state.next_tokens = counting.line(local, raw, row, shape is not None)
+                state.shaped(row, job.fmt, opts, shape)
     counts = None
     if counting is not None:
         counts = (counting.tokens, counting.lines, counting.skipped, local, counting.tools)
@@ -166,14 +171,20 @@ class _LineCounter:
         fast = fast_counter(counter)
         assert fast is not None
         self.counter = fast
+        # a plain row (see plain_shape) counted from its messages, skipping count_raw's checks
+        self.count_plain = fast.count_plain if type(fast) is TiktokenChatCounter else None
         self.tokens: array[int] = array("q")
         self.lines: array[int] = array("q")
         self.skipped: list[int] = []
         self.tools = 0
 
-    def line(self, local: int, raw: bytes, row: RawRow) -> int | None:
+    def line(self, local: int, raw: bytes, row: RawRow, plain: bool = False) -> int | None:
+        """The count of ``row`` (``plain``: it has a :func:`plain_shape`)."""
         if row.value is not NO_VALUE and not row.problems:
-            n = self.counter.count_raw(row.value)
+            if plain and self.count_plain is not None:
+                n: int | None = self.count_plain(row.value["messages"])
+            else:
+                n = self.counter.count_raw(row.value)
             tools = b'"tool' in raw
         else:  # an unusual line: count_jsonl's own code on its bytes
             part = count_lines(self.counter, raw)

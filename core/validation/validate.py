@@ -101,7 +101,8 @@ def _raw_counter(counter: TokenCounter) -> Callable[[Any], int | None] | None:
     if isinstance(counter, CharCounter):
         return _char_count_raw
     if type(counter) is TiktokenChatCounter:
-        return counter.count_raw
+        plain = counter.count_plain
+        return lambda value: plain(value["messages"])
     return None
 
 
@@ -140,6 +141,12 @@ class Validator:
         """Validate one raw JSONL row: the plain-row fast path, else :meth:`row`."""
         value = raw.value
         shape = plain_shape(value) if fmt == "openai" and value is not NO_VALUE else None
+        self.shaped(raw, fmt, opts, shape)
+
+    def shaped(self, raw: RawRow, fmt: str, opts: Options, shape: Shape | None) -> None:
+        """:meth:`raw` for a caller that took the row's :func:`plain_shape` already (``None``
+        when not plain or ``fmt`` is not ``openai``)."""
+        value = raw.value
         if shape is None or (self.limit is not None and self.count_raw is None):
             self.row(convert_row(raw, fmt, opts, self.file))
             return
