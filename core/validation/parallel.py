@@ -19,7 +19,7 @@ import io
 import os
 import threading
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -210,13 +210,14 @@ def _hash_into(path: Path, out: list[str]) -> None:
         return
 
 
-def _first_lines(path: Path, bounds: list[tuple[int, int]]) -> list[int]:
-    """The 1-based number of the first line of each range."""
-    out = []
+def _first_lines(path: Path, bounds: list[tuple[int, int]]) -> Iterator[int]:
+    """The 1-based number of the first line of each range, range by range (the pool's task
+    thread takes them as it hands out the jobs: the first ranges are being validated while
+    the later ones are still being numbered)."""
     line = 1
     with path.open("rb") as fh:
         for start, end in bounds:
-            out.append(line)
+            yield line
             fh.seek(start)
             left = end - start
             while left > 0:
@@ -225,7 +226,6 @@ def _first_lines(path: Path, bounds: list[tuple[int, int]]) -> list[int]:
                     break
                 line += block.count(b"\n")
                 left -= len(block)
-    return out
 
 
 def _duplicates(chunks: list[_Chunk]) -> dict[int, int]:
@@ -354,7 +354,6 @@ def validate_parallel(
     global _counter
     try:
         bounds = chunk_bounds(path, parts)
-        firsts = _first_lines(path, bounds)
         _counter = counter or CharCounter()
         _counter.count_text("")  # a lazy tokenizer loads once here, not in every worker
     finally:
@@ -363,17 +362,17 @@ def validate_parallel(
     sha256 = digest[0] if digest else None
     cmap = dict(column_map or {})
     spec = fast.spec if fast is not None else None
-    jobs = [
+    jobs = (
         _Job(str(path), a, b, first, fmt, rules, limit, cmap, system, count, spec)
-        for (a, b), first in zip(bounds, firsts, strict=True)
-    ]
+        for (a, b), first in zip(bounds, _first_lines(path, bounds), strict=True)
+    )
     chunks: list[_Chunk] = []
     try:
-        with process_context().Pool(min(workers, len(jobs))) as pool:
-            for job, chunk in zip(jobs, pool.imap(_validate_chunk, jobs), strict=True):
+        with process_context().Pool(min(workers, len(bounds))) as pool:
+            for (a, b), chunk in zip(bounds, pool.imap(_validate_chunk, jobs), strict=True):
                 chunks.append(chunk)
                 if advance is not None:
-                    advance(job.end - job.start)
+                    advance(b - a)
     finally:
         _counter = None
     problems, records = _merge(chunks, str(path))
