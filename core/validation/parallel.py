@@ -367,20 +367,27 @@ def validate_parallel(
         for (a, b), first in zip(bounds, _first_lines(path, bounds), strict=True)
     )
     chunks: list[_Chunk] = []
+
+    def received(results: Iterator[_Chunk]) -> Iterator[Part]:
+        """Each range's result in file order; its counts are merged at once and not kept (the
+        parent holds one merged copy of the counts, not two)."""
+        for (a, b), chunk in zip(bounds, results, strict=True):
+            if chunk.counts is not None:
+                yield chunk.counts
+            chunks.append(chunk._replace(counts=None))
+            if advance is not None:
+                advance(b - a)
+
     try:
         with process_context().Pool(min(workers, len(bounds))) as pool:
-            for (a, b), chunk in zip(bounds, pool.imap(_validate_chunk, jobs), strict=True):
-                chunks.append(chunk)
-                if advance is not None:
-                    advance(b - a)
+            counts = merge_parts(received(pool.imap(_validate_chunk, jobs)))
     finally:
         _counter = None
     problems, records = _merge(chunks, str(path))
     after = os.stat(path)
     unchanged = (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
     if fast is not None and sha256 is not None and unchanged:
-        counted = [c.counts for c in chunks if c.counts is not None]
-        save(path, fast.spec, merge_parts(counted), sha256=sha256)
+        save(path, fast.spec, counts, sha256=sha256)
     state = Validator(str(path), rules, counter or CharCounter(), limit)
     state.records = records
     state.finish()
