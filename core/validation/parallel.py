@@ -124,6 +124,12 @@ def _validate_chunk(job: _Job) -> _Chunk:
     loads = orjson.loads
     first = job.first_line
     shape_of = plain_shape if job.fmt == "openai" else None
+    # the common line, a plain OpenAI row, is counted and validated inline (same results as
+    # the general path below: counting.line + state.shaped)
+    count_plain = counting.count_plain if counting is not None and shape_of else None
+    tokens = counting.tokens if counting is not None else array("q")
+    token_lines = counting.lines if counting is not None else array("q")
+    limited = job.limit is not None
     with open(job.path, "rb") as fh:
         for block in line_blocks(fh, job.start, job.end, file=file, first_line=first):
             for raw in io.BytesIO(block):
@@ -140,6 +146,15 @@ def _validate_chunk(job: _Job) -> _Chunk:
                         pass
                     else:
                         if json_issue(raw, value) is None:
+                            if count_plain is not None and counting is not None:
+                                shape = plain_shape(value)
+                                if shape is not None:
+                                    n = count_plain(value["messages"])
+                                    tokens.append(n)
+                                    token_lines.append(local)
+                                    counting.tools += b'"tool' in raw
+                                    state.plain(number, value, shape, n if limited else None)
+                                    continue
                             row = RawRow(number, value, [])
                 if row is None:
                     row = jsonl_row(raw, number, file=file, seen_crlf=seen_crlf)

@@ -159,12 +159,20 @@ class Validator:
             return
         line = raw.line
         self.problems.extend(raw.problems)
+        tokens = None
+        if self.limit is not None and self.count_raw is not None:
+            tokens = self.line_tokens(line, value, self.count_raw)
+        self.plain(line, value, shape, tokens)
+
+    def plain(self, line: int, value: Any, shape: Shape, tokens: int | None) -> None:
+        """A plain row (its line's own problems already added) with its shape and, when the
+        limit applies, its token count: the rules once per shape, kinds, limit, duplicate."""
         self.records += 1
         for f in self._plain_findings(value, shape):
             self.add(f.kind, f.message, line, severity=f.severity)
         self._kind("chat", line)
-        if self.limit is not None and self.count_raw is not None:
-            self._tokens(self.line_tokens(line, value, self.count_raw), line)
+        if tokens is not None:
+            self._tokens(tokens, line)
         self._duplicate(plain_digest(value["messages"]), line)
 
     def line_tokens(self, line: int, value: Any, count_raw: Callable[[Any], int | None]) -> int:
