@@ -445,16 +445,19 @@ def _report(
             "counts are still this file's (`tuneport.tokens.cache`), and the price table. Run "
             "alone on a fresh home it tokenizes the file itself (the `estimate` row).",
             "- What keeps the pair above the floor (per-example CPU measured in one process on "
-            "the 20k file, 2026-11-23: floor 26–28 µs, estimate's counting 28–30 µs, validate "
-            "with exact tokens 38–43 µs, validate with chars/4 9–10 µs): the workers spend "
-            "≈1.5× the floor's CPU per example, ≈10 µs of it on validation (importer-equivalent "
-            "checks, rules, digest, problem bookkeeping) and ≈2 µs on the role/priming tokens "
-            "the floor leaves out; plus two Python processes with the CLI's imports (≈0.4 s "
-            "each), loading o200k in validate's parent before forking (≈0.5 s, serial; the "
-            "floor pays it too) and the serial parent work around the pool (line numbers of "
-            "the ranges, merging digests for cross-range duplicates, writing the count cache, "
-            "≈0.3 s). Reaching 0.8× would need validation to cost almost nothing on top of "
-            "tokenizing, i.e. the per-row checks outside Python.",
+            "the 20k file, 2026-12-01: floor 18 µs, estimate's counting 22 µs, validate with "
+            "exact tokens 24.5 µs, 29 µs before the per-line work was trimmed): on top of the "
+            "floor's parse and tokenize, validate spends ≈6 µs per example on the duplicate-key "
+            "check (≈0.8 µs: re-encode the value, compare with the line), the plain-row shape "
+            "(≈1 µs), the role/priming tokens and message loop (≈1 µs), the duplicate digest "
+            "(≈1.5 µs), the tool hint of the count cache (≈0.5 µs) and the bookkeeping; "
+            "NaN/Infinity, nesting depth and the 16 MiB cap cost nothing per line (orjson "
+            "refuses the first two, the block reader enforces the cap). Then two Python "
+            "processes with the CLI's imports (≈0.3 s each), loading o200k in validate's parent "
+            "before forking (≈0.3 s, serial; the floor pays it too) and the parent's merge "
+            "(cross-range duplicates, the count cache, ≈0.1 s). Reaching 0.8× would need "
+            "validation to cost almost nothing on top of tokenizing, i.e. the per-row checks "
+            "outside Python.",
         ]
     lines += [
         "",

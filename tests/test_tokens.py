@@ -528,3 +528,49 @@ def test_memoized_counts_each_record_once() -> None:
     rec = Example(messages=[Message(role="user", content="x")])
     assert memo.count(rec) + memo.count(rec) == 10
     assert len(calls) == 1
+
+
+def test_is_legacy_finds_each_legacy_spelling_and_nothing_else() -> None:
+    """is_legacy runs on every counted line (it was rewritten without building lists): each
+    place a legacy function call can sit is still found, plain and tool rows are not legacy."""
+    user = {"role": "user", "content": "q"}
+    call = {"role": "assistant", "content": None, "function_call": {"name": "f"}}
+    result = {"role": "function", "name": "f", "content": "r"}
+    plain = {"messages": [user, {"role": "assistant", "content": "a"}]}
+    legacy = [
+        {"messages": [user], "functions": []},
+        {"messages": [user, call]},
+        {"messages": [user, result]},
+        {"input": {"messages": [user], "functions": []}},
+        {"input": {"messages": [user, call]}},
+        {"input": {"messages": [user]}, "preferred_output": [call]},
+        {"input": {"messages": [user]}, "non_preferred_output": [result]},
+    ]
+    not_legacy = [
+        plain,
+        {**plain, "tools": [{"type": "function", "function": {"name": "f"}}]},
+        {"messages": "not a list", "functions_x": 1},
+        {"input": {"messages": [user]}, "preferred_output": [], "non_preferred_output": "x"},
+        {"input": "not a dict", "messages": [user, "not a dict"]},
+        {"input": {"messages": [user]}, "functions": []},  # DPO: functions live in input
+    ]
+    assert all(bpe.is_legacy(row) for row in legacy)
+    assert not any(bpe.is_legacy(row) for row in not_legacy)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["system", "user", "assistant"]),
+            st.one_of(st.just(""), st.just("  \n"), st.text(max_size=60)),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_count_plain_is_count_raw_of_a_plain_row(pairs: list[tuple[str, str]]) -> None:
+    """The validator's hot path counts plain rows with count_plain: the same numbers."""
+    counter = bpe.TiktokenChatCounter("o200k_base")
+    msgs = [{"role": role, "content": content} for role, content in pairs]
+    assert counter.count_plain(msgs) == counter.count_raw({"messages": msgs})

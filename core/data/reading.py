@@ -94,24 +94,33 @@ def json_issue(text: str | bytes, value: Any, *, constants: bool = False) -> Jso
     key (orjson and the stdlib keep the last one silently) or, with ``constants``, a
     ``NaN``/``Infinity`` (the stdlib accepts them); ``None`` when nothing.
 
-    Cheap for the common case: a dropped duplicate takes at least its ``:`` with it, so when
-    ``value`` re-encoded has as many colons as ``text`` (and ``text`` spells no colon as a
-    ``\\u003a`` escape) nothing was dropped. Otherwise the strict decoder decides.
+    Cheap for the common case, without a second parse. ``value`` re-encoded has no duplicate
+    key, so when ``text`` is exactly that encoding (compact JSON as orjson and most writers of
+    big files produce it; one comparison) nothing was dropped. Else a dropped duplicate takes
+    at least its ``:`` with it, so when the re-encoding has as many colons as ``text`` (and
+    ``text`` spells no colon as a ``\\u003a`` escape) nothing was dropped either. Otherwise
+    the strict decoder decides. (orjson itself refuses ``NaN``/``Infinity`` and nesting
+    deeper than 1024, so those cost nothing here for JSONL lines.)
     """
     if value.__class__ is not dict and value.__class__ is not list:
         return None
-    if isinstance(text, bytes):
-        colons, escaped = text.count(b":"), b"\\u003" in text
-        suspect = constants and (b"NaN" in text or b"Infinity" in text)
-    else:
-        colons, escaped = text.count(":"), "\\u003" in text
-        suspect = constants and ("NaN" in text or "Infinity" in text)
+    suspect = constants and (
+        (b"NaN" in text or b"Infinity" in text)
+        if isinstance(text, bytes)
+        else ("NaN" in text or "Infinity" in text)
+    )
     if not suspect:
         try:
             again = orjson.dumps(value)
         except TypeError:  # nested deeper than orjson writes: decide with the strict decoder
             pass
         else:
+            if isinstance(text, bytes):
+                if text.startswith(again) and not text[len(again) :].strip():
+                    return None  # the same JSON text: no key was dropped
+                colons, escaped = text.count(b":"), b"\\u003" in text
+            else:
+                colons, escaped = text.count(":"), "\\u003" in text
             if again.count(b":") == colons and not escaped:
                 return None
     if isinstance(text, bytes):
@@ -211,13 +220,15 @@ def jsonl_row(raw: bytes, number: int, *, file: str, seen_crlf: bool) -> RawRow:
     if not body.strip():
         problems.append(problem("blank_line", "blank line", file=file, line=number))
         return RawRow(number, NO_VALUE, problems)
+    before = len(problems)
     text = _decode_line(body, file=file, line=number, problems=problems).rstrip("\r\n")
     try:
         value: Any = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         problems.append(_bad_json(exc, text, file=file, line=number))
         return RawRow(number, NO_VALUE, problems)
-    issue = json_issue(text, value)
+    # the bytes when they are the text (valid UTF-8): json_issue compares them without encoding
+    issue = json_issue(body if len(problems) == before else text, value)
     if issue is not None:
         problems.append(problem(issue.kind, issue.message, file=file, line=number))
         value = NO_VALUE

@@ -376,6 +376,25 @@ class TiktokenChatCounter:
             n += self._message_raw(m)
         return n
 
+    def count_plain(self, msgs: list[dict[str, str]]) -> int:
+        """:meth:`count_raw` of a plain OpenAI chat row, from its messages: a row that is
+        ``{"messages": [...]}`` and nothing else, each message exactly a ``role`` of
+        system/user/assistant and a string ``content``
+        (:func:`tuneport.validation.validate.plain_shape`). Such a row has no legacy call, no
+        tools and no name, so this is count_raw's sum without the checks (the validator's hot
+        path: it has checked the shape already)."""
+        enc = self._encode
+        cache = self._cache
+        n = REPLY_PRIMING
+        for m in msgs:
+            role = m["role"]
+            content = m["content"]
+            r = cache.get(role)
+            if r is None:
+                r = self._short(role)
+            n += TOKENS_PER_MESSAGE + r + (len(enc(content)) if content else 0)
+        return n
+
     def count_raw(self, obj: Any) -> int | None:
         """Tokens of one parsed JSONL line, or ``None`` if it is no chat/preference record."""
         if not isinstance(obj, dict):
@@ -405,7 +424,8 @@ class TiktokenChatCounter:
                     n += self._message_raw(out[0])
         else:
             return None
-        n += self.tool_tokens(_functions_raw(tools))
+        if tools is not None:  # most lines have none
+            n += self.tool_tokens(_functions_raw(tools))
         return n + REPLY_PRIMING
 
 
@@ -416,13 +436,19 @@ def is_legacy(obj: dict[str, Any]) -> bool:
     source: dict[str, Any] = inner if isinstance(inner, dict) else obj
     if "functions" in source:
         return True
+    # plain loops, no lists built: this runs on every line that estimate and validate count
     msgs = source.get("messages")
-    outputs = [obj.get(k) for k in ("preferred_output", "non_preferred_output")]
-    replies = [o[0] for o in outputs if isinstance(o, list) and o]
-    return any(
-        isinstance(m, dict) and ("function_call" in m or m.get("role") == "function")
-        for m in [*(msgs if isinstance(msgs, list) else ()), *replies]
-    )
+    if isinstance(msgs, list):
+        for m in msgs:
+            if isinstance(m, dict) and ("function_call" in m or m.get("role") == "function"):
+                return True
+    for key in ("preferred_output", "non_preferred_output"):
+        out = obj.get(key)
+        if isinstance(out, list) and out:
+            m = out[0]
+            if isinstance(m, dict) and ("function_call" in m or m.get("role") == "function"):
+                return True
+    return False
 
 
 def legacy_record(obj: dict[str, Any]) -> Example | PreferenceExample | None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import orjson
 
+from tuneport.data.reading import json_issue
 from tuneport.errors import InputError
 from tuneport.files import line_blocks, read_line
 from tuneport.tokens.approx import ScaledTextCounter
@@ -82,13 +83,17 @@ def count_lines(counter: RawCounter, data: bytes) -> Part:
     """Count each line of ``data``.
 
     Returns (tokens, their 1-based local lines, skipped lines, number of lines, examples with
-    tools).
+    tools). A line is skipped when the readers would not make it a record: not JSON (orjson
+    also refuses ``NaN``/``Infinity`` and too deep nesting), no chat/preference layout, or a
+    key given twice in one object (:func:`~tuneport.data.reading.json_issue`; the importer
+    path refuses it too), so every layout and every command counts the same examples.
     """
     tokens: array[int] = array("q")
     lines: array[int] = array("q")
     skipped: list[int] = []
     tools = 0
     loads = orjson.loads
+    issue = json_issue
     count_raw = counter.count_raw
     n_lines = 0
     for n_lines, raw in enumerate(data.split(b"\n"), 1):
@@ -103,6 +108,13 @@ def count_lines(counter: RawCounter, data: bytes) -> Part:
             try:
                 obj = loads(raw[3:])
             except orjson.JSONDecodeError:
+                skipped.append(n_lines)
+                continue
+            if issue(raw[3:], obj) is not None:
+                skipped.append(n_lines)
+                continue
+        else:
+            if issue(raw, obj) is not None:  # a key given twice: no record (see the docstring)
                 skipped.append(n_lines)
                 continue
         n = count_raw(obj)

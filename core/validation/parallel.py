@@ -19,7 +19,7 @@ import io
 import os
 import threading
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,6 +33,7 @@ from tuneport.data.rows import problem
 from tuneport.files import line_blocks
 from tuneport.schemas import Problem, Report
 from tuneport.tokens.approx import CharCounter
+from tuneport.tokens.bpe import TiktokenChatCounter
 from tuneport.tokens.cache import file_sha256, save
 from tuneport.tokens.counter import TokenCounter
 from tuneport.tokens.fast import (
@@ -47,7 +48,7 @@ from tuneport.tokens.fast import (
 )
 from tuneport.tokens.measure import FAST_FORMATS
 from tuneport.validation.rules import Rules
-from tuneport.validation.validate import Validator, validate_serial
+from tuneport.validation.validate import Validator, plain_shape, validate_serial
 
 PARALLEL_MIN_BYTES = 8 << 20
 _BUCKETS = 16
@@ -122,6 +123,13 @@ def _validate_chunk(job: _Job) -> _Chunk:
     local = 0
     loads = orjson.loads
     first = job.first_line
+    shape_of = plain_shape if job.fmt == "openai" else None
+    # the common line, a plain OpenAI row, is counted and validated inline (same results as
+    # the general path below: counting.line + state.shaped)
+    count_plain = counting.count_plain if counting is not None and shape_of else None
+    tokens = counting.tokens if counting is not None else array("q")
+    token_lines = counting.lines if counting is not None else array("q")
+    limited = job.limit is not None
     with open(job.path, "rb") as fh:
         for block in line_blocks(fh, job.start, job.end, file=file, first_line=first):
             for raw in io.BytesIO(block):
@@ -138,13 +146,25 @@ def _validate_chunk(job: _Job) -> _Chunk:
                         pass
                     else:
                         if json_issue(raw, value) is None:
+                            if count_plain is not None and counting is not None:
+                                shape = plain_shape(value)
+                                if shape is not None:
+                                    n = count_plain(value["messages"])
+                                    tokens.append(n)
+                                    token_lines.append(local)
+                                    counting.tools += b'"tool' in raw
+                                    state.plain(number, value, shape, n if limited else None)
+                                    continue
                             row = RawRow(number, value, [])
                 if row is None:
                     row = jsonl_row(raw, number, file=file, seen_crlf=seen_crlf)
                     seen_crlf = seen_crlf or raw.endswith(b"\r\n")
+                # the plain-row shape once, for the count and the validator
+                value = row.value
+                shape = shape_of(value) if shape_of is not None and value is not NO_VALUE else None
                 if counting is not None:
-                    state.next_tokens = counting.line(local, raw, row)
-                state.raw(row, job.fmt, opts)
+                    state.next_tokens = counting.line(local, raw, row, shape is not None)
+                state.shaped(row, job.fmt, opts, shape)
     counts = None
     if counting is not None:
         counts = (counting.tokens, counting.lines, counting.skipped, local, counting.tools)
@@ -166,14 +186,20 @@ class _LineCounter:
         fast = fast_counter(counter)
         assert fast is not None
         self.counter = fast
+        # a plain row (see plain_shape) counted from its messages, skipping count_raw's checks
+        self.count_plain = fast.count_plain if type(fast) is TiktokenChatCounter else None
         self.tokens: array[int] = array("q")
         self.lines: array[int] = array("q")
         self.skipped: list[int] = []
         self.tools = 0
 
-    def line(self, local: int, raw: bytes, row: RawRow) -> int | None:
+    def line(self, local: int, raw: bytes, row: RawRow, plain: bool = False) -> int | None:
+        """The count of ``row`` (``plain``: it has a :func:`plain_shape`)."""
         if row.value is not NO_VALUE and not row.problems:
-            n = self.counter.count_raw(row.value)
+            if plain and self.count_plain is not None:
+                n: int | None = self.count_plain(row.value["messages"])
+            else:
+                n = self.counter.count_raw(row.value)
             tools = b'"tool' in raw
         else:  # an unusual line: count_jsonl's own code on its bytes
             part = count_lines(self.counter, raw)
@@ -199,13 +225,14 @@ def _hash_into(path: Path, out: list[str]) -> None:
         return
 
 
-def _first_lines(path: Path, bounds: list[tuple[int, int]]) -> list[int]:
-    """The 1-based number of the first line of each range."""
-    out = []
+def _first_lines(path: Path, bounds: list[tuple[int, int]]) -> Iterator[int]:
+    """The 1-based number of the first line of each range, range by range (the pool's task
+    thread takes them as it hands out the jobs: the first ranges are being validated while
+    the later ones are still being numbered)."""
     line = 1
     with path.open("rb") as fh:
         for start, end in bounds:
-            out.append(line)
+            yield line
             fh.seek(start)
             left = end - start
             while left > 0:
@@ -214,7 +241,6 @@ def _first_lines(path: Path, bounds: list[tuple[int, int]]) -> list[int]:
                     break
                 line += block.count(b"\n")
                 left -= len(block)
-    return out
 
 
 def _duplicates(chunks: list[_Chunk]) -> dict[int, int]:
@@ -343,7 +369,6 @@ def validate_parallel(
     global _counter
     try:
         bounds = chunk_bounds(path, parts)
-        firsts = _first_lines(path, bounds)
         _counter = counter or CharCounter()
         _counter.count_text("")  # a lazy tokenizer loads once here, not in every worker
     finally:
@@ -352,25 +377,32 @@ def validate_parallel(
     sha256 = digest[0] if digest else None
     cmap = dict(column_map or {})
     spec = fast.spec if fast is not None else None
-    jobs = [
+    jobs = (
         _Job(str(path), a, b, first, fmt, rules, limit, cmap, system, count, spec)
-        for (a, b), first in zip(bounds, firsts, strict=True)
-    ]
+        for (a, b), first in zip(bounds, _first_lines(path, bounds), strict=True)
+    )
     chunks: list[_Chunk] = []
+
+    def received(results: Iterator[_Chunk]) -> Iterator[Part]:
+        """Each range's result in file order; its counts are merged at once and not kept (the
+        parent holds one merged copy of the counts, not two)."""
+        for (a, b), chunk in zip(bounds, results, strict=True):
+            if chunk.counts is not None:
+                yield chunk.counts
+            chunks.append(chunk._replace(counts=None))
+            if advance is not None:
+                advance(b - a)
+
     try:
-        with process_context().Pool(min(workers, len(jobs))) as pool:
-            for job, chunk in zip(jobs, pool.imap(_validate_chunk, jobs), strict=True):
-                chunks.append(chunk)
-                if advance is not None:
-                    advance(job.end - job.start)
+        with process_context().Pool(min(workers, len(bounds))) as pool:
+            counts = merge_parts(received(pool.imap(_validate_chunk, jobs)))
     finally:
         _counter = None
     problems, records = _merge(chunks, str(path))
     after = os.stat(path)
     unchanged = (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
     if fast is not None and sha256 is not None and unchanged:
-        counted = [c.counts for c in chunks if c.counts is not None]
-        save(path, fast.spec, merge_parts(counted), sha256=sha256)
+        save(path, fast.spec, counts, sha256=sha256)
     state = Validator(str(path), rules, counter or CharCounter(), limit)
     state.records = records
     state.finish()
