@@ -14,6 +14,7 @@ level. The implementation class is imported by :meth:`Backend.provider` on first
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -342,6 +343,29 @@ def parse_options(model: type[OptionsT], settings: Mapping[str, Any], provider: 
             f"{'; '.join(problems)} for provider {provider}",
             hint=f"allowed options: {allowed} (set them with --set key=value)",
         ) from None
+
+
+def base_url_override(option: str | None, env: str) -> str | None:
+    """The base URL a user set for a backend (the ``base_url`` setting, else ``$env``) as
+    given, or ``None``. A value that is not an http(s) URL with a host is a one-line
+    ConfigError naming where it came from (the SDKs would fail on it with a traceback)."""
+    url = option or os.environ.get(env)
+    if not url:
+        return None
+    import httpx
+
+    source = "the base_url setting" if option else env
+    try:
+        parsed = httpx.URL(str(url))
+        valid = parsed.scheme in ("http", "https") and bool(parsed.host)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        valid = False
+    if not valid:
+        raise ConfigError(
+            f"{source} {str(url)!r} is not an http(s) URL with a host",
+            hint=f"set it to e.g. https://host[:port] (or unset {env} for the service's own)",
+        )
+    return str(url)
 
 
 @runtime_checkable

@@ -327,7 +327,7 @@ class OpenAIProvider:
                 raise ConfigError(what, hint=fix)
             self._client = OpenAI(
                 api_key=key,
-                base_url=self.options.base_url,  # None: the SDK reads OPENAI_BASE_URL itself
+                base_url=API.url_override(self.options.base_url),  # None: the SDK's default
                 organization=self.options.organization,
                 project=self.options.project,
                 timeout=self.options.timeout,

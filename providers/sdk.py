@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from pydantic import SecretStr
 
 from tuneport.errors import ConfigError, ProviderError, TuneportError, redact, register_secret
-from tuneport.providers.base import Check
+from tuneport.providers.base import Check, base_url_override
 from tuneport.providers.errormap import ErrorRule, apply_rules, body_message
 from tuneport.retry import RetryPolicy, call_with_retry, error_code_of, is_retryable, status_of
 
@@ -110,8 +110,8 @@ class Service:
     def url_override(self, option: str | None) -> str | None:
         """The base URL the user set (setting, else environment); ``None``: the SDK's default
         hosts, which may differ per route (Together sends chat to its inference host)."""
-        url = option or os.environ.get(self.url_env)
-        return str(url).rstrip("/") if url else None
+        url = base_url_override(option, self.url_env)
+        return url.rstrip("/") if url else None
 
     def store_key(self, name: str, base_url: str) -> str:
         """The uploads index key: ids of one server mean nothing on another."""

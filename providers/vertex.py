@@ -53,6 +53,7 @@ from tuneport.providers.base import (
     Measure,
     PreparedData,
     UploadedData,
+    base_url_override,
     export_prepared,
     parse_options,
 )
@@ -369,7 +370,7 @@ class VertexProvider:
     @property
     def base_url(self) -> str | None:
         """The base-URL override (setting or ``$GOOGLE_VERTEX_BASE_URL``), if any."""
-        return self.options.base_url or os.environ.get(BASE_URL_ENV) or None
+        return base_url_override(self.options.base_url, BASE_URL_ENV)
 
     @property
     def rest_base_url(self) -> str:

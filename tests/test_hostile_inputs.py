@@ -351,3 +351,34 @@ def test_every_jobs_command_on_a_damaged_store(
         assert str(store.resolve()) in err, argv
     assert store.read_bytes() == damage  # never replaced by an empty store
     assert fake.calls("POST", "/fine_tuning/jobs") == []
+
+
+BASE_URL_ENVS = {
+    "openai": ("OPENAI_BASE_URL", "gpt-4.1-mini"),
+    "vertex": ("GOOGLE_VERTEX_BASE_URL", "gemini-2.5-flash"),
+    "together": ("TOGETHER_BASE_URL", "Qwen/Qwen3-8B"),
+    "fireworks": ("FIREWORKS_BASE_URL", "accounts/fireworks/models/qwen3-8b"),
+}
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "not a url", "ftp://example.com"])
+@pytest.mark.parametrize("provider", sorted(BASE_URL_ENVS))
+def test_a_base_url_that_is_not_a_url_is_one_line_everywhere(
+    provider: str, url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The SDKs raise httpx.InvalidURL from deep inside on such a value: tuneport names the
+    variable instead, in chat and in doctor (which reports it as a failed check)."""
+    env, model = BASE_URL_ENVS[provider]
+    for key in ("OPENAI_API_KEY", "TOGETHER_API_KEY", "FIREWORKS_API_KEY"):
+        monkeypatch.setenv(key, "key-HOSTILE-0123456789")
+    monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", "acme")
+    monkeypatch.setenv("TUNEPORT_VERTEX_ACCESS_TOKEN", "ya29.HOSTILE-0123456789")
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "p")
+    monkeypatch.setenv(env, url)
+    code = run(["chat", "-p", provider, "-m", model, "--message", "hi"])
+    err = capsys.readouterr().err
+    assert code == 3 and "Traceback" not in err, err
+    assert err.count("error:") == 1 and f"{env} {url!r} is not an http(s) URL" in err
+    assert run(["doctor", "-p", provider, "--json", "--timeout", "1"]) == 1
+    out = capsys.readouterr().out
+    assert f"{env} {url!r} is not an http(s) URL" in out.replace('\\"', '"').replace("\\'", "'")

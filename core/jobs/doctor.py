@@ -84,7 +84,10 @@ def diagnose(
             checks = [Check("setup", "fail", exc.message, exc.hint)]
         else:
             if isinstance(provider, Diagnosable):
-                checks = list(provider.doctor(timeout))
+                try:
+                    checks = list(provider.doctor(timeout))
+                except TuneportError as exc:  # e.g. a base URL that is not a URL
+                    checks = [Check("setup", "fail", exc.message, exc.hint)]
             else:
                 checks = [
                     Check(
