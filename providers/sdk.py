@@ -102,6 +102,12 @@ class Service:
         so that no log or error can show it)."""
         key = option.get_secret_value() if option is not None else os.environ.get(self.key_env)
         register_secret(key)
+        if key and any(c.isspace() or not c.isprintable() for c in key):
+            source = "the api_key setting" if option is not None else self.key_env
+            raise ConfigError(
+                f"{source} contains a space, line break or control character (a copy-paste slip?)",
+                hint=f"copy the key again ({self.key_url}) without spaces or line breaks",
+            )
         return key or None
 
     def base_url(self, option: str | None) -> str:

@@ -382,3 +382,23 @@ def test_a_base_url_that_is_not_a_url_is_one_line_everywhere(
     assert run(["doctor", "-p", provider, "--json", "--timeout", "1"]) == 1
     out = capsys.readouterr().out
     assert f"{env} {url!r} is not an http(s) URL" in out.replace('\\"', '"').replace("\\'", "'")
+
+
+@pytest.mark.parametrize("provider", ["openai", "together", "fireworks"])
+def test_a_key_with_a_line_break_is_named_not_called_a_network_error(
+    provider: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """httpx refuses such a header and the SDKs report it as a connection error; the key's
+    variable is named instead, and the key itself is never shown."""
+    env, model = BASE_URL_ENVS[provider]
+    key_env = env.replace("BASE_URL", "API_KEY")
+    monkeypatch.setenv(key_env, "key-BROKEN\n0123456789")
+    monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", "acme")
+    monkeypatch.setenv(env, "http://127.0.0.1:9")
+    assert run(["chat", "-p", provider, "-m", model, "--message", "hi"]) == 3
+    err = capsys.readouterr().err
+    assert f"{key_env} contains a space, line break or control character" in err
+    assert "BROKEN" not in err and "cannot reach" not in err
+    assert run(["doctor", "-p", provider, "--timeout", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "BROKEN" not in out and "control character" in " ".join(out.split())
