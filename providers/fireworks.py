@@ -762,6 +762,10 @@ class FireworksProvider:
         progress_info = getattr(job, "job_progress", None)
         percent = getattr(progress_info, "percent", None)
         error = None
+        if raw_state == "JOB_STATE_EARLY_STOPPED" and not (
+            output and self._get_or_none(lambda: self.client.models.get(_short(output)))
+        ):  # what EARLY_STOPPED leaves is not documented: succeeded only with a model
+            state = JobState.FAILED
         if state is JobState.FAILED:
             status = getattr(job, "status", None)
             error = redact(one_line(str(getattr(status, "message", "") or raw_state)))

@@ -364,6 +364,29 @@ def test_a_job_passing_through_validating_and_writing_results_is_followed_to_its
     assert seen[-1].tuned_model and not seen[-1].error
 
 
+def test_an_early_stopped_job_succeeds_only_with_its_model(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """What EARLY_STOPPED leaves behind is not documented: the tuned model is reported only
+    when Fireworks has it, else the job is a failure with the server's reason."""
+    flow = ("JOB_STATE_CREATING", "JOB_STATE_RUNNING", "JOB_STATE_EARLY_STOPPED")
+    with FakeFireworks(api_key=KEY, account_id=ACCOUNT, script=flow) as fake:
+        monkeypatch.setenv("FIREWORKS_API_KEY", KEY)
+        monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", ACCOUNT)
+        monkeypatch.setenv("FIREWORKS_BASE_URL", fake.base_url)
+        provider = FireworksProvider()
+        _, ref = _launched(provider, tmp_path)
+        fake.advance(2)
+        stopped = provider.status(ref)
+        assert stopped.state is JobState.FAILED and stopped.tuned_model is None
+        assert stopped.error == "JOB_STATE_EARLY_STOPPED"
+        (job,) = fake.jobs.values()
+        name = f"accounts/{ACCOUNT}/models/{job.data['outputModel'].rsplit('/', 1)[-1]}"
+        fake.models[name] = {"name": name, "kind": "HF_PEFT_ADDON", "state": "READY"}
+        done = provider.status(ref)
+    assert done.state is JobState.SUCCEEDED and done.tuned_model == name
+
+
 def test_a_deleted_job_ends_the_wait(
     fake: FakeFireworks, provider: FireworksProvider, tmp_path: Path
 ) -> None:
