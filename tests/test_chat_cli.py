@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_server import FakeOpenAI, serving_openai
 from tuneport.cli.main import run
 from tuneport.errors import ConfigError, NotFoundError
 from tuneport.jobs.resolve import resolve_target
@@ -21,9 +21,7 @@ KEY = "sk-test-SECRET123456"
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(api_key=KEY) as server:
-        monkeypatch.setenv("OPENAI_API_KEY", KEY)
-        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    with serving_openai(monkeypatch, KEY) as server:
         yield server
 
 

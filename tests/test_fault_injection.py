@@ -23,7 +23,7 @@ import pytest
 from tests.fakes.faults import Fault, Faults
 from tests.fakes.fireworks_server import FakeFireworks
 from tests.fakes.gcs_emulator import GcsProxy, gcs_emulator, gcs_proxy  # noqa: F401
-from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_server import FakeOpenAI, serving_openai
 from tests.fakes.together_server import FakeTogether
 from tests.fakes.vertex_server import running_fake_vertex
 from tuneport.cli.main import run
@@ -44,10 +44,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
     from tuneport.retry import RetryPolicy
 
     monkeypatch.setattr(RetryPolicy, "backoff", lambda self, n, rng=None: 0.0)  # no waiting
-    with FakeOpenAI(api_key=KEY) as server:
-        monkeypatch.setenv("OPENAI_API_KEY", KEY)
-        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-        monkeypatch.setenv("TUNEPORT_POLL_INTERVAL", "0")
+    with serving_openai(monkeypatch, KEY, poll_now=True) as server:
         yield server
 
 

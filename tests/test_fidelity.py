@@ -335,12 +335,9 @@ def test_tool_tokens_follow_the_cookbook_example() -> None:
 
 @pytest.fixture
 def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Any:
-    from tests.fakes.openai_server import FakeOpenAI
+    from tests.fakes.openai_server import serving_openai
 
-    with FakeOpenAI(api_key="sk-test-KEY") as server:
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-KEY")
-        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-        monkeypatch.setenv("TUNEPORT_POLL_INTERVAL", "0")
+    with serving_openai(monkeypatch, "sk-test-KEY", poll_now=True) as server:
         yield server
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_server import FakeOpenAI, serving_openai
 from tests.hosted_helpers import Recorder
 from tuneport.errors import AuthError, ConfigError, NotFoundError, ProviderError, QuotaError
 from tuneport.jobs.store import JobStore
@@ -24,9 +24,7 @@ KEY = "sk-test-SECRET123456"
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(api_key=KEY) as server:
-        monkeypatch.setenv("OPENAI_API_KEY", KEY)
-        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    with serving_openai(monkeypatch, KEY) as server:
         yield server
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_server import FakeOpenAI, serving_openai
 from tuneport.cli.main import run
 from tuneport.files import still_at, try_lock
 from tuneport.jobs.launch import launch_key
@@ -27,10 +27,7 @@ TRAIN = ["train", "-p", "openai", "--data", str(SAMPLE), "-m", "gpt-4.1-mini", "
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(api_key=KEY) as server:
-        monkeypatch.setenv("OPENAI_API_KEY", KEY)
-        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-        monkeypatch.setenv("TUNEPORT_POLL_INTERVAL", "0")
+    with serving_openai(monkeypatch, KEY, poll_now=True) as server:
         yield server
 
 

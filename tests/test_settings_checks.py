@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_server import FakeOpenAI, serving_openai
 from tuneport.cli.main import run
 from tuneport.errors import ConfigError
 from tuneport.jobs.jobfile import build_config
@@ -19,9 +19,7 @@ SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "sample" / "chat.
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(api_key=KEY) as server:
-        monkeypatch.setenv("OPENAI_API_KEY", KEY)
-        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    with serving_openai(monkeypatch, KEY) as server:
         yield server
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_server import FakeOpenAI, serving_openai
 from tuneport.cli.main import run
 from tuneport.jobs.store import open_store
 from tuneport.paths import home
@@ -20,10 +20,7 @@ KEY = "sk-test-SECRET123456"
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(api_key=KEY) as server:
-        monkeypatch.setenv("OPENAI_API_KEY", KEY)
-        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-        monkeypatch.setenv("TUNEPORT_POLL_INTERVAL", "0")
+    with serving_openai(monkeypatch, KEY, poll_now=True) as server:
         yield server
 
 

@@ -23,6 +23,8 @@ import json
 import re
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -497,3 +499,15 @@ def _error(message: str, code: str) -> dict[str, Any]:
 def _path_re(path: str, prefix: bool) -> str:
     """The regex for an API path given exactly, or as a prefix."""
     return "^" + re.escape(path) + ("" if prefix else "$")
+
+
+@contextmanager
+def serving_openai(monkeypatch: Any, key: str, *, poll_now: bool = False) -> Iterator[FakeOpenAI]:
+    """A :class:`FakeOpenAI` that the CLI and the SDK reach the documented way
+    (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``); ``poll_now`` makes watching poll without waiting."""
+    with FakeOpenAI(api_key=key) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", key)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        if poll_now:
+            monkeypatch.setenv("TUNEPORT_POLL_INTERVAL", "0")
+        yield server
