@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tuneport.data.exporters import export_records
 from tuneport.data.records import load_records
-from tuneport.errors import ConfigError, InputError
+from tuneport.errors import ConfigError, InputError, TuneportError
 from tuneport.pricing.estimate import BudgetFigure, Extras
 from tuneport.pricing.table import ModelPrice
 from tuneport.progress import Progress
@@ -343,6 +343,30 @@ def parse_options(model: type[OptionsT], settings: Mapping[str, Any], provider: 
             f"{'; '.join(problems)} for provider {provider}",
             hint=f"allowed options: {allowed} (set them with --set key=value)",
         ) from None
+
+
+def create_once(
+    call: Callable[..., str],
+    create: Callable[[], str],
+    find: Callable[[], str | None],
+    reconcile: Callable[[BaseException], str | None],
+) -> str:
+    """The remote id from ``create`` run through the backend's retried ``call``, made at most
+    once per intended run: ``reconcile`` looks the run up before any retry, and after a last
+    error whose outcome is unknown (a lost or unreadable reply) ``find`` looks again before
+    giving up; the original error stands when that lookup fails too."""
+    try:
+        return call(create, before_retry=reconcile)
+    except TuneportError as exc:
+        if not exc.outcome_unknown:
+            raise
+        try:  # the last reply was lost or unreadable: did the service create the job?
+            found = find()
+        except TuneportError:
+            raise exc from None
+        if found is None:
+            raise
+        return found
 
 
 def base_url_override(option: str | None, env: str) -> str | None:

@@ -51,6 +51,7 @@ from tuneport.providers.base import (
     PreparedData,
     UploadedData,
     UploadIndex,
+    create_once,
     export_prepared,
     parse_options,
 )
@@ -580,18 +581,7 @@ class OpenAIProvider:
             # the failed attempt may have created the job: never create a second paid one
             return self.find_run(run_id)
 
-        try:
-            remote_id = self._call(create, before_retry=reconcile)
-        except ProviderError as exc:
-            if not exc.outcome_unknown:
-                raise
-            try:  # the last reply was lost or unreadable: did the server create the job?
-                found = self.find_run(run_id)
-            except ProviderError:
-                raise exc from None
-            if found is None:
-                raise
-            remote_id = found
+        remote_id = create_once(self._call, create, lambda: self.find_run(run_id), reconcile)
         return JobRef(provider=NAME, remote_id=remote_id, run_id=run_id)
 
     def job_body(self, uploaded: UploadedData, cfg: JobConfig, run_id: str) -> dict[str, Any]:

@@ -54,6 +54,7 @@ from tuneport.providers.base import (
     PreparedData,
     UploadedData,
     base_url_override,
+    create_once,
     export_prepared,
     parse_options,
 )
@@ -688,18 +689,7 @@ class VertexProvider:
             # A failed attempt whose outcome is unknown may have created the job: look first.
             return self.find_run(run_id) if outcome_unknown(exc) else None
 
-        try:
-            remote_id = self._call(create, before_retry=reconcile)
-        except TuneportError as exc:
-            if not exc.outcome_unknown:
-                raise
-            try:  # the last reply was lost or unreadable: did the service create the job?
-                found = self.find_run(run_id)
-            except TuneportError:
-                raise exc from None
-            if found is None:
-                raise
-            remote_id = found
+        remote_id = create_once(self._call, create, lambda: self.find_run(run_id), reconcile)
         return JobRef(provider=NAME, remote_id=remote_id, run_id=run_id)
 
     def find_run(self, run_id: str) -> str | None:
