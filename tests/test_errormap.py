@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib
 import json
 
-import httpx
 import pytest
 
 from tuneport.errors import AuthError, NotFoundError, ProviderError, redact, register_secret
@@ -95,7 +94,11 @@ def test_body_message_reads_both_error_shapes() -> None:
 def test_lost_connections_and_non_json_replies_read_the_same_for_each_sdk(name: str) -> None:
     service = SERVICES[name]
     module = importlib.import_module(service.module)  # every extra is installed in CI
-    request = httpx.Request("POST", "http://127.0.0.1:9/x")
+    # Each SDK's errors take a request of the HTTP library that SDK itself runs on (openai 3.x:
+    # httpx2; together and fireworks: httpx): build it with that one, as the SDK would.
+    http = importlib.import_module(f"{service.module}._exceptions")
+    http_lib = http.httpx2 if hasattr(http, "httpx2") else http.httpx
+    request = http_lib.Request("POST", "http://127.0.0.1:9/x")
     lost = module.APIConnectionError(request=request)
     err = service.map_error(lost, base_url="http://127.0.0.1:9")
     assert err.message == f"cannot reach {service.title} at http://127.0.0.1:9"

@@ -330,9 +330,13 @@ def test_connection_error_on_create_is_reconciled(
         nonlocal calls
         calls += 1
         real(**body)  # created server side ...
+        import httpx2
         import openai
 
-        raise openai.APIConnectionError(request=None)  # type: ignore[arg-type]  # ... reply lost
+        # ... reply lost. The SDK types `request` as its own httpx2.Request and reads its headers:
+        # give it a real one, as the SDK itself would (openai 3.63 refuses None).
+        request = httpx2.Request("POST", f"{fake.base_url}/fine_tuning/jobs")
+        raise openai.APIConnectionError(request=request)
 
     provider.client.fine_tuning.jobs.create = flaky  # type: ignore[method-assign]
     ref = provider.launch(uploaded, _cfg(tmp_path), "run-conn")
