@@ -375,9 +375,12 @@ class OpenAIProtocol:
                     self.wait_for_file(file_id, progress)
         return UploadedData(training=training, validation=validation, reused=reused)
 
-    def wait_for_file(self, file_id: str, progress: Progress, *, poll: float = 5.0) -> None:
+    def wait_for_file(self, file_id: str, progress: Progress, *, poll: float | None = None) -> None:
         """Wait until the service has processed ``file_id`` (a job created on a file still
         ``pending`` is refused); a file the service could not process is an InputError."""
+        from tuneport.retry import default_interval
+
+        step = poll if poll is not None else min(5.0, default_interval())
         waited = 0.0
         limit = float(getattr(self.options, "file_timeout", self.service.file_timeout))
         while True:
@@ -401,8 +404,8 @@ class OpenAIProtocol:
                     hint="run the same command again later: the upload is reused",
                 )
             progress.note(f"{file_id}: {status or 'not processed yet'}, waiting")
-            self._sleep(poll)
-            waited += poll
+            self._sleep(step)
+            waited += max(step, 0.5)  # $TUNEPORT_POLL_INTERVAL=0 (tests) still ends
 
     def _upload_file(self, path: Path, sha256: str, progress: Progress) -> tuple[str, bool]:
         """Upload ``path`` unless identical bytes are already there; ``(file id, reused)``."""

@@ -62,7 +62,7 @@ def quote_for(
     quoted with its tokens counted and the cost unknown: the provider decides."""
     backend = registry.backend(provider)
     table = prices or registry.load_price_table(providers=[provider])
-    price = table.lookup(provider, model, method, unlisted_ok=True)
+    price = table.lookup(provider, backend.price_name(model, settings), method, unlisted_ok=True)
     used = counter or registry.counter_for(provider, model, online=online, settings=settings)
     return Quote(backend=backend, model=model, price=price, counter=used)
 
