@@ -256,7 +256,7 @@ def cancel(job_id: JobId, sets: SetFlag = None, as_json: JsonFlag = False) -> No
     from tuneport.jobs.resolve import provider_for_record, ref_of
     from tuneport.jobs.store import open_store
     from tuneport.jobs.watch import poll_once
-    from tuneport.providers.base import Resumable
+    from tuneport.providers.base import Pausable, Resumable
 
     store = open_store()
     record = store.get(job_id)
@@ -275,7 +275,7 @@ def cancel(job_id: JobId, sets: SetFlag = None, as_json: JsonFlag = False) -> No
             f"the provider is stopping it; check with `tuneport jobs show {record.id}`",
             markup=False,
         )
-    if isinstance(backend, Resumable):
+    if isinstance(backend, Resumable) and not isinstance(backend, Pausable):  # resumes pauses
         err.print(
             f"continue it later from its last checkpoint: `tuneport jobs resume {record.id}`",
             markup=False,

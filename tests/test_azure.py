@@ -284,3 +284,17 @@ def test_one_intended_run_is_one_job_when_the_server_errs_after_creating(
     record = train(capsys)
     assert record["state"] == "succeeded"
     assert len(fake.jobs) == 1 and len(fake.calls("POST", "/fine_tuning/jobs")) == 1
+
+
+def test_cancel_does_not_offer_resume_and_a_refused_management_token_is_one_line(
+    fake: FakeAzure, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = train(capsys)
+    code, _out, err = cli(capsys, "jobs", "cancel", record["id"])
+    assert code == 0 and "jobs resume" not in err  # Azure resumes paused jobs, not cancelled
+    monkeypatch.setenv("AZURE_MANAGEMENT_TOKEN", "arm-EXPIRED-0123456789")
+    code, _out, err = cli(
+        capsys, "chat", record["id"], "--message", "hi", "--set", "deploy=true", "--yes"
+    )
+    assert code == 4 and "Azure management refused" in err and "401" in err
+    assert "arm-EXPIRED-0123456789" not in err and not fake.deployments
