@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.estimate_helpers import estimate_file
 from tuneport import tokens
 from tuneport.cli.main import run
 from tuneport.jobs.plan import plan
-from tuneport.jobs.quote import estimate_file
 from tuneport.pricing.table import load_prices
 from tuneport.schemas import JobConfig
 

@@ -131,35 +131,3 @@ def estimate(
         extras=extras,
         budget=budget,
     )
-
-
-def estimate_file(
-    path: Path,
-    cfg: JobConfig,
-    *,
-    validation: Path | None = None,
-    prices: PriceTable | None = None,
-    counter: TokenCounter | None = None,
-    online: bool = False,
-    settings: Mapping[str, Any] | None = None,
-    fmt: str | None = None,
-    workers: int | None = None,
-) -> Estimate:
-    """:func:`estimate` of ``cfg`` with its data (and validation file) set to ``path``
-    (``validation``); ``counter`` replaces the backend's (tests, benchmarks)."""
-    updates: dict[str, Any] = {"data": path}
-    if validation is not None:
-        updates["validation"] = validation
-    cfg = cfg.model_copy(update=updates)
-    quote = None
-    if counter is not None:
-        quote = quote_for(cfg.provider, cfg.model, cfg.method, prices=prices, counter=counter)
-    return estimate(
-        cfg,
-        quote=quote,
-        prices=prices,
-        online=online,
-        settings=settings,
-        fmt=fmt,
-        workers=workers,
-    )
