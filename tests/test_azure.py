@@ -298,3 +298,23 @@ def test_cancel_does_not_offer_resume_and_a_refused_management_token_is_one_line
     )
     assert code == 4 and "Azure management refused" in err and "401" in err
     assert "arm-EXPIRED-0123456789" not in err and not fake.deployments
+
+
+def test_the_estimate_prices_the_tier_of_the_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text(
+        '[providers.azure.models."gpt-4.1-mini".sft]\ntraining_per_million = 2.0\n'
+        '[providers.azure.models."gpt-4.1-mini@Developer".sft]\ntraining_per_million = 1.0\n'
+    )
+    base = ["estimate", str(SAMPLE), "--provider", "azure", "--model", "gpt-4.1-mini"]
+    base += ["--prices", str(prices), "--json"]
+    code, out, err = cli(capsys, *base)
+    assert code == 0, err
+    assert json.loads(out)["price_per_million_usd"] == 2.0  # Global Standard, the default
+    code, out, err = cli(capsys, *base, "--set", "training_type=developer")
+    assert code == 0, err
+    developer = json.loads(out)
+    assert developer["price_per_million_usd"] == 1.0
+    assert developer["cost_usd"] == pytest.approx(developer["billed_tokens"] / 1e6)
