@@ -240,13 +240,20 @@ def azure_base_url(options: AzureOptions) -> str:
             hint="export AZURE_OPENAI_ENDPOINT=https://RESOURCE.openai.azure.com "
             "(Azure portal: Keys and Endpoint) or --set endpoint=...",
         )
-    checked = API.url_override(endpoint + "/openai/v1") if "://" in endpoint else None
-    if checked is None:
+    import httpx
+
+    try:
+        parsed = httpx.URL(endpoint)
+        valid = parsed.scheme in ("http", "https") and bool(parsed.host)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        valid = False
+    if not valid:
+        source = "the endpoint setting" if options.endpoint else "AZURE_OPENAI_ENDPOINT"
         raise ConfigError(
-            f"the Azure OpenAI endpoint {endpoint!r} is not an https URL",
-            hint="set it to https://RESOURCE.openai.azure.com",
+            f"{source} {endpoint!r} is not an https URL with a host",
+            hint="set it to https://RESOURCE.openai.azure.com (Azure portal: Keys and Endpoint)",
         )
-    return checked
+    return endpoint + "/openai/v1"
 
 
 def _identity() -> Any:
@@ -294,14 +301,10 @@ def build_client(options: AzureOptions) -> OpenAI:
 def credential_problems(options: AzureOptions) -> list[tuple[str, str]]:
     """The endpoint and a credential (a key, or azure-identity for Entra ID)."""
     problems: list[tuple[str, str]] = []
-    if not (options.base_url or os.environ.get(API.url_env) or endpoint_of(options)):
-        problems.append(
-            (
-                "AZURE_OPENAI_ENDPOINT is not set",
-                "export AZURE_OPENAI_ENDPOINT=https://RESOURCE.openai.azure.com or "
-                "--set endpoint=...",
-            )
-        )
+    try:
+        azure_base_url(options)
+    except ConfigError as exc:
+        problems.append((exc.message, exc.hint or ""))
     if _uses_entra(options):
         try:
             _identity()

@@ -237,6 +237,9 @@ def test_missing_endpoint_and_wrong_key(
     monkeypatch.delenv("AZURE_OPENAI_ENDPOINT")
     code, _out, err = cli(capsys, *TRAIN, "--yes")
     assert code == 3 and "AZURE_OPENAI_ENDPOINT is not set" in err
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "RESOURCE.openai.azure.com")  # no scheme
+    code, _out, err = cli(capsys, *TRAIN, "--yes")
+    assert code == 3 and "AZURE_OPENAI_ENDPOINT 'RESOURCE.openai.azure.com' is not an" in err
     monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", fake.endpoint + "/openai/v1/")  # tolerated
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", "az-WRONG-0123456789")
     code, _out, err = cli(capsys, *TRAIN, "--yes")
