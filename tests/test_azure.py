@@ -321,3 +321,16 @@ def test_the_estimate_prices_the_tier_of_the_settings(
     developer = json.loads(out)
     assert developer["price_per_million_usd"] == 1.0
     assert developer["cost_usd"] == pytest.approx(developer["billed_tokens"] / 1e6)
+
+
+def test_a_developer_tier_deployment_says_it_is_deleted_after_24_hours(
+    fake: FakeAzure, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record = train(capsys, "--set", "training_type=Developer")
+    chat = ["chat", record["id"], "--message", "hi", "--set", "deploy=true"]
+    code, _out, err = cli(capsys, *chat)
+    assert code == 3 and "no hosting fee" in err and "24 hours" in err and "$1.70" not in err
+    code, _out, err = cli(capsys, *chat, "--yes")
+    assert code == 0, err
+    (put,) = fake.arm_calls("PUT")
+    assert put.body["sku"]["name"] == "developertier"  # the job's tier, from its stored settings
