@@ -74,6 +74,12 @@ def chat(
         typer.Option("--set", help="Provider option key=value (repeatable).", show_default=False),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the reply as JSON.")] = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", "-y", help="Start what chat needs (a deployment billed by the hour)."
+        ),
+    ] = False,
 ) -> None:
     """Chat with a model: one reply with --message, else a REPL (/exit or Ctrl-D ends).
 
@@ -104,6 +110,8 @@ def chat(
         options=ChatOptions(temperature=temperature, max_tokens=max_tokens),
         settings=parse_set(sets or []),
     )
+    if not consent_to_hourly(session.provider, session.model, yes=yes):
+        raise typer.Exit(1)
 
     def write(piece: str) -> None:
         out.file.write(piece)
@@ -147,6 +155,26 @@ def chat(
             reply_to(text)
     finally:
         save_history()
+
+
+def consent_to_hourly(provider: object, model: str, *, yes: bool) -> bool:
+    """Show what chatting with ``model`` would start billing by the hour and ask (``--yes``
+    agrees); ``True`` when nothing would start or the user agreed (the backend is told)."""
+    from tuneport.cli._console import err
+    from tuneport.cli.train import confirm_or_refuse
+    from tuneport.providers.base import HourlyConsent
+
+    if not isinstance(provider, HourlyConsent):
+        return True
+    quote = provider.hourly_quote(model)
+    if quote is None:
+        return True
+    err.print(quote, markup=False)
+    if not confirm_or_refuse("Start it?", yes=yes, what="start a deployment billed by the hour"):
+        err.print("nothing started", markup=False)
+        return False
+    provider.consent_hourly()
+    return True
 
 
 def register(app: typer.Typer) -> None:

@@ -256,7 +256,7 @@ def cancel(job_id: JobId, sets: SetFlag = None, as_json: JsonFlag = False) -> No
     from tuneport.jobs.resolve import provider_for_record, ref_of
     from tuneport.jobs.store import open_store
     from tuneport.jobs.watch import poll_once
-    from tuneport.providers.base import Resumable
+    from tuneport.providers.base import Pausable, Resumable
 
     store = open_store()
     record = store.get(job_id)
@@ -275,11 +275,44 @@ def cancel(job_id: JobId, sets: SetFlag = None, as_json: JsonFlag = False) -> No
             f"the provider is stopping it; check with `tuneport jobs show {record.id}`",
             markup=False,
         )
-    if isinstance(backend, Resumable):
+    if isinstance(backend, Resumable) and not isinstance(backend, Pausable):  # resumes pauses
         err.print(
             f"continue it later from its last checkpoint: `tuneport jobs resume {record.id}`",
             markup=False,
         )
+
+
+@jobs_app.command("pause")
+def pause(job_id: JobId, sets: SetFlag = None, as_json: JsonFlag = False) -> None:
+    """Pause a running job, keeping its progress (backends that support it; `tuneport jobs
+    resume` continues it)."""
+    from tuneport.cli._console import err, out
+    from tuneport.cli._render import state_text
+    from tuneport.errors import ConfigError
+    from tuneport.jobs.resolve import provider_for_record, ref_of
+    from tuneport.jobs.store import open_store
+    from tuneport.jobs.watch import poll_once
+    from tuneport.providers.base import Pausable
+
+    store = open_store()
+    record = store.get(job_id)
+    backend = provider_for_record(record, store, settings=_settings(sets))
+    if not isinstance(backend, Pausable):
+        raise ConfigError(
+            f"the {record.provider} backend cannot pause jobs",
+            hint=f"cancel it with `tuneport jobs cancel {record.id}`",
+        )
+    if record.state.terminal:
+        raise ConfigError(
+            f"job {record.id} has ended ({record.state.value})", hint="nothing to pause"
+        )
+    backend.pause(ref_of(record))
+    update = poll_once(store, record, backend)
+    if as_json:
+        _dump(update.record.model_dump(mode="json"))
+        return
+    out.print(f"{record.id}: {state_text(update.record, update.status)}", markup=False)
+    err.print(f"continue it with `tuneport jobs resume {record.id}`", markup=False)
 
 
 @jobs_app.command("cleanup")

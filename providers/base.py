@@ -44,6 +44,9 @@ from tuneport.validation.rules import Rules
 CounterFactory = Callable[[str, Mapping[str, Any]], TokenCounter]
 # (counts, cfg, price) -> what a backend adds to an estimate (local: steps, GPU memory)
 ExtrasFactory = Callable[[Counts, JobConfig, ModelPrice], Extras]
+# (model, settings) -> the price-table name of the model under those settings (Azure: the
+# training tier); None: the model's own id
+PriceModel = Callable[[str, Mapping[str, Any]], str]
 # cfg -> warnings about settings the backend ignores (shown once, in the estimate)
 ConfigWarnings = Callable[[JobConfig], list[str]]
 # (path, counter) -> per-example counts through the one counting path (memoized by the caller)
@@ -84,6 +87,11 @@ class Backend:
     # whether ``cleanup`` deletes the job's uploaded files (which identical data of other jobs
     # may share: `tuneport jobs cleanup` warns first)
     cleanup_deletes_uploads: bool = False
+    price_model: PriceModel | None = None  # settings that change the price (a training tier)
+
+    def price_name(self, model: str, settings: Mapping[str, Any] | None) -> str:
+        """The price-table name of ``model`` under ``settings`` (its own id by default)."""
+        return self.price_model(model, dict(settings or {})) if self.price_model else model
 
     def provider(self, settings: Mapping[str, Any] | None = None) -> Provider:
         """Build the implementation with ``settings`` (imports it on first use)."""
@@ -216,6 +224,27 @@ class Resumable(Protocol):
     """Optional capability: continue a stopped job from its last checkpoint (local backend)."""
 
     def resume(self, job: JobRef) -> JobRef: ...
+
+
+@runtime_checkable
+class Pausable(Protocol):
+    """Optional capability: pause a running job and resume it later, keeping its progress
+    (Azure OpenAI). ``resume`` (:class:`Resumable`) returns the same job."""
+
+    def pause(self, job: JobRef) -> None: ...
+
+
+@runtime_checkable
+class HourlyConsent(Protocol):
+    """Optional capability: chatting may start something billed by the hour (a deployment).
+
+    ``hourly_quote`` says what would start and its price (``None``: nothing would); the caller
+    shows it and asks (``--yes`` or y/N), then calls ``consent_hourly`` before the chat. Without
+    that consent the backend refuses to start it."""
+
+    def hourly_quote(self, model: str) -> str | None: ...
+
+    def consent_hourly(self) -> None: ...
 
 
 @runtime_checkable

@@ -9,6 +9,7 @@ BUILTIN: dict[str, str] = {
     "local": "tuneport.providers.local:BACKEND",
     "together": "tuneport.providers.together:BACKEND",
     "fireworks": "tuneport.providers.fireworks:BACKEND",
+    "azure": "tuneport.providers.azure:BACKEND",
 }
 
 __all__ = ["BUILTIN"]

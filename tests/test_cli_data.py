@@ -184,7 +184,7 @@ def test_convert_method_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     )
     assert "--method dpo needs preference pairs" in capsys.readouterr().err
     assert run(["convert", str(chat), "--to", "openai", "--method", "rl"]) == 3
-    assert run(["convert", str(chat), "--to", "azure"]) == 2
+    assert run(["convert", str(chat), "--to", "bedrock"]) == 2
 
 
 def test_table_csv_with_map_and_system(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -241,7 +241,7 @@ def test_missing_file_and_unknown_provider(
     assert run(["validate", str(tmp_path / "nope.jsonl")]) == 2
     assert "no such file" in capsys.readouterr().err
     # an unknown provider is a configuration mistake: exit 3 in every command
-    assert run(["validate", str(FIXTURES / "sample" / "chat.jsonl"), "--provider", "azure"]) == 3
+    assert run(["validate", str(FIXTURES / "sample" / "chat.jsonl"), "--provider", "bedrock"]) == 3
     assert "unknown provider" in capsys.readouterr().err
 
 

@@ -245,4 +245,4 @@ def test_row_problems_pass_through_and_count_once(tmp_path: Path) -> None:
 
 def test_unknown_provider() -> None:
     with pytest.raises(ConfigError, match="unknown provider"):
-        registry.backend("azure")
+        registry.backend("bedrock")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.estimate_helpers import estimate_file
 from tuneport.cli.main import run
 from tuneport.data import load_records
 from tuneport.errors import BudgetError, ConfigError
-from tuneport.jobs.quote import estimate_file
 from tuneport.pricing.budget import check_budget, resolve_max_cost, worst_case_cost
 from tuneport.providers import registry
 from tuneport.providers.local.sizing import ModelShape, qlora_memory_gib

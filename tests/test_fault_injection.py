@@ -1,8 +1,8 @@
 """One intended run is one paid job and one upload, whatever fails in between.
 
-Against the fake servers of every hosted backend (OpenAI, Together, Fireworks, and Vertex with
-its uploads going to the GCS emulator through a fault-injecting proxy): replies that are lost,
-truncated, malformed or empty (the server did the work each time), and a real ``tuneport
+Against the fake servers of every hosted backend (OpenAI, Azure OpenAI, Together, Fireworks, and
+Vertex with its uploads going to the GCS emulator through a fault-injecting proxy): replies that
+are lost, truncated, malformed or empty (the server did the work each time), and a real ``tuneport
 train`` process killed with SIGKILL after the upload, before, during and after the create, then
 run again. Every test counts the server's upload and create requests.
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.azure_server import FakeAzure
 from tests.fakes.faults import Fault, Faults
 from tests.fakes.fireworks_server import FakeFireworks
 from tests.fakes.gcs_emulator import GcsProxy, gcs_emulator, gcs_proxy  # noqa: F401
@@ -84,6 +85,25 @@ def _openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
         yield Backend(
             "openai",
             TRAIN,
+            server.faults,
+            server.faults,
+            ("POST", "^/files$"),
+            ("GET", "^/fine_tuning/jobs$"),
+            ("POST", "^/fine_tuning/jobs$"),
+            ("GET", "^/fine_tuning/jobs/[^/]+$"),
+            0,
+            lambda: set(server.jobs),
+            lambda: len(server.files),
+        )
+
+
+def _azure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
+    with FakeAzure(api_key="az-FAULTS-0123456789") as server:
+        monkeypatch.setenv("AZURE_OPENAI_API_KEY", "az-FAULTS-0123456789")
+        monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", server.endpoint)
+        yield Backend(
+            "azure",
+            _argv("azure", "gpt-4.1-mini"),
             server.faults,
             server.faults,
             ("POST", "^/files$"),
@@ -170,7 +190,7 @@ def _blobs(bucket: str) -> int:
     return sum(1 for _ in storage.Client(project="p").list_blobs(bucket))
 
 
-@pytest.fixture(params=["openai", "together", "fireworks", "vertex"])
+@pytest.fixture(params=["openai", "azure", "together", "fireworks", "vertex"])
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
     from tuneport.retry import RetryPolicy
 
@@ -179,9 +199,12 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     if request.param == "vertex":
         yield from _vertex(monkeypatch, request.getfixturevalue("gcs_proxy"))
     else:
-        yield from {"openai": _openai, "together": _together, "fireworks": _fireworks}[
-            request.param
-        ](monkeypatch)
+        yield from {
+            "openai": _openai,
+            "azure": _azure,
+            "together": _together,
+            "fireworks": _fireworks,
+        }[request.param](monkeypatch)
 
 
 def _one_job_one_upload(b: Backend) -> None:

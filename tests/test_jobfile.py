@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tuneport.errors import ConfigError, InputError
-from tuneport.jobs.jobfile import build_config, load_config, parse_set, read_job_file
+from tuneport.jobs.jobfile import build_config, parse_set, read_job_file
 from tuneport.providers import registry
+from tuneport.schemas import JobConfig
 
 PROVIDERS = registry.names()  # every built-in backend: the example file has a section for each
+
+
+def load_config(
+    job_file: Path,
+    overrides: dict[str, Any] | None = None,
+    sets: list[str] | tuple[str, ...] = (),
+    *,
+    known_providers: list[str] | None = None,
+) -> JobConfig:
+    """Job file + flags + ``--set`` items → JobConfig, as the CLI composes them."""
+    return build_config(
+        read_job_file(job_file),
+        overrides,
+        parse_set(sets),
+        source=str(job_file),
+        known_providers=known_providers,
+    )
 
 
 def test_example_job_file_loads(fixtures_dir: Path) -> None:

@@ -91,8 +91,8 @@ def test_unknown_model_lists_the_known_ones() -> None:
 def test_method_without_price_is_explained() -> None:
     with pytest.raises(ConfigError, match=r"cannot be tuned with method 'dpo'.*gpt-4\.1-nano"):
         load_prices().lookup("openai", "gpt-4o", "dpo")
-    with pytest.raises(ConfigError, match="no prices for provider 'azure'"):
-        load_prices().lookup("azure", "x")
+    with pytest.raises(ConfigError, match="no prices for provider 'bedrock'"):
+        load_prices().lookup("bedrock", "x")
 
 
 @pytest.mark.parametrize(
@@ -257,8 +257,8 @@ def test_prices_command_reports_each_bad_key_on_its_own_line(
 
 
 def test_prices_command_unknown_provider(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["prices", "--provider", "azure"]) == 3
-    assert "unknown provider 'azure'" in capsys.readouterr().err
+    assert run(["prices", "--provider", "bedrock"]) == 3
+    assert "unknown provider 'bedrock'" in capsys.readouterr().err
 
 
 # --- hostile price files: refused with exit 3, every problem listed ------------------------------

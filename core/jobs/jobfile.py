@@ -228,21 +228,3 @@ def lenient_config(merged: Mapping[str, Any]) -> JobConfig | None:
             for key in bad:
                 values.pop(str(key), None)
     return None
-
-
-def load_config(
-    job_file: Path | None,
-    overrides: Mapping[str, Any] | None = None,
-    sets: Iterable[str] = (),
-    *,
-    known_providers: Iterable[str] | None = None,
-) -> JobConfig:
-    """Job file (optional) + flags + ``--set`` items → :class:`JobConfig`."""
-    file_values = read_job_file(job_file) if job_file is not None else None
-    return build_config(
-        file_values,
-        overrides,
-        parse_set(sets),
-        source=str(job_file) if job_file is not None else None,
-        known_providers=known_providers,
-    )

@@ -230,7 +230,7 @@ def launch(
         shown.note(descriptor.notice)
     if isinstance(backend, Preflight):
         backend.preflight(cfg)
-    quote = quote_for(cfg.provider, cfg.model, cfg.method, prices=prices)
+    quote = quote_for(cfg.provider, cfg.model, cfg.method, prices=prices, settings=cfg.options)
 
     shown.start("read and validate data")
     key = launch_key(cfg)

@@ -62,7 +62,7 @@ def quote_for(
     quoted with its tokens counted and the cost unknown: the provider decides."""
     backend = registry.backend(provider)
     table = prices or registry.load_price_table(providers=[provider])
-    price = table.lookup(provider, model, method, unlisted_ok=True)
+    price = table.lookup(provider, backend.price_name(model, settings), method, unlisted_ok=True)
     used = counter or registry.counter_for(provider, model, online=online, settings=settings)
     return Quote(backend=backend, model=model, price=price, counter=used)
 
@@ -130,36 +130,4 @@ def estimate(
         validation=validation,
         extras=extras,
         budget=budget,
-    )
-
-
-def estimate_file(
-    path: Path,
-    cfg: JobConfig,
-    *,
-    validation: Path | None = None,
-    prices: PriceTable | None = None,
-    counter: TokenCounter | None = None,
-    online: bool = False,
-    settings: Mapping[str, Any] | None = None,
-    fmt: str | None = None,
-    workers: int | None = None,
-) -> Estimate:
-    """:func:`estimate` of ``cfg`` with its data (and validation file) set to ``path``
-    (``validation``); ``counter`` replaces the backend's (tests, benchmarks)."""
-    updates: dict[str, Any] = {"data": path}
-    if validation is not None:
-        updates["validation"] = validation
-    cfg = cfg.model_copy(update=updates)
-    quote = None
-    if counter is not None:
-        quote = quote_for(cfg.provider, cfg.model, cfg.method, prices=prices, counter=counter)
-    return estimate(
-        cfg,
-        quote=quote,
-        prices=prices,
-        online=online,
-        settings=settings,
-        fmt=fmt,
-        workers=workers,
     )

@@ -498,10 +498,6 @@ class JobStore:
             )
         return self._from_row(row)
 
-    def find_by_run_id(self, run_id: str) -> JobRecord | None:
-        rows = self._read("SELECT * FROM jobs WHERE run_id = ?", (run_id,))
-        return self._from_row(rows[0]) if rows else None
-
     def find_launch(self, launch_key: str) -> JobRecord | None:
         """The newest job launched with ``launch_key`` (:func:`tuneport.jobs.launch.launch_key`)."""
         rows = self._read(

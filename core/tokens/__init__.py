@@ -1,6 +1,6 @@
 """Token counting (engine layer): the :class:`TokenCounter` interface and its implementations.
 
-- :mod:`~tuneport.tokens.counter` — the interface, :class:`Counts`, :func:`count_records`.
+- :mod:`~tuneport.tokens.counter` — the interface, :class:`Counts`.
 - :mod:`~tuneport.tokens.bpe` — exact tiktoken counts (offline BPE files), OpenAI chat overhead.
 - :mod:`~tuneport.tokens.approx` — labelled approximations (o200k × factor, characters / 4).
 - :mod:`~tuneport.tokens.hf` — a Hugging Face tokenizer and its chat template.
@@ -18,7 +18,6 @@ from tuneport.tokens.counter import (
     Counts,
     FileCounter,
     TokenCounter,
-    count_records,
     describe,
     memoized,
     uses_tools,
@@ -36,7 +35,6 @@ __all__ = [
     "TiktokenChatCounter",
     "TokenCounter",
     "count_jsonl",
-    "count_records",
     "describe",
     "encoding",
     "fast_counter",

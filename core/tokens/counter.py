@@ -10,7 +10,6 @@ provider and model use is the backend descriptor's choice
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -151,16 +150,3 @@ def uses_tools(record: AnyRecord) -> bool:
         return True
     msgs = record.messages if isinstance(record, Example) else [*record.prompt, record.chosen]
     return any(m.tool_calls for m in msgs)
-
-
-def count_records(
-    records: Iterable[AnyRecord | tuple[int, AnyRecord]], counter: TokenCounter
-) -> Counts:
-    """Count records (or ``(line, record)`` pairs) one by one with ``counter``."""
-    counts = Counts()
-    for i, item in enumerate(records, 1):
-        line, record = item if isinstance(item, tuple) else (i, item)
-        counts.tokens.append(counter.count(record))
-        counts.lines.append(line)
-        counts.tool_examples += uses_tools(record)
-    return counts

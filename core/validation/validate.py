@@ -84,14 +84,6 @@ def plain_shape(value: Any) -> Shape | None:
     return tuple(shape)
 
 
-def plain_messages(value: Any) -> list[dict[str, str]] | None:
-    """The messages of a plain OpenAI chat row, else ``None``."""
-    if plain_shape(value) is None:
-        return None
-    msgs: list[dict[str, str]] = value["messages"]
-    return msgs
-
-
 def plain_digest(msgs: list[dict[str, str]]) -> bytes:
     """:func:`_digest` of the record a plain row becomes (its canonical JSON object)."""
     data = {"kind": "chat", "messages": msgs, "format": FORMAT_VERSION}
