@@ -83,6 +83,8 @@ from tuneport.schemas import (
     PreferenceExample,
     ToolCall,
 )
+from tuneport.tokens import cache
+from tuneport.tokens.approx import ScaledTextCounter
 from tuneport.tokens.counter import Counts, TokenCounter, uses_tools
 from tuneport.tokens.hf import own_or_approx
 from tuneport.validation.rules import (
@@ -1009,7 +1011,7 @@ class TogetherPriceCounter:
         self.provider = provider
         self.model = model
         self.offline = counter(model, {})
-        self.label = f"Together estimate-price ({model})"
+        self.label = online_label(model)
 
     def count_file(self, path: Path, fmt: str | None) -> QuotedCounts:
         counts = QuotedCounts()
@@ -1023,9 +1025,13 @@ class TogetherPriceCounter:
             offline.append(self.offline.count(row.record))
             counts.lines.append(row.line)
             counts.tool_examples += uses_tools(row.record)
+        before = path.stat()
         quote = self.provider.quote_records(records, self.model)
         counts.tokens.extend(scale_to_total(offline, quote.tokens))
         counts.quote = quote
+        after = path.stat()
+        if (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns):
+            cache.save(path, online_spec(self.model), counts)  # for `train` on this file
         return counts
 
     def count(self, record: Example | PreferenceExample) -> int:
@@ -1061,10 +1067,23 @@ def tokenizer_ids(model: str) -> list[str]:
 def counter(model: str, settings: Mapping[str, Any]) -> TokenCounter:
     """The base model's own tokenizer and chat template when it is in the Hugging Face cache
     (or ``model`` is a local folder): what Together bills with. Otherwise the o200k
-    approximation, labelled (±30 %; one label for every model, so `plan` counts the file once
-    for all of them); ``estimate --online`` asks Together itself."""
+    approximation plus the chat template's tokens, labelled with its band (one label per
+    template family, so `plan` counts the file once for each). ``estimate --online`` asks
+    Together itself, and its count of a file is remembered (the count cache) for ``train`` and
+    ``estimate`` of the same unchanged file."""
     counted: TokenCounter = own_or_approx(tokenizer_ids(model))
+    if isinstance(counted, ScaledTextCounter):  # `train` after `estimate --online`: exact
+        counted.remembered = cache.Remembered(online_spec(model), online_label(model))
     return counted
+
+
+def online_spec(model: str) -> tuple[str, ...]:
+    """The count cache's key of Together's own count (``estimate --online``) of a file."""
+    return ("together-estimate-price", model)
+
+
+def online_label(model: str) -> str:
+    return f"Together estimate-price ({model})"
 
 
 def estimate_extras(counts: Counts, cfg: JobConfig, price: ModelPrice) -> Extras:

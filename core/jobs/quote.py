@@ -130,6 +130,7 @@ def estimate(
         validation=validation,
         extras=extras,
         budget=budget,
+        online=not quote.counter.exact and registry.counts_online(cfg.provider),
     )
 
 
