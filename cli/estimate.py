@@ -134,7 +134,12 @@ def estimate_command(
         int | None, typer.Option("--batch-size", help="Local: per-device batch size.")
     ] = None,
     online: Annotated[
-        bool, typer.Option("--online", help="Exact counts from the provider's API (Vertex).")
+        bool,
+        typer.Option(
+            "--online",
+            help="Exact counts: the provider's API (Vertex, Together), or the base model's "
+            "tokenizer from the Hugging Face Hub (local, Fireworks).",
+        ),
     ] = False,
     prices: _Prices = None,
     max_cost: Annotated[

@@ -793,6 +793,14 @@ class FireworksProvider:
             tuned_model=self._full_model(output)
             if output and state is JobState.SUCCEEDED
             else None,
+            # Billed as-is (issue 19 asked: per epoch or all epochs?). The SDK (fireworks-ai
+            # 1.2.30, fireworks/types/supervised_fine_tuning_job.py JobProgress, read
+            # 2026-12-06) says only "Total number of input tokens processed." for inputTokens,
+            # a progress structure shared with batch-inference and evaluation jobs whose `epoch`
+            # is "the epoch for which the progress percent is reported"; docs.fireworks.ai says
+            # fine-tuning is billed "per token of training data" without the epoch rule. Not
+            # established either way, so not multiplied; the job's `estimatedCost` is
+            # Fireworks' own figure.
             trained_tokens=getattr(progress_info, "input_tokens", None),
             epochs=getattr(config, "epochs", None),
             progress=percent / 100 if isinstance(percent, int | float) else None,

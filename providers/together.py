@@ -818,6 +818,16 @@ class TogetherProvider:
             raw_state=raw_state,
             error=error,
             tuned_model=job.x_model_output_name if state is JobState.SUCCEEDED else None,
+            # Billed as-is (issue 19 asked: per epoch or all epochs?). Together's pricing page
+            # (docs.together.ai/docs/fine-tuning/pricing, read 2026-12-06) bills
+            # n_epochs x tokens_per_training_dataset + n_evals x tokens_per_validation_dataset
+            # and says the "final token count and price" appear in fine_tuning.retrieve once
+            # tokenization completes, but not which of the two `token_count` holds. The SDK
+            # (together 3.1.1) documents the job's field only as "Count of tokens processed"
+            # (together/lib/types/fine_tuning.py) and the event's as "dataset token count";
+            # recorded at tokenization, before any epoch runs, it may well be one epoch's count.
+            # Not established either way: left unmultiplied; the job's own `total_price`
+            # (nano-dollars: together/lib/utils/tools.py finetune_price_to_dollars) settles it.
             trained_tokens=job.token_count,
             epochs=epochs,
             progress=progress,
