@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.fakes.chat_templates import TEMPLATES, build_template_tokenizers
+from tests.fakes.chat_templates import TEMPLATES, template_tokenizers
 from tuneport.providers import registry
 from tuneport.schemas import Example
 from tuneport.tokens.approx import ScaledTextCounter
@@ -71,14 +71,15 @@ ROWS = _rows()
 
 @pytest.fixture(scope="module")
 def exact(tmp_path_factory: pytest.TempPathFactory) -> dict[str, HFChatTemplateCounter]:
-    """Each family's exact counter, loaded as a local model's tokenizer is."""
-    folders = build_template_tokenizers(tmp_path_factory.mktemp("templates"), list(TEMPLATES))
-    out = {}
-    for family, folder in folders.items():
-        tok = load_hf_tokenizer(str(folder))
-        assert tok is not None
-        out[family] = HFChatTemplateCounter(tok, family)
-    return out
+    """Each family's exact counter; one of them saved and loaded as a local model's folder is
+    (the path `own_or_approx` takes), the others used as built."""
+    tokenizers = template_tokenizers(list(TEMPLATES))
+    folder = tmp_path_factory.mktemp("templates") / "llama-3.1"
+    tokenizers["llama-3.1"].save_pretrained(folder)
+    loaded = load_hf_tokenizer(str(folder))
+    assert loaded is not None and loaded.chat_template == tokenizers["llama-3.1"].chat_template
+    tokenizers["llama-3.1"] = loaded
+    return {family: HFChatTemplateCounter(tok, family) for family, tok in tokenizers.items()}
 
 
 # a model id of each family as the backends spell it (Together, Fireworks, Hugging Face)
@@ -155,7 +156,7 @@ def test_raw_lines_count_like_records(tmp_path: Path) -> None:
     [
         ("together", "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference", "llama-3.1"),
         ("fireworks", "accounts/fireworks/models/qwen2p5-7b-instruct", "qwen2.5"),
-        ("local", "Qwen/Qwen2.5-0.5B-Instruct", "qwen2.5"),
+        ("local", "example-org/Qwen2.5-7B-Instruct-test-copy", "qwen2.5"),
     ],
 )
 def test_backends_count_the_template_when_the_tokenizer_is_not_here(

@@ -1,6 +1,6 @@
 """Real chat templates (as their models ship them, tool branches left out) on a real vocabulary.
 
-:func:`build_template_tokenizers` writes Hugging Face tokenizer folders that
+:func:`template_tokenizers` builds Hugging Face tokenizers that
 :func:`tuneport.tokens.hf.load_hf_tokenizer` loads like a model's own: the ``cl100k_base`` BPE
 (the first 100k tokens and the pre-tokenizer of Llama 3's vocabulary; read offline from the
 bundled tiktoken file) converted with transformers' ``TikTokenConverter``, the template's
@@ -15,7 +15,9 @@ Mistral Instruct with the system prompt before the first user turn).
 from __future__ import annotations
 
 import base64
+import tempfile
 from pathlib import Path
+from typing import Any
 
 LLAMA_3_1 = (
     "{{- bos_token }}"
@@ -108,25 +110,24 @@ TEMPLATES: dict[str, tuple[str, str, str, list[str]]] = {
 }
 
 
-def build_template_tokenizers(root: Path, families: list[str]) -> dict[str, Path]:
-    """Write a tokenizer folder with each family's chat template under ``root``: the vocabulary
-    is converted once (the slow part), then each folder gets its template and special tokens."""
+def template_tokenizers(families: list[str]) -> dict[str, Any]:
+    """A tokenizer with each family's chat template (in memory; ``save_pretrained`` writes the
+    folder a local model would have). The vocabulary is converted once, the slow part."""
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
     from tuneport.tokens.bpe import encoding
 
-    root.mkdir(parents=True, exist_ok=True)
     enc = encoding("cl100k_base")
-    ranks = root / "cl100k_base.tiktoken"
-    with ranks.open("wb") as fh:
-        for token, rank in enc._mergeable_ranks.items():
-            fh.write(base64.b64encode(token) + b" %d\n" % rank)
-    converted = TikTokenConverter(vocab_file=str(ranks), pattern=enc._pat_str).converted()
-    ranks.unlink()
+    with tempfile.TemporaryDirectory() as tmp:
+        ranks = Path(tmp) / "cl100k_base.tiktoken"
+        with ranks.open("wb") as fh:
+            for token, rank in enc._mergeable_ranks.items():
+                fh.write(base64.b64encode(token) + b" %d\n" % rank)
+        converted = TikTokenConverter(vocab_file=str(ranks), pattern=enc._pat_str).converted()
     serialized = converted.to_str()
-    out = {}
+    out: dict[str, Any] = {}
     for family in families:
         template, bos, eos, specials = TEMPLATES[family]
         tok = PreTrainedTokenizerFast(
@@ -137,6 +138,5 @@ def build_template_tokenizers(root: Path, families: list[str]) -> dict[str, Path
             model_max_length=1 << 20,
         )
         tok.chat_template = template
-        tok.save_pretrained(root / family)
-        out[family] = root / family
+        out[family] = tok
     return out
