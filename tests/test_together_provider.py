@@ -536,6 +536,10 @@ def test_train_reuses_the_exact_count_of_an_earlier_online_estimate(
     online = count_path(data, registry.counter_for("together", MODEL, online=True))
     after = quote.estimate(_cfg(tmp_path))  # train's estimate: the offline counter
     assert after.exact and after.tokens == online.total != before.tokens
+    offline = quote.quote_for("together", MODEL)
+    assert quote.counted_with(offline, after) == (
+        f"Together estimate-price ({MODEL}), remembered from `estimate --online` of this file"
+    )
     assert not any("approximate" in w for w in after.warnings)
     assert len(fake.calls("POST", r"^/v1/fine-tunes/estimate-price$")) == 1  # not asked again
     write_rows(data, rows(6))
