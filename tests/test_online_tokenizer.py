@@ -52,7 +52,7 @@ def tokenizer_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def online_hub(tokenizer_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeHub:
-    hub = FakeHub({REPO: repo_from_folder(tokenizer_folder)})
+    hub = FakeHub({REPO: repo_from_folder(tokenizer_folder)}, gated=("meta-llama/Gated-Model",))
     with serving_hub(hub):
         monkeypatch.setenv("HF_ENDPOINT", hub.base_url)
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
@@ -115,6 +115,12 @@ def test_a_repo_without_a_tokenizer_is_a_clear_error(online_hub: FakeHub) -> Non
     with pytest.raises(ConfigError) as info:
         registry.counter_for("local", "some-org/no-such-model", online=True)
     assert "no tokenizer with a chat template" in info.value.one_line()
+
+
+def test_a_gated_repo_says_to_accept_its_licence(online_hub: FakeHub) -> None:
+    with pytest.raises(ConfigError) as info:
+        registry.counter_for("local", "meta-llama/Gated-Model", online=True)
+    assert "gated" in info.value.one_line() and "HF_TOKEN" in info.value.one_line()
 
 
 def test_an_unreachable_hub_is_a_provider_error(

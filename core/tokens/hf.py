@@ -150,9 +150,12 @@ def _hub_tokenizer(repo: str) -> Any | None:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
+        GatedRepoError,
         LocalEntryNotFoundError,
         RepositoryNotFoundError,
     )
+
+    from tuneport.errors import ConfigError
 
     folder: Path | None = None
     for name in TOKENIZER_FILES:
@@ -162,6 +165,11 @@ def _hub_tokenizer(repo: str) -> Any | None:
             raise
         except EntryNotFoundError:  # the repo has no such file
             continue
+        except GatedRepoError:
+            raise ConfigError(
+                f"the Hugging Face repo {repo} is gated: its tokenizer needs an accepted licence",
+                hint=f"accept it on huggingface.co/{repo} and set HF_TOKEN, or drop --online",
+            ) from None
         except RepositoryNotFoundError:
             return None
         folder = got.parent

@@ -15,8 +15,9 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 class FakeHub:
-    def __init__(self, repos: dict[str, dict[str, bytes]]) -> None:
+    def __init__(self, repos: dict[str, dict[str, bytes]], gated: tuple[str, ...] = ()) -> None:
         self.repos = repos
+        self.gated = gated  # repos answered as gated (no licence accepted)
         self.requested: list[str] = []
         self.base_url = ""
 
@@ -44,6 +45,13 @@ def serving_hub(hub: FakeHub) -> Iterator[FakeHub]:
             path = self.path.split("?", 1)[0].lstrip("/")
             repo, sep, rest = path.partition("/resolve/")
             _, _, name = rest.partition("/")
+            if repo in hub.gated:
+                self.send_response(403)
+                self.send_header("X-Error-Code", "GatedRepo")
+                self.send_header("X-Error-Message", "Access to this model is restricted")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if not sep or repo not in hub.repos:
                 self.send_response(404)
                 self.send_header("X-Error-Code", "RepoNotFound")
