@@ -134,7 +134,12 @@ def estimate_command(
         int | None, typer.Option("--batch-size", help="Local: per-device batch size.")
     ] = None,
     online: Annotated[
-        bool, typer.Option("--online", help="Exact counts from the provider's API (Vertex).")
+        bool,
+        typer.Option(
+            "--online",
+            help="Exact counts: the provider's API (Vertex, Together), or the base model's "
+            "tokenizer from the Hugging Face Hub (local, Fireworks).",
+        ),
     ] = False,
     prices: _Prices = None,
     max_cost: Annotated[
@@ -193,7 +198,7 @@ def _estimate(
     from tuneport.cli._console import notice_once
     from tuneport.files import require_file
     from tuneport.jobs.jobfile import parse_set
-    from tuneport.jobs.quote import estimate, quote_for
+    from tuneport.jobs.quote import counted_with, estimate, quote_for
     from tuneport.pricing.budget import check_budget, resolve_budget
     from tuneport.schemas import JobConfig
 
@@ -223,7 +228,7 @@ def _estimate(
         print_json(
             est.model_dump(mode="json")
             | {
-                "token_counter": quote.counter.label,
+                "token_counter": counted_with(quote, est),
                 "epochs_auto": epochs is None,
                 "epoch_rule": quote.price.epoch_rule,
                 "price_unverified": quote.price.unverified,
@@ -231,7 +236,7 @@ def _estimate(
             }
         )
     else:
-        _print_estimate(est, quote.counter.label, epochs is None, quote.price.epoch_rule)
+        _print_estimate(est, counted_with(quote, est), epochs is None, quote.price.epoch_rule)
     if budget is not None:
         check_budget(est, budget.limit, source=budget.source)
 

@@ -72,7 +72,7 @@ from tuneport.schemas import (
     ToolCall,
 )
 from tuneport.tokens.counter import TokenCounter
-from tuneport.tokens.hf import own_or_approx
+from tuneport.tokens.hf import hub_counter, own_or_approx
 from tuneport.validation.rules import (
     COMMON_PREFERENCE,
     Finding,
@@ -346,6 +346,22 @@ class FireworksProvider:
         self._policy = RetryPolicy(attempts=self.options.max_attempts)
         self._model = ""
         self._snapshot: tuple[str, float, Any] | None = None
+
+    # --- online counting (estimate --online) ---------------------------------------------------
+
+    def online_counter(self, model: str) -> TokenCounter:
+        """Exact counts with the base model's own tokenizer and chat template, fetched from the
+        Hugging Face Hub (tokenizer files only) when not on this machine: what Fireworks bills
+        with. The Fireworks id is mapped to its Hugging Face repo (:data:`TOKENIZERS`)."""
+        known = TOKENIZERS.get(_short(model), "")
+        if not known and model.count("/") != 1:
+            raise ConfigError(
+                f"tuneport does not know the Hugging Face repo of Fireworks model {model}",
+                hint="pass the base model's Hugging Face id as --model (e.g. "
+                "meta-llama/Llama-3.1-8B-Instruct) to count online, or drop --online",
+            )
+        counted: TokenCounter = hub_counter([model, known], what=f"Fireworks model {model}")
+        return counted
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -777,6 +793,14 @@ class FireworksProvider:
             tuned_model=self._full_model(output)
             if output and state is JobState.SUCCEEDED
             else None,
+            # Billed as-is (issue 19 asked: per epoch or all epochs?). The SDK (fireworks-ai
+            # 1.2.30, fireworks/types/supervised_fine_tuning_job.py JobProgress, read
+            # 2026-12-06) says only "Total number of input tokens processed." for inputTokens,
+            # a progress structure shared with batch-inference and evaluation jobs whose `epoch`
+            # is "the epoch for which the progress percent is reported"; docs.fireworks.ai says
+            # fine-tuning is billed "per token of training data" without the epoch rule. Not
+            # established either way, so not multiplied; the job's `estimatedCost` is
+            # Fireworks' own figure.
             trained_tokens=getattr(progress_info, "input_tokens", None),
             epochs=getattr(config, "epochs", None),
             progress=percent / 100 if isinstance(percent, int | float) else None,
@@ -967,7 +991,8 @@ TOKENIZERS: dict[str, str] = {
 
 def counter(model: str, settings: Mapping[str, Any]) -> TokenCounter:
     """The base model's own tokenizer and chat template when it is in the Hugging Face cache
-    (what Fireworks bills with); otherwise the o200k approximation, labelled (±30 %)."""
+    (what Fireworks bills with); otherwise the o200k approximation plus the chat template's
+    tokens, labelled with its band (tuneport.tokens.templates)."""
     counted: TokenCounter = own_or_approx([model, TOKENIZERS.get(_short(model), "")])
     return counted
 

@@ -167,6 +167,17 @@ def counter_for(
     return implementation.online_counter(model)
 
 
+def counts_online(provider: str) -> bool:
+    """Whether ``estimate --online`` can count for ``provider`` (its implementation has an
+    ``online_counter``); estimates suggest ``--online`` only then."""
+    module_name, _, attr = backend(provider).implementation.partition(":")
+    try:
+        implementation = getattr(importlib.import_module(module_name), attr)
+    except Exception:  # an extra not installed: --online would fail too
+        return False
+    return callable(getattr(implementation, "online_counter", None))
+
+
 DEFAULT_COUNTER = ("openai", "gpt-4.1-mini")  # stats/curate without --provider/--model
 
 

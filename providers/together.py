@@ -83,6 +83,8 @@ from tuneport.schemas import (
     PreferenceExample,
     ToolCall,
 )
+from tuneport.tokens import cache
+from tuneport.tokens.approx import ScaledTextCounter
 from tuneport.tokens.counter import Counts, TokenCounter, uses_tools
 from tuneport.tokens.hf import own_or_approx
 from tuneport.validation.rules import (
@@ -816,6 +818,16 @@ class TogetherProvider:
             raw_state=raw_state,
             error=error,
             tuned_model=job.x_model_output_name if state is JobState.SUCCEEDED else None,
+            # Billed as-is (issue 19 asked: per epoch or all epochs?). Together's pricing page
+            # (docs.together.ai/docs/fine-tuning/pricing, read 2026-12-06) bills
+            # n_epochs x tokens_per_training_dataset + n_evals x tokens_per_validation_dataset
+            # and says the "final token count and price" appear in fine_tuning.retrieve once
+            # tokenization completes, but not which of the two `token_count` holds. The SDK
+            # (together 3.1.1) documents the job's field only as "Count of tokens processed"
+            # (together/lib/types/fine_tuning.py) and the event's as "dataset token count";
+            # recorded at tokenization, before any epoch runs, it may well be one epoch's count.
+            # Not established either way: left unmultiplied; the job's own `total_price`
+            # (nano-dollars: together/lib/utils/tools.py finetune_price_to_dollars) settles it.
             trained_tokens=job.token_count,
             epochs=epochs,
             progress=progress,
@@ -1009,7 +1021,7 @@ class TogetherPriceCounter:
         self.provider = provider
         self.model = model
         self.offline = counter(model, {})
-        self.label = f"Together estimate-price ({model})"
+        self.label = online_label(model)
 
     def count_file(self, path: Path, fmt: str | None) -> QuotedCounts:
         counts = QuotedCounts()
@@ -1023,9 +1035,13 @@ class TogetherPriceCounter:
             offline.append(self.offline.count(row.record))
             counts.lines.append(row.line)
             counts.tool_examples += uses_tools(row.record)
+        before = path.stat()
         quote = self.provider.quote_records(records, self.model)
         counts.tokens.extend(scale_to_total(offline, quote.tokens))
         counts.quote = quote
+        after = path.stat()
+        if (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns):
+            cache.save(path, online_spec(self.model), counts)  # for `train` on this file
         return counts
 
     def count(self, record: Example | PreferenceExample) -> int:
@@ -1061,10 +1077,23 @@ def tokenizer_ids(model: str) -> list[str]:
 def counter(model: str, settings: Mapping[str, Any]) -> TokenCounter:
     """The base model's own tokenizer and chat template when it is in the Hugging Face cache
     (or ``model`` is a local folder): what Together bills with. Otherwise the o200k
-    approximation, labelled (±30 %; one label for every model, so `plan` counts the file once
-    for all of them); ``estimate --online`` asks Together itself."""
+    approximation plus the chat template's tokens, labelled with its band (one label per
+    template family, so `plan` counts the file once for each). ``estimate --online`` asks
+    Together itself, and its count of a file is remembered (the count cache) for ``train`` and
+    ``estimate`` of the same unchanged file."""
     counted: TokenCounter = own_or_approx(tokenizer_ids(model))
+    if isinstance(counted, ScaledTextCounter):  # `train` after `estimate --online`: exact
+        counted.remembered = cache.Remembered(online_spec(model), online_label(model))
     return counted
+
+
+def online_spec(model: str) -> tuple[str, ...]:
+    """The count cache's key of Together's own count (``estimate --online``) of a file."""
+    return ("together-estimate-price", model)
+
+
+def online_label(model: str) -> str:
+    return f"Together estimate-price ({model})"
 
 
 def estimate_extras(counts: Counts, cfg: JobConfig, price: ModelPrice) -> Extras:

@@ -61,8 +61,10 @@ def test_plan_json_matches_the_single_estimates(capsys: pytest.CaptureFixture[st
             # a listed model without a price: counted, cost unknown (not "free")
             assert (row["cost_usd"] is None) is bool(row["cost_unknown"])
         elif row["provider"] in ("together", "fireworks"):
-            # hosted LoRA: the base model's tokenizer is not cached here -> o200k, ±30 %
-            assert row["exact"] is False and row["error_band"] == 0.3
+            # hosted LoRA: the base model's tokenizer is not cached here -> o200k plus the
+            # chat template's tokens, ±30 % (±60 % where the template family is not known)
+            unknown = "gpt-oss" in row["model"]
+            assert row["exact"] is False and row["error_band"] == (0.6 if unknown else 0.3)
             if row["price_per_million_usd"] is not None:
                 assert row["cost_usd"] == pytest.approx(
                     row["billed_tokens"] * row["price_per_million_usd"] / 1e6, abs=1e-6

@@ -522,6 +522,30 @@ def test_online_counts_come_from_estimate_price_and_the_upload_is_reused_by_trai
     assert _put_count(fake) == 1
 
 
+def test_train_reuses_the_exact_count_of_an_earlier_online_estimate(
+    fake: FakeTogether, tmp_path: Path
+) -> None:
+    """`estimate --online` then `train` (and `estimate`) of the same file: Together's count, not
+    the ±30 % approximation; once the file changes, the approximation again."""
+    from tuneport.jobs import quote
+    from tuneport.tokens.measure import count_path
+
+    data = write_rows(tmp_path / "data.jsonl", rows(5))
+    before = quote.estimate(_cfg(tmp_path))  # what train computes, nothing asked online yet
+    assert not before.exact
+    online = count_path(data, registry.counter_for("together", MODEL, online=True))
+    after = quote.estimate(_cfg(tmp_path))  # train's estimate: the offline counter
+    assert after.exact and after.tokens == online.total != before.tokens
+    offline = quote.quote_for("together", MODEL)
+    assert quote.counted_with(offline, after) == (
+        f"Together estimate-price ({MODEL}), remembered from `estimate --online` of this file"
+    )
+    assert not any("approximate" in w for w in after.warnings)
+    assert len(fake.calls("POST", r"^/v1/fine-tunes/estimate-price$")) == 1  # not asked again
+    write_rows(data, rows(6))
+    assert not quote.estimate(_cfg(tmp_path)).exact
+
+
 def test_the_estimate_shows_togethers_own_quote(tmp_path: Path) -> None:
     from tuneport.pricing.table import load_prices
     from tuneport.providers.together import ServerQuote

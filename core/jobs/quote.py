@@ -67,6 +67,15 @@ def quote_for(
     return Quote(backend=backend, model=model, price=price, counter=used)
 
 
+def counted_with(quote: Quote, est: Estimate) -> str:
+    """The label of what counted ``est``: the quote's counter, or the exact online count an
+    earlier ``estimate --online`` of the same file left in the count cache."""
+    remembered = getattr(quote.counter, "remembered", None)
+    if est.exact and not quote.counter.exact and remembered is not None:
+        return f"{remembered.label}, remembered from `estimate --online` of this file"
+    return quote.counter.label
+
+
 def measure(
     path: Path,
     counter: TokenCounter,
@@ -130,4 +139,5 @@ def estimate(
         validation=validation,
         extras=extras,
         budget=budget,
+        online=not quote.counter.exact and registry.counts_online(cfg.provider),
     )

@@ -78,13 +78,16 @@ def estimate_counts(
     extras: Extras | None = None,
     budget: BudgetFigure | None = None,
     today: date | None = None,
+    online: bool = True,
 ) -> Estimate:
     """The estimate of already counted examples for ``cfg``'s model at ``price``.
 
     Pure: the counts come from :func:`tuneport.tokens.measure.count_path`, the minimum examples
     and token limit from ``rules`` (the backend's, as ``validate`` uses them), backend additions
-    from ``extras``.
+    from ``extras``. ``online``: whether ``estimate --online`` can count exactly for this
+    backend (an approximate count then suggests it).
     """
+    counter = counts.counted_by or counter  # exact counts remembered from `estimate --online`
     n = counts.examples
     tokens = counts.total
     epochs = price.resolve_epochs(n, cfg.epochs)
@@ -128,10 +131,8 @@ def estimate_counts(
             f"({_lines([(ln, 0) for ln in counts.skipped])}); run `tuneport validate`"
         )
     if not counter.exact:
-        warnings.append(
-            f"token count is approximate ({counter.label}); `tuneport estimate --online` "
-            "counts exactly where the provider offers it"
-        )
+        hint = "; `tuneport estimate --online` counts exactly" if online else ""
+        warnings.append(f"token count is approximate ({counter.label}){hint}")
     if price.unverified and rate is not None:
         warnings.append(
             f"price ${rate:,.2f}/1M is unverified (as of {price.as_of}, {price.source}); "

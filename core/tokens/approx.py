@@ -16,7 +16,10 @@ APPROX_CHARS_PER_TOKEN = 4
 
 
 class ScaledTextCounter:
-    """Approximate: the o200k count of every text of a record × ``factor``, no chat overhead.
+    """Approximate: the o200k count of every text of a record × ``factor``, plus what a chat
+    template adds (``per_message`` tokens around each message, ``per_example`` once, and
+    ``no_system`` when the example has no system message: see :mod:`tuneport.tokens.templates`;
+    all 0 for providers that bill the texts alone).
 
     ``prompt_weight`` multiplies the prompt of a preference example (Vertex bills preference
     tuning as 2 × prompt tokens + completion tokens); chat examples are counted once.
@@ -24,13 +27,39 @@ class ScaledTextCounter:
 
     exact = False
 
-    def __init__(self, factor: float, band: float, why: str, prompt_weight: int = 1) -> None:
+    def __init__(
+        self,
+        factor: float,
+        band: float,
+        why: str,
+        prompt_weight: int = 1,
+        template: str = "",
+        per_message: int = 0,
+        per_example: int = 0,
+        no_system: int = 0,
+    ) -> None:
         self.factor = factor
         self.error_band: float | None = band
         self.prompt_weight = prompt_weight
+        self.per_message = per_message
+        self.per_example = per_example
+        self.no_system = no_system
         weighted = f"; preference prompts ×{prompt_weight}" if prompt_weight != 1 else ""
-        self.label = f"approx o200k×{factor:g}, {why} (±{band:.0%}){weighted}"
+        chat = f" + {template} chat template" if template else ""
+        self.label = f"approx o200k×{factor:g}{chat}, {why} (±{band:.0%}){weighted}"
         self.spec: tuple[Any, ...] = ("scaled", factor, band, why, prompt_weight)
+        # an exact online count of the same file preferred when cached (tokens.cache.Remembered)
+        self.remembered: Any = None
+        if template:
+            self.spec += (template, per_message, per_example, no_system)
+
+    def _overhead(self, messages: int, has_system: bool) -> int:
+        """The chat template's tokens for an example of ``messages`` messages."""
+        if not (self.per_message or self.per_example or self.no_system):
+            return 0
+        return (
+            self.per_message * messages + self.per_example + (0 if has_system else self.no_system)
+        )
 
     @functools.cached_property
     def _encode(self) -> Callable[[str], list[int]]:
@@ -55,11 +84,16 @@ class ScaledTextCounter:
     def count(self, record: Example | PreferenceExample) -> int:
         if isinstance(record, Example):
             n = self._sum(record.messages)
+            first = record.messages[:1]
+            messages = len(record.messages)
         else:
             n = self._sum(record.prompt) * self.prompt_weight
             n += self._sum([record.chosen, record.rejected])
+            first = record.prompt[:1]
+            messages = len(record.prompt) + 2
         n += sum(len(self._encode(tool_json(t))) for t in record.tools or ())
-        return round(n * self.factor)
+        has_system = bool(first) and first[0].role == "system"
+        return round(n * self.factor) + self._overhead(messages, has_system)
 
     def _raw_messages(self, messages: list[dict[str, Any]]) -> int:
         enc = self._encode
@@ -99,7 +133,9 @@ class ScaledTextCounter:
         n = self._raw_messages(prompt) * (self.prompt_weight if replies is not None else 1)
         n += self._raw_messages(replies or [])
         n += sum(len(self._encode(tool_json_raw(t))) for t in tools)
-        return round(n * self.factor)
+        has_system = bool(prompt) and prompt[0].get("role") in ("system", "developer")
+        extra = self._overhead(len(prompt) + len(replies or []), has_system)
+        return round(n * self.factor) + extra
 
 
 def _raw_parts(

@@ -16,6 +16,7 @@ import hashlib
 import os
 import sys
 from array import array
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,38 @@ import orjson
 
 from tuneport import paths
 from tuneport.tokens.counter import Counts
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """An exact online count (``estimate --online``) kept in this cache under ``spec``: a
+    backend's offline counter names it (its ``remembered`` attribute) so that a later ``train``
+    or ``estimate`` of the same, unchanged file uses the exact counts instead of approximating.
+    Stands for the online counter in the estimate (exact, its label); counts nothing itself."""
+
+    spec: tuple[Any, ...]
+    label: str
+    exact: bool = True
+    error_band: float | None = None
+
+    def count(self, record: Any) -> int:
+        raise TypeError(f"{self.label} counts whole files only")
+
+    def count_text(self, text: str) -> int:
+        raise TypeError(f"{self.label} counts whole files only")
+
+
+def remembered(path: Path, counter: Any) -> Counts | None:
+    """The exact counts of ``path`` that ``counter``'s ``remembered`` online count left here,
+    marked with it (``Counts.counted_by``), or ``None``."""
+    spec: Remembered | None = getattr(counter, "remembered", None)
+    if spec is None or not path.is_file():
+        return None
+    counts = load(path, spec.spec)
+    if counts is not None:
+        counts.counted_by = spec
+    return counts
+
 
 VERSION = 1  # bump when counting rules change: older entries are then ignored
 _ITEM = array("q").itemsize

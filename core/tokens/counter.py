@@ -126,6 +126,9 @@ class Counts:
     lines: array[int] = field(default_factory=lambda: array("q"))
     skipped: list[int] = field(default_factory=list)
     tool_examples: int = 0  # examples with tool definitions or tool calls
+    # the counter these counts really come from when it is not the one asked for: an exact
+    # count of the same file remembered from `estimate --online` (see tokens.cache.Remembered)
+    counted_by: Any = None
 
     @property
     def examples(self) -> int:

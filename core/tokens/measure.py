@@ -39,6 +39,10 @@ def count_path(
     if not path.exists():
         raise InputError(f"{path}: no such file", hint="check the path")
     name = resolve_format(path, fmt, column_map)
+    if column_map is None and system is None:
+        exact = cache.remembered(path, counter)  # an earlier `estimate --online` of this file
+        if exact is not None:
+            return exact
     if isinstance(counter, FileCounter) and column_map is None and system is None:
         return counter.count_file(path, name)  # counts the file as a whole (online counters)
     fast = fast_counter(counter)

@@ -25,7 +25,8 @@ NAME = "local"
 
 def counter(model: str, settings: Mapping[str, Any]) -> TokenCounter:
     """The model's own tokenizer and chat template when the model is a local folder or in the
-    Hugging Face cache; otherwise the o200k approximation, labelled (±30 %)."""
+    Hugging Face cache; otherwise the o200k approximation plus the chat template's tokens,
+    labelled with its band (tuneport.tokens.templates)."""
     why = "no model chosen" if model == "*" else f"tokenizer of {model} not available locally"
     counted: TokenCounter = own_or_approx([model], why=why)
     return counted

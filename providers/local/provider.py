@@ -57,6 +57,7 @@ from tuneport.schemas import (
     JobStatus,
     Message,
 )
+from tuneport.tokens.counter import TokenCounter
 
 NAME = "local"
 # what training, chat and export import (the `local` extra); checked before anything is written
@@ -112,6 +113,16 @@ class LocalProvider:
         self.settings = parse_options(LocalSettings, settings, NAME)
         self._store = store  # the job store, for `parent=JOB_ID` (passed by the jobs layer)
         self._loaded: dict[Path, tuple[Any, Any]] = {}  # chat model cache
+
+    # --- online counting (estimate --online) ---------------------------------------------------
+
+    def online_counter(self, model: str) -> TokenCounter:
+        """Exact counts with the model's own tokenizer and chat template: a local folder, the
+        Hugging Face cache, or else its tokenizer files fetched from the Hub (never weights)."""
+        from tuneport.tokens.hf import hub_counter
+
+        counted: TokenCounter = hub_counter([model], what=f"model {model}")
+        return counted
 
     # --- paths --------------------------------------------------------------------------------
 
