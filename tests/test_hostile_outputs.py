@@ -1,0 +1,243 @@
+"""Hostile outputs and streams (issue 20): ``--force`` never deletes more than the one output it
+replaces, an endless stdin stops at a cap, and no paid call happens before every output path of
+the command has been checked. Every input is generated here."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.openai_server import FakeOpenAI, serving_openai
+from tests.test_hostile_inputs import SAMPLE, check
+from tuneport.cli.main import run
+from tuneport.files import MAX_RECORD_BYTES
+
+KEY = "sk-test-OUTPUTS123456789"
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
+    with serving_openai(monkeypatch, KEY, poll_now=True) as server:
+        yield server
+
+
+# --- 1. --force onto a folder ---------------------------------------------------------------
+
+
+def _commands(dest: str) -> dict[str, list[str]]:
+    return {
+        "convert": ["convert", str(SAMPLE), "--to", "openai", "-o", dest, "--force"],
+        "convert local": ["convert", str(SAMPLE), "--to", "local", "-o", dest, "--force"],
+        "curate": ["curate", str(SAMPLE), "-o", dest, "--force"],
+        "curate local": ["curate", str(SAMPLE), "-o", dest, "--to", "local", "--force"],
+        "stats --plot": ["stats", str(SAMPLE), "--plot", dest, "--force"],
+    }
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.mark.parametrize("command", list(_commands("x")))
+def test_force_never_deletes_a_folder_with_files(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "p"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "a").write_text("x")
+    (folder / "keep.txt").write_text("mine")
+    before = _tree(folder)
+    code = run(_commands(str(folder))[command])
+    err = capsys.readouterr().err
+    check(code, err, allowed={3})
+    assert "folder with files in it" in err and "-o" in err
+    assert folder.is_dir() and _tree(folder) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p"]  # no temp file left
+
+
+@pytest.mark.parametrize("dest", ["", ".", "..", "sub/.."])
+@pytest.mark.parametrize("command", list(_commands("x")))
+def test_force_onto_the_current_or_parent_folder_is_refused(
+    command: str,
+    dest: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    work = tmp_path / "work"
+    (work / "sub").mkdir(parents=True)
+    (work / "mine.txt").write_text("mine")
+    monkeypatch.chdir(work)
+    before = _tree(tmp_path)
+    code = run(_commands(dest)[command])
+    err = capsys.readouterr().err
+    check(code, err, allowed={3})
+    assert _tree(tmp_path) == before
+
+
+def test_force_replaces_an_empty_folder_and_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "old.jsonl").write_text("old\n")
+    for dest in ("empty", "old.jsonl"):
+        argv = ["convert", str(SAMPLE), "--to", "openai", "-o", str(tmp_path / dest), "--force"]
+        code = run(argv)
+        check(code, capsys.readouterr().err, allowed={0})
+        assert (tmp_path / dest).is_file()
+
+
+def test_force_replaces_a_dataset_folder_tuneport_wrote_but_not_one_with_more_in_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("datasets")
+    dest = tmp_path / "d.hf"
+    argv = ["convert", str(SAMPLE), "--to", "local", "-o", str(dest)]
+    assert run(argv) == 0
+    assert run([*argv, "--force"]) == 0  # tuneport's own dataset: replaced
+    (dest / "notes.txt").write_text("mine")  # now it holds something tuneport did not write
+    before = _tree(dest)
+    code = run([*argv, "--force"])
+    err = capsys.readouterr().err
+    check(code, err, allowed={3})
+    assert _tree(dest) == before
+    # and a file output never replaces a dataset folder
+    (dest / "notes.txt").unlink()
+    code = run(["convert", str(SAMPLE), "--to", "openai", "-o", str(dest), "--force"])
+    check(code, capsys.readouterr().err, allowed={3})
+    assert (dest / "state.json").is_file()
+
+
+# --- 2. an endless stdin ----------------------------------------------------------------------
+
+
+class _Endless(io.RawIOBase):
+    """An endless stream (``/dev/zero``, ``yes``) that counts what was read from it."""
+
+    def __init__(self, pattern: bytes) -> None:
+        self.pattern = pattern
+        self.read_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
+        n = len(buf)
+        reps = self.pattern * (n // len(self.pattern) + 1)
+        buf[:n] = reps[:n]
+        self.read_bytes += n
+        return n
+
+
+class _Stdin:
+    def __init__(self, raw: _Endless) -> None:
+        self.buffer = io.BufferedReader(raw)
+
+    def isatty(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["validate", "-", "-p", "openai"],
+        ["inspect", "-"],
+        ["estimate", "-", "-p", "openai", "-m", "gpt-4.1-mini"],
+    ],
+)
+def test_an_endless_line_on_stdin_stops_at_the_record_cap(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = _Endless(b"\0")  # `< /dev/zero`: no line end, ever
+    monkeypatch.setattr("sys.stdin", _Stdin(raw))
+    code = run(command)
+    err = capsys.readouterr().err
+    check(code, err, allowed={2})
+    assert "<stdin>:1" in err and "16 MiB" in err and "tuneport-stdin" not in err
+    assert raw.read_bytes < MAX_RECORD_BYTES + (4 << 20)  # stopped at once
+
+
+@pytest.mark.parametrize("command", [["validate", "-", "-p", "openai"], ["inspect", "-"]])
+def test_an_endless_stream_of_short_lines_stops_at_the_stdin_cap(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = json.dumps({"messages": [{"role": "user", "content": "y"}]}).encode() + b"\n"
+    raw = _Endless(line)  # `yes '{...}' | tuneport inspect -`
+    monkeypatch.setattr("sys.stdin", _Stdin(raw))
+    monkeypatch.setenv("TUNEPORT_STDIN_MAX", "3M")
+    code = run(command)
+    err = capsys.readouterr().err
+    check(code, err, allowed={2})
+    assert "more than 3 MiB" in err and "TUNEPORT_STDIN_MAX" in err
+    assert raw.read_bytes < (3 << 20) + (2 << 20)
+
+
+@pytest.mark.parametrize("value", ["lots", "-1", "0", "3 parsecs"])
+def test_a_bad_stdin_cap_is_named(
+    value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", _Stdin(_Endless(b"\0")))
+    monkeypatch.setenv("TUNEPORT_STDIN_MAX", value)
+    code = run(["inspect", "-"])
+    err = capsys.readouterr().err
+    check(code, err, allowed={3})
+    assert "TUNEPORT_STDIN_MAX" in err
+
+
+def test_a_json_array_on_one_line_is_not_cut_by_the_line_cap(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [json.loads(line) for line in SAMPLE.read_text().splitlines() if line.strip()]
+    data = json.dumps(rows).encode()
+    monkeypatch.setattr("tuneport.files.MAX_RECORD_BYTES", 1000)
+    monkeypatch.setattr("tuneport.cli._stdio.MAX_RECORD_BYTES", 1000)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+    assert len(data) > 1000
+    code = run(["inspect", "-"])
+    check(code, capsys.readouterr().err, allowed={0})
+
+
+# --- 5. outputs checked before any paid call --------------------------------------------------
+
+
+def test_eval_checks_its_output_before_any_chat_call(
+    tmp_path: Path, fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")  # fails for root too, unlike chmod
+    code = run(["eval", "--data", str(SAMPLE), "--model", "openai:gpt-4.1-nano", "--max-cost",
+                "1", "--yes", "-o", str(blocker / "reports" / "rep")])  # fmt: skip
+    err = capsys.readouterr().err
+    check(code, err, allowed={3})
+    assert "cannot write" in err
+    assert fake.calls("POST", "/chat/completions") == []
+    assert blocker.read_text() == "not a folder"
+
+
+def test_eval_into_a_read_only_file_system_makes_no_chat_call(
+    tmp_path: Path,
+    fake: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import tempfile
+
+    def read_only(*args: object, **kwargs: object) -> object:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)  # the probe the check makes
+    code = run(["eval", "--data", str(SAMPLE), "--model", "openai:gpt-4.1-nano", "--max-cost",
+                "1", "--yes", "-o", str(tmp_path / "rep")])  # fmt: skip
+    err = capsys.readouterr().err
+    check(code, err, allowed={3})
+    assert "Read-only file system" in err
+    assert fake.calls("POST", "/chat/completions") == []
+    assert list(tmp_path.iterdir()) == []
