@@ -241,3 +241,37 @@ def test_eval_into_a_read_only_file_system_makes_no_chat_call(
     assert "Read-only file system" in err
     assert fake.calls("POST", "/chat/completions") == []
     assert list(tmp_path.iterdir()) == []
+
+
+# --- 4a. a key given twice in a job file ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "line"),
+    [
+        ("provider: openai\nmodel: gpt-4.1-mini\nmodel: gpt-4o\ndata: {data}\n", 3),
+        ("provider: openai\nmodel: gpt-4.1-mini\nepochs: 3\nepochs: 40\ndata: {data}\n", 4),
+        ("provider: openai\nmodel: gpt-4.1-mini\ndata: {data}\noptions:\n  suffix: a\n"
+         "  suffix: b\n", 6),
+        ('provider: openai\nmodel: gpt-4.1-mini\n"epochs": 3\nepochs: 4\ndata: {data}\n', 4),
+    ],
+)  # fmt: skip
+def test_a_job_file_with_a_key_given_twice_launches_nothing(
+    body: str, line: int, tmp_path: Path, fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = tmp_path / "job.yaml"
+    job.write_text(body.format(data=SAMPLE))
+    code = run(["train", str(job), "--yes", "--no-watch"])
+    err = capsys.readouterr().err
+    check(code, err, allowed={3})
+    assert f"{job}:{line}:" in err and "twice" in err
+    assert fake.calls("POST", "/files") == []
+    assert fake.calls("POST", "/fine_tuning/jobs") == []
+
+
+def test_a_merge_key_may_still_be_overridden(tmp_path: Path) -> None:
+    from tuneport.jobs.jobfile import read_job_file
+
+    job = tmp_path / "job.yaml"
+    job.write_text("base: &b\n  epochs: 3\nrun:\n  <<: *b\n  epochs: 4\n")
+    assert read_job_file(job)["run"] == {"epochs": 4}
