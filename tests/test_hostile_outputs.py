@@ -275,3 +275,83 @@ def test_a_merge_key_may_still_be_overridden(tmp_path: Path) -> None:
     job = tmp_path / "job.yaml"
     job.write_text("base: &b\n  epochs: 3\nrun:\n  <<: *b\n  epochs: 4\n")
     assert read_job_file(job)["run"] == {"epochs": 4}
+
+
+# --- 4b. tables: what a reader cannot carry is reported ---------------------------------------
+
+
+def _parquet(path: Path, columns: list[tuple[str, list[object]]]) -> Path:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    names = [name for name, _ in columns]
+    pq.write_table(pa.Table.from_arrays([pa.array(v) for _, v in columns], names=names), path)
+    return path
+
+
+def _rows(n: int) -> list[str]:
+    return [f"question {i},answer {i}" for i in range(n)]
+
+
+@pytest.mark.parametrize("command", ["validate", "convert"])
+def test_a_csv_column_named_twice_is_refused(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "dup.csv"
+    data.write_text("question,question,answer\n" + "\n".join(f"{r},x" for r in _rows(12)) + "\n")
+    argv = {
+        "validate": ["validate", str(data), "-p", "openai"],
+        "convert": ["convert", str(data), "--to", "openai", "-o", str(tmp_path / "o.jsonl")],
+    }
+    code = run(argv[command])  # fmt: skip
+    err = capsys.readouterr().err
+    check(code, err, allowed={2})
+    assert f"{data}:1:" in err and "'question'" in err and "twice" in err
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_parquet_column_named_twice_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _parquet(
+        tmp_path / "dup.parquet", [("question", ["q"]), ("question", ["q2"]), ("answer", ["a"])]
+    )
+    code = run(["validate", str(data), "-p", "openai"])
+    err = capsys.readouterr().err
+    check(code, err, allowed={2})
+    assert str(data) in err and "'question'" in err and "twice" in err
+
+
+@pytest.mark.parametrize(
+    ("row", "words"), [("q2,a2,extra", "3 fields, the header 2"), ("q2", "1 field, the header 2")]
+)
+def test_a_csv_row_wider_or_narrower_than_the_header_is_an_error(
+    row: str, words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "extra.csv"
+    data.write_text("question,answer\n" + "\n".join([*_rows(12), row]) + "\n")
+    code = run(["validate", str(data), "-p", "openai"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert f"{data}:14: the row has {words}" in out and "row_width" in out
+    code = run(["convert", str(data), "--to", "openai", "-o", str(tmp_path / "o.jsonl")])
+    err = capsys.readouterr().err
+    check(code, err, allowed={2})
+    assert f"{data}:14:" in err and not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_parquet_nan_answer_is_not_the_text_nan(
+    bad: float, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    questions = [f"q{i}" for i in range(12)]
+    answers: list[object] = [float(i) for i in range(11)] + [bad]
+    data = _parquet(tmp_path / "nan.parquet", [("question", questions), ("answer", answers)])
+    code = run(["validate", str(data), "-p", "openai"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert f"{data}:12: column 'answer' holds" in out and "not_text" in out
+    code = run(["convert", str(data), "--to", "openai", "-o", str(tmp_path / "o.jsonl")])
+    err = capsys.readouterr().err
+    check(code, err, allowed={2})
+    assert f"{data}:12:" in err and not (tmp_path / "o.jsonl").exists()
