@@ -355,3 +355,109 @@ def test_a_parquet_nan_answer_is_not_the_text_nan(
     err = capsys.readouterr().err
     check(code, err, allowed={2})
     assert f"{data}:12:" in err and not (tmp_path / "o.jsonl").exists()
+
+
+# --- 3. a password in a base URL ----------------------------------------------------------------
+
+
+def _with_password(url: str) -> str:
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://alice:HUNTER2pw@{rest}"
+
+
+@pytest.mark.parametrize("via", ["env", "set"])
+def test_a_password_in_a_base_url_is_never_shown_or_stored(
+    via: str,
+    fake: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import os
+    import sqlite3
+
+    url = _with_password(fake.base_url)
+    flags: list[str] = []
+    if via == "env":
+        monkeypatch.setenv("OPENAI_BASE_URL", url)
+    else:
+        flags = ["--set", f"base_url={url}"]
+    fake.api_key = None  # the SDK sends user:password as Basic auth (a proxy's): accept it
+    code = run(["train", "--provider", "openai", "--data", str(SAMPLE), "--model", "gpt-4.1-mini",
+                "--yes", "--no-watch", *flags])  # fmt: skip
+    captured = capsys.readouterr()
+    shown = captured.out + captured.err
+    assert code == 0, shown
+    assert fake.calls("POST", "/fine_tuning/jobs")  # the real URL (with its password) was used
+    job_id = json.loads(run_json(["jobs", "list", "--json"], capsys))[0]["id"]
+    for argv in (["jobs", "list", "--json"], ["jobs", "list"], ["doctor", "--json"],
+                 ["doctor"], ["jobs", "show", job_id, "--json", *flags],
+                 ["jobs", "show", job_id, *flags], ["jobs", "watch", job_id, *flags]):  # fmt: skip
+        code = run(argv)
+        captured = capsys.readouterr()
+        shown += captured.out + captured.err
+        assert code in (0, 1), captured.err  # watch rebuilt a client that reached the server
+    assert fake.jobs and all(j.get("status") == "succeeded" for j in fake.jobs.values())
+    store = Path(os.environ["TUNEPORT_HOME"])
+    stored = b"".join(p.read_bytes() for p in store.rglob("*") if p.is_file())
+    with sqlite3.connect(next(store.glob("*.sqlite3"))) as conn:  # what SQLite holds, WAL too
+        for table in ("jobs", "events", "uploads"):
+            stored += repr(list(conn.execute(f"SELECT * FROM {table}"))).encode()
+    for secret in ("HUNTER2pw", "alice"):
+        assert secret not in shown, shown
+        assert secret.encode() not in stored
+    assert "***@127.0.0.1" in shown
+
+
+def test_a_job_launched_with_a_password_is_rebuilt_with_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """watch/resume/cancel rebuild the client from the stored settings: the masked URL is
+    replaced by the real one from the environment or ``--set``, or refused if none matches."""
+    from tuneport.errors import ConfigError
+    from tuneport.jobs.resolve import provider_for_record
+    from tuneport.jobs.store import redact_config
+    from tuneport.schemas import JobRecord
+
+    real = "http://alice:HUNTER2pw@127.0.0.1:9/v1"
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    options = redact_config({"base_url": real})
+    assert options == {"base_url": "http://***@127.0.0.1:9/v1"}
+    record = JobRecord.model_validate(
+        {"id": "tp-00000001", "provider": "openai", "model": "gpt-4.1-mini",
+         "config": {"options": options}, "run_id": "r1", "dataset_sha256": "0" * 64,
+         "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}
+    )  # fmt: skip
+    monkeypatch.setenv("OPENAI_BASE_URL", real)
+    assert provider_for_record(record).base_url == real  # type: ignore[attr-defined]
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    given = provider_for_record(record, settings={"base_url": real})
+    assert given.base_url == real  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError) as err:
+        provider_for_record(record)
+    assert "***@127.0.0.1:9" in str(err.value) and "HUNTER2pw" not in str(err.value)
+    assert "OPENAI_BASE_URL" in (err.value.hint or "") or "base_url" in (err.value.hint or "")
+
+
+def run_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    assert run(argv) == 0
+    return capsys.readouterr().out
+
+
+def test_cannot_reach_names_the_url_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://bob:S3CRETpass@127.0.0.1:{port}/v1?key=K3Y99")
+    monkeypatch.setenv("TUNEPORT_POLL_INTERVAL", "0")
+    monkeypatch.setattr("tuneport.retry.time.sleep", lambda _s: None, raising=False)
+    for argv in (["chat", "openai:gpt-4.1-mini", "--message", "hi"], ["doctor"]):
+        run(argv)
+        captured = capsys.readouterr()
+        shown = captured.out + captured.err
+        assert "127.0.0.1" in shown
+        assert "S3CRETpass" not in shown and "bob" not in shown and "K3Y99" not in shown, shown
