@@ -461,3 +461,72 @@ def test_cannot_reach_names_the_url_without_its_password(
         shown = captured.out + captured.err
         assert "127.0.0.1" in shown
         assert "S3CRETpass" not in shown and "bob" not in shown and "K3Y99" not in shown, shown
+
+
+# --- 4c. a run's identity follows the data uploaded, not the input's bytes ----------------------
+
+TRAIN = ["train", "--provider", "openai", "--model", "gpt-4.1-mini", "--yes", "--no-watch"]
+
+
+@pytest.mark.parametrize(
+    "resave",
+    [
+        lambda b: b"\xef\xbb\xbf" + b,  # a BOM
+        lambda b: b.replace(b"\n", b"\r\n"),  # CRLF line ends
+        lambda b: b"\xef\xbb\xbf" + b.replace(b"\n", b"\r\n"),
+        lambda b: b"\n".join(
+            json.dumps(json.loads(line), indent=None, separators=(", ", ": ")).encode()
+            for line in b.splitlines()
+            if line.strip()
+        ),  # other spacing
+    ],
+    ids=["bom", "crlf", "bom-crlf", "spacing"],
+)
+def test_the_same_data_resaved_is_the_same_run(
+    resave: object, tmp_path: Path, fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run([*TRAIN, "--data", str(SAMPLE)]) == 0, capsys.readouterr().err
+    again = tmp_path / "chat-resaved.jsonl"
+    again.write_bytes(resave(SAMPLE.read_bytes()))  # type: ignore[operator]
+    assert again.read_bytes() != SAMPLE.read_bytes()
+    code = run([*TRAIN, "--data", str(again)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "launched before" in err
+    assert len(fake.calls("POST", "/fine_tuning/jobs")) == 1
+    assert len(fake.calls("POST", "/files")) == 1
+
+
+def test_other_data_is_another_run(
+    tmp_path: Path, fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run([*TRAIN, "--data", str(SAMPLE)]) == 0, capsys.readouterr().err
+    lines = SAMPLE.read_text().splitlines()
+    other = tmp_path / "other.jsonl"
+    other.write_text("\n".join(lines[:-1]) + "\n")  # one example less
+    assert run([*TRAIN, "--data", str(other)]) == 0, capsys.readouterr().err
+    assert len(fake.calls("POST", "/fine_tuning/jobs")) == 2
+
+
+def test_a_run_recorded_before_the_change_is_still_found(
+    fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A store written by an earlier tuneport holds the launch key of the raw file's bytes."""
+    from tuneport.jobs.launch import launch_key, legacy_launch_key
+    from tuneport.jobs.store import open_store
+    from tuneport.schemas import JobConfig
+
+    assert run([*TRAIN, "--data", str(SAMPLE)]) == 0, capsys.readouterr().err
+    cfg = JobConfig(provider="openai", model="gpt-4.1-mini", data=SAMPLE)
+    store = open_store()
+    record = store.find_launch(launch_key(cfg))
+    assert record is not None
+    store._conn.execute(  # as the earlier version stored it
+        "UPDATE jobs SET launch_key = ? WHERE id = ?", (legacy_launch_key(cfg), record.id)
+    )
+    store._conn.commit()
+    assert store.find_launch(launch_key(cfg)) is None
+    code = run([*TRAIN, "--data", str(SAMPLE)])
+    err = capsys.readouterr().err
+    assert code == 0 and f"launched before as {record.id}" in err, err
+    assert len(fake.calls("POST", "/fine_tuning/jobs")) == 1
