@@ -450,7 +450,7 @@ def iter_delimited(
 
 # DictReader's place-holders for the fields of a row longer / shorter than the header
 _EXTRA = "\0extra"
-_SHORT = object()
+_SHORT: Any = object()
 
 
 def _unique_columns(names: list[str], where: str) -> None:
