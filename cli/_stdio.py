@@ -9,20 +9,27 @@ reports name it ``<stdin>``, never the temporary path. Output to ``-`` is writte
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from tuneport.errors import ConfigError, InputError, TuneportError
+from tuneport.files import MAX_RECORD_BYTES, line_too_long
 
 STDIO = "-"
 STDIN_NAME = "<stdin>"
 STDOUT_NAME = "<stdout>"
 CHUNK = 1 << 20
+# The most data ``-`` takes from a pipe (it is kept in a temporary file): an endless stream
+# (`< /dev/zero`, `yes | ...`) stops here instead of filling the disk. A file has no such limit.
+STDIN_MAX_ENV = "TUNEPORT_STDIN_MAX"
+DEFAULT_STDIN_MAX = 4 << 30
 
 M = TypeVar("M")
 
@@ -52,16 +59,24 @@ def reading(path: Path) -> Iterator[Path]:
             "'-' reads the data from stdin, but nothing is piped in",
             hint="pipe a file in, e.g. `cat data.jsonl | tuneport validate -`",
         )
+    limit = stdin_limit()
     folder = Path(tempfile.mkdtemp(prefix="tuneport-stdin-"))
     spool = folder / "stdin"
     try:
         source: Any = getattr(sys.stdin, "buffer", None)
-        with spool.open("wb") as fh:
-            if source is not None:
-                shutil.copyfileobj(source, fh, CHUNK)
-            else:  # a text-only stdin (embedding applications)
-                for chunk in iter(lambda: sys.stdin.read(CHUNK), ""):
-                    fh.write(chunk.encode("utf-8"))
+        if source is not None:
+            chunks: Iterator[bytes] = iter(lambda: source.read(CHUNK), b"")
+        else:  # a text-only stdin (embedding applications)
+            chunks = (c.encode("utf-8") for c in iter(lambda: sys.stdin.read(CHUNK), ""))
+        try:
+            with spool.open("wb") as fh:
+                _spool(chunks, fh, limit)
+        except OSError as exc:
+            raise InputError(
+                f"cannot keep stdin in a temporary file: {exc.strerror or exc}",
+                hint="free space in the temporary folder ($TMPDIR), or save the data to a file "
+                "and pass its path",
+            ) from None
         try:
             yield spool
         except TuneportError as exc:
@@ -69,6 +84,60 @@ def reading(path: Path) -> Iterator[Path]:
             raise
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def stdin_limit() -> int:
+    """The most bytes ``-`` reads from stdin: ``$TUNEPORT_STDIN_MAX`` (bytes, or with a unit:
+    ``512M``, ``8GiB``), default :data:`DEFAULT_STDIN_MAX`."""
+    raw = os.environ.get(STDIN_MAX_ENV, "").strip()
+    if not raw:
+        return DEFAULT_STDIN_MAX
+    match = re.fullmatch(r"(\d+)\s*([kmgt]?)(?:i?b)?", raw, re.IGNORECASE)
+    if match is None or int(match.group(1)) <= 0:
+        raise ConfigError(
+            f"{STDIN_MAX_ENV}={raw!r} is not a size",
+            hint=f"e.g. {STDIN_MAX_ENV}=8GiB (bytes, or with K, M, G or T)",
+        )
+    return int(match.group(1)) << (10 * " kmgt".index(match.group(2).lower() or " "))
+
+
+def _spool(chunks: Iterator[bytes], fh: IO[bytes], limit: int) -> None:
+    """Copy ``chunks`` to ``fh``, stopping with an :class:`InputError` past ``limit`` bytes in
+    all, or (JSONL: data that does not open with ``[``) at a line over the record cap."""
+    total = 0
+    newlines = 0
+    run = 0  # bytes since the last line end
+    lines: bool | None = None  # JSONL-like (line cap applies); None until the first data byte
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise InputError(
+                f"stdin holds more than {_size(limit)}, tuneport's limit for data read from a "
+                "pipe; reading stopped",
+                where=STDIN_NAME,
+                hint=f"save the data to a file and pass its path, or raise {STDIN_MAX_ENV} "
+                "(e.g. 16GiB)",
+            )
+        if lines is None and chunk.strip(b" \t\r\n\xef\xbb\xbf"):
+            lines = not chunk.lstrip(b" \t\r\n\xef\xbb\xbf").startswith(b"[")
+        first = chunk.find(b"\n")
+        if first < 0:
+            run += len(chunk)
+        else:
+            if lines and run + first > MAX_RECORD_BYTES:
+                raise line_too_long(f"{STDIN_NAME}:{newlines + 1}")
+            newlines += chunk.count(b"\n")
+            run = len(chunk) - chunk.rfind(b"\n") - 1
+        if lines and run > MAX_RECORD_BYTES:
+            raise line_too_long(f"{STDIN_NAME}:{newlines + 1}")
+        fh.write(chunk)
+
+
+def _size(n: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n:,} bytes"
 
 
 def renamed(model: M, spool: Path, original: Path) -> M:

@@ -128,7 +128,7 @@ def convert(
             dest = stack.enter_context(writing(Path("-"), folder_output=target.writer == "hf"))
         else:
             dest = output or default_output(source, to)
-            check_output(dest, force=force, inputs=(source,))
+            check_output(dest, force=force, inputs=(source,), folder=target.writer == "hf")
         warnings: Counter[str] = Counter()
         with _progress(source, "converting") as advance:
             rows = read_records(source, from_, advance=advance, **_read_kw(map_, system))

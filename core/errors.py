@@ -235,12 +235,21 @@ class Collector:
 
 # --- secrets -----------------------------------------------------------------------------------
 
+# credentials inside URLs: the user:password@ part, and secret-looking query parameters
+_URL_SECRETS = [
+    re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^\s/?#@'\"<>]+(?=@)"),
+    re.compile(
+        r"(?i)([?&;](?:api[-_]?key|key|(?:access[-_]?|id[-_]?|refresh[-_]?)?token|secret|"
+        r"client[-_]?secret|password|passwd|pwd|sig|signature|auth|code)=)[^&#\s'\"<>]+"
+    ),
+]
 _SECRET_PATTERNS = [
     re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),  # OpenAI keys (sk-, sk-proj-, sk-svcacct-)
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-~+/=]{8,}"),
     re.compile(r"ya29\.[A-Za-z0-9._\-]+"),  # Google OAuth access tokens
     re.compile(r"AIza[0-9A-Za-z_\-]{20,}"),  # Google API keys
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
+    *_URL_SECRETS,
 ]
 _SECRET_ENV = ("OPENAI_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY", "HF_TOKEN", "WANDB_API_KEY")
 _extra_secrets: set[str] = set()
@@ -258,6 +267,14 @@ def _known_secrets() -> Iterable[str]:
         if value and len(value) >= 6:
             yield value
     yield from _extra_secrets
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its credentials masked: ``http://u:pw@host/v1?key=k`` becomes
+    ``http://***@host/v1?key=***``. :func:`redact` applies the same to any text."""
+    for pattern in _URL_SECRETS:
+        url = pattern.sub(lambda m: m.group(1) + "***", url)
+    return url
 
 
 def redact(text: str) -> str:

@@ -128,14 +128,85 @@ def line_blocks(
 # --- writing ------------------------------------------------------------------------------------
 
 
-def check_output(out: Path, *, force: bool, inputs: tuple[Path, ...] = ()) -> None:
-    """Refuse to overwrite an input, or an existing output without ``force``."""
+# What ``datasets.Dataset.save_to_disk`` writes (one dataset, as tuneport writes it): the only
+# folder ``--force`` may replace, since replacing it loses nothing the next write does not remake.
+_DATASET_FILES = re.compile(r"^(dataset_info\.json|state\.json|data-\d+-of-\d+\.arrow)$")
+
+
+def is_saved_dataset(folder: Path) -> bool:
+    """Whether ``folder`` holds exactly one saved Hugging Face dataset and nothing else."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return False
+    names = {e.name for e in entries}
+    return (
+        {"dataset_info.json", "state.json"} <= names
+        and all(e.is_file(follow_symlinks=False) for e in entries)
+        and all(_DATASET_FILES.match(name) for name in names)
+    )
+
+
+def _check_replaceable(out: Path, *, folder: bool) -> None:
+    """Refuse (under ``--force``) to replace a folder that holds anything but a dataset that
+    ``folder`` output would remake: ``--force`` replaces one output, never a folder of files."""
+    if out.is_symlink() or not out.is_dir():
+        return
+    try:
+        empty = next(os.scandir(out), None) is None
+    except OSError as exc:
+        raise _not_writable(out, exc) from None
+    if empty or (folder and is_saved_dataset(out)):
+        return
+    what = "a dataset folder tuneport wrote" if folder else "a file"
+    raise ConfigError(
+        f"{out} is a folder with files in it; --force replaces only {what}, never a folder",
+        hint="choose another output path with -o (e.g. a file name inside that folder)",
+    )
+
+
+def _check_writable(out: Path) -> None:
+    """Refuse an output that cannot be written: the nearest existing folder above it must be a
+    folder this process can create files in (tried for real where it is the output's own folder,
+    so a read-only file system or a path under a file is refused before any work is done)."""
+    parent = out.parent
+    while not os.path.lexists(parent) and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(
+            f"cannot write {out}: {parent} is not a folder",
+            hint="choose an output path in a folder you can write (-o PATH)",
+        )
+    if parent == out.parent:
+        try:
+            with tempfile.TemporaryFile(dir=parent, prefix=".tuneport-probe-"):
+                pass
+        except OSError as exc:
+            raise _not_writable(out, exc) from None
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        raise _not_writable(out, PermissionError(13, "Permission denied"))
+
+
+def check_output(
+    out: Path, *, force: bool, inputs: tuple[Path, ...] = (), folder: bool = False
+) -> None:
+    """Refuse to overwrite an input, an existing output without ``force``, a folder with files
+    in it even with ``force`` (``folder``: the output is a dataset folder, which may replace one
+    that :func:`is_saved_dataset`), and an output that cannot be written."""
+    if out.name in ("", ".", ".."):
+        raise ConfigError(
+            f"output {str(out)!r} names a folder, not an output file",
+            hint="name the output file, e.g. -o data.jsonl",
+        )
     resolved = out.resolve()
     for src in inputs:
         if src.exists() and src.resolve() == resolved:
             raise ConfigError(f"output {out} is the input file", hint="choose another path with -o")
-    if out.exists() and not force:
-        raise ConfigError(f"{out} already exists", hint="pass --force to overwrite it")
+    if os.path.lexists(out):
+        if not force:
+            raise ConfigError(f"{out} already exists", hint="pass --force to overwrite it")
+        _check_replaceable(out, folder=folder)
+    _check_writable(out)
 
 
 def _alive(pid: int) -> bool:
@@ -208,14 +279,17 @@ def _terminate_as_exit() -> Iterator[None]:
 
 
 @contextmanager
-def atomic_path(out: Path, *, force: bool = False, inputs: tuple[Path, ...] = ()) -> Iterator[Path]:
-    """Yield a fresh temp path beside ``out`` (write a file or a folder there).
+def atomic_path(
+    out: Path, *, force: bool = False, inputs: tuple[Path, ...] = (), folder: bool = False
+) -> Iterator[Path]:
+    """Yield a fresh temp path beside ``out`` (write a file or, with ``folder``, a folder there).
 
-    On success it is renamed onto ``out`` (replacing an existing one only with ``force``); on
-    any error, Ctrl-C or SIGTERM it is removed and ``out`` is left untouched. What a SIGKILL
-    left behind is removed by the next write into the same folder.
+    On success it is renamed onto ``out`` (replacing an existing one only with ``force``, and
+    never a folder with files in it, see :func:`check_output`); on any error, Ctrl-C or SIGTERM
+    it is removed and ``out`` is left untouched. What a SIGKILL left behind is removed by the
+    next write into the same folder.
     """
-    check_output(out, force=force, inputs=inputs)
+    check_output(out, force=force, inputs=inputs, folder=folder)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(out.parent)
@@ -230,8 +304,9 @@ def atomic_path(out: Path, *, force: bool = False, inputs: tuple[Path, ...] = ()
     try:
         with _terminate_as_exit():
             yield target
+            _check_replaceable(out, folder=folder)  # again: it may have changed meanwhile
             try:
-                if out.is_dir():
+                if out.is_dir():  # an empty or dataset folder, or a link (moved, not followed)
                     os.replace(out, tmp / ".old")
                 os.replace(target, out)
             except OSError as exc:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tuneport.data.exporters import export_records
 from tuneport.data.records import load_records
-from tuneport.errors import ConfigError, InputError, TuneportError
+from tuneport.errors import ConfigError, InputError, TuneportError, redact
 from tuneport.pricing.estimate import BudgetFigure, Extras
 from tuneport.pricing.table import ModelPrice
 from tuneport.progress import Progress
@@ -192,6 +192,11 @@ class Check:
     status: CheckStatus
     detail: str
     fix: str | None = None
+
+    def __post_init__(self) -> None:  # a URL with a password in it is shown masked
+        object.__setattr__(self, "detail", redact(self.detail))
+        if self.fix is not None:
+            object.__setattr__(self, "fix", redact(self.fix))
 
 
 @runtime_checkable

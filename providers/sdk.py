@@ -17,7 +17,14 @@ from typing import Any, TypeVar
 
 from pydantic import SecretStr
 
-from tuneport.errors import ConfigError, ProviderError, TuneportError, redact, register_secret
+from tuneport.errors import (
+    ConfigError,
+    ProviderError,
+    TuneportError,
+    mask_url,
+    redact,
+    register_secret,
+)
 from tuneport.providers.base import Check, base_url_override
 from tuneport.providers.errormap import ErrorRule, apply_rules, body_message
 from tuneport.retry import RetryPolicy, call_with_retry, error_code_of, is_retryable, status_of
@@ -120,8 +127,9 @@ class Service:
         return url.rstrip("/") if url else None
 
     def store_key(self, name: str, base_url: str) -> str:
-        """The uploads index key: ids of one server mean nothing on another."""
-        return name if base_url == self.default_url else f"{name}@{base_url}"
+        """The uploads index key: ids of one server mean nothing on another (its credentials
+        masked: the store never holds them)."""
+        return name if base_url == self.default_url else f"{name}@{mask_url(base_url)}"
 
     def key_problem(self) -> tuple[str, str]:
         return (

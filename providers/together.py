@@ -395,7 +395,7 @@ class TogetherProvider:
     @property
     def store_key(self) -> str:
         """Provider key of the uploads index: file ids are only valid on one server."""
-        return NAME if self.base_url == DEFAULT_BASE_URL else f"{NAME}@{self.base_url}"
+        return API.store_key(NAME, self.base_url)
 
     def _api_key(self) -> str | None:
         return API.api_key(self.options.api_key)

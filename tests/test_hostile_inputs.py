@@ -81,7 +81,19 @@ def _inputs() -> dict[str, Callable[[Path], Path]]:
 
         return make
 
+    def parquet(name: str, columns: list[tuple[str, list[object]]]) -> Callable[[Path], Path]:
+        def make(d: Path) -> Path:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            arrays = [pa.array(values) for _, values in columns]
+            pq.write_table(pa.Table.from_arrays(arrays, names=[c for c, _ in columns]), d / name)
+            return d / name
+
+        return make
+
     listed = b'{"_data_files": [{"filename": "data-00000-of-00001.arrow"}]}'
+    questions: list[object] = [f"q{i}" for i in range(12)]
     rng = random.Random(12)
     good = (json.dumps(GOOD) + "\n").encode()
     return {
@@ -118,6 +130,16 @@ def _inputs() -> dict[str, Callable[[Path], Path]]:
         "hf arrow garbage": hf_folder(listed, b"not arrow at all"),
         "hf dict garbage": hf_folder(listed, None, dict_json=b"[[["),
         "bom crlf": write("bomcrlf.jsonl", b"\xef\xbb\xbf" + good.replace(b"\n", b"\r\n") * 12),
+        # tables that cannot be carried as they are (issue 20): reported, never changed
+        "csv column twice": write("dup.csv", b"question,question,answer\n" + b"q,q2,a\n" * 12),
+        "csv extra field": write("extra.csv", b"question,answer\n" + b"q,a\n" * 11 + b"q2,a2,x\n"),
+        "csv short row": write("short.csv", b"question,answer\n" + b"q,a\n" * 11 + b"q3\n"),
+        "parquet nan": parquet(
+            "nan.parquet", [("question", questions), ("answer", [*[1.0] * 11, float("nan")])]
+        ),
+        "parquet column twice": parquet(
+            "dup.parquet", [("question", questions), ("question", questions), ("answer", questions)]
+        ),
         "wrong types": write(
             "types.jsonl",
             b'{"messages": "nope"}\n{"messages": [1, 2]}\n{"messages": [{"role": 5}]}\n' * 4,

@@ -553,7 +553,9 @@ def curate_file(
     """
     from tuneport.curate.stats import iter_input
     from tuneport.data import export_records
+    from tuneport.data.exporters import target_of
 
+    folder = target_of(to).writer == "hf"  # a dataset folder (--to local)
     val_out = None
     if options.split is not None:
         val_out = validation_out or validation_path(out)
@@ -562,8 +564,8 @@ def curate_file(
                 f"validation output {val_out} is the training output",
                 hint="pass a different --validation-out",
             )
-        check_output(val_out, force=force, inputs=(path,))
-    check_output(out, force=force, inputs=(path,))
+        check_output(val_out, force=force, inputs=(path,), folder=folder)
+    check_output(out, force=force, inputs=(path,), folder=folder)
     if to == "local":
         require_extra("datasets", "local", "--to local")
     if options.dedup == "minhash":

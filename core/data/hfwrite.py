@@ -78,7 +78,7 @@ def write_hf(
         raise InputError("no examples to export", hint="check the input file")
     schema = _schema(first)
     count = 0
-    with atomic_path(out, force=force, inputs=inputs) as tmp:
+    with atomic_path(out, force=force, inputs=inputs, folder=True) as tmp:
         tmp.mkdir()
         staging = tmp.parent / "rows.parquet"
         with pq.ParquetWriter(staging, schema) as writer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from tuneport.data.parsing import (
@@ -50,6 +51,8 @@ def from_table(
     for col, role in sorted(mapping.items(), key=lambda kv: order.get(kv[1], 3)):
         if role in order:
             value = row[col]
+            if isinstance(value, float) and not math.isfinite(value):
+                raise RowError([("not_text", f"column {col!r} holds {value} (not text)")])
             messages.append(Message(role=role, content="" if value is None else str(value)))
     if not any(m.role == "user" for m in messages) or not any(
         m.role == "assistant" for m in messages

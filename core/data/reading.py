@@ -407,8 +407,11 @@ def iter_delimited(
     pending: list[Problem] = []
     if csv.field_size_limit() < MAX_RECORD_BYTES:  # the default, 128 KiB, is less than one record
         csv.field_size_limit(MAX_RECORD_BYTES)
-    reader = csv.DictReader(_decoded_lines(path, file, pending), delimiter=delimiter)
+    reader = csv.DictReader(
+        _decoded_lines(path, file, pending), delimiter=delimiter, restkey=_EXTRA, restval=_SHORT
+    )
     start = 2
+    checked = False
     while True:
         try:
             row = next(reader)
@@ -420,10 +423,45 @@ def iter_delimited(
                 where=f"{file}:{start}",
                 hint='check the quoting of that row (a field opened with " must close with ")',
             ) from None
+        if not checked:
+            _unique_columns(list(reader.fieldnames or []), f"{file}:1")
+            checked = True
         problems = [p for p in pending if p.line is not None and p.line < reader.line_num + 1]
         pending[:] = [p for p in pending if p not in problems]
-        yield RawRow(start, dict(row), problems)
+        value = dict(row)
+        extra = value.pop(_EXTRA, None)
+        short = [k for k, v in value.items() if v is _SHORT]
+        if extra is not None or short:
+            width = len(reader.fieldnames or [])
+            got = width + len(extra) if extra is not None else width - len(short)
+            problems.append(
+                problem(
+                    "row_width",
+                    f"the row has {got} field{'' if got == 1 else 's'}, the header {width}"
+                    + (f" (left over: {extra!r})" if extra is not None else ""),
+                    file=file,
+                    line=start,
+                )
+            )
+            value = {k: (None if v is _SHORT else v) for k, v in value.items()}
+        yield RawRow(start, value, problems)
         start = reader.line_num + 1
+
+
+# DictReader's place-holders for the fields of a row longer / shorter than the header
+_EXTRA = "\0extra"
+_SHORT: Any = object()
+
+
+def _unique_columns(names: list[str], where: str) -> None:
+    """Refuse a table whose header names a column twice (a reader would keep only the last)."""
+    twice = [name for i, name in enumerate(names) if name in names[:i]]
+    if twice:
+        raise InputError(
+            f"the column name {twice[0]!r} is used twice; only one of those columns could be read",
+            where=where,
+            hint="rename the columns so that each name appears once",
+        )
 
 
 def iter_parquet(path: Path, *, file: str, advance: Advance = _noop) -> Iterator[RawRow]:
@@ -434,6 +472,7 @@ def iter_parquet(path: Path, *, file: str, advance: Advance = _noop) -> Iterator
         parquet = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a bad file
         raise _unreadable_table("Parquet file", exc, file) from None
+    _unique_columns(list(parquet.schema_arrow.names), file)
     number = 0
     batches = parquet.iter_batches(batch_size=1024)
     while True:

@@ -88,6 +88,11 @@ KINDS: dict[str, Kind] = {
     ),
     "invalid_record": Kind("error", "fix the record so it matches its format"),
     "missing_field": Kind("error", "add the missing field"),
+    "row_width": Kind(
+        "error",
+        "give the row as many fields as the header (quote a field that holds the delimiter)",
+    ),
+    "not_text": Kind("error", "write text in the cell (NaN is a missing number, not text)"),
     # --- semantics
     "missing_assistant": Kind("error", "add at least one assistant reply to the example"),
     "missing_user": Kind("warning", "add a user turn; examples without one teach little"),

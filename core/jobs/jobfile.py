@@ -47,17 +47,45 @@ FLAG_OF: dict[str, str] = {
 }
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (plain PyYAML keeps the
+    last value silently: ``epochs: 3`` then ``epochs: 40`` would launch 40 epochs)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:  # an unhashable key: the base loader names it
+                continue
+            if first is not key_node:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"the key {key!r} is given twice (first on line {first.start_mark.line + 1}); "
+                    "tuneport does not pick one",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_job_file(path: Path) -> dict[str, Any]:
     """The mapping in a YAML job file, with ``data``/``validation`` made relative to it."""
     if not path.is_file():
         raise InputError(f"{path}: no such job file", hint="check the path")
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        twice = "given twice" in str(exc.problem)
         raise ConfigError(
-            f"invalid YAML: {exc.problem}", where=where, hint="fix the YAML syntax"
+            f"invalid YAML: {exc.problem}",
+            where=where,
+            hint="keep one of the two lines" if twice else "fix the YAML syntax",
         ) from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the job file: {exc}") from None

@@ -2,12 +2,13 @@
 → upload → create the job → record it in the store. Watching is :mod:`tuneport.jobs.watch`.
 
 **One intended run is one paid job.** A launch is identified by what it launches (its
-:func:`launch_key`: provider, model, method, the SHA-256 of the training and validation files,
-hyperparameters, suffix and provider options without secrets), and its run id is derived from
-that key. Running the same ``train`` again after a crash, a kill or Ctrl-C therefore finds the
-record the first attempt left in the store (or, with no store, the job the provider holds under
-that run id) and completes it instead of creating a second job; ``new_run=True``
-(``--new-run``) starts a deliberate second run with a fresh run id.
+:func:`launch_key`: provider, model, method, the SHA-256 of the training and validation data as
+uploaded (converted to the provider's format), hyperparameters, suffix and provider options
+without secrets), and its run id is derived from that key. Running the same ``train`` again
+after a crash, a kill or Ctrl-C therefore finds the record the first attempt left in the store
+(or, with no store, the job the provider holds under that run id) and completes it instead of
+creating a second job; ``new_run=True`` (``--new-run``) starts a deliberate second run with a
+fresh run id.
 
 The job is written to the store *before* the provider is asked to create it, and an advisory
 lock per run id keeps two processes from creating the same run at once. A record left
@@ -20,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -105,20 +106,62 @@ def content_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def launch_key(cfg: JobConfig) -> str:
+def uploaded_sha256(records: Iterable[AnyRecord], cfg: JobConfig) -> str:
+    """SHA-256 of ``records`` as the provider's file holds them: converted to the backend's
+    target format, one JSON line each. A BOM, CRLF line ends, key order or spacing in the input
+    change nothing here, as they change nothing in what is uploaded."""
+    import orjson
+
+    from tuneport.data.exporters import export_rows
+
+    target = registry.backend(cfg.provider).target
+    rows, _dropped, _kinds = export_rows(records, target, cfg.method)
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(orjson.dumps(row, option=orjson.OPT_SORT_KEYS) + b"\n")
+    return digest.hexdigest()
+
+
+def _records(path: Path) -> list[AnyRecord]:
+    return [r.record for r in read_records(path) if r.record is not None]
+
+
+def launch_key(
+    cfg: JobConfig,
+    *,
+    data_sha256: str | None = None,
+    validation_sha256: str | None = None,
+) -> str:
     """What a launch launches, as one hex digest: provider, model, method, the SHA-256 of the
-    training (and validation) data, the hyperparameters, suffix and seed, and the provider
-    options without secrets. Flags that change nothing at the provider (``max_cost``) and the
-    data's file names are left out: the same bytes under another name are the same run."""
+    training (and validation) data as uploaded (:func:`uploaded_sha256`; computed from the
+    files when not given), the hyperparameters, suffix and seed, and the provider options
+    without secrets. Flags that change nothing at the provider (``max_cost``) and the data's
+    file names and byte layout are left out: the same uploaded data is the same run."""
+    if data_sha256 is None:
+        data_sha256 = uploaded_sha256(_records(cfg.data), cfg)
+    if validation_sha256 is None and cfg.validation is not None:
+        validation_sha256 = uploaded_sha256(_records(cfg.validation), cfg)
+    return _key(cfg, {"upload_sha256": data_sha256, "validation_upload_sha256": validation_sha256})
+
+
+def legacy_launch_key(cfg: JobConfig) -> str:
+    """The launch key of tuneport before it followed the uploaded data (the SHA-256 of the raw
+    input files): a run recorded under it is still found, so an upgrade between a crash and the
+    re-run does not launch a second job."""
+    return _key(
+        cfg,
+        {
+            "data_sha256": content_sha256(cfg.data),
+            "validation_sha256": content_sha256(cfg.validation) if cfg.validation else None,
+        },
+    )
+
+
+def _key(cfg: JobConfig, data: dict[str, str | None]) -> str:
     from tuneport.jobs.store import redact_config
 
     settings = cfg.model_dump(mode="json", exclude=set(NOT_LAUNCHED))
-    payload = {
-        **settings,
-        "data_sha256": content_sha256(cfg.data),
-        "validation_sha256": content_sha256(cfg.validation) if cfg.validation else None,
-        "options": redact_config(cfg.options),
-    }
+    payload = {**settings, **data, "options": redact_config(cfg.options)}
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -233,12 +276,33 @@ def launch(
     quote = quote_for(cfg.provider, cfg.model, cfg.method, prices=prices, settings=cfg.options)
 
     shown.start("read and validate data")
-    key = launch_key(cfg)
-    earlier = None if new_run else jobs.find_launch(key)
+    records, report = read_dataset(cfg.data, cfg, quote)
+    reports = [report]
+    validation_records: list[AnyRecord] = []
+    if cfg.validation is not None:
+        validation_records, report = read_dataset(cfg.validation, cfg, quote)
+        kept = [p for p in report.problems if p.kind not in TRAINING_ONLY_KINDS]
+        reports.append(report.model_copy(update={"problems": kept}))
+    legacy = legacy_launch_key(cfg)
+    try:  # the run's identity: the data as uploaded (what the provider is paid to train on)
+        key = launch_key(
+            cfg,
+            data_sha256=uploaded_sha256(records, cfg),
+            validation_sha256=uploaded_sha256(validation_records, cfg)
+            if cfg.validation is not None
+            else None,
+        )
+    except TuneportError:  # data that cannot be converted: refused below, before any upload
+        key = legacy
+
+    def find_earlier() -> JobRecord | None:
+        return jobs.find_launch(key) or (jobs.find_launch(legacy) if legacy != key else None)
+
+    earlier = None if new_run else find_earlier()
     run_id = earlier.run_id if earlier is not None else run_id_for(key, fresh=new_run)
     with _run_lock(run_id, earlier):
         if not new_run:  # as it is now that this process holds the run
-            earlier = jobs.find_launch(key)
+            earlier = find_earlier()
             if earlier is not None and earlier.run_id != run_id:
                 raise ConfigError(
                     f"another tuneport process started this run as {earlier.id} meanwhile",
@@ -263,12 +327,6 @@ def launch(
                 f"completing the unfinished launch {earlier.id} (same data and settings; "
                 "the provider has no job for it yet)"
             )
-        records, report = read_dataset(cfg.data, cfg, quote)
-        reports = [report]
-        if cfg.validation is not None:
-            report = read_dataset(cfg.validation, cfg, quote)[1]
-            kept = [p for p in report.problems if p.kind not in TRAINING_ONLY_KINDS]
-            reports.append(report.model_copy(update={"problems": kept}))
         shown.finish()
         if not all(r.ok for r in reports):
             raise DataInvalidError(reports)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from tuneport.errors import ConfigError, NotFoundError
+from tuneport.errors import ConfigError, NotFoundError, mask_url
 from tuneport.jobs.store import JobStore, open_store
 from tuneport.providers import registry
 from tuneport.schemas import JobRecord, JobRef
@@ -37,8 +37,23 @@ def provider_for_record(
 ) -> Provider:
     """Build the backend that runs ``record`` with the settings it was launched with, ``settings``
     (``--set``) laid over them, and the job store (its upload index and job lookups)."""
-    merged = {**settings_of(record), **dict(settings or {})}
-    return registry.get(record.provider, merged, store=store or open_store())
+    stored = settings_of(record)
+    merged = {**stored, **dict(settings or {})}
+    masked = merged.get("base_url")
+    if not isinstance(masked, str) or mask_url(masked) != masked or "***" not in masked:
+        return registry.get(record.provider, merged, store=store or open_store())
+    # the job was launched against a URL with credentials, stored masked: take the real URL from
+    # where it came from (the environment; ``--set base_url=`` is laid over above) if it is the
+    # same one, else say so (a masked URL would only get a refusal from the server)
+    del merged["base_url"]
+    provider = registry.get(record.provider, merged, store=store or open_store())
+    if mask_url(str(getattr(provider, "base_url", ""))) != masked:
+        raise ConfigError(
+            f"job {record.id} was launched at {masked}; its credentials were not stored",
+            hint="set the same URL, with its credentials, in the environment variable you used "
+            "or pass --set base_url=URL",
+        )
+    return provider
 
 
 def ref_of(record: JobRecord) -> JobRef:
