@@ -291,3 +291,35 @@ def test_set_access_token_without_the_env_watches_with_that_token(
     record, _ = train(capsys, "--set", f"access_token={TOKEN}")
     assert record["state"] == "succeeded"
     assert TOKEN not in json.dumps(record)
+
+
+def test_unpriced_hosted_model_reports_the_cost_unknown_not_own_hardware(
+    fake: FakeVertex, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # gemini-3.5-flash is tunable and listed without a price: charged, at a cost tuneport
+    # cannot know (it once ended with "GPU time: — (no provider charge)")
+    code, out, err = cli(
+        capsys,
+        "train",
+        "--provider",
+        "vertex",
+        "--data",
+        str(SAMPLE),
+        "--model",
+        "gemini-3.5-flash",
+        *VERTEX_FLAGS,
+    )
+    assert code == 0, err
+    assert "no provider charge" not in out + err and "GPU time" not in out
+    billed = BILLABLE_TOKENS * DEFAULT_EPOCHS
+    assert f"cost: unknown ({billed:,} billed tokens; " in out
+    code, out, err = cli(capsys, "jobs", "list", "--json")
+    job_id = json.loads(out)[0]["id"]
+    code, out, err = cli(capsys, "jobs", "show", job_id, "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["own_hardware"] is False and shown["cost_usd"] is None
+    assert shown["billed_tokens"] == billed and "gemini-3.5-flash" in shown["cost_unknown"]
+    code, out, err = cli(capsys, "jobs", "show", job_id)
+    assert code == 0, err
+    assert f"cost: unknown ({billed:,} billed tokens; " in out and "provider charge" not in out
