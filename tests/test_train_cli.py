@@ -333,3 +333,22 @@ def test_jobs_show_polls_a_running_job_and_cancel_names_it(
     assert f"{job_id}: cancelled" in out
     assert run(["jobs", "watch", job_id]) == 1
     assert "launch it again if needed" in capsys.readouterr().err  # OpenAI cannot resume
+
+
+def test_a_model_missing_from_the_price_table_is_launched_with_its_cost_unknown(
+    fake: FakeOpenAI, sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `estimate` counts a model the table does not list; `train` takes it the same way
+    argv = ["train", "-p", "openai", "--data", str(sample), "-m", "gpt-5-mini-2026-08-07"]
+    assert run(argv) == 3  # no terminal, no --yes: the refusal comes after the estimate
+    err = capsys.readouterr().err
+    assert "not in the price table" in err and "estimated cost: unknown" in err
+    assert err.index("not in the price table") < err.index("refusing to launch a paid job")
+    assert run([*argv, "--yes", "--max-cost", "5"]) == 5  # the limit cannot be checked
+    assert "cannot check the limit $5.00 set by --max-cost" in capsys.readouterr().err
+    assert not fake.calls("POST", "/files") and not fake.jobs
+    assert run([*argv, "--yes"]) == 0
+    out, err = capsys.readouterr()
+    (job,) = open_store().list_jobs()
+    assert job.state is JobState.SUCCEEDED and job.model == "gpt-5-mini-2026-08-07"
+    assert f"cost: unknown ({job.billed_tokens:,} billed tokens; " in out
