@@ -74,6 +74,10 @@ def chat(
         typer.Option("--set", help="Provider option key=value (repeatable).", show_default=False),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the reply as JSON.")] = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="Start what bills by the hour (a deployment) unasked."),
+    ] = False,
 ) -> None:
     """Chat with a model: one reply with --message, else a REPL (/exit or Ctrl-D ends).
 
@@ -104,6 +108,7 @@ def chat(
         options=ChatOptions(temperature=temperature, max_tokens=max_tokens),
         settings=parse_set(sets or []),
     )
+    _consent_to_hourly(session.provider, session.model, yes=yes)
 
     def write(piece: str) -> None:
         out.file.write(piece)
@@ -147,6 +152,33 @@ def chat(
             reply_to(text)
     finally:
         save_history()
+
+
+def _consent_to_hourly(provider: object, model: str, *, yes: bool) -> None:
+    """Say what chatting would start that bills by the hour (what, price per hour, how to delete
+    it) and ask as `train` does; nothing starts without consent."""
+    from tuneport.cli._console import err
+    from tuneport.cli.train import confirm_or_refuse
+    from tuneport.jobs.launch import NotConfirmedError
+    from tuneport.providers.base import StartsHourly
+
+    if not isinstance(provider, StartsHourly):
+        return
+    resources = provider.hourly_resources(model)
+    for r in resources:
+        rate = (
+            f"${r.per_hour_usd:,.2f} per hour"
+            if r.per_hour_usd is not None
+            else "price per hour unknown"
+        )
+        err.print(
+            f"this starts {r.what}, billed by the hour while it runs, used or not: {rate} "
+            f"({r.price_source}). Delete it with {r.delete}",
+            markup=False,
+        )
+    what = "start a resource billed by the hour"
+    if resources and not confirm_or_refuse("Start it?", yes=yes, what=what):
+        raise NotConfirmedError("not started: declined at the prompt; nothing was created")
 
 
 def register(app: typer.Typer) -> None:

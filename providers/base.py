@@ -211,6 +211,25 @@ class StreamingChat(Protocol):
     ) -> Iterator[str]: ...
 
 
+@dataclass(frozen=True)
+class HourlyResource:
+    """Something a command is about to start that bills by the hour (a deployment, a dedicated
+    endpoint) whatever it is used for: said before it starts, with consent as for `train`."""
+
+    what: str  # e.g. "a Fireworks on-demand deployment tp-... serving MODEL"
+    per_hour_usd: float | None  # None: the price per hour is not known
+    price_source: str  # where the figure (or the way it is billed) comes from
+    delete: str  # how to delete it, e.g. "`tuneport jobs cleanup JOB_ID`"
+
+
+@runtime_checkable
+class StartsHourly(Protocol):
+    """Optional capability: the resources billed by the hour that chatting with ``model``
+    would start with the backend's settings (empty when none would be)."""
+
+    def hourly_resources(self, model: str) -> list[HourlyResource]: ...
+
+
 @runtime_checkable
 class Resumable(Protocol):
     """Optional capability: continue a stopped job from its last checkpoint (local backend)."""

@@ -48,6 +48,7 @@ from tuneport.providers.base import (
     Backend,
     ChatOptions,
     Check,
+    HourlyResource,
     PreparedData,
     UploadedData,
     export_prepared,
@@ -835,8 +836,7 @@ class FireworksProvider:
         tuneport creates one (and waits until it is READY), else the error says what to do."""
         self._model = model
         target = model
-        tuned = model.startswith("accounts/") and not model.startswith("accounts/fireworks/")
-        if self.options.deploy and tuned and "#" not in model:
+        if self._deploys(model):
             target = f"{model}#{self.ensure_deployment(model)}"
         wire = [m.model_dump(mode="json", exclude_none=True, exclude={"weight"}) for m in messages]
         extra: dict[str, Any] = {}
@@ -859,6 +859,31 @@ class FireworksProvider:
             message.content if isinstance(message.content, str | None) else str(message.content)
         )
         return Message(role="assistant", content=content, tool_calls=calls or None)
+
+    def _deploys(self, model: str) -> bool:
+        """Whether chatting with ``model`` goes through a deployment tuneport creates."""
+        tuned = model.startswith("accounts/") and not model.startswith("accounts/fireworks/")
+        return self.options.deploy and tuned and "#" not in model
+
+    def hourly_resources(self, model: str) -> list[HourlyResource]:
+        """The deployment ``chat --set deploy=true`` would create for ``model`` (none when it
+        exists already or deploy is off): billed per GPU-second while it runs."""
+        if not self._deploys(model):
+            return []
+        dep_id = deployment_id(model)
+        if self._get_or_none(lambda: self.client.deployments.get(dep_id)) is not None:
+            return []
+        from tuneport.pricing.table import load_prices
+
+        price = load_prices().unlisted(NAME, model, "sft")  # the provider's defaults
+        return [
+            HourlyResource(
+                what=f"a Fireworks on-demand deployment {dep_id} serving {model}",
+                per_hour_usd=price.deployment_per_hour,
+                price_source=price.deployment_source or price.source,
+                delete=f"`tuneport jobs cleanup JOB_ID` (or `firectl delete deployment {dep_id}`)",
+            )
+        ]
 
     def ensure_deployment(self, model: str) -> str:
         """The name of a READY deployment serving ``model`` (created by tuneport if needed)."""

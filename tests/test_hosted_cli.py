@@ -131,10 +131,15 @@ def test_train_watch_chat_cleanup_end_to_end(
         code, out, err = cli(capsys, "chat", record["id"], "--message", "hi")
     else:
         assert "only from a deployment" in err and "--set deploy=true" in err
-        code, out, err = cli(
-            capsys, "chat", record["id"], "--message", "hi", "--set", "deploy=true"
-        )
+        deploy = ["chat", record["id"], "--message", "hi", "--set", "deploy=true"]
+        code, out, err = cli(capsys, *deploy)  # billed by the hour: said, and refused unasked
+        assert code == 3 and not hosted.fake.deployments
+        assert "starts a Fireworks on-demand deployment" in err and "price per hour" in err
+        assert "billed by the hour" in err and "tuneport jobs cleanup" in err
+        assert "refusing to start a resource billed by the hour" in err and "--yes" in err
+        code, out, err = cli(capsys, *deploy, "--yes")
         assert len(hosted.fake.deployments) == 1
+        assert "starts a Fireworks on-demand deployment" in err
     assert code == 0, err
     assert "echo[" in out and out.strip().endswith("]: hi")
 

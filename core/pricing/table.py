@@ -58,6 +58,9 @@ class _Common(BaseModel):
     paid: bool | None = None  # false: no money figure (your own hardware)
     tuning_ends: date | None = None  # the provider stops (or stopped) tuning this model
     tuning_ends_source: str | None = None
+    # a deployment/dedicated endpoint serving a tuned model, billed by the hour while it runs
+    deployment_per_hour: float | None = Price
+    deployment_source: str | None = None
 
     @field_validator("epoch_rule")
     @classmethod
@@ -107,6 +110,8 @@ class ModelPrice:
     listed: bool = True  # False: the model is not in the table (cost unknown)
     tuning_ends: str | None = None  # YYYY-MM-DD: tuning stops (or stopped) on this date
     tuning_ends_source: str | None = None
+    deployment_per_hour: float | None = None  # USD per hour of a deployment serving it
+    deployment_source: str | None = None
 
     @property
     def cost_unknown(self) -> str | None:
@@ -383,6 +388,8 @@ def _entry(
         paid=f.get("paid") is not False,
         tuning_ends=_iso(f.get("tuning_ends")),
         tuning_ends_source=f.get("tuning_ends_source"),
+        deployment_per_hour=f.get("deployment_per_hour"),
+        deployment_source=f.get("deployment_source"),
     )
 
 
