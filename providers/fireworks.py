@@ -926,16 +926,22 @@ class FireworksProvider:
 
     # --- cleanup ---------------------------------------------------------------------------
 
-    def cleanup(self, job: JobRef, progress: Progress | None = None) -> None:
+    def cleanup(self, job: JobRef, progress: Progress | None = None) -> list[str]:
         """Delete what keeps costing money: every deployment serving the tuned model (and its
         loaded LoRA addons); then the job's datasets, and with ``--set delete_job=true`` the
-        job itself. The tuned model is kept."""
-        note = (progress or NullProgress()).note
+        job itself. The tuned model is kept. One line per thing deleted."""
+        shown = (progress or NullProgress()).note
+        removed: list[str] = []
+
+        def note(what: str, done: str) -> None:
+            removed.append(what)
+            shown(done)
+
         try:
             remote = self._get_job(job.remote_id)
         except NotFoundError:  # deleted by an earlier cleanup (delete_job) or outside tuneport
-            note(f"job {job.remote_id} no longer exists at Fireworks: nothing to delete")
-            return
+            shown(f"job {job.remote_id} no longer exists at Fireworks: nothing to delete")
+            return removed
         status = self._status(remote)
         if not status.state.terminal:
             raise ConfigError(
@@ -950,22 +956,27 @@ class FireworksProvider:
                 if dep.base_model == model and dep.name:
                     with contextlib.suppress(NotFoundError):
                         self._delete_deployment(_short(dep.name))
-                        note(f"deleted deployment {dep.name}")
+                        note(f"deployment {dep.name}", f"deleted deployment {dep.name}")
             for loaded in self._call(lambda: list(self.client.lora.list())):
                 if getattr(loaded, "model", None) == model and loaded.name:
                     with contextlib.suppress(NotFoundError):
                         self._unload(_short(loaded.name))
-                        note(f"unloaded {model} from {getattr(loaded, 'deployment', '?')}")
+                        on = getattr(loaded, "deployment", "?")
+                        note(f"LoRA addon {model} on {on}", f"unloaded {model} from {on}")
         datasets = [remote.dataset, getattr(remote, "evaluation_dataset", None)]
         for name in [d for d in datasets if d]:
             with contextlib.suppress(NotFoundError):
                 self._delete_dataset(_short(str(name)))
-                note(f"deleted dataset {name}")
+                note(f"dataset {name}", f"deleted dataset {name}")
         if self.options.delete_job:
             collection, short = self._parse(job.remote_id)
             with contextlib.suppress(NotFoundError):
                 self._call(lambda: self._jobs(collection).delete(short))
-                note(f"deleted job {job.remote_id} (the tuned model is kept)")
+                note(
+                    f"job {job.remote_id} (the tuned model is kept)",
+                    f"deleted job {job.remote_id} (the tuned model is kept)",
+                )
+        return removed
 
     def _delete_deployment(self, dep_id: str) -> None:
         self._call(lambda: self.client.deployments.delete(dep_id))

@@ -90,7 +90,10 @@ def test_train_watch_success_then_chat_with_the_job(
     assert json.loads(captured.out) == {
         "id": job.id,
         "cleaned": True,
-        "removed": [f"uploaded training file {file_id}"],
+        "removed": [
+            f"uploaded training file {file_id}",
+            f"converted copy {home() / 'runs' / job.id}",  # launch's provider-format files
+        ],
         "shared_with": {file_id: [second.id]},
     }
     assert f"warning: {file_id} is also the upload of {second.id}" in captured.err

@@ -8,8 +8,12 @@ before anything is deleted.
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 from tuneport.jobs.resolve import ref_of
 from tuneport.jobs.store import JobStore
+from tuneport.paths import home
 from tuneport.providers import registry
 from tuneport.providers.base import Provider
 from tuneport.schemas import JobRecord
@@ -33,5 +37,20 @@ def shared_uploads(store: JobStore, record: JobRecord) -> dict[str, list[str]]:
 
 
 def cleanup_job(record: JobRecord, provider: Provider) -> list[str]:
-    """Delete ``record``'s resources at its provider; one line per thing deleted."""
-    return list(provider.cleanup(ref_of(record)) or [])
+    """Delete ``record``'s resources at its provider, then the files launch converted for it
+    (``$TUNEPORT_HOME/runs/<job id>``); one line per thing deleted."""
+    removed = list(provider.cleanup(ref_of(record)) or [])
+    converted = converted_copy(record)
+    if converted is not None:
+        shutil.rmtree(converted)
+        removed.append(f"converted copy {converted}")
+    return removed
+
+
+def converted_copy(record: JobRecord) -> Path | None:
+    """The folder of provider-format files written for ``record`` at launch, if it is there."""
+    runs = home() / "runs"
+    path = runs / record.id
+    if path.parent != runs or path.is_symlink() or not path.is_dir():
+        return None  # an id that is not one plain name, or nothing to delete
+    return path
