@@ -335,7 +335,13 @@ def test_jobs_show_polls_a_running_job_and_cancel_names_it(
     out = capsys.readouterr().out
     assert f"{job_id}: cancelled" in out
     assert run(["jobs", "watch", job_id]) == 1
-    assert "launch it again if needed" in capsys.readouterr().err  # OpenAI cannot resume
+    assert "launch it again" in capsys.readouterr().err  # OpenAI cannot resume
+    # the same train continues the cancelled run: its message names the flag that launches anew
+    assert _train(sample, "--yes") == 1
+    err = capsys.readouterr().err
+    assert f"continuing {job_id}" in err and f"job {job_id} was cancelled" in err
+    assert "plus --new-run" in err
+    assert len(fake.jobs) == 1
 
 
 def test_a_model_missing_from_the_price_table_is_launched_with_its_cost_unknown(
