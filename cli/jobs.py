@@ -317,7 +317,7 @@ def cleanup(
     if not confirm_or_refuse(question, yes=yes, what="delete resources"):
         out.print("nothing deleted")
         return 1
-    removed = cleanup_job(record, backend)
+    removed = cleanup_job(record, backend, store)
     if as_json:
         _dump({"id": record.id, "cleaned": True, "removed": removed, "shared_with": shared})
         return 0

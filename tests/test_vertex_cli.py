@@ -323,3 +323,21 @@ def test_unpriced_hosted_model_reports_the_cost_unknown_not_own_hardware(
     code, out, err = cli(capsys, "jobs", "show", job_id)
     assert code == 0, err
     assert f"cost: unknown ({billed:,} billed tokens; " in out and "provider charge" not in out
+
+
+def test_chat_after_cleanup_says_the_job_was_cleaned_up(
+    fake: FakeVertex, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record, _err = train(capsys)
+    code, _out, err = cli(capsys, "jobs", "cleanup", record["id"], "--yes")
+    assert code == 0, err
+    # it once said "not found ... --set location=(see `tuneport jobs list`)": the store knows
+    endpoint = record["tuned_model"]
+    for target in (record["id"], endpoint):
+        code, _out, err = cli(capsys, "chat", target, "--message", "hi", "--set", "project=p")
+        assert code == 4
+        assert f"error: job {record['id']} was cleaned up on " in err
+        assert f"deleted endpoint {endpoint}" in err
+        assert "--new-run" in err and "=(" not in err
+    code, out, _err = cli(capsys, "jobs", "show", record["id"])
+    assert "cleaned up by `tuneport jobs cleanup`" in out  # the store keeps it as an event
