@@ -108,7 +108,7 @@ def chat(
         options=ChatOptions(temperature=temperature, max_tokens=max_tokens),
         settings=parse_set(sets or []),
     )
-    _consent_to_hourly(session.provider, session.model, yes=yes)
+    consent_to_hourly(session.provider, session.model, yes=yes)
 
     def write(piece: str) -> None:
         out.file.write(piece)
@@ -154,7 +154,7 @@ def chat(
         save_history()
 
 
-def _consent_to_hourly(provider: object, model: str, *, yes: bool) -> None:
+def consent_to_hourly(provider: object, model: str, *, yes: bool) -> None:
     """Say what chatting would start that bills by the hour (what, price per hour, how to delete
     it) and ask as `train` does; nothing starts without consent."""
     from tuneport.cli._console import err

@@ -138,9 +138,17 @@ def test_train_watch_chat_cleanup_end_to_end(
         assert "starts a Fireworks on-demand deployment" in err and "price per hour" in err
         assert "billed by the hour" in err and "tuneport jobs cleanup" in err
         assert "refusing to start a resource billed by the hour" in err and "--yes" in err
-        code, out, err = cli(capsys, *deploy, "--yes")
-        assert len(hosted.fake.deployments) == 1
+        # eval through the tuned model starts the same deployment: said before it starts
+        code, _out, err = cli(
+            capsys, "eval", "--data", str(SAMPLE), "-m", record["id"], "--limit", "1",
+            "--set", "deploy=true", "--yes",
+        )  # fmt: skip
+        assert code == 0, err
         assert "starts a Fireworks on-demand deployment" in err
+        assert len(hosted.fake.deployments) == 1
+        code, out, err = cli(capsys, *deploy, "--yes")  # it runs already: nothing to start
+        assert len(hosted.fake.deployments) == 1
+        assert "starts a Fireworks" not in err
     assert code == 0, err
     assert "echo[" in out and out.strip().endswith("]: hi")
 
