@@ -17,7 +17,7 @@ from typing import Any
 # project=P`); other commands accept the setting through --set
 SETTING_FLAGS: tuple[str, ...] = ("project", "location", "bucket")
 _FLAG_WITH_VALUE = re.compile(
-    r"--(?P<name>" + "|".join(SETTING_FLAGS) + r")(?![\w-])(?P<sep>[ =])?(?P<value>[^\s,;)]*)"
+    r"--(?P<name>" + "|".join(SETTING_FLAGS) + r")(?![\w-])(?P<sep>[ =])?(?P<value>[^\s,;()]*)"
 )
 # commands quoted in a hint: `tuneport ...` in backticks, or a gcloud / pip command up to the
 # end of its clause; their flags belong to that command
@@ -63,7 +63,9 @@ def _rewrite(text: str, flags: set[str]) -> str:
         value = match.group("value") if match.group("sep") else ""
         if value.lower() in _PROSE:
             return f"--set {name}=... {value}"
-        return f"--set {name}={value or '...'}"
+        # "--location (see ...)": the parenthesis is prose, not the value; keep the space
+        kept = " " if match.group("sep") == " " and not value else ""
+        return f"--set {name}={value or '...'}{kept}"
 
     return _FLAG_WITH_VALUE.sub(sub, text)
 

@@ -303,7 +303,15 @@ def outcome_lines(
         lines.append(f"cost: {money(cost.cost_usd)}{rate}{vs}")
     if cost is not None and cost.own_hardware:
         lines.append(compute_line(status))
+    elif cost is not None and cost.cost_usd is None and cost.cost_unknown:
+        lines.append(f"cost: {unknown_cost_text(record.billed_tokens, cost.cost_unknown)}")
     return lines
+
+
+def unknown_cost_text(tokens: int | None, why: str) -> str:
+    """``unknown (N billed tokens; why; ...)`` for a charged job without a price."""
+    billed = f"{tokens:,} billed tokens" if tokens is not None else "billed tokens not reported yet"
+    return f"unknown ({billed}; {why}; add its price with --prices FILE)"
 
 
 def compute_line(status: JobStatus | None) -> str:

@@ -76,9 +76,7 @@ def chat(
     as_json: Annotated[bool, typer.Option("--json", help="Print the reply as JSON.")] = False,
     yes: Annotated[
         bool,
-        typer.Option(
-            "--yes", "-y", help="Start what chat needs (a deployment billed by the hour)."
-        ),
+        typer.Option("--yes", "-y", help="Start what bills by the hour (a deployment) unasked."),
     ] = False,
 ) -> None:
     """Chat with a model: one reply with --message, else a REPL (/exit or Ctrl-D ends).
@@ -110,8 +108,7 @@ def chat(
         options=ChatOptions(temperature=temperature, max_tokens=max_tokens),
         settings=parse_set(sets or []),
     )
-    if not consent_to_hourly(session.provider, session.model, yes=yes):
-        raise typer.Exit(1)
+    consent_to_hourly(session.provider, session.model, yes=yes)
 
     def write(piece: str) -> None:
         out.file.write(piece)
@@ -157,24 +154,33 @@ def chat(
         save_history()
 
 
-def consent_to_hourly(provider: object, model: str, *, yes: bool) -> bool:
-    """Show what chatting with ``model`` would start billing by the hour and ask (``--yes``
-    agrees); ``True`` when nothing would start or the user agreed (the backend is told)."""
+def consent_to_hourly(provider: object, model: str, *, yes: bool) -> None:
+    """Say what chatting would start that bills by the hour (what, price per hour, how to delete
+    it) and ask as `train` does; nothing starts without consent."""
     from tuneport.cli._console import err
     from tuneport.cli.train import confirm_or_refuse
-    from tuneport.providers.base import HourlyConsent
+    from tuneport.jobs.launch import NotConfirmedError
+    from tuneport.providers.base import StartsHourly
 
-    if not isinstance(provider, HourlyConsent):
-        return True
-    quote = provider.hourly_quote(model)
-    if quote is None:
-        return True
-    err.print(quote, markup=False)
-    if not confirm_or_refuse("Start it?", yes=yes, what="start a deployment billed by the hour"):
-        err.print("nothing started", markup=False)
-        return False
-    provider.consent_hourly()
-    return True
+    if not isinstance(provider, StartsHourly):
+        return
+    resources = provider.hourly_resources(model)
+    for r in resources:
+        rate = (
+            f"${r.per_hour_usd:,.2f} per hour"
+            if r.per_hour_usd is not None
+            else "price per hour unknown"
+        )
+        err.print(
+            f"this starts {r.what}, billed by the hour while it runs, used or not: {rate} "
+            f"({r.price_source}). Delete it with {r.delete}",
+            markup=False,
+        )
+    what = "start a resource billed by the hour"
+    if resources and not confirm_or_refuse("Start it?", yes=yes, what=what):
+        raise NotConfirmedError("not started: declined at the prompt; nothing was created")
+    if resources:
+        provider.consent_hourly()  # the backend starts nothing billed by the hour without it
 
 
 def register(app: typer.Typer) -> None:

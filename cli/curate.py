@@ -413,6 +413,7 @@ def eval_(
 ) -> int:
     """Ask every model every held-out prompt; compare answers with exact match, F1, ROUGE-L."""
     from tuneport.cli._console import err, out
+    from tuneport.cli.chat import consent_to_hourly
     from tuneport.cli.estimate import load_prices_or_exit
     from tuneport.curate.stats import iter_input
     from tuneport.evaluate.run import (
@@ -427,7 +428,9 @@ def eval_(
     )
     from tuneport.files import check_output
     from tuneport.jobs.jobfile import parse_set
+    from tuneport.jobs.store import open_store
     from tuneport.pricing.budget import resolve_max_cost
+    from tuneport.providers import registry
 
     targets = resolve_targets(models, settings=parse_set(sets or []))
     cases = cases_from_records(iter_input(data, from_), source=str(data), limit=limit)
@@ -459,6 +462,10 @@ def eval_(
             )
         if not typer.confirm(f"Spend up to ${estimate.total_usd:,.4f}?", err=True):
             raise BudgetError("declined the estimated cost; nothing was sent")
+    # what a target would start that bills by the hour (a deployment) is said and asked first
+    built = {t.spec: registry.get(t.provider, t.settings, store=open_store()) for t in targets}
+    for t in targets:
+        consent_to_hourly(built[t.spec], t.model, yes=yes)
     options = EvalOptions(
         max_tokens=max_answer_tokens,
         temperature=temperature,
@@ -466,7 +473,9 @@ def eval_(
         attempts=attempts,
     )
     bar = _Bar()
-    report = run_eval(cases, targets, options=options, progress=bar, data=str(data))
+    report = run_eval(
+        cases, targets, options=options, progress=bar, data=str(data), providers=built
+    )
     bar.finish()
     written = write_report(report, output, force=force) if output is not None else {}
     if as_json:

@@ -287,7 +287,13 @@ def plan_command(
 
     cells: dict[str, tuple[str, Any]] = {
         "provider": ("left", lambda r: r.provider),
-        "model": ("left", lambda r: "(any local model)" if r.model == "*" else escape(r.model)),
+        "model": (
+            "left",
+            lambda r: (
+                ("(any local model)" if r.model == "*" else escape(r.model))
+                + (f" ({r.lifecycle})" if r.lifecycle else "")
+            ),
+        ),
         "valid": ("left", check),
         "tokens": ("right", lambda r: f"{mark(r)}{r.tokens:,}"),
         "epochs": ("right", lambda r: str(r.epochs)),
@@ -412,7 +418,10 @@ def prices_command(
 
     cells: dict[str, Any] = {
         "provider": lambda e: e.provider,
-        "model": lambda e: "(any)" if e.model == "*" else escape(e.model),
+        "model": lambda e: (
+            ("(any)" if e.model == "*" else escape(e.model))
+            + (f" ({e.lifecycle()})" if e.lifecycle() else "")
+        ),
         "aliases": lambda e: escape(", ".join(e.aliases)),
         "method": lambda e: e.method,
         "training": lambda e: _rate(e.training_per_million),
@@ -464,6 +473,13 @@ def prices_command(
             models += [] if e.model in models else [e.model]
     for (prov, day, source), models in ends.items():
         notes.append(f"tuning ends {day} ({prov} {', '.join(models)}): {source}")
+    shutdowns: dict[tuple[str, str, str], list[str]] = {}
+    for e in entries:
+        if e.shutdown_date and e.shutdown_source:
+            models = shutdowns.setdefault((e.provider, e.shutdown_date, e.shutdown_source), [])
+            models += [] if e.model in models else [e.model]
+    for (prov, day, source), models in shutdowns.items():
+        notes.append(f"stops working {day} ({prov} {', '.join(models)}): {source}")
     for prov, found in facts.items():
         for fact, value, source in found:
             stated = f"{fact} = {value}" if value else fact

@@ -141,6 +141,7 @@ def show(
         money,
         progress_text,
         state_text,
+        unknown_cost_text,
     )
     from tuneport.errors import TuneportError
     from tuneport.jobs.cost import job_cost
@@ -212,6 +213,9 @@ def show(
         actual = f"{record.billed_tokens:,} tokens"
         if cost.cost_usd is not None:
             actual += f", {money(cost.cost_usd)} at ${cost.price_per_million_usd:g}/1M"
+    unknown = ""
+    if cost.cost_usd is None and cost.cost_unknown:
+        unknown = unknown_cost_text(record.billed_tokens, cost.cost_unknown)
     rows = [
         ("id", record.id),
         ("provider", f"{record.provider} {record.remote_id or '(not created)'}"),
@@ -222,7 +226,7 @@ def show(
         ("tuned model", record.tuned_model or ""),
         ("estimate", estimate),
         ("billed", actual),
-        ("cost", compute_line(status) if cost.own_hardware else ""),
+        ("cost", compute_line(status) if cost.own_hardware else unknown),
         ("dataset sha256", record.dataset_sha256),
         ("files", ", ".join(f"{k}={v}" for k, v in record.remote_files.items())),
         ("parent", record.parent_id or ""),
@@ -346,7 +350,7 @@ def cleanup(
     if not confirm_or_refuse(question, yes=yes, what="delete resources"):
         out.print("nothing deleted")
         return 1
-    removed = cleanup_job(record, backend)
+    removed = cleanup_job(record, backend, store)
     if as_json:
         _dump({"id": record.id, "cleaned": True, "removed": removed, "shared_with": shared})
         return 0

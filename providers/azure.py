@@ -41,7 +41,7 @@ from tuneport.errors import (
     redact,
     register_secret,
 )
-from tuneport.providers.base import Backend, ChatOptions, Check
+from tuneport.providers.base import Backend, ChatOptions, Check, HourlyResource
 from tuneport.providers.errormap import ErrorRule
 from tuneport.providers.openai import RULES as OPENAI_RULES
 from tuneport.providers.openai import counter as openai_counter
@@ -403,32 +403,40 @@ class AzureProvider(OpenAIProtocol):
 
     # --- chat through a deployment ----------------------------------------------------------
 
-    def hourly_quote(self, model: str) -> str | None:
-        """What chatting with ``model`` would start billing by the hour (a new deployment), or
-        ``None`` when nothing would (a base or existing deployment, or deploy not asked)."""
+    def hourly_resources(self, model: str) -> list[HourlyResource]:
+        """The deployment chatting with ``model`` would create, billed by the hour (none for a
+        base model, an existing deployment, or when deploy was not asked)."""
         if not self._needs_deployment(model) or not self.options.deploy:
-            return None
+            return []
         name = deployment_name(model)
         if self._arm().get(name) is not None:
-            return None
+            return []
         tier = self.options.training_type
         if tier == "Developer":
-            cost = (
-                f"Developer tier: no hosting fee, tokens at Global rates; Azure deletes it after "
-                f"{DEVELOPER_HOURS} hours"
+            what = (
+                f"the Azure deployment {name} ({DEPLOYMENT_SKUS[tier]}) serving {model}: no "
+                f"hosting fee, tokens at Global rates, deleted by Azure after {DEVELOPER_HOURS} "
+                "hours"
             )
+            rate = 0.0
         else:
-            cost = (
-                f"${HOURLY_USD:.2f}/hour while it exists (hosting, D6), plus tokens at the base "
-                f"model's rates; Azure deletes it after {IDLE_DAYS} days without use"
+            what = (
+                f"the Azure deployment {name} ({DEPLOYMENT_SKUS[tier]}) serving {model}, plus "
+                f"tokens at the base model's rates; Azure deletes it after {IDLE_DAYS} days "
+                "without use"
             )
-        return (
-            f"chatting with {model} creates the Azure deployment {name} "
-            f"({DEPLOYMENT_SKUS[tier]}): {cost}. `tuneport jobs cleanup JOB_ID` deletes it"
-        )
+            rate = HOURLY_USD
+        return [
+            HourlyResource(
+                what=what,
+                per_hour_usd=rate,
+                price_source="Azure OpenAI cost management docs (D6), unverified",
+                delete="`tuneport jobs cleanup JOB_ID`",
+            )
+        ]
 
     def consent_hourly(self) -> None:
-        """The user agreed to what :meth:`hourly_quote` said (``--yes`` or y/N)."""
+        """The user agreed to what :meth:`hourly_resources` listed (``--yes`` or y/N)."""
         self._hourly_consent = True
 
     def _needs_deployment(self, model: str) -> bool:

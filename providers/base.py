@@ -224,6 +224,30 @@ class StreamingChat(Protocol):
     ) -> Iterator[str]: ...
 
 
+@dataclass(frozen=True)
+class HourlyResource:
+    """Something a command is about to start that bills by the hour (a deployment, a dedicated
+    endpoint) whatever it is used for: said before it starts, with consent as for `train`."""
+
+    what: str  # e.g. "a Fireworks on-demand deployment tp-... serving MODEL"
+    per_hour_usd: float | None  # None: the price per hour is not known
+    price_source: str  # where the figure (or the way it is billed) comes from
+    delete: str  # how to delete it, e.g. "`tuneport jobs cleanup JOB_ID`"
+
+
+@runtime_checkable
+class StartsHourly(Protocol):
+    """Optional capability: chatting may start something billed by the hour (a deployment).
+
+    ``hourly_resources`` lists what chatting with ``model`` would start with the backend's
+    settings (empty when nothing would); the caller shows it and asks (``--yes`` or y/N), then
+    calls ``consent_hourly``. A backend may refuse to start anything without that consent."""
+
+    def hourly_resources(self, model: str) -> list[HourlyResource]: ...
+
+    def consent_hourly(self) -> None: ...
+
+
 @runtime_checkable
 class Resumable(Protocol):
     """Optional capability: continue a stopped job from its last checkpoint (local backend)."""
@@ -237,19 +261,6 @@ class Pausable(Protocol):
     (Azure OpenAI). ``resume`` (:class:`Resumable`) returns the same job."""
 
     def pause(self, job: JobRef) -> None: ...
-
-
-@runtime_checkable
-class HourlyConsent(Protocol):
-    """Optional capability: chatting may start something billed by the hour (a deployment).
-
-    ``hourly_quote`` says what would start and its price (``None``: nothing would); the caller
-    shows it and asks (``--yes`` or y/N), then calls ``consent_hourly`` before the chat. Without
-    that consent the backend refuses to start it."""
-
-    def hourly_quote(self, model: str) -> str | None: ...
-
-    def consent_hourly(self) -> None: ...
 
 
 @runtime_checkable

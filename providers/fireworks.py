@@ -48,6 +48,7 @@ from tuneport.providers.base import (
     Backend,
     ChatOptions,
     Check,
+    HourlyResource,
     PreparedData,
     UploadedData,
     export_prepared,
@@ -346,6 +347,7 @@ class FireworksProvider:
         self._policy = RetryPolicy(attempts=self.options.max_attempts)
         self._model = ""
         self._snapshot: tuple[str, float, Any] | None = None
+        self._hourly_consent = False  # set by consent_hourly(): chat/eval asked the user
 
     # --- online counting (estimate --online) ---------------------------------------------------
 
@@ -859,8 +861,7 @@ class FireworksProvider:
         tuneport creates one (and waits until it is READY), else the error says what to do."""
         self._model = model
         target = model
-        tuned = model.startswith("accounts/") and not model.startswith("accounts/fireworks/")
-        if self.options.deploy and tuned and "#" not in model:
+        if self._deploys(model):
             target = f"{model}#{self.ensure_deployment(model)}"
         wire = [m.model_dump(mode="json", exclude_none=True, exclude={"weight"}) for m in messages]
         extra: dict[str, Any] = {}
@@ -884,12 +885,47 @@ class FireworksProvider:
         )
         return Message(role="assistant", content=content, tool_calls=calls or None)
 
+    def _deploys(self, model: str) -> bool:
+        """Whether chatting with ``model`` goes through a deployment tuneport creates."""
+        tuned = model.startswith("accounts/") and not model.startswith("accounts/fireworks/")
+        return self.options.deploy and tuned and "#" not in model
+
+    def hourly_resources(self, model: str) -> list[HourlyResource]:
+        """The deployment ``chat --set deploy=true`` would create for ``model`` (none when it
+        exists already or deploy is off): billed per GPU-second while it runs."""
+        if not self._deploys(model):
+            return []
+        dep_id = deployment_id(model)
+        if self._get_or_none(lambda: self.client.deployments.get(dep_id)) is not None:
+            return []
+        from tuneport.pricing.table import load_prices
+
+        price = load_prices().unlisted(NAME, model, "sft")  # the provider's defaults
+        return [
+            HourlyResource(
+                what=f"a Fireworks on-demand deployment {dep_id} serving {model}",
+                per_hour_usd=price.deployment_per_hour,
+                price_source=price.deployment_source or price.source,
+                delete=f"`tuneport jobs cleanup JOB_ID` (or `firectl delete deployment {dep_id}`)",
+            )
+        ]
+
+    def consent_hourly(self) -> None:
+        """The user agreed to what :meth:`hourly_resources` listed (``chat``/``eval`` ask)."""
+        self._hourly_consent = True
+
     def ensure_deployment(self, model: str) -> str:
         """The name of a READY deployment serving ``model`` (created by tuneport if needed)."""
         dep_id = deployment_id(model)
         deployments = self.client.deployments
         found = self._get_or_none(lambda: deployments.get(dep_id))
         if found is None:
+            if not self._hourly_consent:
+                raise ConfigError(
+                    f"refusing to create the deployment {dep_id} (billed by the hour) without "
+                    "consent",
+                    hint="chat again and answer y, or pass --yes",
+                )
 
             def create() -> Any:
                 try:
@@ -925,16 +961,22 @@ class FireworksProvider:
 
     # --- cleanup ---------------------------------------------------------------------------
 
-    def cleanup(self, job: JobRef, progress: Progress | None = None) -> None:
+    def cleanup(self, job: JobRef, progress: Progress | None = None) -> list[str]:
         """Delete what keeps costing money: every deployment serving the tuned model (and its
         loaded LoRA addons); then the job's datasets, and with ``--set delete_job=true`` the
-        job itself. The tuned model is kept."""
-        note = (progress or NullProgress()).note
+        job itself. The tuned model is kept. One line per thing deleted."""
+        shown = (progress or NullProgress()).note
+        removed: list[str] = []
+
+        def note(what: str, done: str) -> None:
+            removed.append(what)
+            shown(done)
+
         try:
             remote = self._get_job(job.remote_id)
         except NotFoundError:  # deleted by an earlier cleanup (delete_job) or outside tuneport
-            note(f"job {job.remote_id} no longer exists at Fireworks: nothing to delete")
-            return
+            shown(f"job {job.remote_id} no longer exists at Fireworks: nothing to delete")
+            return removed
         status = self._status(remote)
         if not status.state.terminal:
             raise ConfigError(
@@ -949,22 +991,27 @@ class FireworksProvider:
                 if dep.base_model == model and dep.name:
                     with contextlib.suppress(NotFoundError):
                         self._delete_deployment(_short(dep.name))
-                        note(f"deleted deployment {dep.name}")
+                        note(f"deployment {dep.name}", f"deleted deployment {dep.name}")
             for loaded in self._call(lambda: list(self.client.lora.list())):
                 if getattr(loaded, "model", None) == model and loaded.name:
                     with contextlib.suppress(NotFoundError):
                         self._unload(_short(loaded.name))
-                        note(f"unloaded {model} from {getattr(loaded, 'deployment', '?')}")
+                        on = getattr(loaded, "deployment", "?")
+                        note(f"LoRA addon {model} on {on}", f"unloaded {model} from {on}")
         datasets = [remote.dataset, getattr(remote, "evaluation_dataset", None)]
         for name in [d for d in datasets if d]:
             with contextlib.suppress(NotFoundError):
                 self._delete_dataset(_short(str(name)))
-                note(f"deleted dataset {name}")
+                note(f"dataset {name}", f"deleted dataset {name}")
         if self.options.delete_job:
             collection, short = self._parse(job.remote_id)
             with contextlib.suppress(NotFoundError):
                 self._call(lambda: self._jobs(collection).delete(short))
-                note(f"deleted job {job.remote_id} (the tuned model is kept)")
+                note(
+                    f"job {job.remote_id} (the tuned model is kept)",
+                    f"deleted job {job.remote_id} (the tuned model is kept)",
+                )
+        return removed
 
     def _delete_deployment(self, dep_id: str) -> None:
         self._call(lambda: self.client.deployments.delete(dep_id))

@@ -930,10 +930,12 @@ class TogetherProvider:
 
     # --- cleanup ---------------------------------------------------------------------------
 
-    def cleanup(self, job: JobRef, progress: Progress | None = None) -> None:
-        """Delete the job's uploaded files. The tuned model costs nothing while no endpoint
-        serves it; tuneport starts no Together endpoints (stop any you started yourself)."""
-        note = (progress or NullProgress()).note
+    def cleanup(self, job: JobRef, progress: Progress | None = None) -> list[str]:
+        """Delete the job's uploaded files; one line per file deleted. The tuned model costs
+        nothing while no endpoint serves it; tuneport starts no Together endpoints (stop any
+        you started yourself)."""
+        shown = (progress or NullProgress()).note
+        removed: list[str] = []
         remote = self._call(lambda: self.client.fine_tuning.retrieve(job.remote_id))
         if not STATES.get(str(remote.status), JobState.RUNNING).terminal:
             raise ConfigError(
@@ -945,8 +947,10 @@ class TogetherProvider:
                 continue
             with contextlib.suppress(NotFoundError):  # already gone is fine
                 self._delete_file(file_id)
-                note(f"deleted file {file_id}")
+                removed.append(f"uploaded file {file_id}")
+                shown(f"deleted file {file_id}")
             self._uploads().upload_forget(self.store_key, file_id)
+        return removed
 
     def _delete_file(self, file_id: str) -> None:
         self._call(lambda: self.client.files.delete(file_id))

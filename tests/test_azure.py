@@ -93,7 +93,7 @@ def test_validate_estimate_plan_train_watch_chat_cleanup(
     assert code == 3 and "no deployment yet" in err and "--set deploy=true" in err
     # asked, but no consent in a non-interactive session: the price is shown, nothing created
     code, _out, err = cli(capsys, "chat", record["id"], "--message", "hi", "--set", "deploy=true")
-    assert code == 3 and "$1.70/hour" in err and "15 days" in err and "--yes" in err
+    assert code == 3 and "$1.70 per hour" in err and "15 days" in err and "--yes" in err
     assert not fake.arm_calls("PUT")
     code, out, err = cli(
         capsys, "chat", record["id"], "--message", "hi", "--set", "deploy=true", "--yes"

@@ -181,3 +181,11 @@ def test_every_flag_a_hint_names_exists_somewhere() -> None:
         if flag not in every
     ]
     assert not missing
+
+
+def test_a_parenthesis_after_a_setting_flag_is_prose_not_its_value() -> None:
+    # chat's Vertex not-found hint once read "--set location=(see `tuneport jobs list`)"
+    hint = "check the job id, --project and --location (see `tuneport jobs list`)"
+    assert adapt(hint, {"--set"}) == (
+        "check the job id, --set project=... and --set location=... (see `tuneport jobs list`)"
+    )

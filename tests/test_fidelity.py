@@ -487,6 +487,25 @@ def test_tuning_end_dates_warn_never_refuse() -> None:
     assert "stops tuning gpt-4.1-mini on 2027-01-06" in soon
     assert warnings("gpt-4.1-mini", date(2026, 6, 1)) == []
 
+    def shutdown(model: str, today: date) -> list[str]:
+        est = estimate_counts(
+            counts,
+            _job("openai", model=model),
+            price=table.lookup("openai", model),
+            counter=TiktokenChatCounter("o200k_base"),
+            rules=registry.backend("openai").rules,
+            today=today,
+        )
+        return [w for w in est.warnings if "working on" in w]
+
+    (stops,) = shutdown("gpt-4o", date(2026, 12, 1))  # OpenAI's wind-down, with its source
+    assert "gpt-4o and every model tuned from it stop working on 2027-01-14" in stops
+    assert "deprecations" in stops
+    assert (
+        shutdown("gpt-4o", date(2026, 6, 1)) == []
+        and shutdown("gpt-4.1-nano", date(2026, 12, 1)) == []
+    )
+
 
 def test_listed_model_without_price_refuses_max_cost(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], fixtures_dir: Path

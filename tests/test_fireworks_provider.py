@@ -514,6 +514,10 @@ def test_deploy_creates_one_deployment_waits_for_it_and_cleanup_deletes_it(
     deploying = FireworksProvider(deploy=True, sleep=clock.sleep, clock=clock)
     clock.on_sleep = fake.advance  # the deployment becomes READY while we wait
     hi = [Message(role="user", content="hi")]
+    with pytest.raises(ConfigError, match="without consent"):
+        deploying.chat(tuned, hi, ChatOptions(max_tokens=5))  # nothing starts unasked
+    assert not fake.deployments
+    deploying.consent_hourly()  # what `chat` does once the user said yes
     reply = deploying.chat(tuned, hi, ChatOptions(max_tokens=5))
     dep_name = f"accounts/{ACCOUNT}/deployments/{deployment_id(tuned)}"
     assert reply.content == f"echo[{tuned}#{dep_name}]: hi"
@@ -542,6 +546,7 @@ def test_a_deployment_that_never_becomes_ready_times_out(
     tuned = provider.status(ref).tuned_model
     assert tuned
     waiting = FireworksProvider(deploy=True, deploy_timeout=60, sleep=clock.sleep, clock=clock)
+    waiting.consent_hourly()
     with pytest.raises(ProviderError) as info:
         waiting.chat(tuned, [Message(role="user", content="hi")], ChatOptions())
     assert "is still CREATING after 60 s (it keeps billing" in info.value.one_line()

@@ -22,6 +22,7 @@ from tests.fakes.fireworks_server import FakeFireworks
 from tests.fakes.together_server import FakeTogether
 from tuneport.cli.main import run
 from tuneport.jobs.store import open_store
+from tuneport.paths import home
 from tuneport.providers.base import UploadedData
 from tuneport.schemas import JobConfig, JobRecord, JobState
 
@@ -131,20 +132,41 @@ def test_train_watch_chat_cleanup_end_to_end(
         code, out, err = cli(capsys, "chat", record["id"], "--message", "hi")
     else:
         assert "only from a deployment" in err and "--set deploy=true" in err
-        code, out, err = cli(
-            capsys, "chat", record["id"], "--message", "hi", "--set", "deploy=true"
-        )
+        deploy = ["chat", record["id"], "--message", "hi", "--set", "deploy=true"]
+        code, out, err = cli(capsys, *deploy)  # billed by the hour: said, and refused unasked
+        assert code == 3 and not hosted.fake.deployments
+        assert "starts a Fireworks on-demand deployment" in err and "price per hour" in err
+        assert "billed by the hour" in err and "tuneport jobs cleanup" in err
+        assert "refusing to start a resource billed by the hour" in err and "--yes" in err
+        # eval through the tuned model starts the same deployment: said before it starts
+        code, _out, err = cli(
+            capsys, "eval", "--data", str(SAMPLE), "-m", record["id"], "--limit", "1",
+            "--set", "deploy=true", "--yes",
+        )  # fmt: skip
+        assert code == 0, err
+        assert "starts a Fireworks on-demand deployment" in err
         assert len(hosted.fake.deployments) == 1
+        code, out, err = cli(capsys, *deploy, "--yes")  # it runs already: nothing to start
+        assert len(hosted.fake.deployments) == 1
+        assert "starts a Fireworks" not in err
     assert code == 0, err
     assert "echo[" in out and out.strip().endswith("]: hi")
 
-    code, _out, err = cli(capsys, "jobs", "cleanup", record["id"], "--yes")
+    converted = home() / "runs" / record["id"]
+    assert converted.is_dir()  # the files launch converted for the provider
+    code, out, err = cli(capsys, "jobs", "cleanup", record["id"], "--yes", "--json")
     assert code == 0, err
+    removed = json.loads(out)["removed"]  # every deletion listed (it once said "nothing")
+    training = record["remote_files"]["training"]
+    assert f"converted copy {converted}" in removed and not converted.exists()
     if hosted.name == "together":
-        assert record["remote_files"]["training"] not in hosted.fake.files
+        assert training not in hosted.fake.files
+        assert f"uploaded file {training}" in removed
     else:
         assert not hosted.fake.deployments
-        assert record["remote_files"]["training"] not in hosted.fake.datasets
+        assert training not in hosted.fake.datasets
+        assert any(r.startswith("deployment ") for r in removed)
+        assert any(r.startswith("dataset ") and training in r for r in removed)
 
 
 def test_a_second_run_reuses_the_upload_and_makes_its_own_job(

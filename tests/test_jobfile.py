@@ -208,3 +208,35 @@ def test_check_job_reports_settings_options_bounds_and_files_at_once(
     assert len(lines) == 3, shown
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789")
     assert check_job(None, flags).model == "gpt-4.1-mini"
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("openai", "gpt-5-mini-2026-08-07"),
+        ("vertex", "gemini-9-flash"),
+        ("together", "org/New-Model-9B-Instruct"),
+        ("fireworks", "accounts/fireworks/models/new-model-9b"),
+    ],
+)
+def test_check_job_takes_a_model_the_price_table_does_not_list(
+    provider: str, model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every hosted backend: a model missing from the price table is priced as unknown (the
+    estimate says so), not refused as an unknown model, while its epochs stay checked."""
+    from tuneport.jobs.checks import check_job
+
+    for key in ("OPENAI_API_KEY", "TOGETHER_API_KEY", "FIREWORKS_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("TUNEPORT_VERTEX_ACCESS_TOKEN", "ya29.test-token")  # no ADC lookup
+    sample = Path(__file__).resolve().parent.parent / "fixtures" / "sample" / "chat.jsonl"
+    flags = {"provider": provider, "model": model, "data": sample, "epochs": 2}
+    try:
+        check_job(None, flags, [])
+        shown = ""
+    except ConfigError as exc:  # a missing key or project is another matter
+        shown = " | ".join(exc.lines())
+    assert "unknown" not in shown or "model" not in shown, shown
+    assert "price table" not in shown, shown
+    with pytest.raises(ConfigError, match=r"epochs (must be|1000 is outside)"):
+        check_job(None, {**flags, "epochs": 1000}, [])

@@ -171,3 +171,33 @@ def test_local_has_no_problems_with_the_sample(capsys: pytest.CaptureFixture[str
     assert row["problems"] == 0 and row["errors"] == 0
     assert run(["validate", str(SAMPLE), "-p", "local", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["problems"] == []
+
+
+@pytest.mark.parametrize("command", [["plan", str(SAMPLE)], ["prices"]])
+def test_rows_say_when_tuning_ended_or_ends_and_when_the_model_stops_working(
+    command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # gpt-4.1-nano's tuning ended 2026-10-23: its row once said only `yes` (the JSON knew)
+    import io
+
+    from rich.console import Console
+
+    screen = io.StringIO()
+    wide = Console(file=screen, width=200, highlight=False, soft_wrap=True, color_system=None)
+    monkeypatch.setattr("tuneport.cli._console.out", wide)
+    assert run([*command, "-p", "openai"]) == 0
+    rows = {line.split()[1]: line for line in screen.getvalue().splitlines() if " openai " in line}
+    assert "tuning ended 2026-10-23" in rows["gpt-4.1-nano"]
+    for model in ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini"):
+        assert "2027-01-06" in rows[model] and "2027-01-14" in rows[model]  # OpenAI's wind-down
+        assert "tuning end" in rows[model] and "working 2027-01-14" in rows[model]
+
+
+def test_plan_json_carries_the_tuning_and_shutdown_dates(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(["plan", str(SAMPLE), "-p", "openai", "--json"]) == 0
+    rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["gpt-4.1-nano"]["tuning_ends"] == "2026-10-23"
+    assert rows["gpt-4o"]["tuning_ends"] == "2027-01-06"
+    assert rows["gpt-4o"]["shutdown_date"] == "2027-01-14"

@@ -90,7 +90,10 @@ def test_train_watch_success_then_chat_with_the_job(
     assert json.loads(captured.out) == {
         "id": job.id,
         "cleaned": True,
-        "removed": [f"uploaded training file {file_id}"],
+        "removed": [
+            f"uploaded training file {file_id}",
+            f"converted copy {home() / 'runs' / job.id}",  # launch's provider-format files
+        ],
         "shared_with": {file_id: [second.id]},
     }
     assert f"warning: {file_id} is also the upload of {second.id}" in captured.err
@@ -332,4 +335,29 @@ def test_jobs_show_polls_a_running_job_and_cancel_names_it(
     out = capsys.readouterr().out
     assert f"{job_id}: cancelled" in out
     assert run(["jobs", "watch", job_id]) == 1
-    assert "launch it again if needed" in capsys.readouterr().err  # OpenAI cannot resume
+    assert "launch it again" in capsys.readouterr().err  # OpenAI cannot resume
+    # the same train continues the cancelled run: its message names the flag that launches anew
+    assert _train(sample, "--yes") == 1
+    err = capsys.readouterr().err
+    assert f"continuing {job_id}" in err and f"job {job_id} was cancelled" in err
+    assert "plus --new-run" in err
+    assert len(fake.jobs) == 1
+
+
+def test_a_model_missing_from_the_price_table_is_launched_with_its_cost_unknown(
+    fake: FakeOpenAI, sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `estimate` counts a model the table does not list; `train` takes it the same way
+    argv = ["train", "-p", "openai", "--data", str(sample), "-m", "gpt-5-mini-2026-08-07"]
+    assert run(argv) == 3  # no terminal, no --yes: the refusal comes after the estimate
+    err = capsys.readouterr().err
+    assert "not in the price table" in err and "estimated cost: unknown" in err
+    assert err.index("not in the price table") < err.index("refusing to launch a paid job")
+    assert run([*argv, "--yes", "--max-cost", "5"]) == 5  # the limit cannot be checked
+    assert "cannot check the limit $5.00 set by --max-cost" in capsys.readouterr().err
+    assert not fake.calls("POST", "/files") and not fake.jobs
+    assert run([*argv, "--yes"]) == 0
+    out, err = capsys.readouterr()
+    (job,) = open_store().list_jobs()
+    assert job.state is JobState.SUCCEEDED and job.model == "gpt-5-mini-2026-08-07"
+    assert f"cost: unknown ({job.billed_tokens:,} billed tokens; " in out

@@ -291,3 +291,53 @@ def test_set_access_token_without_the_env_watches_with_that_token(
     record, _ = train(capsys, "--set", f"access_token={TOKEN}")
     assert record["state"] == "succeeded"
     assert TOKEN not in json.dumps(record)
+
+
+def test_unpriced_hosted_model_reports_the_cost_unknown_not_own_hardware(
+    fake: FakeVertex, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # gemini-3.5-flash is tunable and listed without a price: charged, at a cost tuneport
+    # cannot know (it once ended with "GPU time: — (no provider charge)")
+    code, out, err = cli(
+        capsys,
+        "train",
+        "--provider",
+        "vertex",
+        "--data",
+        str(SAMPLE),
+        "--model",
+        "gemini-3.5-flash",
+        *VERTEX_FLAGS,
+    )
+    assert code == 0, err
+    assert "no provider charge" not in out + err and "GPU time" not in out
+    billed = BILLABLE_TOKENS * DEFAULT_EPOCHS
+    assert f"cost: unknown ({billed:,} billed tokens; " in out
+    code, out, err = cli(capsys, "jobs", "list", "--json")
+    job_id = json.loads(out)[0]["id"]
+    code, out, err = cli(capsys, "jobs", "show", job_id, "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["own_hardware"] is False and shown["cost_usd"] is None
+    assert shown["billed_tokens"] == billed and "gemini-3.5-flash" in shown["cost_unknown"]
+    code, out, err = cli(capsys, "jobs", "show", job_id)
+    assert code == 0, err
+    assert f"cost: unknown ({billed:,} billed tokens; " in out and "provider charge" not in out
+
+
+def test_chat_after_cleanup_says_the_job_was_cleaned_up(
+    fake: FakeVertex, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record, _err = train(capsys)
+    code, _out, err = cli(capsys, "jobs", "cleanup", record["id"], "--yes")
+    assert code == 0, err
+    # it once said "not found ... --set location=(see `tuneport jobs list`)": the store knows
+    endpoint = record["tuned_model"]
+    for target in (record["id"], endpoint):
+        code, _out, err = cli(capsys, "chat", target, "--message", "hi", "--set", "project=p")
+        assert code == 4
+        assert f"error: job {record['id']} was cleaned up on " in err
+        assert f"deleted endpoint {endpoint}" in err
+        assert "--new-run" in err and "=(" not in err
+    code, out, _err = cli(capsys, "jobs", "show", record["id"])
+    assert "cleaned up by `tuneport jobs cleanup`" in out  # the store keeps it as an event

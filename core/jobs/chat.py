@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tuneport.errors import NotFoundError
+from tuneport.jobs.cleanup import cleaned_up
 from tuneport.jobs.resolve import resolve_target
 from tuneport.jobs.store import JobStore, open_store
 from tuneport.providers import registry
@@ -29,6 +31,7 @@ class ChatSession:
         self.model = model
         self.options = options or ChatOptions()
         self.history: list[Message] = []
+        self.cleaned: str | None = None  # "job ID was cleaned up on DAY (...)", when it was
         if system:
             self.history.append(Message(role="system", content=system))
 
@@ -41,14 +44,24 @@ class ChatSession:
         """
         turn = Message(role="user", content=text)
         messages = [*self.history, turn]
-        if on_text is not None and isinstance(self.provider, StreamingChat):
-            pieces: list[str] = []
-            for piece in self.provider.chat_stream(self.model, messages, self.options):
-                pieces.append(piece)
-                on_text(piece)
-            reply = Message(role="assistant", content="".join(pieces))
-        else:
-            reply = self.provider.chat(self.model, messages, self.options)
+        try:
+            if on_text is not None and isinstance(self.provider, StreamingChat):
+                pieces: list[str] = []
+                for piece in self.provider.chat_stream(self.model, messages, self.options):
+                    pieces.append(piece)
+                    on_text(piece)
+                reply = Message(role="assistant", content="".join(pieces))
+            else:
+                reply = self.provider.chat(self.model, messages, self.options)
+        except NotFoundError as exc:
+            if self.cleaned is None:
+                raise
+            # the store knows why: `jobs cleanup` deleted what served the tuned model
+            again = "train again with the same `tuneport train` command plus --new-run"
+            raise NotFoundError(
+                f"{self.cleaned}; {exc.message}",
+                hint=again + (f", or {exc.hint}" if exc.hint else ""),
+            ) from None
         self.history.extend([turn, reply])
         return reply
 
@@ -63,9 +76,12 @@ def open_chat(
     store: JobStore | None = None,
 ) -> ChatSession:
     """Resolve ``target`` (job id, tuned model id, endpoint, base model + provider)."""
-    name, model, stored = resolve_target(target, provider, store=store)
-    backend = registry.get(name, {**stored, **dict(settings or {})}, store=store or open_store())
-    return ChatSession(backend, model, system=system, options=options)
+    jobs = store or open_store()
+    name, model, stored = resolve_target(target, provider, store=jobs)
+    backend = registry.get(name, {**stored, **dict(settings or {})}, store=jobs)
+    session = ChatSession(backend, model, system=system, options=options)
+    session.cleaned = cleaned_up(jobs, name, model)
+    return session
 
 
 def chat_once(

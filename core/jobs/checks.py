@@ -69,7 +69,9 @@ def check_job(
 
         def epochs_in_range() -> None:
             table = registry.load_price_table(prices_file, providers=[str(provider)])
-            price = table.lookup(str(provider), model, str(method or "sft"))
+            # a model the table does not list is counted with its cost unknown, as `estimate`
+            # does (quote_for): the provider decides whether it tunes
+            price = table.lookup(str(provider), model, str(method or "sft"), unlisted_ok=True)
             epochs = merged.get("epochs")
             if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 1:
                 price.resolve_epochs(1, epochs)

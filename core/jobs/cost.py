@@ -26,6 +26,7 @@ class JobCost:
     price_per_million_usd: float | None
     price_as_of: str | None
     own_hardware: bool  # no provider charge (local): show the compute time instead
+    cost_unknown: str | None = None  # why a charged job has no cost (no price in the table)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -36,6 +37,7 @@ class JobCost:
             "price_per_million_usd": self.price_per_million_usd,
             "price_as_of": self.price_as_of,
             "own_hardware": self.own_hardware,
+            "cost_unknown": self.cost_unknown,
         }
 
 
@@ -44,14 +46,18 @@ def job_cost(record: JobRecord, *, prices: PriceTable | None = None) -> JobCost:
     table, ``$TUNEPORT_PRICES`` included)."""
     rate: float | None = None
     as_of: str | None = None
+    # own hardware is the backend's price data (``paid = false``), never the absence of a price:
+    # a hosted model the table has no price for is charged all the same, at an unknown cost
+    own = False
+    unknown: str | None = None
     try:
         table = prices or registry.load_price_table(providers=[record.provider])
-        price = table.lookup(record.provider, record.model, record.method)
+        price = table.lookup(record.provider, record.model, record.method, unlisted_ok=True)
         rate, as_of = price.training_per_million, price.as_of
-        priced = True
-    except ConfigError:  # a model the table no longer knows: tokens without dollars
-        priced = False
-    own = priced and rate is None
+        own = not price.paid
+        unknown = price.cost_unknown
+    except ConfigError as exc:  # no prices for the provider at all: tokens without dollars
+        unknown = f"{exc.message}, so its cost is unknown"
     tokens = record.billed_tokens
     cost = None
     if tokens is not None and rate is not None:
@@ -64,4 +70,5 @@ def job_cost(record: JobRecord, *, prices: PriceTable | None = None) -> JobCost:
         price_per_million_usd=rate,
         price_as_of=as_of,
         own_hardware=own,
+        cost_unknown=unknown,
     )

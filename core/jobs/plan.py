@@ -52,6 +52,9 @@ class PlanRow(BaseModel):
     warnings: list[str]
     steps: int | None = None
     gpu_memory_gib: float | None = None
+    tuning_ends: str | None = None  # YYYY-MM-DD: the provider stops (stopped) tuning it
+    shutdown_date: str | None = None  # YYYY-MM-DD: the model and its fine-tunes stop working
+    lifecycle: str = ""  # both as words for the row, e.g. "tuning ended 2026-10-23"
 
 
 def plan(
@@ -124,6 +127,9 @@ def plan(
                 warnings=est.warnings,
                 steps=est.steps,
                 gpu_memory_gib=est.gpu_memory_gib,
+                tuning_ends=price.tuning_ends,
+                shutdown_date=price.shutdown_date,
+                lifecycle=price.lifecycle(),
             )
         )
     return out

@@ -181,17 +181,22 @@ def raise_for_outcome(record: JobRecord, *, resumable: bool = False) -> None:
     """A failed or cancelled job as the error the CLI reports (exit code 1); ``resumable``
     (the backend can continue from a checkpoint) says how to continue it."""
     resume = f"continue it from its last checkpoint with `tuneport jobs resume {record.id}`"
+    # the same `train` command continues this run (one intended run = one paid job): a new
+    # launch of the same data and settings needs --new-run
+    again = (
+        "launch it again with the same `tuneport train` command plus --new-run (without it the "
+        "command continues this ended run)"
+    )
     if record.state is JobState.FAILED:
         raise JobFailedError(
             f"job {record.id} failed at {record.provider}: "
             f"{record.error or record.raw_state or 'no reason given'}",
-            hint="fix the cause, then "
-            + (resume if resumable else "launch again with `tuneport train`"),
+            hint="fix the cause, then " + (resume if resumable else again),
         )
     if record.state is JobState.CANCELLED:
         raise JobFailedError(
             f"job {record.id} was cancelled",
-            hint=resume if resumable else "launch it again if needed",
+            hint=resume if resumable else f"if needed, {again}",
         )
     if not record.state.terminal:  # pragma: no cover - watch_job only returns early on max_polls
         raise ProviderError(f"job {record.id} is still {record.state.value}")

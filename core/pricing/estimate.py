@@ -142,6 +142,7 @@ def estimate_counts(
     if cost_unknown:
         warnings.append(f"{cost_unknown}; add its price with --prices FILE")
     warnings += _tuning_ends(price, cfg.model, today or date.today())
+    warnings += _shutdown(price, cfg.model, today or date.today())
     budget_billed = budget_cost = None
     budget_note = None
     if budget is not None and budget.tokens * epochs > billed:
@@ -199,3 +200,19 @@ def _tuning_ends(price: ModelPrice, model: str, today: date) -> list[str]:
     if ends - today <= TUNING_ENDS_NOTICE:
         return [f"{price.provider} stops tuning {model} on {ends.isoformat()}{source}"]
     return []
+
+
+def _shutdown(price: ModelPrice, model: str, today: date) -> list[str]:
+    """A warning when the model (and every model tuned from it) stops working within 60 days
+    or stopped: a tuned model would not outlive that date."""
+    if not price.shutdown_date:
+        return []
+    try:
+        ends = date.fromisoformat(price.shutdown_date)
+    except ValueError:
+        return []
+    if ends - today > TUNING_ENDS_NOTICE:
+        return []
+    source = f" ({price.shutdown_source})" if price.shutdown_source else ""
+    verb = "stopped" if ends <= today else "stop"
+    return [f"{model} and every model tuned from it {verb} working on {ends.isoformat()}{source}"]

@@ -58,6 +58,11 @@ class _Common(BaseModel):
     paid: bool | None = None  # false: no money figure (your own hardware)
     tuning_ends: date | None = None  # the provider stops (or stopped) tuning this model
     tuning_ends_source: str | None = None
+    shutdown_date: date | None = None  # the model (and every fine-tune of it) stops working
+    shutdown_source: str | None = None
+    # a deployment/dedicated endpoint serving a tuned model, billed by the hour while it runs
+    deployment_per_hour: float | None = Price
+    deployment_source: str | None = None
 
     @field_validator("epoch_rule")
     @classmethod
@@ -107,6 +112,10 @@ class ModelPrice:
     listed: bool = True  # False: the model is not in the table (cost unknown)
     tuning_ends: str | None = None  # YYYY-MM-DD: tuning stops (or stopped) on this date
     tuning_ends_source: str | None = None
+    shutdown_date: str | None = None  # YYYY-MM-DD: the model and its fine-tunes stop working
+    shutdown_source: str | None = None
+    deployment_per_hour: float | None = None  # USD per hour of a deployment serving it
+    deployment_source: str | None = None
 
     @property
     def cost_unknown(self) -> str | None:
@@ -122,6 +131,11 @@ class ModelPrice:
             f"the price table has no {self.method} training price for {self.provider} "
             f"{self.model} ({self.source}, as of {self.as_of}), so its cost is unknown"
         )
+
+    def lifecycle(self, today: date | None = None) -> str:
+        """``tuning ended 2026-10-23`` / ``tuning ends 2027-01-06, stops working 2027-01-14`` (each
+        date the table has for the model), or ``""``: shown in the model's row."""
+        return lifecycle_text(self.tuning_ends, self.shutdown_date, today)
 
     def auto_epochs(self, examples: int) -> int:
         """The epochs the provider picks for ``examples`` examples when epochs are "auto"."""
@@ -383,7 +397,30 @@ def _entry(
         paid=f.get("paid") is not False,
         tuning_ends=_iso(f.get("tuning_ends")),
         tuning_ends_source=f.get("tuning_ends_source"),
+        shutdown_date=_iso(f.get("shutdown_date")),
+        shutdown_source=f.get("shutdown_source"),
+        deployment_per_hour=f.get("deployment_per_hour"),
+        deployment_source=f.get("deployment_source"),
     )
+
+
+def lifecycle_text(tuning_ends: str | None, shutdown: str | None, today: date | None = None) -> str:
+    """The dates a provider stops tuning a model and stops serving it, past or future."""
+    day = today or date.today()
+
+    def when(iso: str, past: str, future: str) -> str:
+        try:
+            ended = date.fromisoformat(iso) <= day
+        except ValueError:
+            ended = False
+        return f"{past if ended else future} {iso}"
+
+    parts = []
+    if tuning_ends:
+        parts.append(when(tuning_ends, "tuning ended", "tuning ends"))
+    if shutdown:
+        parts.append(when(shutdown, "stopped working", "stops working"))
+    return ", ".join(parts)
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
