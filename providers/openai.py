@@ -49,6 +49,7 @@ from tuneport.providers.base import (
     Checkpoint,
     MemoryUploads,
     PreparedData,
+    SourceJob,
     UploadedData,
     UploadIndex,
     create_once,
@@ -130,6 +131,7 @@ MAX_UPLOAD_BYTES = 8 * 2**30
 UPLOAD_PART_BYTES = 64 * 2**20
 SEARCH_JOBS = 100  # recent jobs scanned for a run id when the server ignores the filter
 SEARCH_FILES = 500  # files scanned for an identical upload
+SEARCH_SOURCE_JOBS = 1000  # jobs scanned for the one that produced a tuned model (port)
 STEP_OF_TOTAL = re.compile(r"^Step \d+/(\d+)\b")  # metric event messages: "Step 3/300: ..."
 
 
@@ -813,6 +815,81 @@ class OpenAIProvider:
             return [key_check]
         key = str(API.api_key(self.options.api_key))
         return [key_check, API.probe(f"{self.base_url}/models", key, timeout)]
+
+    # --- ReturnsData: give a finished job's data back (`tuneport port`) ---------------------
+
+    def source_job(self, ref: str) -> SourceJob:
+        """The job ``ref`` (``ftjob-...``) or the job that produced the tuned model ``ref``
+        (``ft:...``), with its files, method and hyperparameters."""
+        job_id = ref if not ref.startswith("ft:") else self._job_of_model(ref)
+        try:
+            job = self._call(lambda: self.client.fine_tuning.jobs.retrieve(job_id))
+        except NotFoundError:
+            raise NotFoundError(
+                f"OpenAI at {self.base_url} holds no fine-tuning job {ref!r}",
+                hint="see `tuneport jobs list --remote -p openai` for the jobs it holds",
+            ) from None
+        return self._read_reply(f"job {job_id}", lambda: self._source_job(job))
+
+    def _job_of_model(self, model: str) -> str:
+        def search() -> str | None:
+            for i, job in enumerate(self.client.fine_tuning.jobs.list(limit=100)):
+                if job.fine_tuned_model == model:
+                    return str(job.id)
+                if i >= SEARCH_SOURCE_JOBS:
+                    break
+            return None
+
+        found = self._call(search)
+        if found is None:
+            raise NotFoundError(
+                f"no fine-tuning job at OpenAI ({self.base_url}) produced {model!r} "
+                f"(searched the {SEARCH_SOURCE_JOBS} newest jobs)",
+                hint="pass the job id (ftjob-...) instead",
+            )
+        return found
+
+    @staticmethod
+    def _source_job(job: Any) -> SourceJob:
+        raw = job.model_dump(mode="json")
+        method = raw.get("method") or {"type": "supervised"}
+        kind = str(method.get("type") or "supervised")
+        hyper = dict(raw.get("hyperparameters") or {})
+        section = method.get(kind) if isinstance(method.get(kind), dict) else {}
+        hyper.update(
+            {
+                k: v
+                for k, v in (section.get("hyperparameters") or {}).items()
+                if v not in (None, "auto")
+            }
+        )
+        names = {**{v: k for k, v in HYPERPARAMETERS.items()}, "beta": "beta"}
+        kept = {names[k]: (None if v == "auto" else v) for k, v in hyper.items() if k in names}
+        methods = {v: k for k, v in METHOD_TYPES.items()}
+        return SourceJob(
+            provider=NAME,
+            remote_id=str(job.id),
+            model=str(job.model),
+            tuned_model=job.fine_tuned_model,
+            state=str(job.status),
+            method=methods.get(kind, kind),
+            hyperparameters=kept,
+            trained_tokens=job.trained_tokens,
+            training=str(job.training_file),
+            validation=job.validation_file or None,
+            created_at=datetime.fromtimestamp(job.created_at, UTC).isoformat(),
+        )
+
+    def download(self, ref: str, out: Path) -> None:
+        """The bytes of uploaded file ``ref`` (``GET /files/{id}/content``) written to ``out``."""
+        try:
+            reply = self._call(lambda: self.client.files.content(ref))
+        except NotFoundError:
+            raise NotFoundError(
+                f"OpenAI at {self.base_url} no longer holds file {ref!r} (deleted?)",
+                hint="port from a copy of the data instead: `tuneport train` with the file",
+            ) from None
+        out.write_bytes(reply.read())
 
 
 def _int_or_none(value: object) -> int | None:
