@@ -285,7 +285,7 @@ def new_port(
     """The port of ``source`` to ``target``: the one started before with the same source,
     target and golden size (continued), else a new one with its own id and folder."""
     jobs = store or open_store()
-    provider, ref, _ = resolve_source(source, source_provider, jobs)
+    provider, ref, source_settings = resolve_source(source, source_provider, jobs)
     target_provider, target_model = parse_target(target)
     redacted = redact_config(dict(settings or {}))
     for existing in list_ports():
@@ -298,6 +298,9 @@ def new_port(
             golden,
         ):
             return s
+    backend = registry.get(provider, source_settings, store=jobs)
+    if isinstance(backend, ReturnsData):  # the job exists and can be ported: before any folder
+        check_source(backend.source_job(ref))
     port_id = "port-" + secrets.token_hex(4)
     spec = PortSpec(
         id=port_id,
@@ -312,8 +315,23 @@ def new_port(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     _write_json(ports_dir() / port_id / "port.json", spec.model_dump(mode="json"))
-    del ref
     return spec
+
+
+def check_source(job: SourceJob) -> SourceJob:
+    """``job`` if it can be ported: it produced a tuned model with a method tuneport moves."""
+    if job.state != "succeeded" or not job.tuned_model:
+        raise ConfigError(
+            f"{job.provider} job {job.remote_id} has no tuned model (state {job.state})",
+            hint="port a job that succeeded",
+        )
+    if job.method not in ("sft", "dpo"):
+        raise ConfigError(
+            f"{job.provider} job {job.remote_id} used method {job.method!r}, which tuneport "
+            "cannot move to another provider",
+            hint="port a supervised (SFT) or DPO job",
+        )
+    return job
 
 
 def fetch(folder: Path, source: Provider, ref: str) -> Fetched:
@@ -327,18 +345,7 @@ def fetch(folder: Path, source: Provider, ref: str) -> Fetched:
         return fetched
     if not isinstance(source, ReturnsData):
         raise ConfigError(f"{source.name} cannot give a job's data back", hint="see port --help")
-    job = source.source_job(ref)
-    if job.state != "succeeded" or not job.tuned_model:
-        raise ConfigError(
-            f"{job.provider} job {job.remote_id} has no tuned model (state {job.state})",
-            hint="port a job that succeeded",
-        )
-    if job.method not in ("sft", "dpo"):
-        raise ConfigError(
-            f"{job.provider} job {job.remote_id} used method {job.method!r}, which tuneport "
-            "cannot move to another provider",
-            hint="port a supervised (SFT) or DPO job",
-        )
+    job = check_source(source.source_job(ref))
     sums: dict[str, tuple[str, int] | None] = {"training": None, "validation": None}
     for role, file_ref in (("training", job.training), ("validation", job.validation)):
         if file_ref is None:
@@ -430,20 +437,21 @@ def make_plan(
     job = fetched.job
     method = "dpo" if job.method == "dpo" else "sft"
     table = registry.load_price_table(providers=[spec.target_provider])
-    if method == "dpo" and not any(
-        p.provider == spec.target_provider for p in table.tunable(method="dpo")
-    ):
-        doing = sorted(
-            {
-                p.provider
-                for p in registry.load_price_table().tunable(method="dpo")
-                if p.provider in registry.names()
-            }
-        )
+    try:
+        quote = quote_for(spec.target_provider, spec.target_model, method, prices=table)
+    except ConfigError as exc:
+        if method != "dpo":
+            raise
+        doing = [
+            f"{p.provider}:{p.model}"
+            for p in registry.load_price_table().tunable(method="dpo")
+            if p.provider in registry.names()
+        ]
         raise ConfigError(
-            f"the source job used DPO and {spec.target_provider} does not tune DPO",
+            f"the source job used DPO and {spec.target_provider} {spec.target_model} does not "
+            f"tune DPO ({exc.message})",
             hint=f"port to a target that does: {', '.join(doing)}",
-        )
+        ) from None
     hyper = job.hyperparameters
     validation = folder / "fetch" / "validation.jsonl"
     cfg = JobConfig(
@@ -457,7 +465,6 @@ def make_plan(
         batch_size=hyper.get("batch_size"),
         options=dict(settings),
     )
-    quote = quote_for(cfg.provider, cfg.model, cfg.method, prices=table)
     est = estimate(cfg, quote=quote)
     descriptor = registry.backend(spec.target_provider)
     preview = folder / "plan-preview" / "training"
@@ -516,7 +523,8 @@ def record_answers(
     """Ask ``target`` every case not yet in ``path`` and append each answer as it is scored:
     a re-run after a kill asks only what was not recorded."""
     done = _recorded(path)
-    todo = [c for c in cases if c.index not in done]
+    # a failed answer (its error recorded) is asked again; a recorded answer never is
+    todo = [c for c in cases if c.index not in done or done[c.index].error is not None]
     options = EvalOptions(max_tokens=max_tokens, concurrency=concurrency)
     providers = {target.spec: provider} if provider is not None else None
     extra: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
