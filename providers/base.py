@@ -479,3 +479,12 @@ class ReturnsData(Protocol):
     def source_job(self, ref: str) -> SourceJob: ...
 
     def download(self, ref: str, out: Path) -> None: ...
+
+
+@runtime_checkable
+class KnowsShutdowns(Protocol):
+    """Optional capability: the day each model stops working, as the provider's own model list
+    says (OpenAI ``/v1/models`` objects may carry ``shutdown_date``); models it gives no date
+    for are left out."""
+
+    def shutdown_dates(self) -> dict[str, str]: ...

@@ -855,7 +855,7 @@ class OpenAIProvider:
         method = raw.get("method") or {"type": "supervised"}
         kind = str(method.get("type") or "supervised")
         hyper = dict(raw.get("hyperparameters") or {})
-        section = method.get(kind) if isinstance(method.get(kind), dict) else {}
+        section: dict[str, Any] = method.get(kind) or {}
         hyper.update(
             {
                 k: v
@@ -890,6 +890,20 @@ class OpenAIProvider:
                 hint="port from a copy of the data instead: `tuneport train` with the file",
             ) from None
         out.write_bytes(reply.read())
+
+    def shutdown_dates(self) -> dict[str, str]:
+        """Model id -> ``YYYY-MM-DD`` for the models whose ``/v1/models`` object carries a
+        ``shutdown_date`` (``Model.shutdown_date: Optional[str]``, openai 3.x SDK types)."""
+
+        def read() -> dict[str, str]:
+            found: dict[str, str] = {}
+            for model in self.client.models.list():
+                value = getattr(model, "shutdown_date", None)
+                if isinstance(value, str) and value:
+                    found[model.id] = value[:10]
+            return found
+
+        return self._call(read)
 
 
 def _int_or_none(value: object) -> int | None:

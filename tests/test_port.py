@@ -300,3 +300,94 @@ def test_the_job_store_source_is_ported_by_its_tuneport_id(
     assert run(["port", record.id, "--to", TARGET, "--golden", "3", "--yes"]) == 0
     uploaded = fake.file_bytes[fake.jobs[str(record.remote_id)]["training_file"]]
     assert (_folder() / "fetch" / "training.jsonl").read_bytes() == uploaded
+
+
+@pytest.mark.slow
+def test_port_to_a_local_tiny_model(
+    fake: FakeOpenAI,
+    data: bytes,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.fakes.tiny_model import build_tiny_model
+    from tuneport.data.records import read_records
+    from tuneport.paths import home
+
+    monkeypatch.setenv("TUNEPORT_POLL_INTERVAL", "0.3")
+    tiny = build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+    source = fake.seed_past_job(data)
+    quick = ["max_steps=2", "logging_steps=1", "gradient_checkpointing=false", "max_length=256"]
+    argv = ["port", source["fine_tuned_model"], "--to", f"local:{tiny}", "--golden", "3"]
+    argv += ["--max-tokens", "8", *(f"--set={q}" for q in quick), "--yes"]
+    code = run(argv)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "no money figure (own hardware)" in captured.err
+    (record,) = open_store().list_jobs(5)
+    assert record.provider == "local" and record.state.value == "succeeded"
+    assert record.config["epochs"] == 3 and record.config["learning_rate_multiplier"] == 1.8
+    # what the local trainer got are the source rows, converted
+    from datasets import load_from_disk
+
+    trained = load_from_disk(str(home() / "runs" / record.run_id / "data"))
+    source_rows = [r for r in read_records(_folder() / "fetch" / "training.jsonl") if r.record]
+    assert len(trained) == len(source_rows)
+    report = json.loads((_folder() / "report.json").read_text())
+    assert [t["provider"] for t in report["targets"]] == ["openai", "local"]
+    assert all(row[1]["error"] is None for row in report["answers"])
+    assert _chats(fake, source["fine_tuned_model"]) == 3
+
+
+# --- inventory: tuned models at the provider and the day they stop working ---------------------
+
+
+def test_remote_list_shows_when_each_tuned_model_stops(
+    fake: FakeOpenAI, data: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    older = fake.seed_past_job(data)  # launched elsewhere: tuneport never saw it
+    newer = fake.seed_past_job(data, model="gpt-4.1-mini-2025-04-14")
+    fake.shutdown_dates[newer["fine_tuned_model"]] = "2026-12-31"  # announced by the provider
+    nano = fake.seed_past_job(data, model="gpt-4.1-nano-2025-04-14")  # tuning ended; no date
+    assert run(["jobs", "list", "--remote", "-p", "openai", "--json"]) == 0
+    rows = {r["remote_id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows[older["id"]]["stops"] == "2027-01-14"
+    assert rows[older["id"]]["model"] == "gpt-4o-mini-2024-07-18"
+    assert "deprecations" in rows[older["id"]]["stops_source"]
+    assert rows[newer["id"]]["stops"] == "2026-12-31"
+    assert rows[newer["id"]]["stops_source"] == "openai model object"
+    assert rows[nano["id"]]["stops"] is None
+    assert run(["jobs", "list", "--remote", "-p", "openai"]) == 0
+    out = capsys.readouterr().out
+    assert "2027-01-14" in out and "stop dates: OpenAI deprecations page" in out
+
+
+def test_doctor_warns_about_tuned_models_that_stop_within_60_days(
+    fake: FakeOpenAI, fixtures_dir: Path
+) -> None:
+    from datetime import date
+
+    from tuneport.jobs.doctor import diagnose
+
+    data = fixtures_dir / "sample" / "chat.jsonl"
+    argv = ["train", "-p", "openai", "--data", str(data), "-m", "gpt-4o-mini", "--yes"]
+    assert run(argv) == 0
+    (record,) = open_store().list_jobs(5)
+    (health,) = diagnose(["openai"], today=date(2026, 12, 6))
+    (check,) = [c for c in health.checks if c.name == "tuned models"]
+    assert check.status == "warn"
+    assert f"{record.tuned_model} (job {record.id}) stops working on 2027-01-14" in check.detail
+    assert check.fix is not None and f"tuneport port {record.id}" in check.fix
+    (health,) = diagnose(["openai"], today=date(2026, 10, 1))  # 105 days before: quiet
+    assert not [c for c in health.checks if c.name == "tuned models"]
+
+
+def test_the_calendar_takes_the_longest_prefix() -> None:
+    from tuneport.pricing.calendar import dates_for
+
+    nano = dates_for("openai", "ft:gpt-4.1-nano-2025-04-14:org::abc")
+    assert nano is not None and nano.prefix == "gpt-4.1-nano" and nano.shutdown is None
+    assert str(nano.tuning_end) == "2026-10-23" and str(nano.new_jobs_end) == "2027-01-06"
+    mini = dates_for("openai", "gpt-4o-mini-2024-07-18")
+    assert mini is not None and mini.prefix == "gpt-4o-mini" and str(mini.shutdown) == "2027-01-14"
+    assert dates_for("vertex", "gemini-2.5-flash") is None

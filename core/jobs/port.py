@@ -344,7 +344,10 @@ def fetch(folder: Path, source: Provider, ref: str) -> Fetched:
             _check_sum(folder / "fetch" / "validation.jsonl", fetched.validation_sha256)
         return fetched
     if not isinstance(source, ReturnsData):
-        raise ConfigError(f"{source.name} cannot give a job's data back", hint="see port --help")
+        raise ConfigError(
+            f"{source.name} cannot give a job's data back",
+            hint=f"port from {', '.join(data_sources())}",
+        )
     job = check_source(source.source_job(ref))
     sums: dict[str, tuple[str, int] | None] = {"training": None, "validation": None}
     for role, file_ref in (("training", job.training), ("validation", job.validation)):

@@ -61,6 +61,7 @@ class FakeOpenAI(Served):
     chats: list[dict[str, Any]] = field(default_factory=list)
     uploads: dict[str, dict[str, Any]] = field(default_factory=dict)  # the Uploads API
     upload_parts: dict[str, bytes] = field(default_factory=dict)
+    shutdown_dates: dict[str, str] = field(default_factory=dict)  # model id -> YYYY-MM-DD
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -241,6 +242,9 @@ class FakeOpenAI(Served):
             data = [
                 {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in models if m
             ]
+            for item in data:  # OpenAI's Model.shutdown_date, where one is announced
+                if item["id"] in self.shutdown_dates:
+                    item["shutdown_date"] = self.shutdown_dates[item["id"]]
             return 200, {"object": "list", "data": data}
         raise KeyError(path)
 
