@@ -111,6 +111,11 @@ def test_port_end_to_end_through_the_cli(
     assert (folder / "report.md").read_text().count("## Verdict") == 1
     header = (folder / "report.csv").read_text().splitlines()[0]
     assert f"source {tuned} answer" in header and "target ft:gpt-4.1-mini" in header
+    # the dashboard lists it as a port report with both columns
+    from tuneport.cli.ui.views import find_reports
+
+    (shown_report,) = find_reports([ports_dir()])
+    assert shown_report.kind == "port" and len(shown_report.rows) == 2
     # list / show
     assert run(["port", "list", "--json"]) == 0
     (listed,) = json.loads(capsys.readouterr().out)
