@@ -396,3 +396,67 @@ def test_the_calendar_takes_the_longest_prefix() -> None:
     mini = dates_for("openai", "gpt-4o-mini-2024-07-18")
     assert mini is not None and mini.prefix == "gpt-4o-mini" and str(mini.shutdown) == "2027-01-14"
     assert dates_for("vertex", "gemini-2.5-flash") is None
+
+
+def test_port_from_openai_to_together(
+    fake: FakeOpenAI, data: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes.together_server import FakeTogether
+
+    with FakeTogether(api_key="tg-port-key") as together:
+        together.advance_on_get = True
+        together.serverless_lora = True
+        monkeypatch.setenv("TOGETHER_API_KEY", "tg-port-key")
+        monkeypatch.setenv("TOGETHER_BASE_URL", together.base_url)
+        source = fake.seed_past_job(data)
+        argv = ["port", source["id"], "--from", "openai", "--to", "together", "--golden", "3"]
+        assert run([*argv, "--yes"]) == 0
+        assert len(together.jobs) == 1
+        (job,) = together.jobs.values()
+        sent = together.file_bytes[job.data["training_file"]].decode().splitlines()
+        converted = [json.loads(r) for r in sent]
+        assert len(converted) == len(data.splitlines())
+        report = json.loads((_folder() / "report.json").read_text())
+        assert [t["provider"] for t in report["targets"]] == ["openai", "together"]
+        assert all(row[1]["error"] is None for row in report["answers"]), report["answers"]
+        assert run([*argv, "--yes"]) == 0  # again: nothing new
+        assert len(together.jobs) == 1
+
+
+@pytest.mark.slow
+def test_port_from_a_local_run_to_openai(
+    fake: FakeOpenAI,
+    fixtures_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.fakes.tiny_model import build_tiny_model
+    from tuneport.data.records import load_records
+
+    monkeypatch.setenv("TUNEPORT_POLL_INTERVAL", "0.3")
+    tiny = build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+    data = fixtures_dir / "sample" / "chat.jsonl"
+    quick = ["max_steps=2", "logging_steps=1", "gradient_checkpointing=false", "max_length=256"]
+    argv = ["train", "-p", "local", "-m", str(tiny), "--data", str(data), "--epochs", "2"]
+    assert run([*argv, *(f"--set={q}" for q in quick), "--yes"]) == 0
+    (local_job,) = open_store().list_jobs(5)
+    capsys.readouterr()
+    argv = ["port", local_job.id, "--to", TARGET, "--golden", "3", "--max-tokens", "8", "--yes"]
+    assert run(argv) == 0, capsys.readouterr().err
+
+    # the run's rows came back whole (canonical JSONL), and went to OpenAI converted
+    def plain(records: list[Any]) -> list[Any]:  # the local format writes "" for no content
+        dumped = [r.model_dump(mode="json") for r in records]
+        for row in dumped:
+            for message in row.get("messages", []):
+                message["content"] = message["content"] or ""
+        return dumped
+
+    fetched = load_records(_folder() / "fetch" / "training.jsonl")
+    assert plain(fetched) == plain(load_records(data))
+    (job,) = fake.jobs.values()
+    assert job["method"]["supervised"]["hyperparameters"]["n_epochs"] == 2
+    report = json.loads((_folder() / "report.json").read_text())
+    assert [t["provider"] for t in report["targets"]] == ["local", "openai"]
+    assert report["targets"][0]["model"] == local_job.tuned_model

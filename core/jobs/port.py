@@ -557,7 +557,7 @@ def cost_lines(plan: Plan, golden_left: int, cases: int) -> tuple[list[str], flo
             lines.append(f"{what}: ≈${cost:,.4f} at most ({line.note})")
             total = None if total is None else total + cost
         elif line.free:
-            lines.append(f"{what}: no money figure ({line.note})")
+            lines.append(f"{what}: no money figure (no provider charge)")
         else:
             lines.append(f"{what}: cost unknown ({line.note})")
             total = None
