@@ -83,6 +83,7 @@ def _run(
     as_json: bool,
 ) -> int:
     from tuneport.cli._console import err, out
+    from tuneport.cli._render import WatchView
     from tuneport.cli.train import confirm_or_refuse
     from tuneport.jobs.jobfile import parse_set
     from tuneport.jobs.port import new_port, run_port
@@ -115,14 +116,19 @@ def _run(
     def step(name: str) -> None:
         err.print(f"{name}: done", markup=False)
 
-    state = run_port(
-        spec,
-        confirm=confirm,
-        show=show,
-        max_cost=resolve_max_cost(max_cost),
-        after_step=step,
-        settings=settings,
-    )
+    view = WatchView(err)
+    try:
+        state = run_port(
+            spec,
+            confirm=confirm,
+            show=show,
+            max_cost=resolve_max_cost(max_cost),
+            after_step=step,
+            settings=settings,
+            renderer=view,
+        )
+    finally:
+        view.close()
     if as_json:
         print_json(state)
         return 0

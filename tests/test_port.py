@@ -460,3 +460,30 @@ def test_port_from_a_local_run_to_openai(
     report = json.loads((_folder() / "report.json").read_text())
     assert [t["provider"] for t in report["targets"]] == ["local", "openai"]
     assert report["targets"][0]["model"] == local_job.tuned_model
+
+
+def test_port_from_together_to_openai(
+    fake: FakeOpenAI, fixtures_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes.together_server import FakeTogether
+
+    with FakeTogether(api_key="tg-port-key") as together:
+        together.advance_on_get = True
+        together.serverless_lora = True
+        monkeypatch.setenv("TOGETHER_API_KEY", "tg-port-key")
+        monkeypatch.setenv("TOGETHER_BASE_URL", together.base_url)
+        data = fixtures_dir / "sample" / "chat.jsonl"
+        argv = ["train", "-p", "together", "--data", str(data), "--epochs", "2", "--yes"]
+        argv += ["-m", "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"]
+        assert run(argv) == 0
+        (source,) = together.jobs.values()
+        tuned = source.data["model_output_name"]
+        uploaded = together.file_bytes[source.data["training_file"]]
+        argv = ["port", tuned, "--from", "together", "--to", TARGET, "--golden", "3", "--yes"]
+        assert run(argv) == 0
+        assert (_folder() / "fetch" / "training.jsonl").read_bytes() == uploaded
+        (job,) = fake.jobs.values()
+        assert job["method"]["supervised"]["hyperparameters"]["n_epochs"] == 2
+        report = json.loads((_folder() / "report.json").read_text())
+        assert [t["provider"] for t in report["targets"]] == ["together", "openai"]
+        assert sum(1 for c in together.chats if c["model"] == tuned) == 3

@@ -61,6 +61,7 @@ from tuneport.evaluate.run import (
 )
 from tuneport.files import atomic_path, atomic_writer, sha256_file, try_lock
 from tuneport.jobs.store import JobStore, open_store, redact_config
+from tuneport.jobs.watch import WatchRenderer
 from tuneport.paths import home
 from tuneport.progress import NullProgress, Progress
 from tuneport.providers import registry
@@ -598,6 +599,7 @@ def run_port(
     sleep: Callable[[float], None] | None = None,
     settings: Mapping[str, Any] | None = None,
     source_settings: Mapping[str, Any] | None = None,
+    renderer: WatchRenderer | None = None,
 ) -> PortState:
     """Run (or continue) the port ``spec`` to its report.
 
@@ -665,7 +667,7 @@ def run_port(
             folder, spec, plan, jobs, given.get("target"), target_settings, bar, max_cost
         )
         hook("train")
-        record = _watch(record, jobs, given.get("target"), target_settings, sleep)
+        record = _watch(record, jobs, given.get("target"), target_settings, sleep, renderer)
         if record.state is not JobState.SUCCEEDED or not record.tuned_model:
             from tuneport.jobs.watch import raise_for_outcome
 
@@ -726,6 +728,7 @@ def _watch(
     provider: Provider | None,
     settings: Mapping[str, Any],
     sleep: Callable[[float], None] | None,
+    renderer: WatchRenderer | None = None,
 ) -> JobRecord:
     from tuneport.jobs.resolve import provider_for_record
     from tuneport.jobs.watch import watch_job
@@ -733,7 +736,7 @@ def _watch(
     if record.state.terminal and record.tuned_model:
         return record
     backend = provider or provider_for_record(record, jobs, settings=settings)
-    return watch_job(record.id, store=jobs, provider=backend, sleep=sleep)
+    return watch_job(record.id, store=jobs, provider=backend, sleep=sleep, renderer=renderer)
 
 
 # --- compare -----------------------------------------------------------------------------------
