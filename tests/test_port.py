@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.gcs_emulator import gcs_emulator, gcs_env  # noqa: F401
 from tests.fakes.openai_server import FakeOpenAI, serving_openai
 from tuneport.cli.main import run
 from tuneport.errors import EXIT_CONFIG, EXIT_PROVIDER
@@ -487,3 +488,29 @@ def test_port_from_together_to_openai(
         report = json.loads((_folder() / "report.json").read_text())
         assert [t["provider"] for t in report["targets"]] == ["together", "openai"]
         assert sum(1 for c in together.chats if c["model"] == tuned) == 3
+
+
+@pytest.mark.usefixtures("gcs_env")
+def test_port_from_openai_to_vertex(
+    fake: FakeOpenAI,
+    data: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.fakes.vertex_server import running_fake_vertex
+
+    with running_fake_vertex() as vertex:
+        monkeypatch.setenv("GOOGLE_VERTEX_BASE_URL", vertex.url)
+        monkeypatch.setenv("TUNEPORT_VERTEX_ACCESS_TOKEN", "ya29.port-test-token")
+        source = fake.seed_past_job(data)
+        argv = ["port", source["id"], "--from", "openai", "--to", "vertex:gemini-2.5-flash"]
+        argv += ["--golden", "3", "--set", "project=p", "--set", "location=us-central1"]
+        argv += ["--set", "bucket=tp-bucket", "--yes"]
+        code = run(argv)
+        assert code == 0, capsys.readouterr().err
+        assert len(vertex.jobs) == 1
+        report = json.loads((_folder() / "report.json").read_text())
+        assert [t["provider"] for t in report["targets"]] == ["openai", "vertex"]
+        assert all(row[1]["error"] is None for row in report["answers"]), report["answers"]
+        assert run([*argv]) == 0
+        assert len(vertex.jobs) == 1
