@@ -514,3 +514,60 @@ def test_port_from_openai_to_vertex(
         assert all(row[1]["error"] is None for row in report["answers"]), report["answers"]
         assert run([*argv]) == 0
         assert len(vertex.jobs) == 1
+
+
+# --- a real `tuneport port` process killed with SIGKILL ----------------------------------------
+
+KILL_MOMENTS = {
+    # (path regex, requests of that kind let through first)
+    "the 3rd source answer carried out, its reply not yet read": (r"^/chat/completions$", 2),
+    "the target job created, its reply not yet read": (r"^/fine_tuning/jobs$", 0),
+    "the 2nd target answer carried out, its reply not yet read": (
+        r"^/chat/completions$",
+        GOLDEN + 1,
+    ),
+}
+
+
+@pytest.mark.parametrize("moment", list(KILL_MOMENTS))
+def test_kill_9_during_a_port_then_the_same_command(
+    fake: FakeOpenAI, data: bytes, moment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.fakes.faults import Fault
+
+    source = fake.seed_past_job(data)
+    tuned = source["fine_tuned_model"]
+    argv = ["port", tuned, "--to", TARGET, "--golden", str(GOLDEN), "--concurrency", "1"]
+    argv.append("--yes")
+    pattern, skip = KILL_MOMENTS[moment]
+    held = fake.faults.add(Fault("POST", pattern, "hold", skip=skip, after=True))
+    code = "import sys; from tuneport.cli.main import main; sys.argv[0] = 'tuneport'; main()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *argv],
+        env={**os.environ},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert held.reached.wait(120), proc.stderr.read().decode() if proc.stderr else ""
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(30) == -signal.SIGKILL
+    finally:
+        held.release.set()
+        if proc.poll() is None:
+            proc.kill()
+    asked_before = _chats(fake, tuned)
+    assert run(argv) == 0, capsys.readouterr().err
+    (job,) = _new_jobs(fake, source["id"])  # one job, whatever the moment
+    # only the answer whose reply was lost is asked again
+    lost = 1 if moment.startswith("the 3rd source") else 0
+    assert _chats(fake, tuned) == GOLDEN + lost
+    assert asked_before == (3 if lost else GOLDEN)
+    assert _chats(fake, job["fine_tuned_model"]) == GOLDEN + (1 if "target answer" in moment else 0)
+    report = json.loads((_folder() / "report.json").read_text())
+    assert len(report["answers"]) == GOLDEN

@@ -34,7 +34,9 @@ import importlib
 import json
 import random
 import secrets
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -524,22 +526,44 @@ def record_answers(
     progress: Progress | None = None,
     sleep: Callable[[float], None] | None = None,
 ) -> dict[int, Answer]:
-    """Ask ``target`` every case not yet in ``path`` and append each answer as it is scored:
-    a re-run after a kill asks only what was not recorded."""
+    """Ask ``target`` every case not yet in ``path`` (``concurrency`` at a time, each through
+    :func:`~tuneport.evaluate.run.run_eval`: its retries, its scores) and append each answer
+    the moment it is scored: a re-run after a kill asks only what was not recorded."""
     done = _recorded(path)
     # a failed answer (its error recorded) is asked again; a recorded answer never is
     todo = [c for c in cases if c.index not in done or done[c.index].error is not None]
-    options = EvalOptions(max_tokens=max_tokens, concurrency=concurrency)
+    if not todo:
+        return done
+    options = EvalOptions(max_tokens=max_tokens, concurrency=1)
     providers = {target.spec: provider} if provider is not None else None
     extra: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
-    for start in range(0, len(todo), concurrency):
-        batch = todo[start : start + concurrency]
-        report = run_eval(
-            batch, [target], options=options, providers=providers, progress=progress, **extra
-        )
-        for case, row in zip(batch, report.answers, strict=True):
-            _append(path, {"index": case.index, "answer": row[0].model_dump(mode="json")})
-            done[case.index] = row[0]
+    lock = threading.Lock()
+    bar = progress or NullProgress()
+    bar.start(f"asking {target.spec} {len(todo)} prompt(s)", total=len(todo))
+
+    stop = threading.Event()  # set by the first error: ask nothing more
+
+    def ask(case: EvalCase) -> None:
+        if stop.is_set():
+            return
+        try:
+            report = run_eval([case], [target], options=options, providers=providers, **extra)
+        except BaseException:
+            stop.set()
+            raise
+        answer = report.answers[0][0]
+        with lock:
+            _append(path, {"index": case.index, "answer": answer.model_dump(mode="json")})
+            done[case.index] = answer
+            bar.advance()
+
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="port")
+    try:
+        for future in [pool.submit(ask, c) for c in todo]:
+            future.result()  # the first error stops the rest (recorded answers stay)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.finish()
     return done
 
 
