@@ -155,7 +155,8 @@ def _list(as_json: bool) -> int:
         return 0
     table = Table()
     for name in ("id", "source", "target", *STEPS):
-        table.add_column(name, overflow="fold", no_wrap=name == "id")
+        # ids and step states are never cut; long source/target names fold, whole
+        table.add_column(name, overflow="fold", no_wrap=name not in ("source", "target"))
     for p in ports:
         s = p.spec
         table.add_row(
