@@ -1000,11 +1000,10 @@ class TogetherProvider:
     def source_job(self, ref: str) -> SourceJob:
         """The job ``ref`` (``ft-...``) or the job whose output model is ``ref``, with its
         files, method and settings (``FinetuneResponse``, together 3.1 types)."""
+        job: Any = None
         if ref.startswith("ft-"):
-            try:
+            with contextlib.suppress(NotFoundError):
                 job = self._call(lambda: self.client.fine_tuning.retrieve(ref))
-            except NotFoundError:
-                job = None
         else:
             jobs = self._call(lambda: self.client.fine_tuning.list()).data
             job = next((j for j in jobs if j.x_model_output_name == ref), None)
