@@ -288,11 +288,11 @@ def test_a_dpo_source_to_a_target_without_dpo_names_the_targets_that_have_it(
 
 def test_the_verdict_follows_the_interval() -> None:
     same = [0.0] * 30
-    assert verdict_of(same, bootstrap_interval(same), "validation").startswith("as good")
+    assert verdict_of(same, bootstrap_interval(same)).startswith("as good")
     worse = [-0.5] * 30
-    assert verdict_of(worse, bootstrap_interval(worse), "validation").startswith("worse")
+    assert verdict_of(worse, bootstrap_interval(worse)).startswith("worse")
     mixed = [0.9, -0.9] * 3
-    assert verdict_of(mixed, bootstrap_interval(mixed), "validation").startswith("inconclusive")
+    assert verdict_of(mixed, bootstrap_interval(mixed)).startswith("inconclusive")
 
 
 def test_the_job_store_source_is_ported_by_its_tuneport_id(

@@ -35,7 +35,7 @@ import json
 import random
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -778,7 +778,7 @@ def bootstrap_interval(diffs: Sequence[float], *, level: float = 0.95) -> tuple[
     return (low, high)
 
 
-def verdict_of(diffs: Sequence[float], interval: tuple[float, float], origin: str) -> str:
+def verdict_of(diffs: Sequence[float], interval: tuple[float, float]) -> str:
     mean = sum(diffs) / len(diffs) if diffs else 0.0
     low, high = interval
     figure = (
@@ -864,7 +864,7 @@ def compare(
         "source_per_1000_requests_usd": _per_thousand(plan.golden_cost, n),
         "target_per_1000_requests_usd": _per_thousand(plan.target_answers_cost, n),
     }
-    verdict = verdict_of(diffs, interval, golden.origin)
+    verdict = verdict_of(diffs, interval)
     failed = sum(s.failed for s in report.summary)
     body = report.model_dump(mode="json") | {
         "verdict": verdict,
@@ -972,11 +972,3 @@ def list_ports() -> list[PortState]:
             with contextlib.suppress(ValueError, OSError):
                 found.append(state_of(folder))
     return sorted(found, key=lambda s: s.spec.created_at, reverse=True)
-
-
-def iter_report(port_id: str) -> Iterator[Path]:
-    folder = port_dir(port_id)
-    for ext in ("md", "json", "csv"):
-        path = folder / f"report.{ext}"
-        if path.is_file():
-            yield path
