@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tuneport.cli import chat, curate, data, doctor, estimate, export, jobs, train, ui
+from tuneport.cli import chat, curate, data, doctor, estimate, export, jobs, port, train, ui
 
 # -h works like --help on every command (click passes it down to subcommand contexts)
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -21,7 +21,7 @@ app = typer.Typer(
     context_settings=CONTEXT,
 )
 
-for _module in (data, estimate, train, jobs, chat, export, curate, doctor, ui):
+for _module in (data, estimate, train, jobs, port, chat, export, curate, doctor, ui):
     _module.register(app)
 
 

@@ -60,9 +60,22 @@ def list_jobs(
     if remote:
         if provider is None:
             raise ConfigError("--remote needs --provider", hint="e.g. --remote --provider openai")
-        statuses = registry.get(provider, _settings(sets)).list_jobs(limit=limit)
+        from tuneport.jobs.inventory import stop_dates
+
+        backend = registry.get(provider, _settings(sets))
+        statuses = backend.list_jobs(limit=limit)
+        stops = stop_dates(provider, backend, statuses)
         if as_json:
-            _dump([s.model_dump(mode="json", exclude={"raw"}) for s in statuses])
+            _dump(
+                [
+                    s.model_dump(mode="json", exclude={"raw"})
+                    | {
+                        "stops": stops[s.remote_id].day if s.remote_id in stops else None,
+                        "stops_source": stops[s.remote_id].source if s.remote_id in stops else None,
+                    }
+                    for s in statuses
+                ]
+            )
             return
         cells: dict[str, Callable[[Any], str]] = {
             "remote id": lambda s: s.remote_id,
@@ -70,6 +83,7 @@ def list_jobs(
             "model": lambda s: s.model or "",
             "tuned model": lambda s: s.tuned_model or "",
             "created": lambda s: _created(s.created_at),
+            "stops": lambda s: stops[s.remote_id].day if s.remote_id in stops else "",
         }
 
         def remote_table(columns: Sequence[str]) -> Table:
@@ -82,6 +96,8 @@ def list_jobs(
             return table
 
         out.print(fit_table(out, remote_table, list(cells), ["created", "model"]))
+        for source in sorted({stops[s.remote_id].source for s in statuses if s.remote_id in stops}):
+            out.print(f"stop dates: {source}", markup=False)
         return
     from tuneport.errors import TuneportError
     from tuneport.jobs.launch import reconcile

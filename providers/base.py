@@ -482,3 +482,54 @@ def export_prepared(
         examples=train.examples,
         dropped=dict(train.dropped),
     )
+
+
+# --- tuneport port: a finished job's data and settings, given back --------------------------
+
+
+class SourceJob(BaseModel):
+    """A finished tuning job as its provider describes it (what ``tuneport port`` moves).
+
+    ``method`` is ``sft`` or ``dpo``, or the provider's own word for a method tuneport cannot
+    move (e.g. OpenAI ``reinforcement``). ``hyperparameters`` holds ``epochs``,
+    ``learning_rate_multiplier``, ``batch_size`` and ``beta`` as the job reports them (``None``
+    where the provider chose: "auto"). ``training`` / ``validation`` are references that
+    :meth:`ReturnsData.download` understands (file ids, gs:// URIs, paths).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str
+    remote_id: str
+    model: str  # the base model
+    tuned_model: str | None = None
+    state: str
+    method: str
+    trained_tokens: int | None = None  # what the provider billed, where it says
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    training: str
+    validation: str | None = None
+    created_at: str | None = None  # ISO 8601
+
+
+@runtime_checkable
+class ReturnsData(Protocol):
+    """Optional capability: give a finished job's training data and settings back.
+
+    ``source_job(ref)`` takes the provider's job id or the tuned model id it produced (a
+    NotFoundError naming ``ref`` when the provider holds neither); ``download(ref, out)``
+    writes one of the job's files byte for byte to ``out`` (NotFoundError when the provider
+    deleted it)."""
+
+    def source_job(self, ref: str) -> SourceJob: ...
+
+    def download(self, ref: str, out: Path) -> None: ...
+
+
+@runtime_checkable
+class KnowsShutdowns(Protocol):
+    """Optional capability: the day each model stops working, as the provider's own model list
+    says (OpenAI ``/v1/models`` objects may carry ``shutdown_date``); models it gives no date
+    for are left out."""
+
+    def shutdown_dates(self) -> dict[str, str]: ...

@@ -259,6 +259,20 @@ class OpenAIProvider(OpenAIProtocol):
     name = NAME
     options: OpenAIOptions
 
+    def shutdown_dates(self) -> dict[str, str]:
+        """Model id -> ``YYYY-MM-DD`` for the models whose ``/v1/models`` object carries a
+        ``shutdown_date`` (``Model.shutdown_date: Optional[str]``, openai 3.x SDK types)."""
+
+        def read() -> dict[str, str]:
+            found: dict[str, str] = {}
+            for model in self.client.models.list():
+                value = getattr(model, "shutdown_date", None)
+                if isinstance(value, str) and value:
+                    found[model.id] = value[:10]
+            return found
+
+        return self._call(read)
+
 
 # --- the descriptor: everything tuneport knows about OpenAI, in one place --------------------
 

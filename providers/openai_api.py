@@ -50,6 +50,7 @@ from tuneport.providers.base import (
     Checkpoint,
     MemoryUploads,
     PreparedData,
+    SourceJob,
     UploadedData,
     UploadIndex,
     create_once,
@@ -84,6 +85,9 @@ HYPERPARAMETERS: dict[str, str] = {
     "batch_size": "batch_size",
     "learning_rate_multiplier": "learning_rate_multiplier",
 }
+
+
+SEARCH_SOURCE_JOBS = 1000  # jobs scanned for the one that produced a tuned model (port)
 
 
 class ProtocolOptions(BaseModel):
@@ -746,6 +750,81 @@ class OpenAIProtocol:
 
     def _delete_file(self, file_id: str) -> None:
         self._call(lambda: self.client.files.delete(file_id))
+
+    # --- ReturnsData: give a finished job's data back (`tuneport port`) ---------------------
+
+    def source_job(self, ref: str) -> SourceJob:
+        """The job ``ref`` (``ftjob-...``) or the job that produced the tuned model ``ref``
+        (``ft:...``), with its files, method and hyperparameters."""
+        job_id = ref if not ref.startswith("ft:") else self._job_of_model(ref)
+        title = self.api.title
+        try:
+            job = self._call(lambda: self.client.fine_tuning.jobs.retrieve(job_id))
+        except NotFoundError:
+            raise NotFoundError(
+                f"{title} at {self.base_url} holds no fine-tuning job {ref!r}",
+                hint=f"see `tuneport jobs list --remote -p {self.name}` for the jobs it holds",
+            ) from None
+        return self._read_reply(f"job {job_id}", lambda: self._source_job(job))
+
+    def _job_of_model(self, model: str) -> str:
+        def search() -> str | None:
+            for i, job in enumerate(self.client.fine_tuning.jobs.list(limit=100)):
+                if job.fine_tuned_model == model:
+                    return str(job.id)
+                if i >= SEARCH_SOURCE_JOBS:
+                    break
+            return None
+
+        found = self._call(search)
+        if found is None:
+            raise NotFoundError(
+                f"no fine-tuning job at {self.api.title} ({self.base_url}) produced {model!r} "
+                f"(searched the {SEARCH_SOURCE_JOBS} newest jobs)",
+                hint="pass the job id (ftjob-...) instead",
+            )
+        return found
+
+    def _source_job(self, job: Any) -> SourceJob:
+        raw = job.model_dump(mode="json")
+        method = raw.get("method") or {"type": "supervised"}
+        kind = str(method.get("type") or "supervised")
+        hyper = dict(raw.get("hyperparameters") or {})
+        section: dict[str, Any] = method.get(kind) or {}
+        hyper.update(
+            {
+                k: v
+                for k, v in (section.get("hyperparameters") or {}).items()
+                if v not in (None, "auto")
+            }
+        )
+        names = {**{v: k for k, v in HYPERPARAMETERS.items()}, "beta": "beta"}
+        kept = {names[k]: (None if v == "auto" else v) for k, v in hyper.items() if k in names}
+        methods = {v: k for k, v in METHOD_TYPES.items()}
+        return SourceJob(
+            provider=self.name,
+            remote_id=str(job.id),
+            model=str(job.model),
+            tuned_model=job.fine_tuned_model,
+            state=str(job.status),
+            method=methods.get(kind, kind),
+            hyperparameters=kept,
+            trained_tokens=job.trained_tokens,
+            training=str(job.training_file),
+            validation=job.validation_file or None,
+            created_at=datetime.fromtimestamp(job.created_at, UTC).isoformat(),
+        )
+
+    def download(self, ref: str, out: Path) -> None:
+        """The bytes of uploaded file ``ref`` (``GET /files/{id}/content``) written to ``out``."""
+        try:
+            reply = self._call(lambda: self.client.files.content(ref))
+        except NotFoundError:
+            raise NotFoundError(
+                f"{self.api.title} at {self.base_url} no longer holds file {ref!r} (deleted?)",
+                hint="port from a copy of the data instead: `tuneport train` with the file",
+            ) from None
+        out.write_bytes(reply.read())
 
     def doctor(self, timeout: float) -> list[Check]:
         """Key present (never shown) and accepted by the server at the base URL."""

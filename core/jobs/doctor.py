@@ -104,5 +104,32 @@ def diagnose(
         )
         if health.configured:
             health.checks.append(price_age(name, day))
+        soon = stopping(name, day)
+        if soon is not None:
+            health.checks.append(soon)
         report.append(health)
     return report
+
+
+def stopping(name: str, today: date) -> Check | None:
+    """A ``warn`` naming the tuned models of ``name`` in the job store that stop working
+    within 60 days (the dated calendar, ``shutdowns.toml``), else ``None``."""
+    from tuneport.jobs.inventory import WARN_WITHIN_DAYS, stopping_soon
+    from tuneport.jobs.store import open_store
+
+    try:
+        soon = [s for s in stopping_soon(open_store(), today) if s.provider == name]
+    except TuneportError:
+        return None
+    if not soon:
+        return None
+    first = soon[0]
+    more = f" and {len(soon) - 1} more" if len(soon) > 1 else ""
+    verb = "stopped" if first.day < today else "stops"
+    return Check(
+        "tuned models",
+        "warn",
+        f"{first.tuned_model} (job {first.job_id}) {verb} working on {first.day}{more}, "
+        f"within {WARN_WITHIN_DAYS} days ({first.source})",
+        fix=f"move it: `tuneport port {first.job_id} --to PROVIDER[:MODEL]`",
+    )

@@ -35,6 +35,7 @@ from tuneport.providers.base import (
     Checkpoint,
     JobLookup,
     PreparedData,
+    SourceJob,
     UploadedData,
     export_prepared,
     parse_options,
@@ -616,6 +617,46 @@ class LocalProvider:
             )
             for step, folder in runfiles.checkpoints(run_dir)
         ]
+
+    # --- ReturnsData: give a run's data back (`tuneport port`) ------------------------------
+
+    def source_job(self, ref: str) -> SourceJob:
+        """The run ``ref`` (a run id, ``local:RUN``, a job id or a run folder) as a port
+        source: its base model, method and settings from ``config.json``, its dataset folders."""
+        run_dir = self.resolve_run(ref.removeprefix(MODEL_PREFIX))
+        config = RunConfig.model_validate_json((run_dir / runfiles.CONFIG).read_text())
+        status = self._status(run_dir)
+        return SourceJob(
+            provider=NAME,
+            remote_id=run_dir.name,
+            model=config.model,
+            tuned_model=status.tuned_model,
+            state=status.state.value,
+            method=config.method,
+            hyperparameters={
+                "epochs": config.epochs,
+                # the multiplier that gives this rate on the local backend's default
+                "learning_rate_multiplier": config.learning_rate / DEFAULT_LEARNING_RATE,
+                "batch_size": config.batch_size,
+            },
+            training=str(run_dir / runfiles.DATA),
+            validation=str(run_dir / runfiles.VALIDATION) if config.validation else None,
+            created_at=status.created_at.isoformat() if status.created_at else None,
+        )
+
+    def download(self, ref: str, out: Path) -> None:
+        """The rows of a run's dataset folder ``ref`` as canonical JSONL (lossless) at ``out``:
+        the run keeps Hugging Face dataset folders, not the file it was given."""
+        from tuneport.data.exporters import export_records
+        from tuneport.data.records import read_records
+
+        folder = Path(ref)
+        if not folder.is_dir():
+            raise NotFoundError(
+                f"the run's dataset folder {folder} is gone", hint="port a run that still has it"
+            )
+        records = (row.record for row in read_records(folder) if row.record is not None)
+        export_records(records, "canonical", out, force=True)
 
 
 def _to_event(event_id: str, raw: dict[str, Any]) -> JobEvent:

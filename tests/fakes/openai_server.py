@@ -61,6 +61,7 @@ class FakeOpenAI(Served):
     chats: list[dict[str, Any]] = field(default_factory=list)
     uploads: dict[str, dict[str, Any]] = field(default_factory=dict)  # the Uploads API
     upload_parts: dict[str, bytes] = field(default_factory=dict)
+    shutdown_dates: dict[str, str] = field(default_factory=dict)  # model id -> YYYY-MM-DD
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -178,6 +179,8 @@ class FakeOpenAI(Served):
                 status, payload = 404, _error(f"No such object: {exc.args[0]}", "not_found")
             except _HTTPError as exc:
                 status, payload = exc.status, exc.payload
+        if isinstance(payload, _Bytes):
+            return Reply(status, payload.data, content_type="application/octet-stream")
         if isinstance(payload, _EventStream):
             return Reply(status, payload.data(), content_type="text/event-stream")
         return Reply(status, payload)
@@ -192,6 +195,8 @@ class FakeOpenAI(Served):
             purpose = _q(query, "purpose")
             items = [f for f in self.files.values() if purpose in (None, f["purpose"])]
             return 200, _page(list(reversed(items)), query)
+        if len(seg) == 3 and seg[0] == "files" and seg[2] == "content" and method == "GET":
+            return 200, _Bytes(self.file_bytes[seg[1]])  # KeyError: 404 like a deleted file
         if len(seg) == 2 and seg[0] == "files":
             if method == "DELETE":
                 self.files.pop(seg[1])
@@ -237,6 +242,9 @@ class FakeOpenAI(Served):
             data = [
                 {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in models if m
             ]
+            for item in data:  # OpenAI's Model.shutdown_date, where one is announced
+                if item["id"] in self.shutdown_dates:
+                    item["shutdown_date"] = self.shutdown_dates[item["id"]]
             return 200, {"object": "list", "data": data}
         raise KeyError(path)
 
@@ -280,6 +288,48 @@ class FakeOpenAI(Served):
             upload.update(status="completed", file=file)
             return upload
         raise KeyError("/".join(["uploads", *rest]))
+
+    def seed_past_job(
+        self,
+        training: bytes,
+        validation: bytes | None = None,
+        *,
+        model: str = "gpt-4o-mini-2024-07-18",
+        method: str = "supervised",
+        hyperparameters: dict[str, Any] | None = None,
+        trained_tokens: int = 12_000,
+    ) -> dict[str, Any]:
+        """A job that finished before tuneport ran (launched elsewhere): its files, its tuned
+        model (in ``/models``) and the job itself, as OpenAI keeps them."""
+        with self._lock:
+            ids = []
+            for name, content in (("train.jsonl", training), ("valid.jsonl", validation)):
+                if content is None:
+                    ids.append(None)
+                    continue
+                obj = self._create_file(
+                    {"files": {"file": (name, content)}, "fields": {"purpose": "fine-tune"}}
+                )
+                ids.append(obj["id"])
+            hp = {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 1.8}
+            hp.update(hyperparameters or {})
+            job = self._create_job(
+                {
+                    "model": model,
+                    "training_file": ids[0],
+                    "validation_file": ids[1],
+                    "method": {"type": method, method: {"hyperparameters": hp}},
+                    "suffix": "legacy",
+                }
+            )
+            job.update(
+                status="succeeded",
+                trained_tokens=trained_tokens,
+                fine_tuned_model=f"ft:{model}:org-fake:legacy:{job['id'][-6:]}",
+                finished_at=int(time.time()),
+            )
+            self._steps[job["id"]] = len(self.script) - 1
+            return job
 
     # --- behaviour -----------------------------------------------------------------------
 
@@ -455,6 +505,13 @@ class FakeOpenAI(Served):
         events += [chunk({"content": piece}) for piece in pieces]
         events.append(chunk({}, "stop"))
         return _EventStream(events)
+
+
+@dataclass
+class _Bytes:
+    """A file's content (``GET /files/{id}/content``), sent as it was uploaded."""
+
+    data: bytes
 
 
 @dataclass
