@@ -5,6 +5,8 @@
     config.json        the resolved recipe (RunConfig), written before the process starts
     data/ validation/  the training/validation datasets (``datasets.save_to_disk``)
     pid                the trainer's process id (written by the launcher)
+    accelerate.yaml    the accelerate config of a run with several processes
+    ranks/<RANK>       each rank's process id (several processes)
     status.json        RunStatus, rewritten atomically by the trainer
     metrics.jsonl      one JSON line per logged step (and a few messages), append-only
     train.log          stdout/stderr of the trainer process
@@ -32,6 +34,8 @@ STATUS = "status.json"
 METRICS = "metrics.jsonl"
 LOG = "train.log"
 PID = "pid"
+ACCELERATE = "accelerate.yaml"
+RANKS = "ranks"
 CANCEL = "cancel_requested"
 CHECKPOINTS = "checkpoints"
 ADAPTER = "adapter"
@@ -161,6 +165,16 @@ def read_pid(run_dir: Path) -> int | None:
         return int((run_dir / PID).read_text().strip())
     except (OSError, ValueError):
         return None
+
+
+def rank_pids(run_dir: Path) -> dict[int, int]:
+    """``{rank: pid}`` written by the ranks of a run with several processes."""
+    found: dict[int, int] = {}
+    root = run_dir / RANKS
+    for path in root.iterdir() if root.is_dir() else []:
+        with contextlib.suppress(OSError, ValueError):
+            found[int(path.name)] = int(path.read_text().strip())
+    return found
 
 
 def pid_alive(pid: int) -> bool:
