@@ -255,6 +255,33 @@ def test_the_estimate_knows_processes_and_strategy(tiny_dir: Path, tmp_path: Pat
     assert sharded < alone / 2 and sharded < bf16 < alone * 1.5
 
 
+TORCHRUN_REPORT = """torch.distributed.elastic.multiprocessing.errors.ChildFailedError:
+============================================================
+tuneport.providers.local.trainer FAILED
+------------------------------------------------------------
+Failures:
+[1]:
+  rank      : 1 (local_rank: 1)
+  exitcode  : -15 (pid: 24423)  (SIGTERM)
+------------------------------------------------------------
+Root Cause (first observed failure):
+[0]:
+  time      : 2026-12-06_21:19:38
+  rank      : 0 (local_rank: 0)
+  exitcode  : -9 (pid: 24422)
+  traceback : To enable traceback see: https://pytorch.org/docs/stable/elastic/errors.html
+============================================================
+"""
+
+
+def test_a_launcher_that_died_names_the_rank_that_failed_first(tmp_path: Path) -> None:
+    (tmp_path / runfiles.LOG).write_text("loading\n" + TORCHRUN_REPORT)
+    cause = runfiles.launcher_root_cause(tmp_path)
+    assert cause == "rank 0 exited with code -9 (train.log has its output)"
+    (tmp_path / runfiles.LOG).write_text("Traceback ...\nValueError: boom\n")
+    assert runfiles.launcher_root_cause(tmp_path) is None
+
+
 # --- real runs (accelerate launch, 2 ranks on gloo) -----------------------------------------
 
 
@@ -336,3 +363,25 @@ def test_a_dead_rank_fails_the_run_resume_and_cancel_reach_every_rank(
     assert final is not None and int(final.name.rpartition("-")[2]) == status.raw["step"]
     # every rank stopped at that step: both saved their RNG state into the same checkpoint
     assert {p.name for p in final.glob("rng_state_*.pth")} == {"rng_state_0.pth", "rng_state_1.pth"}
+
+
+@pytest.mark.slow
+def test_ranks_do_not_outlive_a_killed_launcher(tiny_dir: Path, tmp_path: Path) -> None:
+    """kill -9 of the launcher alone (OOM killer, a user): each rank gets SIGTERM from the kernel
+    (PR_SET_PDEATHSIG) and exits; the run reads failed and resumable."""
+    provider = LocalProvider(env=ENV)
+    job = start(
+        provider, config(tiny_dir, 2, max_steps=100000, processes=2), tmp_path, "run-orphan"
+    )
+    run_dir = provider.run_dir(job)
+    wait_for(
+        lambda: provider.status(job).raw.get("step", 0) >= 1 or stopped(provider, job), "training"
+    )
+    launcher = runfiles.read_pid(run_dir)
+    assert launcher is not None
+    processes = tree(launcher)
+    assert len(runfiles.rank_pids(run_dir)) == 2
+    os.kill(launcher, signal.SIGKILL)
+    wait_for(lambda: all_gone(processes), "every rank to exit")
+    status = wait_for(ended(provider, job), "the run to fail")
+    assert status.state is JobState.FAILED and status.error

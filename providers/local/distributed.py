@@ -157,7 +157,7 @@ def problems(opts: LocalOptions, *, cuda_devices: int | None) -> list[str]:
             f"{'s' if cuda_devices > 1 else ''}: one process per GPU"
         )
     if opts.use_liger_kernel:
-        if not cuda:
+        if opts.device == "cpu" or (cuda_devices is not None and not cuda):
             found.append(
                 "use_liger_kernel needs a CUDA GPU (Liger's kernels are Triton): "
                 "drop it on this machine"

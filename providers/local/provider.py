@@ -368,7 +368,11 @@ class LocalProvider:
                 phase = "cancelled"
             else:
                 phase = "failed"
-                error = runfiles.last_log_line(run_dir) or "the trainer process exited"
+                error = (
+                    runfiles.launcher_root_cause(run_dir)
+                    or runfiles.last_log_line(run_dir)
+                    or "the trainer process exited"
+                )
                 error = f"trainer process {pid} died: {error}"
         state = PHASE_STATE[phase]
         created = datetime.fromtimestamp((run_dir / runfiles.CONFIG).stat().st_mtime, UTC)

@@ -218,6 +218,29 @@ def last_log_line(run_dir: Path, limit: int = 300) -> str | None:
     return None
 
 
+_ROOT_CAUSE = re.compile(
+    r"Root Cause \(first observed failure\):.*?rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+)",
+    re.DOTALL,
+)
+
+
+def launcher_root_cause(run_dir: Path) -> str | None:
+    """``rank R exited with code C`` from torchrun's failure report at the end of ``train.log``
+    (several processes), or None."""
+    try:
+        with (run_dir / LOG).open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 16384))
+            tail = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    found = _ROOT_CAUSE.findall(tail)
+    if not found:
+        return None
+    rank, code = found[-1]
+    return f"rank {rank} exited with code {code} (train.log has its output)"
+
+
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
