@@ -3,7 +3,7 @@
 
 * 1 and 2 processes at the same global batch (4 × 1 vs 2 × 2) take the same optimizer steps and
   log the same loss curve (tolerance: 1e-3 absolute per step; measured identical to 5 decimals)
-  and write one adapter with the same weights (1e-4);
+  and write one adapter with the same weights (1e-4); so do two "machines" on this host;
 * killing rank 1 fails the run (status failed, launcher and every rank gone), ``resume`` continues
   from the last checkpoint with 2 processes, and ``cancel`` stops every rank at one step.
 
@@ -287,10 +287,32 @@ def test_a_launcher_that_died_names_the_rank_that_failed_first(tmp_path: Path) -
 
 @pytest.mark.slow
 def test_one_and_two_processes_train_the_same_run(tiny_dir: Path, tmp_path: Path) -> None:
+    """1 process (batch 4), 2 processes on one machine (batch 2 each), and 2 "machines" on this
+    host with one process each (num_machines=2, machine_rank 0 / 1, main_address 127.0.0.1)."""
     provider = LocalProvider(env=ENV)
     one = start(provider, config(tiny_dir, 4, max_steps=6), tmp_path, "run-one")
     two = start(provider, config(tiny_dir, 2, max_steps=6, processes=2), tmp_path, "run-two")
-    for job in (one, two):
+    port = 29400 + os.getpid() % 500
+    machines = [
+        start(
+            provider,
+            config(
+                tiny_dir,
+                2,
+                max_steps=6,
+                save_steps=3,
+                processes=2,
+                num_machines=2,
+                machine_rank=rank,
+                main_address="127.0.0.1",
+                main_port=port,
+            ),
+            tmp_path,
+            f"run-machine-{rank}",
+        )
+        for rank in (0, 1)
+    ]
+    for job in (one, two, *machines):
         status = wait_for(ended(provider, job), f"{job.remote_id} to end")
         assert status.state is JobState.SUCCEEDED, status.error
         assert (status.step, status.total_steps) == (6, 6)
@@ -316,6 +338,15 @@ def test_one_and_two_processes_train_the_same_run(tiny_dir: Path, tmp_path: Path
     for key, value in weights_one.items():
         assert (value - weights_two[key]).abs().max().item() < 1e-4, key
     assert not (two_dir / ".adapter.tmp").exists()
+
+    # each machine's first process writes its own run folder: the same curve, its own
+    # checkpoints (save_on_each_node: a resume needs no shared disk) and the DDP adapter
+    for rank, job in enumerate(machines):
+        run_dir = provider.run_dir(job)
+        assert losses(run_dir) == pytest.approx(curve_one, abs=LOSS_TOLERANCE)
+        assert [step for step, _ in runfiles.checkpoints(run_dir)] == [3, 6]
+        assert (run_dir / runfiles.ADAPTER / "adapter_model.safetensors").is_file()
+        assert list(runfiles.rank_pids(run_dir)) == [rank]
 
 
 @pytest.mark.slow

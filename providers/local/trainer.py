@@ -17,7 +17,8 @@ On a machine without CUDA it trains in float32 without quantization and says so.
 Several processes (``--set processes=N``): the provider starts this module through ``accelerate
 launch`` with the run's ``accelerate.yaml`` (see :mod:`tuneport.providers.local.distributed`);
 each rank loads the model on its own ``LOCAL_RANK`` and writes its pid to ``ranks/<RANK>``; rank 0
-alone writes status, metrics, the adapter and the checkpoint's model files. A cancel stops every
+alone writes status, metrics, the adapter and the checkpoint's model files (with several machines,
+each machine's first process writes that machine's run folder). A cancel stops every
 rank at the same step; a rank that dies makes the launcher stop the others and the run fails,
 resumable from its last checkpoint.
 """
@@ -96,6 +97,12 @@ def resolve_precision(quantize: str, device: str = "auto") -> Precision:
 def is_main_process() -> bool:
     """Rank 0 (or no launcher): the one process that writes status, metrics and the adapter."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def is_local_main() -> bool:
+    """The first process of this machine: it writes this machine's run folder (status, metrics,
+    a DDP adapter). One machine: the same as rank 0."""
+    return int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0"))) == 0
 
 
 def world_size() -> int:
@@ -463,7 +470,7 @@ class Recorder:
             self.status.notes = previous.notes
             self._earlier_seconds = previous.seconds or 0.0
         self._started = time.monotonic()
-        self.main = is_main_process()
+        self.main = is_local_main()
         # ids of new messages sort after every event already shown (also those a resume redoes)
         events = runfiles.read_events(run_dir)
         self.high_step = max((int(e.get("step") or 0) for e in events), default=0)
@@ -814,8 +821,8 @@ def save_adapter(trainer: Any, cfg: RunConfig, run_dir: Path) -> Path:
         trainer.save_model(str(tmp))
         if not is_main_process():
             return out
-    elif not is_main_process():
-        return out  # DDP: rank 0 holds the same weights
+    elif not is_local_main():
+        return out  # DDP: every rank holds the same weights; each machine's first one writes
     else:
         shutil.rmtree(tmp, ignore_errors=True)
         # the embeddings are not trained; resize_embeddings rebuilds added rows deterministically
