@@ -15,6 +15,11 @@ the steps after the first (warm-up excluded), peak memory is ``torch.cuda.max_me
 
     python bench/local_gpu.py --out bench/results/local_gpu.md          # needs a CUDA GPU
     python bench/local_gpu.py --cpu-smoke --out /tmp/local_gpu_smoke.md # tiny shape, on CPU
+    python bench/local_gpu.py --processes 4 --out bench/results/local_gpu_4.md  # 1 vs 4 GPUs
+
+``--processes N`` compares tuneport on one GPU with tuneport on N GPUs (``--strategy``, default
+ddp; batch per GPU, so N GPUs train N× the tokens per step): tokens/s of the whole run and per
+GPU, and the peak memory of GPU 0.
 
 ``--cpu-smoke`` proves the script end to end on a tiny shape without quantization; its numbers
 mean nothing about GPUs.
@@ -143,7 +148,19 @@ def summarize(name: str, events: list[dict[str, Any]], wall_s: float) -> Result:
 # --- tuneport: the real provider + trainer process ------------------------------------------
 
 
-def run_tuneport(model: Path, rows: list[dict[str, Any]], s: Settings, work: Path) -> Result:
+def run_tuneport(
+    model: Path,
+    rows: list[dict[str, Any]],
+    s: Settings,
+    work: Path,
+    *,
+    processes: int = 1,
+    strategy: str = "ddp",
+    env: dict[str, str] | None = None,
+    name: str = "tuneport local",
+) -> Result:
+    """One tuneport run; ``processes`` > 1 goes through accelerate's launcher (``--batch`` is
+    per process, so N processes train N× the tokens per step)."""
     from tuneport.progress import NullProgress
     from tuneport.providers.local import runfiles
     from tuneport.providers.local.provider import LocalProvider
@@ -165,7 +182,9 @@ def run_tuneport(model: Path, rows: list[dict[str, Any]], s: Settings, work: Pat
         "warmup_ratio": 0.0,
         "lr_scheduler": "constant",
     }
-    provider = LocalProvider(home=work / "home")
+    if processes > 1 or strategy != "ddp":
+        options.update(processes=processes, strategy=strategy)
+    provider = LocalProvider(home=work / "home", env=env or {})
     cfg = JobConfig(
         provider="local",
         model=str(model),
@@ -183,7 +202,7 @@ def run_tuneport(model: Path, rows: list[dict[str, Any]], s: Settings, work: Pat
     wall = time.monotonic() - started
     if status.state is not JobState.SUCCEEDED:
         raise SystemExit(f"tuneport run failed: {status.error}")
-    return summarize("tuneport local", runfiles.read_events(provider.run_dir(job)), wall)
+    return summarize(name, runfiles.read_events(provider.run_dir(job)), wall)
 
 
 # --- baseline: plain TRL + PEFT, identical settings -----------------------------------------
@@ -371,6 +390,41 @@ def report(results: list[Result], s: Settings, shape: dict[str, int], smoke: boo
     return "\n".join(lines)
 
 
+def report_gpus(
+    results: list[Result], s: Settings, shape: dict[str, int], n: int, strategy: str
+) -> str:
+    """1 GPU vs ``n`` GPUs (tuneport both): tokens/s of the whole run, peak memory of GPU 0."""
+    one, many = results
+    lines = [
+        f"# Local QLoRA SFT on 1 vs {n} GPUs ({strategy})",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {n}× {device_name()} with "
+        f"`python bench/local_gpu.py --processes {n} --strategy {strategy}`.",
+        "",
+        f"| | 1 GPU | {n} GPUs |",
+        "|---|---:|---:|",
+        f"| tokens/s, all GPUs (steps 2..{s.steps}) | {one.tokens_per_s:,.0f} "
+        f"| {many.tokens_per_s:,.0f} |",
+        f"| tokens/s per GPU | {one.tokens_per_s:,.0f} | {many.tokens_per_s / n:,.0f} |",
+        f"| peak GPU memory per GPU (rank 0, GiB) | {one.peak_memory_gib:.2f} "
+        f"| {many.peak_memory_gib:.2f} |",
+        f"| steps | {one.steps} | {many.steps} |",
+        f"| wall time incl. load (s) | {one.wall_s:.1f} | {many.wall_s:.1f} |",
+        "",
+        f"Scaling: {many.tokens_per_s / one.tokens_per_s:.2f}× the tokens/s of one GPU "
+        f"(ideal {n}×).",
+        "",
+        f"Settings: model shape {json.dumps(shape)} with random weights; 4-bit nf4; LoRA "
+        f"r={s.rank} on all linear layers; batch {s.batch} per GPU (so {n}× the tokens per step "
+        f"on {n} GPUs); sequence length {s.seq_len}; {s.steps} steps; gradient checkpointing "
+        f"{s.gradient_checkpointing}.",
+        "",
+        f"Versions: {versions()}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, help="markdown table to write")
@@ -381,6 +435,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cpu-smoke", action="store_true", help="tiny shape on CPU: check the script only"
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="N > 1: tuneport on 1 vs N GPUs (tokens/s and peak memory per GPU)",
+    )
+    parser.add_argument("--strategy", choices=("ddp", "fsdp", "deepspeed"), default="ddp")
     parser.add_argument("--baseline", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -402,6 +463,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     smoke = args.cpu_smoke
+    if args.processes > 1 and (smoke or torch.cuda.device_count() < args.processes):
+        print(
+            f"error: --processes {args.processes} needs {args.processes} CUDA GPUs "
+            f"(this machine has {torch.cuda.device_count()}); the CPU comparison is "
+            "bench/local_ddp_cpu.py",
+            file=sys.stderr,
+        )
+        return 2
     shape = SMOKE_SHAPE if smoke else TINYLLAMA_SHAPE
     settings = Settings(
         steps=min(args.steps, 4) if smoke else args.steps,
@@ -417,12 +486,28 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tuneport-bench-") as tmp:
         work = Path(tmp)
         model = build_model(work / "model", shape, settings.seq_len)
-        rows = conversations(settings.batch * settings.steps, settings.seq_len)
-        results = [
-            run_tuneport(model, rows, settings, work / "tuneport"),
-            run_baseline(model, rows, settings, work),
-        ]
-    text = report(results, settings, shape, smoke)
+        n = args.processes
+        rows = conversations(settings.batch * settings.steps * n, settings.seq_len)
+        if n > 1:
+            results = [
+                run_tuneport(model, rows, settings, work / "one", name="1 GPU"),
+                run_tuneport(
+                    model,
+                    rows,
+                    settings,
+                    work / "many",
+                    processes=n,
+                    strategy=args.strategy,
+                    name=f"{n} GPUs",
+                ),
+            ]
+            text = report_gpus(results, settings, shape, n, args.strategy)
+        else:
+            results = [
+                run_tuneport(model, rows, settings, work / "tuneport"),
+                run_baseline(model, rows, settings, work),
+            ]
+            text = report(results, settings, shape, smoke)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(text)

@@ -40,7 +40,7 @@ from tuneport.providers.base import (
     export_prepared,
     parse_options,
 )
-from tuneport.providers.local import runfiles
+from tuneport.providers.local import distributed, runfiles
 from tuneport.providers.local.recipe_config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_EPOCHS,
@@ -213,13 +213,34 @@ class LocalProvider:
             problems.append(f"{cfg.model} is not a model folder (no config.json)")
         if cfg.method == "dpo" and (opts.packing or opts.padding_free):
             problems.append("packing / padding_free apply to --method sft only")
+        problems.extend(self._layout_problems(opts, probe=True))
         if problems:
             raise ConfigError("; ".join(problems), hint="fix the settings for provider local")
+
+    def _layout_problems(self, opts: LocalOptions, *, probe: bool) -> list[str]:
+        """Processes / strategy / machines / Liger problems; ``probe`` counts this machine's
+        CUDA GPUs (imports torch) when a setting depends on them."""
+        found: list[str] = []
+        if self.settings.launcher and opts.distributed:
+            found.append(
+                "set either launcher or processes/strategy/accelerate_config, not both "
+                "(tuneport writes the accelerate launcher itself)"
+            )
+        devices: int | None = None
+        if probe and (opts.distributed or opts.use_liger_kernel):
+            import torch
+
+            devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        found.extend(distributed.problems(opts, cuda_devices=devices))
+        return found
 
     def _run_config(
         self, cfg: JobConfig, run_id: str, data: Path, validation: Path | None
     ) -> RunConfig:
         opts = self.options(cfg)
+        found = self._layout_problems(opts, probe=False)
+        if found:
+            raise ConfigError("; ".join(found), hint="fix the settings for provider local")
         init_adapter, parent_run = self._lineage(opts)
         if opts.chat_template is not None:
             if not opts.chat_template.is_file():
@@ -298,6 +319,8 @@ class LocalProvider:
                 run_dir / runfiles.DATA,
                 run_dir / runfiles.VALIDATION if val_src else None,
             )
+            if config.options.distributed:
+                distributed.write_config(config.options, staging / runfiles.ACCELERATE)
             runfiles.write_json_atomic(staging / runfiles.CONFIG, config.model_dump(mode="json"))
             runfiles.write_status(staging, RunStatus(phase="queued"))
             os.replace(staging, run_dir)
@@ -314,10 +337,15 @@ class LocalProvider:
         return None
 
     def _spawn(self, run_dir: Path, *, resume: bool) -> int:
-        if self.settings.launcher:
+        python = self.settings.python or sys.executable
+        accelerate_config = run_dir / runfiles.ACCELERATE
+        if accelerate_config.is_file():  # several processes: accelerate's launcher starts them
+            shutil.rmtree(run_dir / runfiles.RANKS, ignore_errors=True)  # an earlier attempt's
+            prefix = distributed.launch_prefix(python, accelerate_config)
+        elif self.settings.launcher:
             prefix = shlex.split(self.settings.launcher)
         else:
-            prefix = [self.settings.python or sys.executable]
+            prefix = [python]
         command = [*prefix, "-m", "tuneport.providers.local.trainer", str(run_dir)]
         if resume:
             command.append("--resume")
@@ -344,7 +372,7 @@ class LocalProvider:
         config = RunConfig.model_validate_json((run_dir / runfiles.CONFIG).read_text())
         st = runfiles.read_status(run_dir) or RunStatus(phase="queued")
         pid = runfiles.read_pid(run_dir)
-        alive = pid is not None and runfiles.pid_alive(pid)
+        alive = self._alive(run_dir, pid)
         phase, error = st.phase, st.error
         if not st.terminal and not alive and pid is not None:
             # the process is gone without saying how it ended: killed, OOM, crashed
@@ -352,7 +380,11 @@ class LocalProvider:
                 phase = "cancelled"
             else:
                 phase = "failed"
-                error = runfiles.last_log_line(run_dir) or "the trainer process exited"
+                error = (
+                    runfiles.launcher_root_cause(run_dir)
+                    or runfiles.last_log_line(run_dir)
+                    or "the trainer process exited"
+                )
                 error = f"trainer process {pid} died: {error}"
         state = PHASE_STATE[phase]
         created = datetime.fromtimestamp((run_dir / runfiles.CONFIG).stat().st_mtime, UTC)
@@ -378,6 +410,13 @@ class LocalProvider:
             raw={**st.model_dump(mode="json"), "alive": alive, "run_dir": str(run_dir)},
         )
 
+    @staticmethod
+    def _alive(run_dir: Path, pid: int | None) -> bool:
+        """The launched process, or any rank of a run with several processes, still runs."""
+        if pid is not None and runfiles.pid_alive(pid):
+            return True
+        return any(runfiles.pid_alive(p) for p in runfiles.rank_pids(run_dir).values())
+
     def events(self, job: JobRef, after: str | None = None) -> Iterator[JobEvent]:
         """``metrics.jsonl`` lines newer than ``after``; metric events have ``id`` = step."""
         run_dir = self.run_dir(job)
@@ -389,18 +428,24 @@ class LocalProvider:
             yield _to_event(event_id, raw)
 
     def cancel(self, job: JobRef) -> None:
-        """SIGTERM to the trainer's process group; it saves a checkpoint and stops."""
+        """SIGTERM to the trainer's process group and to every rank (torchrun starts each rank
+        in its own session); they stop together at a step end and save a checkpoint."""
         run_dir = self.run_dir(job)
         (run_dir / runfiles.CANCEL).write_text(datetime.now(UTC).isoformat() + "\n")
         pid = runfiles.read_pid(run_dir)
-        if pid is None or not runfiles.pid_alive(pid):
+        if not self._alive(run_dir, pid):
             st = runfiles.read_status(run_dir)
             if st is not None and not st.terminal:
                 st.phase = "cancelled"
                 runfiles.write_status(run_dir, st)
             return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGTERM)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGTERM)
+        for rank_pid in runfiles.rank_pids(run_dir).values():
+            if runfiles.pid_alive(rank_pid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(rank_pid, signal.SIGTERM)
 
     def list_jobs(self, limit: int = 20) -> list[JobStatus]:
         if not self.runs_dir.is_dir():

@@ -20,6 +20,11 @@ DEFAULT_BATCH_SIZE = 4
 DEFAULT_GRAD_ACCUM = 4
 
 Quantize = Literal["auto", "4bit", "8bit", "none"]
+Strategy = Literal["ddp", "fsdp", "deepspeed"]
+# the dtype bitsandbytes packs 4-bit weights into; auto = the compute dtype when the strategy
+# shards the weights (FSDP, ZeRO-3 need one dtype across shards), uint8 otherwise
+QuantStorage = Literal["auto", "uint8", "bfloat16", "float16", "float32"]
+SHARDING_STRATEGIES: tuple[str, ...] = ("fsdp", "deepspeed")
 TargetModules = Literal["all-linear"] | list[str]
 
 
@@ -68,9 +73,19 @@ class LocalOptions(BaseModel):
     warmup_ratio: float = Field(default=0.03, ge=0.0, lt=1.0)
     lr_scheduler: str = "cosine"
     max_length: int = Field(default=2048, gt=8)
+    quant_storage: QuantStorage = "auto"
     # batching
     packing: bool = False
     padding_free: bool = False
+    use_liger_kernel: bool = False  # TRL's switch: Liger's fused Triton kernels (CUDA only)
+    # several processes (GPUs) through `accelerate launch`; `--batch-size` is per process
+    processes: int = Field(default=1, gt=0)  # on every machine together
+    strategy: Strategy = "ddp"
+    num_machines: int = Field(default=1, gt=0)
+    machine_rank: int = Field(default=0, ge=0)
+    main_address: str | None = None  # the machine with machine_rank 0 (num_machines > 1)
+    main_port: int | None = Field(default=None, ge=0, le=65535)  # default: a free port / 29500
+    accelerate_config: Path | None = None  # an accelerate config file instead of the settings
     # checkpoints and logging
     save_steps: int = Field(default=100, gt=0)
     save_total_limit: int = Field(default=2, gt=0)
@@ -91,6 +106,16 @@ class LocalOptions(BaseModel):
         if isinstance(value, str) and value != "all-linear":
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @property
+    def distributed(self) -> bool:
+        """Launched through ``accelerate launch`` (several processes, machines or a config)."""
+        return (
+            self.processes > 1
+            or self.num_machines > 1
+            or self.strategy != "ddp"
+            or self.accelerate_config is not None
+        )
 
     def lora_config(self) -> LoraPreset:
         """The preset with any explicit ``lora_*`` / ``target_modules`` overrides applied."""
@@ -122,9 +147,12 @@ class RunConfig(BaseModel):
     init_adapter: Path | None = None  # resolved from options.parent / options.init_adapter
     parent_run: str | None = None
 
+    def global_batch(self) -> int:
+        """Examples per optimizer step: per-process batch × accumulation × processes."""
+        return self.batch_size * self.options.gradient_accumulation_steps * self.options.processes
+
     def steps_per_epoch(self, examples: int) -> int:
-        per_step = self.batch_size * self.options.gradient_accumulation_steps
-        return max(1, -(-examples // per_step))
+        return max(1, -(-examples // self.global_batch()))
 
     def planned_steps(self, examples: int) -> int:
         """Optimizer steps the run takes: ``max_steps`` when set (the Trainer then ignores the

@@ -5,6 +5,8 @@
     config.json        the resolved recipe (RunConfig), written before the process starts
     data/ validation/  the training/validation datasets (``datasets.save_to_disk``)
     pid                the trainer's process id (written by the launcher)
+    accelerate.yaml    the accelerate config of a run with several processes
+    ranks/<RANK>       each rank's process id (several processes)
     status.json        RunStatus, rewritten atomically by the trainer
     metrics.jsonl      one JSON line per logged step (and a few messages), append-only
     train.log          stdout/stderr of the trainer process
@@ -32,6 +34,8 @@ STATUS = "status.json"
 METRICS = "metrics.jsonl"
 LOG = "train.log"
 PID = "pid"
+ACCELERATE = "accelerate.yaml"
+RANKS = "ranks"
 CANCEL = "cancel_requested"
 CHECKPOINTS = "checkpoints"
 ADAPTER = "adapter"
@@ -163,6 +167,16 @@ def read_pid(run_dir: Path) -> int | None:
         return None
 
 
+def rank_pids(run_dir: Path) -> dict[int, int]:
+    """``{rank: pid}`` written by the ranks of a run with several processes."""
+    found: dict[int, int] = {}
+    root = run_dir / RANKS
+    for path in root.iterdir() if root.is_dir() else []:
+        with contextlib.suppress(OSError, ValueError):
+            found[int(path.name)] = int(path.read_text().strip())
+    return found
+
+
 def pid_alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie child counts as dead; it is reaped when it is ours)."""
     try:
@@ -202,6 +216,29 @@ def last_log_line(run_dir: Path, limit: int = 300) -> str | None:
         if line:
             return line[:limit]
     return None
+
+
+_ROOT_CAUSE = re.compile(
+    r"Root Cause \(first observed failure\):.*?rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+)",
+    re.DOTALL,
+)
+
+
+def launcher_root_cause(run_dir: Path) -> str | None:
+    """``rank R exited with code C`` from torchrun's failure report at the end of ``train.log``
+    (several processes), or None."""
+    try:
+        with (run_dir / LOG).open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 16384))
+            tail = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    found = _ROOT_CAUSE.findall(tail)
+    if not found:
+        return None
+    rank, code = found[-1]
+    return f"rank {rank} exited with code {code} (train.log has its output)"
 
 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")

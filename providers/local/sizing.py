@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from tuneport.pricing.estimate import Extras
 from tuneport.pricing.table import WILDCARD, ModelPrice
+from tuneport.providers.local.distributed import Layout, layout
 from tuneport.providers.local.recipe_config import (
     DEFAULT_BATCH_SIZE,
     LORA_PRESETS,
@@ -87,8 +88,16 @@ NF4_BYTES = 0.5 + 0.127 / 8  # 4-bit weights + double-quantized block constants 
 RUNTIME_OVERHEAD_GIB = 1.0  # CUDA context, allocator fragmentation, kernels
 
 
-def qlora_memory_gib(shape: ModelShape, *, rank: int, batch: int, seq_len: int) -> float:
-    """Estimated peak GPU memory (GiB) of QLoRA training.
+def qlora_memory_gib(
+    shape: ModelShape,
+    *,
+    rank: int,
+    batch: int,
+    seq_len: int,
+    shards: int = 1,
+    weight_bytes: float = NF4_BYTES,
+) -> float:
+    """Estimated peak memory (GiB) of one GPU in QLoRA (or LoRA) training.
 
     * frozen weights: linear layers in NF4 (≈0.516 bytes/param), embeddings/head/norms in bf16;
     * LoRA (rank ``rank`` on all linear layers): 16 bytes/param — fp32 weight, gradient and the
@@ -98,9 +107,17 @@ def qlora_memory_gib(shape: ModelShape, *, rank: int, batch: int, seq_len: int) 
       3·intermediate)·2``) + the logits in bf16 and fp32 with their gradient
       (``batch·seq·vocab·10``);
     * plus :data:`RUNTIME_OVERHEAD_GIB`.
+
+    ``weight_bytes``: bytes per linear-layer parameter (NF4; 1 for 8-bit, 2 for bf16 LoRA).
+    ``shards``: GPUs that split the weights and LoRA states (FSDP / ZeRO-3; 1 for DDP, where
+    every GPU holds the whole model); a sharded GPU also holds one gathered layer and the next
+    one being prefetched. Activations are per GPU (its own batch) either way.
     """
-    weights = shape.linear_params() * NF4_BYTES + shape.other_params() * 2
-    lora = shape.lora_params(rank) * 16
+    weights = shape.linear_params() * weight_bytes + shape.other_params() * 2
+    lora = shape.lora_params(rank) * 16.0
+    if shards > 1:
+        gathered = 2 * weights / max(shape.layers, 1)
+        weights, lora = weights / shards + gathered, lora / shards
     tokens = batch * seq_len
     acts = tokens * shape.hidden * 2 * shape.layers
     acts += tokens * (12 * shape.hidden + 3 * shape.intermediate) * 2
@@ -139,15 +156,39 @@ def _options(cfg: JobConfig) -> LocalOptions:
         return LocalOptions()
 
 
+WEIGHT_BYTES = {"4bit": NF4_BYTES, "8bit": 1.0 + 4 / 64, "none": 2.0}  # 8-bit: + row scales
+
+
+def _layout(opts: LocalOptions, warnings: list[str]) -> Layout:
+    try:
+        return layout(opts)
+    except ValueError as exc:
+        warnings.append(f"{exc}: assumed one process")
+        return Layout(1, "ddp")
+
+
 def estimate_extras(counts: Counts, cfg: JobConfig, price: ModelPrice) -> Extras:
-    """Optimizer steps and QLoRA GPU memory of a local run (no money figure)."""
+    """Optimizer steps and GPU memory (per GPU) of a local run (no money figure)."""
     opts = _options(cfg)
     n = counts.examples
     epochs = price.resolve_epochs(n, cfg.epochs)
     batch = cfg.batch_size or DEFAULT_BATCH_SIZE
-    per_epoch = max(1, math.ceil(n / (batch * opts.gradient_accumulation_steps))) if n else 0
-    steps = per_epoch * epochs
     warnings: list[str] = []
+    lay = _layout(opts, warnings)
+    global_batch = batch * opts.gradient_accumulation_steps * lay.processes
+    per_epoch = max(1, math.ceil(n / global_batch)) if n else 0
+    steps = per_epoch * epochs
+    if lay.processes > 1 or lay.strategy != "ddp":
+        per_gpu = (
+            f"each GPU holds 1/{lay.processes} of the weights and LoRA states"
+            if lay.shards_weights
+            else "each GPU holds the whole model"
+        )
+        warnings.append(
+            f"assumed {lay.describe()} ({lay.source}): {batch} examples × "
+            f"{opts.gradient_accumulation_steps} accumulation × {lay.processes} processes = "
+            f"{global_batch} per optimizer step; GPU memory is per GPU ({per_gpu})"
+        )
     trained: int | None = None
     if opts.max_steps is not None and n and opts.max_steps != steps:
         # the Trainer runs exactly max_steps steps, fewer or more than the epochs would take
@@ -173,5 +214,14 @@ def estimate_extras(counts: Counts, cfg: JobConfig, price: ModelPrice) -> Extras
         return Extras(steps=steps, warnings=warnings, trained_tokens=trained)
     rank = opts.lora_r or LORA_PRESETS[opts.lora].r
     seq = min(opts.max_length, max(counts.largest, 1))
-    gpu = round(qlora_memory_gib(shape, rank=rank, batch=batch, seq_len=seq), 2)
+    quantize = "4bit" if opts.quantize == "auto" else opts.quantize  # auto: 4-bit on a GPU
+    gpu = qlora_memory_gib(
+        shape,
+        rank=rank,
+        batch=batch,
+        seq_len=seq,
+        shards=lay.processes if lay.shards_weights else 1,
+        weight_bytes=WEIGHT_BYTES[quantize],
+    )
+    gpu = round(gpu, 2)
     return Extras(steps=steps, gpu_memory_gib=gpu, warnings=warnings, trained_tokens=trained)

@@ -14,9 +14,13 @@ GPUs without bf16), LoRA on every linear layer, gradient checkpointing, paged 8-
 assistant tokens only, an EOS at the end of every assistant turn, a pad token that is not EOS.
 On a machine without CUDA it trains in float32 without quantization and says so.
 
-Several GPUs: launch this module with ``accelerate launch --config_file fsdp.yaml -m
-tuneport.providers.local.trainer RUN_DIR`` (see the README); each process loads the model on its
-own ``LOCAL_RANK``.
+Several processes (``--set processes=N``): the provider starts this module through ``accelerate
+launch`` with the run's ``accelerate.yaml`` (see :mod:`tuneport.providers.local.distributed`);
+each rank loads the model on its own ``LOCAL_RANK`` and writes its pid to ``ranks/<RANK>``; rank 0
+alone writes status, metrics, the adapter and the checkpoint's model files (with several machines,
+each machine's first process writes that machine's run folder). A cancel stops every
+rank at the same step; a rank that dies makes the launcher stop the others and the run fails,
+resumable from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -95,6 +99,46 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def is_local_main() -> bool:
+    """The first process of this machine: it writes this machine's run folder (status, metrics,
+    a DDP adapter). One machine: the same as rank 0."""
+    return int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0"))) == 0
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def register_rank(run_dir: Path) -> None:
+    """Several processes: this rank's pid in ``ranks/<RANK>`` (cancel signals each rank: torchrun
+    starts them in their own sessions), and a SIGTERM when the launcher dies (Linux), so that no
+    rank outlives it."""
+    if world_size() <= 1:
+        return
+    ranks = run_dir / runfiles.RANKS
+    ranks.mkdir(exist_ok=True)
+    (ranks / os.environ.get("RANK", "0")).write_text(f"{os.getpid()}\n")
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() == 1:  # the launcher died before prctl
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def stop_agreed(local: bool) -> bool:
+    """Whether any rank was asked to stop (every rank must stop at the same step)."""
+    if world_size() <= 1 or not torch.distributed.is_initialized():
+        return local
+    from accelerate import PartialState
+
+    flag = torch.tensor([1 if local else 0], device=PartialState().device)
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    return bool(flag.item())
+
+
 def sharded() -> bool:
     """Launched by ``accelerate launch`` with an FSDP or DeepSpeed config."""
     return any(
@@ -103,13 +147,25 @@ def sharded() -> bool:
     )
 
 
-def quantization_config(precision: Precision) -> Any:
+def quantization_config(precision: Precision, storage: str = "auto") -> Any:
+    """bitsandbytes settings; ``storage`` = the 4-bit storage dtype (``quant_storage``)."""
     from transformers import BitsAndBytesConfig
 
     if precision.quantize == "4bit":
         extra: dict[str, Any] = {}
-        if sharded():  # FSDP/ZeRO-3 shard the packed 4-bit weights: store them as the compute dtype
+        if storage == "auto" and sharded():
+            # FSDP/ZeRO-3 shard the packed 4-bit weights: store them as the compute dtype
             extra["bnb_4bit_quant_storage"] = precision.compute_dtype
+        elif storage != "auto":
+            dtype = getattr(torch, storage)
+            if sharded() and dtype != precision.compute_dtype:
+                compute = str(precision.compute_dtype).removeprefix("torch.")
+                raise ConfigError(
+                    f"quant_storage={storage} differs from the compute dtype {compute}: FSDP / "
+                    "ZeRO-3 need them equal",
+                    hint=f"set quant_storage=auto (or {compute}), or use strategy=ddp with QLoRA",
+                )
+            extra["bnb_4bit_quant_storage"] = dtype
         return BitsAndBytesConfig(  # type: ignore[no-untyped-call]
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
@@ -158,11 +214,13 @@ def resize_embeddings(model: Any, size: int) -> None:
             weight[old:] = weight[:old].float().mean(dim=0).to(weight.dtype)
 
 
-def load_base_model(path: str | Path, precision: Precision, vocab_size: int) -> Any:
+def load_base_model(
+    path: str | Path, precision: Precision, vocab_size: int, storage: str = "auto"
+) -> Any:
     from transformers import AutoModelForCausalLM
 
     kwargs: dict[str, Any] = {"dtype": precision.compute_dtype}
-    qconfig = quantization_config(precision)
+    qconfig = quantization_config(precision, storage)
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
     if precision.device == "cuda" and not sharded():  # FSDP/DeepSpeed place the shards
@@ -412,7 +470,7 @@ class Recorder:
             self.status.notes = previous.notes
             self._earlier_seconds = previous.seconds or 0.0
         self._started = time.monotonic()
-        self.main = is_main_process()
+        self.main = is_local_main()
         # ids of new messages sort after every event already shown (also those a resume redoes)
         events = runfiles.read_events(run_dir)
         self.high_step = max((int(e.get("step") or 0) for e in events), default=0)
@@ -465,6 +523,9 @@ class Recorder:
         self.update()
 
 
+PEER_STOPPED = "another process of this run stopped (train.log names it)"
+
+
 class StopRequested(Exception):
     """SIGTERM arrived before the training loop started."""
 
@@ -494,7 +555,8 @@ def make_callback(recorder: Recorder) -> Any:
             )
             if state.global_step >= state.max_steps:
                 control.should_log = True  # the last step's loss is always recorded
-            if recorder.stop_requested:
+            if stop_agreed(recorder.stop_requested):
+                recorder.stop_requested = True
                 control.should_training_stop = True
                 control.should_save = True  # so that `resume` can continue from here
                 control.should_log = True
@@ -635,7 +697,12 @@ def build_trainer(
             recorder.note("the model has no chat template: using tuneport's default template")
         if pad_added:
             recorder.note("the tokenizer has no usable pad token: added <|pad|> and resized")
-    model = load_base_model(base, precision, len(tokenizer))
+    if opts.use_liger_kernel and precision.device != "cuda":
+        raise ConfigError(
+            "use_liger_kernel needs a CUDA GPU (Liger's kernels are Triton)",
+            hint="drop use_liger_kernel on a machine without CUDA",
+        )
+    model = load_base_model(base, precision, len(tokenizer), opts.quant_storage)
     model.config.pad_token_id = tokenizer.pad_token_id
     # upcasts the unquantized layers to fp32 and readies checkpointing; FSDP/ZeRO-3 QLoRA must
     # keep one storage dtype across shards, so it is skipped there
@@ -682,6 +749,11 @@ def build_trainer(
         "seed": cfg.seed,
         "include_num_input_tokens_seen": "non_padding",
         "dataloader_num_workers": 0,
+        "use_liger_kernel": opts.use_liger_kernel,
+        # several machines without a shared disk: each machine keeps its checkpoints (resume)
+        "save_on_each_node": opts.num_machines > 1,
+        # LoRA leaves no parameter unused: skip DDP's extra graph traversal per step
+        "ddp_find_unused_parameters": False,
     }
     callbacks = [make_callback(recorder)] if recorder is not None else []
 
@@ -740,15 +812,22 @@ def save_adapter(trainer: Any, cfg: RunConfig, run_dir: Path) -> Path:
 
     out = run_dir / runfiles.ADAPTER
     tmp = run_dir / ".adapter.tmp"
-    if trainer.accelerator.num_processes > 1:
-        # every rank takes part (FSDP gathers the shards); rank 0 writes
+    if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
+        if is_main_process():
+            shutil.rmtree(tmp, ignore_errors=True)
+        if trainer.is_fsdp_enabled:  # the adapter as one file, gathered on rank 0
+            trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+        # every rank takes part (the shards are gathered); rank 0 writes
         trainer.save_model(str(tmp))
         if not is_main_process():
             return out
+    elif not is_local_main():
+        return out  # DDP: every rank holds the same weights; each machine's first one writes
     else:
         shutil.rmtree(tmp, ignore_errors=True)
         # the embeddings are not trained; resize_embeddings rebuilds added rows deterministically
-        trainer.model.save_pretrained(str(tmp), save_embedding_layers=False)
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        model.save_pretrained(str(tmp), save_embedding_layers=False)
     trainer.processing_class.save_pretrained(str(tmp))
     base = run_dir / runfiles.BASE if cfg.init_adapter else cfg.model
     meta = {
@@ -803,8 +882,18 @@ def main(argv: list[str] | None = None) -> int:
     cfg = RunConfig.model_validate_json((run_dir / runfiles.CONFIG).read_text(encoding="utf-8"))
     recorder = Recorder(run_dir)
     recorder.update()
+    register_rank(run_dir)
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        if world_size() > 1 and not (run_dir / runfiles.CANCEL).exists():
+            # not a cancel: the launcher stops the ranks because one of them died
+            recorder.update(
+                phase="failed",
+                error=f"{PEER_STOPPED}; `tuneport jobs resume {cfg.run_id}` continues from "
+                "the last checkpoint",
+                finished_at=runfiles.utcnow(),
+            )
+            os._exit(1)
         recorder.stop_requested = True
         if not recorder.in_loop:
             raise StopRequested
@@ -826,6 +915,13 @@ def main(argv: list[str] | None = None) -> int:
         if recorder.main:
             write_loss_plot(run_dir, recorder)
         message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        if world_size() > 1:
+            message = f"rank {os.environ.get('RANK', '0')}: {message}"
+            if isinstance(exc, torch.distributed.DistError) or "gloo" in message:
+                message = (  # a peer died in the middle of a collective
+                    f"{PEER_STOPPED}; `tuneport jobs resume {cfg.run_id}` continues from the "
+                    f"last checkpoint ({message[:200]})"
+                )
         recorder.update(phase="failed", error=message, finished_at=runfiles.utcnow())
         return 1
     if phase == "cancelled":
@@ -833,7 +929,8 @@ def main(argv: list[str] | None = None) -> int:
             f"cancelled: `tuneport jobs resume {cfg.run_id}` continues from the last checkpoint"
         )
     recorder.update(phase=phase, finished_at=runfiles.utcnow())
-    print(f"{phase}: {run_dir}", flush=True)
+    if recorder.main:
+        print(f"{phase}: {run_dir}", flush=True)
     return 0
 
 
