@@ -107,7 +107,7 @@ def convert(
     from tuneport.data.exporters import METHOD_KIND, target_of
     from tuneport.files import check_output, require_file
 
-    to = target_for(to)
+    name, to = to, target_for(to)
     target = target_of(to)
     if method is not None and method not in METHOD_KIND:
         raise ConfigError(f"unknown method {method!r}", hint="use --method sft or --method dpo")
@@ -127,7 +127,7 @@ def convert(
         if to_stdout:  # written to a private file first, then copied to stdout whole
             dest = stack.enter_context(writing(Path("-"), folder_output=target.writer == "hf"))
         else:
-            dest = output or default_output(source, to)
+            dest = output or default_output(source, to, name)
             check_output(dest, force=force, inputs=(source,))
         warnings: Counter[str] = Counter()
         with _progress(source, "converting") as advance:
@@ -150,7 +150,7 @@ def convert(
         f"({result.format}, sha256 {result.sha256[:12]})"
     )
     for kind, count in result.dropped.items():
-        shown.print(f"  not carried by {to}: {kind} in {count} example(s)")
+        shown.print(f"  not carried by {name}: {kind} in {count} example(s)")
     for kind, count in warnings.items():
         err.print(f"warning: {kind} ×{count} (run `tuneport validate` for lines)")
     return EXIT_OK

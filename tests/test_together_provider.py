@@ -639,3 +639,23 @@ def test_replies_that_are_not_json_are_retried_then_reported(
     with pytest.raises(ProviderError) as info:
         provider.status(JobRef(provider="together", remote_id="ft-x", run_id="r"))
     assert "sent a reply that is not JSON" in info.value.one_line()
+
+
+def test_rules_flag_parallel_tool_calls_together_has_no_column_for() -> None:
+    """Conversational rows carry `messages` + `tools`, preference rows nest `tools` in `input`
+    (docs.together.ai fine-tuning data preparation / function calling; SDK lib/constants.py)."""
+    from tuneport.schemas import Example, PreferenceExample
+
+    msgs = [Message(role="user", content="u"), Message(role="assistant", content="a")]
+    chat = Example(messages=msgs, parallel_tool_calls=True)
+    pair = PreferenceExample(
+        prompt=msgs[:1],
+        chosen=Message(role="assistant", content="a"),
+        rejected=Message(role="assistant", content="b"),
+        parallel_tool_calls=False,
+    )
+    found = [f for check in BACKEND.rules.chat for f in check(chat)]
+    found += [f for check in BACKEND.rules.preference for f in check(pair)]
+    assert [f.kind for f in found] == ["unsupported_field", "unsupported_field"]
+    assert all("'parallel_tool_calls'" in f.message for f in found)
+    assert BACKEND.target == "together"
