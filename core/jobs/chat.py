@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tuneport.errors import ProviderError
 from tuneport.jobs.resolve import resolve_target
 from tuneport.jobs.store import JobStore, open_store
 from tuneport.providers import registry
@@ -49,6 +50,12 @@ class ChatSession:
             reply = Message(role="assistant", content="".join(pieces))
         else:
             reply = self.provider.chat(self.model, messages, self.options)
+        if not reply.content and not reply.tool_calls:
+            raise ProviderError(
+                f"{self.model} sent an empty reply",
+                hint="send the message again; if it stays empty, check the model (a tuned "
+                "model can learn to answer nothing) or the server",
+            )
         self.history.extend([turn, reply])
         return reply
 
