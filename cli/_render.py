@@ -131,7 +131,10 @@ def progress_text(progress: RunProgress) -> str:
     elif progress.fraction is not None:
         parts.append(f"{progress.fraction:.0%}")
     if progress.loss is not None:
-        parts.append(f"loss {progress.loss:.4f}")
+        # the loss is logged every few steps: name its own step when it is not the current one
+        at = progress.loss_step
+        of_step = f" (step {at:,})" if at is not None and at != progress.step else ""
+        parts.append(f"loss {progress.loss:.4f}{of_step}")
     if progress.tokens_per_second is not None:
         parts.append(f"{progress.tokens_per_second:,.0f} tok/s")
     fraction = progress.fraction

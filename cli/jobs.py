@@ -191,6 +191,7 @@ def show(
                         "step": progress.step,
                         "total_steps": progress.total_steps,
                         "loss": progress.loss,
+                        "loss_step": progress.loss_step,
                         "fraction": progress.fraction,
                     }
                     if progress is not None
