@@ -86,6 +86,11 @@ def money(value: float | None) -> str:
     return f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:.4f}"
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 epoch``, ``3 epochs``."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def duration(seconds: float | None) -> str:
     """``1h02m``, ``3m07s`` or ``12s``."""
     if seconds is None:
@@ -148,10 +153,11 @@ def estimate_lines(est: Estimate) -> list[str]:
     approx = "" if est.exact else f" (approximate ±{(est.error_band or 0):.0%})"
     billable = est.billable_tokens if est.billable_tokens is not None else est.tokens
     capped = f" ({billable:,} after the per-example limit)" if billable != est.tokens else ""
+    billed = "billed" if est.price_per_million_usd is not None or est.cost_unknown else "trained"
     lines = [
         f"{est.provider} {est.model} {est.method}: {est.examples:,} examples, "
-        f"{est.tokens:,} tokens{capped} × {est.epochs} epochs = {est.billed_tokens:,} billed "
-        "tokens" + approx
+        f"{est.tokens:,} tokens{capped} × {plural(est.epochs, 'epoch')} = "
+        f"{est.billed_tokens:,} {billed} tokens" + approx
     ]
     if est.cost_usd is not None:
         price = (
@@ -169,6 +175,7 @@ def estimate_lines(est: Estimate) -> list[str]:
         lines.append(f"optimizer steps: {est.steps:,}")
     if est.gpu_memory_gib is not None:
         lines.append(f"estimated GPU memory: {est.gpu_memory_gib:.1f} GiB")
+    lines.extend(f"note: {n}" for n in est.notes)
     lines.extend(f"warning: {w}" for w in est.warnings)
     return lines
 

@@ -96,7 +96,11 @@ def _print_estimate(est: Any, counter_label: str, auto_epochs: bool, rule: str) 
             f"{_tokens(est.validation_tokens, est.exact, band)} (not billed)",
         )
     table.add_row("epochs", f"{est.epochs}" + (f" (auto: {rule} rule)" if auto_epochs else ""))
-    table.add_row("billed tokens", _tokens(est.billed_tokens, est.exact, band))
+    billed = est.price_per_million_usd is not None or est.cost_unknown  # else: own hardware
+    table.add_row(
+        "billed tokens" if billed else "trained tokens",
+        _tokens(est.billed_tokens, est.exact, band),
+    )
     if est.price_per_million_usd is not None:
         table.add_row(
             "price",
@@ -113,6 +117,8 @@ def _print_estimate(est: Any, counter_label: str, auto_epochs: bool, rule: str) 
     if est.gpu_memory_gib is not None:
         table.add_row("GPU memory (QLoRA)", f"≈{est.gpu_memory_gib:.1f} GiB")
     out.print(table)
+    for note in est.notes:
+        out.print(f"note: {escape(note)}", highlight=False, soft_wrap=False)
     for warning in est.warnings:
         out.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=False)
 
@@ -196,6 +202,7 @@ def _estimate(
     from tuneport.jobs.quote import estimate, quote_for
     from tuneport.pricing.budget import check_budget, resolve_budget
     from tuneport.schemas import JobConfig
+    from tuneport.tokens.approx import label_for
 
     require_file(data)
     table = load_prices_or_exit(prices, [provider])
@@ -216,14 +223,15 @@ def _estimate(
     )
     budget = resolve_budget(max_cost, cfg)
     limit = budget.limit if budget is not None else None
-    if quote.backend.notice and not as_json:
-        notice_once(quote.backend.notice)
+    notice = quote.backend.notice_text(settings)
+    if notice and not as_json:
+        notice_once(notice)
     est = estimate(cfg, quote=quote, fmt=fmt)
     if as_json:
         print_json(
             est.model_dump(mode="json")
             | {
-                "token_counter": quote.counter.label,
+                "token_counter": label_for(quote.counter.label, est.method),
                 "epochs_auto": epochs is None,
                 "epoch_rule": quote.price.epoch_rule,
                 "price_unverified": quote.price.unverified,
@@ -231,7 +239,8 @@ def _estimate(
             }
         )
     else:
-        _print_estimate(est, quote.counter.label, epochs is None, quote.price.epoch_rule)
+        label = label_for(quote.counter.label, est.method)
+        _print_estimate(est, label, epochs is None, quote.price.epoch_rule)
     if budget is not None:
         check_budget(est, budget.limit, source=budget.source)
 

@@ -205,7 +205,8 @@ def show(
         return
     estimate = ""
     if record.estimate_tokens is not None:
-        estimate = f"{record.estimate_tokens:,} billed tokens"
+        trained = "trained" if cost.own_hardware else "billed"
+        estimate = f"{record.estimate_tokens:,} {trained} tokens"
         if record.estimate_cost_usd is not None:
             estimate += f", {money(record.estimate_cost_usd)}"
     actual = ""

@@ -1073,6 +1073,7 @@ def counter(model: str, settings: Mapping[str, Any]) -> TokenCounter:
 def estimate_extras(counts: Counts, cfg: JobConfig, price: ModelPrice) -> Extras:
     """Together's own quote (``--online``) and what the table's LoRA rate leaves out."""
     warnings: list[str] = []
+    notes: list[str] = []
     options = cfg.options
     if isinstance(counts, QuotedCounts) and counts.quote is not None:
         quote = counts.quote
@@ -1084,7 +1085,7 @@ def estimate_extras(counts: Counts, cfg: JobConfig, price: ModelPrice) -> Extras
         )
         if rate is not None:
             text += f", i.e. ${rate:,.2f}/1M"
-        warnings.append(text)
+        notes.append(text)
         if quote.allowed is False:
             limit = f" (${quote.user_limit:,.2f})" if quote.user_limit is not None else ""
             warnings.append(f"Together says this job exceeds your credit limit{limit}")
@@ -1098,7 +1099,7 @@ def estimate_extras(counts: Counts, cfg: JobConfig, price: ModelPrice) -> Extras
             f"n_evals={options['n_evals']}: Together also bills n_evals x the validation "
             "file's tokens, which the estimate leaves out"
         )
-    return Extras(warnings=warnings)
+    return Extras(warnings=warnings, notes=notes)
 
 
 def together_roles(ex: Example) -> Iterator[Finding]:

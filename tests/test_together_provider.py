@@ -532,11 +532,11 @@ def test_the_estimate_shows_togethers_own_quote(tmp_path: Path) -> None:
     )
     counts.tokens.extend([1_000, 1_000])
     extras = estimate_extras(counts, _cfg(tmp_path, epochs=3), price)
-    assert extras.warnings[0] == (
+    assert extras.notes == [  # information, not a warning
         "Together's own estimate (estimate-price): $0.0029 for 6,000 tokens (3 epochs), "
         "i.e. $0.48/1M"
-    )
-    assert extras.warnings[1] == "Together says this job exceeds your credit limit ($5.00)"
+    ]
+    assert extras.warnings == ["Together says this job exceeds your credit limit ($5.00)"]
     full = estimate_extras(counts, _cfg(tmp_path, options={"lora": False, "n_evals": 2}), price)
     assert any("full fine-tuning" in w for w in full.warnings)
     assert any("n_evals=2" in w for w in full.warnings)

@@ -137,6 +137,8 @@ def test_train_watch_chat_cleanup_end_to_end(
     code, out, err = cli(capsys, "jobs", "cleanup", record["id"], "--yes")
     assert code == 0, err
     assert f"deleted endpoint {endpoint}" in out
+    assert "deleted deleted" not in out and "deleted undeployed" not in out
+    assert "deleted deployed model " in out
     assert endpoint not in fake.endpoints
     assert not fake.models
     assert fake.calls("POST", r":undeployModel$")
