@@ -193,10 +193,11 @@ def fit_table(
     build: Callable[[Sequence[str]], Table],
     columns: Sequence[str],
     optional: Sequence[str],
-) -> Table:
+) -> Table | Stacked:
     """``build(columns)`` with the ``optional`` columns (least important first) dropped until
-    the table fits ``console.width``; what still does not fit wraps (cells fold, nothing is cut
-    off with an ellipsis)."""
+    the table fits ``console.width``. Columns of ids, model names and URLs are ``no_wrap``
+    (never cut or broken); prose columns wrap at spaces. When even that does not fit, each row
+    becomes a line of its ids and a line of ``header: value`` pairs (:class:`Stacked`)."""
     shown = list(columns)
     table = build(shown)
     for name in optional:
@@ -204,7 +205,51 @@ def fit_table(
             break
         shown.remove(name)
         table = build(shown)
+    if min_width(console, table) > console.width:
+        return Stacked(table)
     return table
+
+
+def min_width(console: Console, table: Table) -> int:
+    """The narrowest ``table`` gets: ``no_wrap`` cells whole, others at their longest word."""
+    return Measurement.get(console, console.options.update(width=10_000), table).minimum
+
+
+class Stacked:
+    """``table`` as two lines a row: its ``no_wrap`` left-aligned cells (ids, names) whole,
+    then the other cells as ``header: value`` pairs, indented. Lines wrap at spaces only, so an
+    id is never broken (one longer than the terminal is left to the terminal)."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.columns = table.columns
+
+    def __rich_console__(self, console: Console, options: Any) -> Any:
+        columns = list(self.columns)
+        heads = [c for c in columns if c.no_wrap and c.justify == "left"]
+        cells = {id(c): list(c.cells) for c in columns}
+
+        def text(column: Any, row: int) -> Text:
+            cell = cells[id(column)][row]
+            return Text.from_markup(cell) if isinstance(cell, str) else Text(str(cell))
+
+        lines: list[Text] = []
+        if self.table.title:
+            lines.append(Text.from_markup(str(self.table.title), style="italic"))
+        for row in range(self.table.row_count):
+            head = Text("  ").join(text(c, row) for c in heads)
+            head.stylize("bold")
+            pairs = [
+                Text.assemble(Text(f"{c.header}: ", style="dim"), text(c, row))
+                for c in columns
+                if c not in heads and text(c, row).plain
+            ]
+            lines.append(head)
+            if pairs:
+                lines.append(Text("  ") + Text(" · ").join(pairs))
+        wrapped = options.update(no_wrap=False, overflow="fold")  # at spaces, also in soft wrap
+        for line in lines:
+            yield from console.render(line, wrapped)
 
 
 # --- the watch view ------------------------------------------------------------------------

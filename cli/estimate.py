@@ -80,7 +80,7 @@ def _print_estimate(est: Any, counter_label: str, auto_epochs: bool, rule: str) 
     band = None if est.exact else est.error_band
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
-    table.add_column(overflow="fold")  # long values wrap at the terminal's width
+    table.add_column()  # long values wrap at spaces; the price's source (URLs) goes below
     table.add_row("provider / model", f"{est.provider} {est.model} ({est.method})")
     table.add_row("examples", f"{est.examples:,}")
     exactness = "exact" if est.exact else "approximate"
@@ -105,7 +105,7 @@ def _print_estimate(est: Any, counter_label: str, auto_epochs: bool, rule: str) 
         table.add_row(
             "price",
             f"{_rate(est.price_per_million_usd)} per 1M training tokens "
-            f"(as of {est.price_as_of}; {est.price_source})",
+            f"(as of {est.price_as_of}; source below)",
         )
     elif est.cost_unknown:
         table.add_row("price", "unknown (see the warning)")
@@ -117,6 +117,9 @@ def _print_estimate(est: Any, counter_label: str, auto_epochs: bool, rule: str) 
     if est.gpu_memory_gib is not None:
         table.add_row("GPU memory (QLoRA)", f"≈{est.gpu_memory_gib:.1f} GiB")
     out.print(table)
+    if est.price_per_million_usd is not None and est.price_source:
+        # on its own line so a URL is never cut or broken by the table's column width
+        out.print(f"price source: {escape(est.price_source)}", highlight=False)
     for note in est.notes:
         out.print(f"note: {escape(note)}", highlight=False, soft_wrap=False)
     for warning in est.warnings:
@@ -268,6 +271,7 @@ def plan_command(
     from tuneport.jobs.plan import as_json as plan_json
     from tuneport.jobs.plan import plan
     from tuneport.providers import registry
+    from tuneport.tokens.approx import label_for
 
     require_file(data)
     table = load_prices_or_exit(prices, provider or registry.names())
@@ -278,7 +282,7 @@ def plan_command(
     bands: set[str] = set()
     for r in rows:
         if not r.exact and r.error_band is not None:
-            bands.add(f"{r.provider}: {r.token_counter}")
+            bands.add(f"{r.provider}: {label_for(r.token_counter, _method(method))}")
 
     def check(r: Any) -> str:
         if not r.valid:
@@ -325,12 +329,9 @@ def plan_command(
         )
         for name in columns:
             justify, _ = cells[name]
-            # figures never wrap; names fold whole onto the next line when space runs out
+            # figures and names are never broken; only the valid column's words wrap
             grid.add_column(
-                name,
-                justify="right" if justify == "right" else "left",
-                no_wrap=justify == "right",
-                overflow="fold",
+                name, justify="right" if justify == "right" else "left", no_wrap=name != "valid"
             )
         for r in rows:
             grid.add_row(*(cells[name][1](r) for name in columns))
@@ -439,11 +440,10 @@ def prices_command(
             collapse_padding=True,
         )
         for name in columns:
-            grid.add_column(
+            grid.add_column(  # names and figures are never broken; aliases and rules wrap
                 name,
                 justify="right" if name in numeric else "left",
-                no_wrap=name in numeric or name == "as of",
-                overflow="fold",
+                no_wrap=name not in ("aliases", "epochs (auto)"),
             )
         for e in entries:
             grid.add_row(*(cells[name](e) for name in columns))

@@ -67,6 +67,8 @@ def test_preference_weighting_is_not_said_on_chat_data(
     assert "preference prompts" not in capsys.readouterr().out
     assert run([*argv[:1], str(SAMPLE / "preference.jsonl"), *argv[1:], "--method", "dpo"]) == 0
     assert "preference prompts ×2" in capsys.readouterr().out
+    assert run(["plan", str(SAMPLE / "chat.jsonl"), "-p", "vertex"]) == 0
+    assert "preference prompts" not in capsys.readouterr().out
 
 
 def test_the_openai_notice_does_not_ask_for_a_base_url_that_is_set(
