@@ -26,6 +26,14 @@ SystemOpt = Annotated[
     str | None, typer.Option("--system", help="Fixed system prompt for table rows.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+DesirableOpt = Annotated[
+    bool,
+    typer.Option(
+        "--desirable-only",
+        help="KTO data (a true/false label per row): keep the label: true rows as SFT examples "
+        "and leave out the rest (refused otherwise).",
+    ),
+]
 
 
 def parse_map(text: str | None) -> dict[str, str] | None:
@@ -65,8 +73,8 @@ def _progress(path: Path, task: str) -> Iterator[Callable[[int], None] | None]:
         yield lambda n: bar.advance(handle, n)
 
 
-def _read_kw(map_: str | None, system: str | None) -> dict[str, Any]:
-    return {"column_map": parse_map(map_), "system": system}
+def _read_kw(map_: str | None, system: str | None, desirable_only: bool) -> dict[str, Any]:
+    return {"column_map": parse_map(map_), "system": system, "desirable_only": desirable_only}
 
 
 def _print_json(data: Any) -> None:
@@ -86,6 +94,7 @@ def convert(
     from_: FromOpt = None,
     map_: MapOpt = None,
     system: SystemOpt = None,
+    desirable_only: DesirableOpt = False,
     method: Annotated[
         str | None, typer.Option("--method", help="sft|dpo (default: from the records).")
     ] = None,
@@ -131,7 +140,9 @@ def convert(
             check_output(dest, force=force, inputs=(source,))
         warnings: Counter[str] = Counter()
         with _progress(source, "converting") as advance:
-            rows = read_records(source, from_, advance=advance, **_read_kw(map_, system))
+            rows = read_records(
+                source, from_, advance=advance, **_read_kw(map_, system, desirable_only)
+            )
             result = export_records(
                 records_only(rows, warnings),
                 to,
@@ -170,6 +181,7 @@ def validate(
     from_: FromOpt = None,
     map_: MapOpt = None,
     system: SystemOpt = None,
+    desirable_only: DesirableOpt = False,
     as_json: JsonOpt = False,
 ) -> int:
     """Check a dataset for a provider: every problem with file:line. Exit 1 if any error."""
@@ -192,7 +204,7 @@ def validate(
                 counter=counter,
                 token_limit=effective,
                 advance=advance,
-                **_read_kw(map_, system),
+                **_read_kw(map_, system, desirable_only),
             ),
             source,
             file,
@@ -240,6 +252,7 @@ def inspect(
     from_: FromOpt = None,
     map_: MapOpt = None,
     system: SystemOpt = None,
+    desirable_only: DesirableOpt = False,
     as_json: JsonOpt = False,
 ) -> int:
     """Show a dataset's format, record counts, roles, turns and lengths (characters)."""
@@ -248,7 +261,9 @@ def inspect(
     from tuneport.data.summary import inspect_file
 
     with reading(input) as source, _progress(source, "reading") as advance:
-        found = inspect_file(source, from_, advance=advance, **_read_kw(map_, system))
+        found = inspect_file(
+            source, from_, advance=advance, **_read_kw(map_, system, desirable_only)
+        )
         summary = renamed(found, source, input)
     if as_json:
         _print_json(summary.model_dump(mode="json"))
