@@ -216,8 +216,8 @@ def min_width(console: Console, table: Table) -> int:
 
 
 class Stacked:
-    """``table`` as two lines a row: its ``no_wrap`` left-aligned cells (ids, names) whole,
-    then the other cells as ``header: value`` pairs, indented. Lines wrap at spaces only, so an
+    """``table`` as two lines a row: its key (the first two columns' ids and names) whole, then
+    the other cells as ``header: value`` pairs, indented. Lines wrap at spaces only, so an
     id is never broken (one longer than the terminal is left to the terminal)."""
 
     def __init__(self, table: Table) -> None:
@@ -226,7 +226,8 @@ class Stacked:
 
     def __rich_console__(self, console: Console, options: Any) -> Any:
         columns = list(self.columns)
-        heads = [c for c in columns if c.no_wrap and c.justify == "left"]
+        # the row's key (provider + model, id + provider, model): its first named columns
+        heads = [c for c in columns[:2] if c.no_wrap and c.justify == "left"]
         cells = {id(c): list(c.cells) for c in columns}
 
         def text(column: Any, row: int) -> Text:
