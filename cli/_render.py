@@ -86,6 +86,11 @@ def money(value: float | None) -> str:
     return f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:.4f}"
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 epoch``, ``3 epochs``."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def duration(seconds: float | None) -> str:
     """``1h02m``, ``3m07s`` or ``12s``."""
     if seconds is None:
@@ -131,7 +136,10 @@ def progress_text(progress: RunProgress) -> str:
     elif progress.fraction is not None:
         parts.append(f"{progress.fraction:.0%}")
     if progress.loss is not None:
-        parts.append(f"loss {progress.loss:.4f}")
+        # the loss is logged every few steps: name its own step when it is not the current one
+        at = progress.loss_step
+        of_step = f" (step {at:,})" if at is not None and at != progress.step else ""
+        parts.append(f"loss {progress.loss:.4f}{of_step}")
     if progress.tokens_per_second is not None:
         parts.append(f"{progress.tokens_per_second:,.0f} tok/s")
     fraction = progress.fraction
@@ -145,10 +153,11 @@ def estimate_lines(est: Estimate) -> list[str]:
     approx = "" if est.exact else f" (approximate ±{(est.error_band or 0):.0%})"
     billable = est.billable_tokens if est.billable_tokens is not None else est.tokens
     capped = f" ({billable:,} after the per-example limit)" if billable != est.tokens else ""
+    billed = "billed" if est.price_per_million_usd is not None or est.cost_unknown else "trained"
     lines = [
         f"{est.provider} {est.model} {est.method}: {est.examples:,} examples, "
-        f"{est.tokens:,} tokens{capped} × {est.epochs} epochs = {est.billed_tokens:,} billed "
-        "tokens" + approx
+        f"{est.tokens:,} tokens{capped} × {plural(est.epochs, 'epoch')} = "
+        f"{est.billed_tokens:,} {billed} tokens" + approx
     ]
     if est.cost_usd is not None:
         price = (
@@ -166,6 +175,7 @@ def estimate_lines(est: Estimate) -> list[str]:
         lines.append(f"optimizer steps: {est.steps:,}")
     if est.gpu_memory_gib is not None:
         lines.append(f"estimated GPU memory: {est.gpu_memory_gib:.1f} GiB")
+    lines.extend(f"note: {n}" for n in est.notes)
     lines.extend(f"warning: {w}" for w in est.warnings)
     return lines
 
@@ -183,10 +193,11 @@ def fit_table(
     build: Callable[[Sequence[str]], Table],
     columns: Sequence[str],
     optional: Sequence[str],
-) -> Table:
+) -> Table | Stacked:
     """``build(columns)`` with the ``optional`` columns (least important first) dropped until
-    the table fits ``console.width``; what still does not fit wraps (cells fold, nothing is cut
-    off with an ellipsis)."""
+    the table fits ``console.width``. Columns of ids, model names and URLs are ``no_wrap``
+    (never cut or broken); prose columns wrap at spaces. When even that does not fit, each row
+    becomes a line of its ids and a line of ``header: value`` pairs (:class:`Stacked`)."""
     shown = list(columns)
     table = build(shown)
     for name in optional:
@@ -194,7 +205,52 @@ def fit_table(
             break
         shown.remove(name)
         table = build(shown)
+    if min_width(console, table) > console.width:
+        return Stacked(table)
     return table
+
+
+def min_width(console: Console, table: Table) -> int:
+    """The narrowest ``table`` gets: ``no_wrap`` cells whole, others at their longest word."""
+    return Measurement.get(console, console.options.update(width=10_000), table).minimum
+
+
+class Stacked:
+    """``table`` as two lines a row: its key (the first two columns' ids and names) whole, then
+    the other cells as ``header: value`` pairs, indented. Lines wrap at spaces only, so an
+    id is never broken (one longer than the terminal is left to the terminal)."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.columns = table.columns
+
+    def __rich_console__(self, console: Console, options: Any) -> Any:
+        columns = list(self.columns)
+        # the row's key (provider + model, id + provider, model): its first named columns
+        heads = [c for c in columns[:2] if c.no_wrap and c.justify == "left"]
+        cells = {id(c): list(c.cells) for c in columns}
+
+        def text(column: Any, row: int) -> Text:
+            cell = cells[id(column)][row]
+            return Text.from_markup(cell) if isinstance(cell, str) else Text(str(cell))
+
+        lines: list[Text] = []
+        if self.table.title:
+            lines.append(Text.from_markup(str(self.table.title), style="italic"))
+        for row in range(self.table.row_count):
+            head = Text("  ").join(text(c, row) for c in heads)
+            head.stylize("bold")
+            pairs = [
+                Text.assemble(Text(f"{c.header}: ", style="dim"), text(c, row))
+                for c in columns
+                if c not in heads and text(c, row).plain
+            ]
+            lines.append(head)
+            if pairs:
+                lines.append(Text("  ") + Text(" · ").join(pairs))
+        wrapped = options.update(no_wrap=False, overflow="fold")  # at spaces, also in soft wrap
+        for line in lines:
+            yield from console.render(line, wrapped)
 
 
 # --- the watch view ------------------------------------------------------------------------

@@ -4,6 +4,7 @@ Thin: the logic lives in tuneport.curate.stats, tuneport.curate.pipeline and tun
 """
 
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -481,22 +482,28 @@ def eval_(
     if as_json:
         print_json(report)
     else:
-        table = Table(show_edge=False, header_style="bold")
-        table.add_column("model")
-        for name in ("answered", "failed", "exact match", "token F1", "ROUGE-L", "mean s"):
-            table.add_column(name, justify="right")
-        for s in report.summary:
-            table.add_row(
-                escape(s.spec),
-                str(s.answered),
-                str(s.failed),
-                f"{s.exact_match:.3f}",
-                f"{s.token_f1:.3f}",
-                f"{s.rouge_l:.3f}",
-                f"{s.mean_seconds:.2f}",
-            )
+        from tuneport.cli._render import fit_table
+
+        metrics: dict[str, Callable[[Any], str]] = {
+            "model": lambda s: escape(s.spec),
+            "answered": lambda s: str(s.answered),
+            "failed": lambda s: str(s.failed),
+            "exact match": lambda s: f"{s.exact_match:.3f}",
+            "token F1": lambda s: f"{s.token_f1:.3f}",
+            "ROUGE-L": lambda s: f"{s.rouge_l:.3f}",
+            "mean s": lambda s: f"{s.mean_seconds:.2f}",
+        }
+
+        def build(columns: Sequence[str]) -> Table:
+            table = Table(show_edge=False, header_style="bold")
+            for name in columns:  # model names are never cut or broken (fit_table stacks)
+                table.add_column(name, justify="left" if name == "model" else "right", no_wrap=True)
+            for s in report.summary:
+                table.add_row(*(metrics[name](s) for name in columns))
+            return table
+
         out.print(f"[bold]{escape(str(data))}[/]: {len(cases):,} held-out prompts")
-        out.print(table)
+        out.print(fit_table(out, build, list(metrics), []))
         for path in written.values():
             out.print(f"wrote {escape(str(path))}")
     if report.failed:

@@ -26,6 +26,14 @@ SystemOpt = Annotated[
     str | None, typer.Option("--system", help="Fixed system prompt for table rows.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+DesirableOpt = Annotated[
+    bool,
+    typer.Option(
+        "--desirable-only",
+        help="KTO data (a true/false label per row): keep the label: true rows as SFT examples "
+        "and leave out the rest (refused otherwise).",
+    ),
+]
 
 
 def parse_map(text: str | None) -> dict[str, str] | None:
@@ -65,8 +73,8 @@ def _progress(path: Path, task: str) -> Iterator[Callable[[int], None] | None]:
         yield lambda n: bar.advance(handle, n)
 
 
-def _read_kw(map_: str | None, system: str | None) -> dict[str, Any]:
-    return {"column_map": parse_map(map_), "system": system}
+def _read_kw(map_: str | None, system: str | None, desirable_only: bool) -> dict[str, Any]:
+    return {"column_map": parse_map(map_), "system": system, "desirable_only": desirable_only}
 
 
 def _print_json(data: Any) -> None:
@@ -86,6 +94,7 @@ def convert(
     from_: FromOpt = None,
     map_: MapOpt = None,
     system: SystemOpt = None,
+    desirable_only: DesirableOpt = False,
     method: Annotated[
         str | None, typer.Option("--method", help="sft|dpo (default: from the records).")
     ] = None,
@@ -107,7 +116,7 @@ def convert(
     from tuneport.data.exporters import METHOD_KIND, target_of
     from tuneport.files import check_output, require_file
 
-    to = target_for(to)
+    name, to = to, target_for(to)
     target = target_of(to)
     if method is not None and method not in METHOD_KIND:
         raise ConfigError(f"unknown method {method!r}", hint="use --method sft or --method dpo")
@@ -127,11 +136,13 @@ def convert(
         if to_stdout:  # written to a private file first, then copied to stdout whole
             dest = stack.enter_context(writing(Path("-"), folder_output=target.writer == "hf"))
         else:
-            dest = output or default_output(source, to)
+            dest = output or default_output(source, to, name)
             check_output(dest, force=force, inputs=(source,), folder=target.writer == "hf")
         warnings: Counter[str] = Counter()
         with _progress(source, "converting") as advance:
-            rows = read_records(source, from_, advance=advance, **_read_kw(map_, system))
+            rows = read_records(
+                source, from_, advance=advance, **_read_kw(map_, system, desirable_only)
+            )
             result = export_records(
                 records_only(rows, warnings),
                 to,
@@ -150,7 +161,7 @@ def convert(
         f"({result.format}, sha256 {result.sha256[:12]})"
     )
     for kind, count in result.dropped.items():
-        shown.print(f"  not carried by {to}: {kind} in {count} example(s)")
+        shown.print(f"  not carried by {name}: {kind} in {count} example(s)")
     for kind, count in warnings.items():
         err.print(f"warning: {kind} ×{count} (run `tuneport validate` for lines)")
     return EXIT_OK
@@ -170,6 +181,7 @@ def validate(
     from_: FromOpt = None,
     map_: MapOpt = None,
     system: SystemOpt = None,
+    desirable_only: DesirableOpt = False,
     as_json: JsonOpt = False,
 ) -> int:
     """Check a dataset for a provider: every problem with file:line. Exit 1 if any error."""
@@ -192,7 +204,7 @@ def validate(
                 counter=counter,
                 token_limit=effective,
                 advance=advance,
-                **_read_kw(map_, system),
+                **_read_kw(map_, system, desirable_only),
             ),
             source,
             file,
@@ -240,6 +252,7 @@ def inspect(
     from_: FromOpt = None,
     map_: MapOpt = None,
     system: SystemOpt = None,
+    desirable_only: DesirableOpt = False,
     as_json: JsonOpt = False,
 ) -> int:
     """Show a dataset's format, record counts, roles, turns and lengths (characters)."""
@@ -248,7 +261,9 @@ def inspect(
     from tuneport.data.summary import inspect_file
 
     with reading(input) as source, _progress(source, "reading") as advance:
-        found = inspect_file(source, from_, advance=advance, **_read_kw(map_, system))
+        found = inspect_file(
+            source, from_, advance=advance, **_read_kw(map_, system, desirable_only)
+        )
         summary = renamed(found, source, input)
     if as_json:
         _print_json(summary.model_dump(mode="json"))

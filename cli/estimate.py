@@ -80,7 +80,7 @@ def _print_estimate(est: Any, counter_label: str, auto_epochs: bool, rule: str) 
     band = None if est.exact else est.error_band
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
-    table.add_column(overflow="fold")  # long values wrap at the terminal's width
+    table.add_column()  # long values wrap at spaces; the price's source (URLs) goes below
     table.add_row("provider / model", f"{est.provider} {est.model} ({est.method})")
     table.add_row("examples", f"{est.examples:,}")
     exactness = "exact" if est.exact else "approximate"
@@ -96,12 +96,16 @@ def _print_estimate(est: Any, counter_label: str, auto_epochs: bool, rule: str) 
             f"{_tokens(est.validation_tokens, est.exact, band)} (not billed)",
         )
     table.add_row("epochs", f"{est.epochs}" + (f" (auto: {rule} rule)" if auto_epochs else ""))
-    table.add_row("billed tokens", _tokens(est.billed_tokens, est.exact, band))
+    billed = est.price_per_million_usd is not None or est.cost_unknown  # else: own hardware
+    table.add_row(
+        "billed tokens" if billed else "trained tokens",
+        _tokens(est.billed_tokens, est.exact, band),
+    )
     if est.price_per_million_usd is not None:
         table.add_row(
             "price",
             f"{_rate(est.price_per_million_usd)} per 1M training tokens "
-            f"(as of {est.price_as_of}; {est.price_source})",
+            f"(as of {est.price_as_of}; source below)",
         )
     elif est.cost_unknown:
         table.add_row("price", "unknown (see the warning)")
@@ -113,6 +117,11 @@ def _print_estimate(est: Any, counter_label: str, auto_epochs: bool, rule: str) 
     if est.gpu_memory_gib is not None:
         table.add_row("GPU memory (QLoRA)", f"≈{est.gpu_memory_gib:.1f} GiB")
     out.print(table)
+    if est.price_per_million_usd is not None and est.price_source:
+        # on its own line so a URL is never cut or broken by the table's column width
+        out.print(f"price source: {escape(est.price_source)}", highlight=False)
+    for note in est.notes:
+        out.print(f"note: {escape(note)}", highlight=False, soft_wrap=False)
     for warning in est.warnings:
         out.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=False)
 
@@ -201,6 +210,7 @@ def _estimate(
     from tuneport.jobs.quote import counted_with, estimate, quote_for
     from tuneport.pricing.budget import check_budget, resolve_budget
     from tuneport.schemas import JobConfig
+    from tuneport.tokens.approx import label_for
 
     require_file(data)
     table = load_prices_or_exit(prices, [provider])
@@ -221,14 +231,15 @@ def _estimate(
     )
     budget = resolve_budget(max_cost, cfg)
     limit = budget.limit if budget is not None else None
-    if quote.backend.notice and not as_json:
-        notice_once(quote.backend.notice)
+    notice = quote.backend.notice_text(settings)
+    if notice and not as_json:
+        notice_once(notice)
     est = estimate(cfg, quote=quote, fmt=fmt)
     if as_json:
         print_json(
             est.model_dump(mode="json")
             | {
-                "token_counter": counted_with(quote, est),
+                "token_counter": label_for(counted_with(quote, est), est.method),
                 "epochs_auto": epochs is None,
                 "epoch_rule": quote.price.epoch_rule,
                 "price_unverified": quote.price.unverified,
@@ -236,7 +247,8 @@ def _estimate(
             }
         )
     else:
-        _print_estimate(est, counted_with(quote, est), epochs is None, quote.price.epoch_rule)
+        label = label_for(counted_with(quote, est), est.method)
+        _print_estimate(est, label, epochs is None, quote.price.epoch_rule)
     if budget is not None:
         check_budget(est, budget.limit, source=budget.source)
 
@@ -264,6 +276,7 @@ def plan_command(
     from tuneport.jobs.plan import as_json as plan_json
     from tuneport.jobs.plan import plan
     from tuneport.providers import registry
+    from tuneport.tokens.approx import label_for
 
     require_file(data)
     table = load_prices_or_exit(prices, provider or registry.names())
@@ -274,7 +287,7 @@ def plan_command(
     bands: set[str] = set()
     for r in rows:
         if not r.exact and r.error_band is not None:
-            bands.add(f"{r.provider}: {r.token_counter}")
+            bands.add(f"{r.provider}: {label_for(r.token_counter, _method(method))}")
 
     def check(r: Any) -> str:
         if not r.valid:
@@ -327,12 +340,9 @@ def plan_command(
         )
         for name in columns:
             justify, _ = cells[name]
-            # figures never wrap; names fold whole onto the next line when space runs out
+            # figures and names are never broken; only the valid column's words wrap
             grid.add_column(
-                name,
-                justify="right" if justify == "right" else "left",
-                no_wrap=justify == "right",
-                overflow="fold",
+                name, justify="right" if justify == "right" else "left", no_wrap=name != "valid"
             )
         for r in rows:
             grid.add_row(*(cells[name][1](r) for name in columns))
@@ -444,11 +454,10 @@ def prices_command(
             collapse_padding=True,
         )
         for name in columns:
-            grid.add_column(
+            grid.add_column(  # names and figures are never broken; aliases and rules wrap
                 name,
                 justify="right" if name in numeric else "left",
-                no_wrap=name in numeric or name == "as of",
-                overflow="fold",
+                no_wrap=name not in ("aliases", "epochs (auto)"),
             )
         for e in entries:
             grid.add_row(*(cells[name](e) for name in columns))

@@ -88,9 +88,8 @@ def list_jobs(
 
         def remote_table(columns: Sequence[str]) -> Table:
             table = Table()
-            for name in columns:
-                # ids are never cut: a long one folds onto the next line whole
-                table.add_column(name, overflow="fold", no_wrap=name == "state")
+            for name in columns:  # ids are never cut or broken (fit_table stacks rows)
+                table.add_column(name, no_wrap=True)
             for s in statuses:
                 table.add_row(*(cells[name](s) for name in columns))
             return table
@@ -125,14 +124,13 @@ def list_jobs(
 
     def local_table(columns: Sequence[str]) -> Table:
         table = Table()
-        for name in columns:
-            # the id users copy is never wrapped or cut; long names fold, whole
-            table.add_column(name, no_wrap=name in ("id", "state"), overflow="fold")
+        for name in columns:  # ids are never cut or broken (fit_table stacks rows)
+            table.add_column(name, no_wrap=True)
         for r in records:
             table.add_row(*(local_cells[name](r) for name in columns))
         return table
 
-    out.print(fit_table(out, local_table, list(local_cells), ["created", "provider"]))
+    out.print(fit_table(out, local_table, list(local_cells), ["created"]))
 
 
 @jobs_app.command("show")
@@ -208,6 +206,7 @@ def show(
                         "step": progress.step,
                         "total_steps": progress.total_steps,
                         "loss": progress.loss,
+                        "loss_step": progress.loss_step,
                         "fraction": progress.fraction,
                     }
                     if progress is not None
@@ -221,7 +220,8 @@ def show(
         return
     estimate = ""
     if record.estimate_tokens is not None:
-        estimate = f"{record.estimate_tokens:,} billed tokens"
+        trained = "trained" if cost.own_hardware else "billed"
+        estimate = f"{record.estimate_tokens:,} {trained} tokens"
         if record.estimate_cost_usd is not None:
             estimate += f", {money(record.estimate_cost_usd)}"
     actual = ""

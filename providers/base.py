@@ -76,7 +76,9 @@ class Backend:
     rules: Rules
     counter: CounterFactory
     model_prefixes: tuple[str, ...] = ()
-    notice: str | None = None  # one line shown once per command (e.g. a service wind-down)
+    # one line shown once per command (e.g. a service wind-down); a function of the backend's
+    # settings when its wording depends on them
+    notice: str | Callable[[Mapping[str, Any]], str | None] | None = None
     env: tuple[str, ...] = ()  # environment variables the backend reads (for doctor/help)
     extras: ExtrasFactory | None = None
     config_warnings: ConfigWarnings = _no_warnings
@@ -98,6 +100,12 @@ class Backend:
         module_name, _, attr = self.implementation.partition(":")
         factory: Callable[..., Provider] = getattr(importlib.import_module(module_name), attr)
         return factory(**dict(settings or {}))
+
+    def notice_text(self, settings: Mapping[str, Any] | None = None) -> str | None:
+        """The notice for a command run with ``settings`` (``None``: none)."""
+        if callable(self.notice):
+            return self.notice(dict(settings or {}))
+        return self.notice
 
     def limit_for(self, model: str | None) -> int | None:
         """The per-example token limit of ``model`` (the rules' one source of it)."""
@@ -171,7 +179,9 @@ class Provider(Protocol):
 
     def cleanup(self, job: JobRef) -> list[str] | None:
         """Delete what keeps costing money or space (endpoints, deployed models, uploaded
-        files); returns one line per thing deleted (``None``: the backend does not say)."""
+        files); returns one line per thing deleted, naming the thing (``endpoint E``, ``uploaded
+        training file F``: the CLI prints ``deleted <line>``; ``None``: the backend does not
+        say)."""
         ...
 
 

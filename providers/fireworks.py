@@ -397,7 +397,9 @@ class FireworksProvider:
             made: Fireworks = sdk().Fireworks(
                 api_key=self._api_key(),
                 account_id=self.account,
-                base_url=self.base_url,
+                # None unless set: the SDK sends chat to its inference path only when the base
+                # URL is not overridden (resources/chat/completions.py)
+                base_url=API.url_override(self.options.base_url),
                 timeout=self.options.timeout,
                 max_retries=0,  # tenacity (tuneport.retry) owns retries
             )

@@ -12,6 +12,7 @@ of a create whose outcome is unknown) the backend looks for a job carrying that 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from functools import partial
@@ -56,10 +57,25 @@ if TYPE_CHECKING:
 
 NAME = "openai"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-NOTICE = (
+API_URL_ENV = "OPENAI_BASE_URL"
+WIND_DOWN = (
     "OpenAI is winding down self-serve fine-tuning (no new users; existing users for now); "
-    "tuned ft: models keep working for chat. Set OPENAI_BASE_URL to use a compatible server."
+    "tuned ft: models keep working for chat."
 )
+NOTICE = f"{WIND_DOWN} Set {API_URL_ENV} to use a compatible server."
+
+
+def notice(settings: Mapping[str, Any]) -> str:
+    """:data:`NOTICE`, or where a base URL is set, that the command uses that server (the URL
+    itself is not shown: it may carry a token)."""
+    if settings.get("base_url"):
+        where = "the base_url setting"
+    elif os.environ.get(API_URL_ENV):
+        where = API_URL_ENV
+    else:
+        return NOTICE
+    return f"{WIND_DOWN} Using the server set by {where}."
+
 
 # raw status -> normalized state ("paused" exists in the API but not in the SDK's literal)
 STATES: dict[str, JobState] = {
@@ -189,7 +205,7 @@ API = ApiService(
     title="OpenAI",
     module="openai",
     key_env="OPENAI_API_KEY",
-    url_env="OPENAI_BASE_URL",
+    url_env=API_URL_ENV,
     default_url=DEFAULT_BASE_URL,
     key_url="https://platform.openai.com/api-keys",
     rules=ERROR_RULES,
@@ -394,7 +410,7 @@ BACKEND = Backend(
     rules=RULES,
     counter=counter,
     model_prefixes=("ft:", "gpt-"),
-    notice=NOTICE,
+    notice=notice,
     env=("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"),
     extras=estimate_extras,
     default_model="gpt-4.1-mini",

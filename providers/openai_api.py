@@ -713,6 +713,10 @@ class OpenAIProtocol:
         self._model = model
         request = self.chat_request(model, messages, options)
         stream = self._call(lambda: self.client.chat.completions.create(**request, stream=True))
+        kind = stream.response.headers.get("content-type", "")
+        if "json" in kind:  # a compatible server that ignores stream=True
+            yield from self._whole_reply(stream, model)
+            return
         try:
             for chunk in stream:
                 for choice in chunk.choices:  # Azure opens with a chunk without choices
@@ -729,6 +733,26 @@ class OpenAIProtocol:
             raise
         finally:
             stream.close()
+
+    def _whole_reply(self, stream: Any, model: str) -> Iterator[str]:
+        """The text of a plain ``chat.completion`` sent in answer to ``stream=True`` (the SDK
+        would read it as an event stream without events: an empty reply)."""
+        from openai.types.chat import ChatCompletion
+
+        try:
+            body = stream.response.read()
+            reply = ChatCompletion.model_validate_json(body)
+        except ValueError:
+            raise ProviderError(
+                f"{model} at {self.base_url} answered a streamed chat with a reply that is "
+                "neither an event stream nor a chat completion",
+                hint=f"check that {self.base_url} serves the OpenAI chat completions API",
+            ) from None
+        finally:
+            stream.close()
+        text = reply.choices[0].message.content if reply.choices else None
+        if text:
+            yield text
 
     def cleanup(self, job: JobRef) -> list[str]:
         """Delete the uploaded training/validation files."""

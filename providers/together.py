@@ -96,6 +96,8 @@ from tuneport.validation.rules import (
     content_present,
     has_assistant,
     has_user,
+    no_parallel,
+    pref_no_parallel,
     tool_links,
 )
 
@@ -573,12 +575,13 @@ class TogetherProvider:
     def prepare(
         self, records: Iterable[AnyRecord], cfg: JobConfig, out_dir: Path, progress: Progress
     ) -> PreparedData:
-        """Together reads the OpenAI chat / preference JSONL layout (docs: data preparation)."""
+        """Together reads the OpenAI chat / preference JSONL layout without OpenAI's
+        ``parallel_tool_calls`` (docs: data preparation, function calling)."""
         return export_prepared(
             records,
             cfg,
             progress,
-            target="openai",
+            target=BACKEND.target,
             train_out=out_dir / "train.together.jsonl",
             validation_out=out_dir / "validation.together.jsonl",
             title="convert to Together JSONL",
@@ -971,7 +974,7 @@ class TogetherProvider:
         method = "dpo" if all(isinstance(r, PreferenceExample) for r in records) else "sft"
         with tempfile.TemporaryDirectory(prefix="tuneport-together-") as tmp:
             out = Path(tmp) / "estimate.together.jsonl"
-            exported = export_records(records, "openai", out, force=True, method=method)
+            exported = export_records(records, BACKEND.target, out, force=True, method=method)
             file_id, _ = self.upload_file(out, exported.sha256, NullProgress())
         limits = self.model_limits(model)
         rank = self.options.lora_r or (
@@ -1154,6 +1157,7 @@ def online_label(model: str) -> str:
 def estimate_extras(counts: Counts, cfg: JobConfig, price: ModelPrice) -> Extras:
     """Together's own quote (``--online``) and what the table's LoRA rate leaves out."""
     warnings: list[str] = []
+    notes: list[str] = []
     options = cfg.options
     if isinstance(counts, QuotedCounts) and counts.quote is not None:
         quote = counts.quote
@@ -1165,7 +1169,7 @@ def estimate_extras(counts: Counts, cfg: JobConfig, price: ModelPrice) -> Extras
         )
         if rate is not None:
             text += f", i.e. ${rate:,.2f}/1M"
-        warnings.append(text)
+        notes.append(text)
         if quote.allowed is False:
             limit = f" (${quote.user_limit:,.2f})" if quote.user_limit is not None else ""
             warnings.append(f"Together says this job exceeds your credit limit{limit}")
@@ -1179,7 +1183,7 @@ def estimate_extras(counts: Counts, cfg: JobConfig, price: ModelPrice) -> Extras
             f"n_evals={options['n_evals']}: Together also bills n_evals x the validation "
             "file's tokens, which the estimate leaves out"
         )
-    return Extras(warnings=warnings)
+    return Extras(warnings=warnings, notes=notes)
 
 
 def together_roles(ex: Example) -> Iterator[Finding]:
@@ -1204,7 +1208,9 @@ def together_roles(ex: Example) -> Iterator[Finding]:
 # docs.together.ai/docs/fine-tuning/data-preparation (conversational: system|user|assistant,
 # start with system or user, alternate; weight 0/1 on any message; function calling: tools +
 # tool_calls + tool role; preference: input.messages + one preferred/non-preferred assistant
-# message), SDK together/lib/constants.py (MIN_SAMPLES = 1). Context per model ("Context Length
+# message; columns: messages + tools, preference: input{messages, tools} + outputs, so OpenAI's
+# parallel_tool_calls is flagged as not carried), SDK together/lib/constants.py (MIN_SAMPLES = 1,
+# JSONL_REQUIRED_COLUMNS_MAP, JSONL_EXTRA_COLUMNS_MAP). Context per model ("Context Length
 # (SFT)", LoRA) from docs.together.ai/docs/fine-tuning-models (read 2026-12-01); other models:
 # Together's own limit applies (checked by `train` through model limits, and longer examples
 # are truncated to max_seq_length).
@@ -1215,8 +1221,16 @@ RULES = Rules(
     token_limit=None,
     token_limit_severity="warning",
     token_limit_note="Together truncates them to the model's max_seq_length",
-    chat=(has_assistant, has_user, content_present, tool_links, arguments_json, together_roles),
-    preference=COMMON_PREFERENCE,
+    chat=(
+        has_assistant,
+        has_user,
+        content_present,
+        tool_links,
+        arguments_json,
+        together_roles,
+        no_parallel,
+    ),
+    preference=(*COMMON_PREFERENCE, pref_no_parallel),
     model_limits={
         "moonshotai/Kimi-K2": 65_536,
         "zai-org/GLM-4.6": 128_000,
@@ -1233,7 +1247,7 @@ BACKEND = Backend(
     name=NAME,
     title=TITLE,
     implementation="tuneport.providers.together:TogetherProvider",
-    target="openai",
+    target="together",
     rules=RULES,
     counter=counter,
     env=("TOGETHER_API_KEY", "TOGETHER_BASE_URL", "TOGETHER_PROJECT_ID"),

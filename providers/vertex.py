@@ -1129,9 +1129,9 @@ class VertexProvider:
         shown = (progress or NullProgress()).note
         removed: list[str] = []
 
-        def note(text: str) -> None:
-            removed.append(text)
-            shown(text)
+        def note(thing: str) -> None:  # what was deleted; the CLI prints "deleted <thing>"
+            removed.append(thing)
+            shown(f"deleted {thing}")
 
         remote = self._get(job.remote_id)
         tuned = remote.tuned_model
@@ -1148,16 +1148,16 @@ class VertexProvider:
                         {"deployedModelId": deployed.get("id")},
                     )
                     self._wait(http, op, f"undeploy {deployed.get('id')} from {endpoint}")
-                    note(f"undeployed {deployed.get('id')} from {endpoint}")
+                    note(f"deployed model {deployed.get('id')} on endpoint {endpoint}")
                 if info is not None:
                     self._wait(http, self._rest(http, "DELETE", endpoint), f"delete {endpoint}")
-                    note(f"deleted endpoint {endpoint}")
+                    note(f"endpoint {endpoint}")
             if model:
                 base = str(model).split("@", 1)[0]
                 op = self._rest(http, "DELETE", base)
                 if op is not None:
                     self._wait(http, op, f"delete {base}")
-                    note(f"deleted model {base}")
+                    note(f"model {base}")
         return removed
 
 

@@ -41,6 +41,7 @@ class Estimate(BaseModel):
     price_as_of: str | None = None
     price_source: str | None = None
     warnings: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)  # information, e.g. the provider's own quote
     # local provider extras: steps, tokens per epoch, estimated GPU memory (GiB)
     steps: int | None = None
     gpu_memory_gib: float | None = None

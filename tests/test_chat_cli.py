@@ -191,6 +191,47 @@ def test_replies_stream_where_the_backend_streams(
     assert [m.role for m in session.history] == ["user", "assistant"]
 
 
+def test_a_server_answering_a_stream_with_json_is_read_whole(
+    fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Some compatible servers ignore stream=True and send one chat.completion as JSON; the
+    SDK reads that as an event stream without events (an empty reply, exit 0). The reply is
+    read whole instead."""
+    fake.stream_as_json = True
+    assert run(["chat", "ft:gpt-4.1-mini:o::1", "--message", "hello there"]) == 0
+    assert capsys.readouterr().out == "echo[ft:gpt-4.1-mini:o::1]: hello there\n"
+    assert fake.chats[-1]["stream"] is True
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+@pytest.mark.parametrize("stream_as_json", [False, True])
+def test_an_empty_reply_is_an_error(
+    fake: FakeOpenAI, capsys: pytest.CaptureFixture[str], as_json: bool, stream_as_json: bool
+) -> None:
+    """An empty reply is never an empty line and exit 0: one line, exit 4 (README)."""
+    fake.reply_text = ""
+    fake.stream_as_json = stream_as_json
+    args = ["chat", "ft:gpt-4.1-mini:o::1", "--message", "hello", *(["--json"] * as_json)]
+    assert run(args) == 4
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("error: ft:gpt-4.1-mini:o::1 sent an empty reply")
+    assert captured.err.count("\n") == 1
+
+
+def test_a_repl_keeps_no_empty_turn(
+    fake: FakeOpenAI, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tuneport.errors import ProviderError
+    from tuneport.jobs.chat import open_chat
+
+    session = open_chat("ft:gpt-4.1-mini:o::1")
+    fake.reply_text = ""
+    with pytest.raises(ProviderError):
+        session.send("hi", on_text=lambda _p: None)
+    assert session.history == []  # the unanswered turn is not sent again as history
+
+
 def test_stream_chunks_match_the_sdk_types(fake: FakeOpenAI) -> None:
     """The fake's stream is what the SDK's published chunk type describes."""
     import httpx

@@ -289,3 +289,56 @@ def test_convert_warnings_go_to_stderr(tmp_path: Path, capsys: pytest.CaptureFix
     out, err = capsys.readouterr()
     assert "wrote 2 examples" in out and "warning: bom ×1" in err
     assert not (tmp_path / "o.jsonl").read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+def test_convert_to_a_backend_writes_its_own_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--to together` then `--to fireworks` (both OpenAI's layout) write two files, as the
+    README says (`<stem>.<target>.jsonl`); before, both wrote `<stem>.openai.jsonl`."""
+    src = tmp_path / "data.json"
+    src.write_bytes((REAL / "llamafactory_identity.json").read_bytes())
+    for name in ("together", "fireworks", "openai"):
+        assert run(["convert", str(src), "--to", name]) == 0, capsys.readouterr().err
+        assert f"data.{name}.jsonl" in capsys.readouterr().out
+        assert detect_format(tmp_path / f"data.{name}.jsonl") == "openai"
+    assert sorted(p.name for p in tmp_path.glob("data.*.jsonl")) == [
+        "data.fireworks.jsonl",
+        "data.openai.jsonl",
+        "data.together.jsonl",
+    ]
+
+
+def test_together_leaves_out_parallel_tool_calls_and_validate_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Together's conversational columns are `messages` and `tools` (together SDK
+    lib/constants.py, docs.together.ai fine-tuning function calling): OpenAI's top-level
+    `parallel_tool_calls` is not written, it is reported as not carried, and `validate -p
+    together` flags it (OpenAI keeps it)."""
+    row = {
+        "messages": [
+            {"role": "user", "content": "Weather in Oslo?"},
+            {"role": "assistant", "content": "Cold."},
+        ],
+        "parallel_tool_calls": False,
+    }
+    src = tmp_path / "tools.jsonl"
+    src.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    assert run(["convert", str(src), "--to", "together"]) == 0
+    out = capsys.readouterr().out
+    assert "not carried by together: parallel_tool_calls in 1 example(s)" in out
+    written = json.loads((tmp_path / "tools.together.jsonl").read_text(encoding="utf-8"))
+    assert set(written) == {"messages"}
+    assert run(["convert", str(src), "--to", "openai"]) == 0
+    kept = json.loads((tmp_path / "tools.openai.jsonl").read_text(encoding="utf-8"))
+    assert kept["parallel_tool_calls"] is False
+    capsys.readouterr()
+    assert run(["validate", str(src), "-p", "together", "--json"]) == 0  # a warning
+    flagged = [p for p in json.loads(capsys.readouterr().out)["problems"]]
+    assert [(p["kind"], p["line"], p["severity"]) for p in flagged] == [
+        ("unsupported_field", 1, "warning")
+    ]
+    assert "'parallel_tool_calls'" in flagged[0]["message"]
+    run(["validate", str(src), "-p", "openai", "--json"])  # exit 1: OpenAI wants 10 examples
+    assert "parallel_tool_calls" not in capsys.readouterr().out

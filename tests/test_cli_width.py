@@ -31,7 +31,14 @@ def _lines(buffer: io.StringIO) -> list[str]:
     return buffer.getvalue().splitlines()
 
 
+def _whole(lines: list[str], token: str) -> bool:
+    """``token`` (an id, model name or URL) appears unbroken on one line."""
+    return any(token in line for line in lines)
+
+
 def test_plan_fits_80_columns(screen: io.StringIO) -> None:
+    from tuneport.pricing.table import load_prices
+
     assert run(["plan", str(SAMPLE)]) == 0
     lines = _lines(screen)
     assert max(len(line) for line in lines) <= 80, max(lines, key=len)
@@ -40,6 +47,20 @@ def test_plan_fits_80_columns(screen: io.StringIO) -> None:
     for figure in ("gemini-2.5-flash-lite", "≈7,235", "$0.0082", "own GPU", "yes (1 warn)"):
         assert figure in text
     assert "Not shown at this width: tokens" in " ".join(" ".join(lines).split())
+    # no model id is broken, however long (rows stack when the table cannot hold them whole)
+    models = {e.model for e in load_prices().entries() if e.provider != "local"}
+    assert "accounts/fireworks/models/llama-v3p1-8b-instruct" in models
+    assert [m for m in sorted(models) if not _whole(lines, m)] == []
+
+
+def test_plan_is_a_table_where_it_fits(monkeypatch: pytest.MonkeyPatch) -> None:
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=160, highlight=False, soft_wrap=True, color_system=None)
+    monkeypatch.setattr("tuneport.cli._console.out", console)
+    assert run(["plan", str(SAMPLE)]) == 0
+    lines = buffer.getvalue().splitlines()
+    assert any(line.split() == ["provider", "model", "valid", "tokens", "epochs", "billed",
+                                "$/1M", "cost"] for line in lines)  # fmt: skip
 
 
 def test_prices_fit_80_columns_and_name_the_source_file(screen: io.StringIO) -> None:
@@ -48,6 +69,10 @@ def test_prices_fit_80_columns_and_name_the_source_file(screen: io.StringIO) -> 
     assert max(len(line) for line in lines) <= 80, max(lines, key=len)
     text = screen.getvalue()
     assert "…" not in text and "gemini-2.5-flash-lite" in text and "$25.00" in text
+    for name in ("meta-llama/Meta-Llama-3.1-8B-Instruct-Reference",
+                 "accounts/fireworks/models/llama-v3p1-70b-instruct",
+                 "https://cloud.google.com/vertex-ai/generative-ai/pricing"):  # fmt: skip
+        assert _whole(lines, name), name
     assert "files: core/pricing/prices.toml" in text or "tuneport/pricing/prices.toml" in text
     assert "__editable__" not in text
 
@@ -82,7 +107,49 @@ def test_jobs_list_never_cuts_ids(screen: io.StringIO) -> None:
     lines = _lines(screen)
     assert max(len(line) for line in lines) <= 80
     text = screen.getvalue()
-    assert "tp-00000000" in text and "tp-00000001" in text  # whole, on one line
     assert "…" not in text and "JOB_STATE" not in text and "succeeded" in text
-    # long names fold whole onto the next lines: every character is still there
-    assert "98765432109876" in text.replace("\n", "").replace(" ", "").replace("│", "")
+    for i in range(2):  # ids and names whole, on one line; the provider shown
+        endpoint = f"projects/p/locations/us-central1/endpoints/98765432109876{i}"
+        for token in (f"tp-0000000{i}", endpoint, "gemini-2.5-flash-lite-preview-with-a-long-name"):
+            assert _whole(lines, token), token
+    assert "vertex" in text
+
+
+def test_estimate_never_cuts_the_price_source(screen: io.StringIO, tmp_path: Path) -> None:
+    """A source URL longer than the table's value column (62 of 80 columns) stays whole."""
+    url = "https://cloud.google.com/vertex-ai/generative-ai/docs/reference/models/tuning"
+    prices = tmp_path / "prices.toml"
+    prices.write_text(
+        f'[providers.openai.models."gpt-4.1-mini"]\nsource = "{url} (read 2026-12-06)"\n',
+        encoding="utf-8",
+    )
+    argv = ["estimate", str(SAMPLE), "-p", "openai", "-m", "gpt-4.1-mini", "--prices", str(prices)]
+    assert run(argv) == 0
+    lines = _lines(screen)
+    assert _whole(lines, url), lines
+    broken = [line for line in lines if "https://cloud" in line and url not in line]
+    assert broken == [] and "…" not in screen.getvalue()
+
+
+def test_eval_never_cuts_model_names(
+    screen: io.StringIO, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes.fake_provider import FakeProvider
+    from tuneport.providers import registry
+    from tuneport.schemas import Message
+
+    def answer(self: object, model: str, messages: object, options: object) -> Message:
+        return Message(role="assistant", content="an answer")
+
+    monkeypatch.setattr(FakeProvider, "chat", answer)
+    held_out = SAMPLE.parent.parent / "curate" / "heldout.jsonl"
+    long_name = "fake:accounts/someone/models/a-model-with-a-rather-long-name-v3p1-70b-instruct"
+    registry.register("fake", "tests.fakes.fake_provider:BACKEND")
+    try:
+        code = run(["eval", "--data", str(held_out), "-m", "fake:good", "-m", long_name])
+    finally:
+        registry.unregister("fake")
+    assert code == 0, capsys.readouterr().err
+    lines = _lines(screen)
+    assert _whole(lines, long_name) and _whole(lines, "fake:good")
+    assert max(len(line) for line in lines) <= 80 and "…" not in screen.getvalue()

@@ -76,6 +76,8 @@ def test_golden_files_read_back() -> None:
     expected = {
         "openai.chat": "openai",
         "openai.preference": "openai-dpo",
+        "together.chat": "openai",
+        "together.preference": "openai-dpo",
         "vertex.chat": "vertex",
         "vertex.preference": "vertex-preference",
         "canonical.chat": "canonical",

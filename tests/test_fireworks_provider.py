@@ -601,3 +601,42 @@ def test_rules_and_counter(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     approx = fireworks.counter(MODEL, {})
     assert not approx.exact and approx.error_band == 0.3
     assert asked == [MODEL, "meta-llama/Llama-3.1-8B-Instruct"]
+
+
+@pytest.mark.parametrize(
+    ("base_url", "chat_url"),
+    [
+        (None, "https://api.fireworks.ai/inference/v1/chat/completions"),
+        ("http://127.0.0.1:9/", "http://127.0.0.1:9/v1/chat/completions"),
+    ],
+)
+def test_chat_goes_to_the_sdks_inference_path_unless_a_base_url_is_set(
+    monkeypatch: pytest.MonkeyPatch, base_url: str | None, chat_url: str
+) -> None:
+    """fireworks-ai 1.2 posts chat to https://api.fireworks.ai/inference/v1/chat/completions
+    unless the client's base URL was overridden, then to ``/v1/chat/completions`` on it
+    (fireworks/resources/chat/completions.py); tuneport passes a base URL only when one is set.
+    The SDK's own request is captured by an httpx transport: no network."""
+    import httpx
+
+    monkeypatch.delenv("FIREWORKS_BASE_URL", raising=False)
+    monkeypatch.setenv("FIREWORKS_API_KEY", KEY)
+    monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", ACCOUNT)
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        reply = {"role": "assistant", "content": "hello"}
+        body = {"id": "c", "object": "chat.completion", "created": 0, "model": MODEL,
+                "choices": [{"index": 0, "message": reply, "finish_reason": "stop"}]}  # fmt: skip
+        return httpx.Response(200, json=body)
+
+    provider = FireworksProvider(base_url=base_url)
+    built = provider.client  # as tuneport builds it
+    assert built._base_url_overridden is (base_url is not None)  # the SDK's routing switch
+    provider._client = built.with_options(
+        http_client=httpx.Client(transport=httpx.MockTransport(answer))
+    )
+    reply = provider.chat(MODEL, [Message(role="user", content="hi")], ChatOptions())
+    assert reply.content == "hello"
+    assert seen == [chat_url]

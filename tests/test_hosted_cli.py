@@ -266,7 +266,9 @@ def test_online_estimate(hosted: Hosted, capsys: pytest.CaptureFixture[str]) -> 
     (file_id,) = hosted.fake.files
     assert est["exact"] is True and est["tokens"] == len(hosted.fake.file_bytes[file_id]) // 4
     assert est["token_counter"] == f"Together estimate-price ({TG_MODEL})"
-    assert any("Together's own estimate" in w for w in est["warnings"])
+    # Together's own price is information, not a warning
+    assert any("Together's own estimate" in n for n in est["notes"])
+    assert not any("Together's own estimate" in w for w in est["warnings"])
     assert not hosted.fake.jobs  # estimating creates no job
 
 

@@ -556,11 +556,11 @@ def test_the_estimate_shows_togethers_own_quote(tmp_path: Path) -> None:
     )
     counts.tokens.extend([1_000, 1_000])
     extras = estimate_extras(counts, _cfg(tmp_path, epochs=3), price)
-    assert extras.warnings[0] == (
+    assert extras.notes == [  # information, not a warning
         "Together's own estimate (estimate-price): $0.0029 for 6,000 tokens (3 epochs), "
         "i.e. $0.48/1M"
-    )
-    assert extras.warnings[1] == "Together says this job exceeds your credit limit ($5.00)"
+    ]
+    assert extras.warnings == ["Together says this job exceeds your credit limit ($5.00)"]
     full = estimate_extras(counts, _cfg(tmp_path, options={"lora": False, "n_evals": 2}), price)
     assert any("full fine-tuning" in w for w in full.warnings)
     assert any("n_evals=2" in w for w in full.warnings)
@@ -595,7 +595,9 @@ def test_offline_counts_use_the_base_models_tokenizer_when_it_is_cached(
     approx = together.counter("Qwen/Qwen3-8B", {})
     assert not approx.exact and approx.error_band == 0.3
     assert "base model's tokenizer not in the local Hugging Face cache" in approx.label
-    assert approx.label == together.counter(MODEL, {}).label  # one count serves every model
+    # each template family adds its own tokens per message (core/tokens/templates.py)
+    assert "chatml chat template" in approx.label
+    assert "llama-3.1 chat template" in together.counter(MODEL, {}).label
 
 
 def test_unknown_option_lists_the_allowed_ones() -> None:
@@ -663,3 +665,23 @@ def test_replies_that_are_not_json_are_retried_then_reported(
     with pytest.raises(ProviderError) as info:
         provider.status(JobRef(provider="together", remote_id="ft-x", run_id="r"))
     assert "sent a reply that is not JSON" in info.value.one_line()
+
+
+def test_rules_flag_parallel_tool_calls_together_has_no_column_for() -> None:
+    """Conversational rows carry `messages` + `tools`, preference rows nest `tools` in `input`
+    (docs.together.ai fine-tuning data preparation / function calling; SDK lib/constants.py)."""
+    from tuneport.schemas import Example, PreferenceExample
+
+    msgs = [Message(role="user", content="u"), Message(role="assistant", content="a")]
+    chat = Example(messages=msgs, parallel_tool_calls=True)
+    pair = PreferenceExample(
+        prompt=msgs[:1],
+        chosen=Message(role="assistant", content="a"),
+        rejected=Message(role="assistant", content="b"),
+        parallel_tool_calls=False,
+    )
+    found = [f for check in BACKEND.rules.chat for f in check(chat)]
+    found += [f for check in BACKEND.rules.preference for f in check(pair)]
+    assert [f.kind for f in found] == ["unsupported_field", "unsupported_field"]
+    assert all("'parallel_tool_calls'" in f.message for f in found)
+    assert BACKEND.target == "together"

@@ -137,6 +137,8 @@ def test_train_watch_chat_cleanup_end_to_end(
     code, out, err = cli(capsys, "jobs", "cleanup", record["id"], "--yes")
     assert code == 0, err
     assert f"deleted endpoint {endpoint}" in out
+    assert "deleted deleted" not in out and "deleted undeployed" not in out
+    assert "deleted deployed model " in out
     assert endpoint not in fake.endpoints
     assert not fake.models
     assert fake.calls("POST", r":undeployModel$")
@@ -337,7 +339,7 @@ def test_chat_after_cleanup_says_the_job_was_cleaned_up(
         code, _out, err = cli(capsys, "chat", target, "--message", "hi", "--set", "project=p")
         assert code == 4
         assert f"error: job {record['id']} was cleaned up on " in err
-        assert f"deleted endpoint {endpoint}" in err
+        assert f"endpoint {endpoint}" in err and "deleted deleted" not in err
         assert "--new-run" in err and "=(" not in err
     code, out, _err = cli(capsys, "jobs", "show", record["id"])
     assert "cleaned up by `tuneport jobs cleanup`" in out  # the store keeps it as an event

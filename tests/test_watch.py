@@ -397,3 +397,27 @@ def test_progress_tracker_uses_events_and_estimates_the_time_left() -> None:
     assert later.eta_seconds == pytest.approx(20 * 0.7 / 0.2)  # 2 steps per 20 s, 7 to go
     done = tracker.observe(running.model_copy(update={"state": JobState.SUCCEEDED}))
     assert done.fraction == 1.0 and done.eta_seconds == 0.0
+
+
+def test_the_header_pairs_each_loss_with_its_own_step() -> None:
+    """The local status file holds the step just ended next to the loss last logged (an
+    earlier step's); events carry both. The header shows the step's own loss, or names the step
+    a shown loss belongs to - never the previous step's loss as the current one's."""
+    from tuneport.cli._render import progress_text
+    from tuneport.jobs.tracking import ProgressTracker
+
+    tracker = ProgressTracker(lambda: 0.0)
+    status = JobStatus(
+        remote_id="r", state=JobState.RUNNING, raw_state="training", step=6, total_steps=9
+    )
+    stale = status.model_copy(update={"loss": 1.5})  # logged at step 5
+    losses = [JobEvent(id=str(s), message="m", step=s, loss=2.0 - s / 10) for s in (4, 5, 6)]
+    now = tracker.observe(stale, losses)
+    assert progress_text(now) == "step 6/9 · loss 1.4000"  # was step 5's 1.5
+    assert (now.step, now.loss, now.loss_step) == (6, pytest.approx(1.4), 6)
+    later = tracker.observe(stale.model_copy(update={"step": 7}))  # step 7 not logged yet
+    assert progress_text(later) == "step 7/9 · loss 1.4000 (step 6)"
+    newest_first = ProgressTracker(lambda: 0.0).observe(status, list(reversed(losses)))
+    assert (newest_first.loss, newest_first.loss_step) == (pytest.approx(1.4), 6)
+    no_events = ProgressTracker(lambda: 0.0).observe(stale)
+    assert progress_text(no_events) == "step 6/9 · loss 1.5000"  # the status names no step

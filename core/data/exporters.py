@@ -96,6 +96,30 @@ def to_openai_dpo(record: PreferenceExample, dropped: Dropped | None = None) -> 
     }
 
 
+# --- Together ---------------------------------------------------------------------------------
+# docs.together.ai/docs/fine-tuning/data-preparation and /fine-tuning/function-calling: a
+# conversational row has ``messages`` and ``tools`` only (SDK together/lib/constants.py:
+# JSONL_REQUIRED_COLUMNS_MAP / JSONL_EXTRA_COLUMNS_MAP); a preference row nests ``tools`` in
+# ``input``. OpenAI's ``parallel_tool_calls`` is not among them: it is left out and reported.
+
+
+def to_together(record: Example, dropped: Dropped | None = None) -> dict[str, Any]:
+    """Together conversational row: ``{"messages", "tools"?}``."""
+    row = to_openai(record, dropped)
+    if row.pop("parallel_tool_calls", None) is not None:
+        _drop(dropped, "parallel_tool_calls")
+    return row
+
+
+def to_together_dpo(record: PreferenceExample, dropped: Dropped | None = None) -> dict[str, Any]:
+    """Together preference row: ``{"input": {"messages", "tools"?}, "preferred_output",
+    "non_preferred_output"}``."""
+    row = to_openai_dpo(record, dropped)
+    if row["input"].pop("parallel_tool_calls", None) is not None:
+        _drop(dropped, "parallel_tool_calls")
+    return row
+
+
 # --- Vertex Gemini ------------------------------------------------------------------------------
 
 
@@ -354,6 +378,12 @@ EXPORTERS: dict[str, Target] = {
         "jsonl",
         ".openai.jsonl",
     ),
+    "together": Target(
+        {"chat": to_together, "preference": to_together_dpo},
+        {"chat": "openai", "preference": "openai-dpo"},
+        "jsonl",
+        ".together.jsonl",
+    ),
     "vertex": Target(
         {"chat": to_vertex, "preference": to_vertex_preference},
         {"chat": "vertex", "preference": "vertex-preference"},
@@ -398,10 +428,14 @@ def target_of(name: str) -> Target:
         ) from None
 
 
-def default_output(source: Path, target: str) -> Path:
-    """``<stem>.<target>.jsonl`` beside the input (``<stem>.hf/`` for local)."""
+def default_output(source: Path, target: str, name: str | None = None) -> Path:
+    """``<stem>.<name>.jsonl`` beside the input (``<stem>.hf/`` for local): ``name`` is what
+    ``--to`` named (a backend writing another target's format, e.g. ``fireworks``), else the
+    target's own name."""
+    spec = target_of(target)
+    suffix = spec.suffix if name in (None, target) or spec.writer != "jsonl" else f".{name}.jsonl"
     stem = source.name if source.is_dir() else source.stem
-    return source.with_name(stem + target_of(target).suffix)
+    return source.with_name(stem + suffix)
 
 
 def export_rows(

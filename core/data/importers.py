@@ -27,7 +27,7 @@ from tuneport.data.parsing import (
     require_dict,
     unknown_keys,
 )
-from tuneport.data.rows import RowError
+from tuneport.data.rows import RefusedFile, RowError, SkippedRow
 from tuneport.schemas import (
     FORMAT_VERSION,
     AnyRecord,
@@ -47,7 +47,9 @@ def from_openai(
     """An OpenAI chat fine-tuning row ``{"messages", "tools"?, "parallel_tool_calls"?}``."""
     row = require_dict(obj)
     notes = notes_of(notes)
-    unknown_keys(row, {"messages", "tools", "functions", "parallel_tool_calls", "id"}, notes)
+    kto = kto_label(row, opts)
+    known = {"messages", "tools", "functions", "parallel_tool_calls", "id"} | kto
+    unknown_keys(row, known, notes)
     messages = parse_messages(row.get("messages"), "messages", notes)
     tools = parse_tools(legacy_tools(row, notes))
     return Example(
@@ -56,6 +58,27 @@ def from_openai(
         parallel_tool_calls=row.get("parallel_tool_calls"),
         id=opt_str(row.get("id")),
     )
+
+
+def kto_label(row: dict[str, Any], opts: Options | None) -> set[str]:
+    """``{"label"}`` for a KTO row (LLaMA-Factory's ``kto`` data: ``{"messages", "label":
+    true|false}``, the label saying whether the reply is desirable), else an empty set.
+
+    Read as SFT, a ``label: false`` reply would be trained as a target: the row is refused
+    unless ``opts.desirable_only``, which keeps ``label: true`` rows and leaves out the others
+    (a warning each)."""
+    if not isinstance(row.get("label"), bool):
+        return set()
+    if opts is None or not opts.desirable_only:
+        raise RefusedFile(
+            "KTO data (a true/false 'label' per row, as LLaMA-Factory's kto data): read as SFT, "
+            "its label: false replies would be trained as targets",
+            hint="tuneport trains SFT and DPO, not KTO: keep the label: true rows with "
+            "`tuneport convert FILE --to PROVIDER --desirable-only` and train that file",
+        )
+    if not row["label"]:
+        raise SkippedRow("kto_undesirable", "label: false (an undesirable reply) left out")
+    return {"label"}
 
 
 def _single_reply(raw: Any, key: str, notes: list[Finding]) -> Message:

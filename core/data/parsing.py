@@ -29,6 +29,9 @@ class Options:
 
     column_map: dict[str, str] = field(default_factory=dict)
     system: str | None = None
+    # KTO data (a boolean ``label`` per row): keep the ``label: true`` rows as SFT examples and
+    # leave out the others (counted), instead of refusing the file
+    desirable_only: bool = False
 
 
 MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id", "weight"})

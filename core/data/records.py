@@ -13,7 +13,7 @@ from tuneport.data.detect import FORMATS, container, detect_format
 from tuneport.data.importers import IMPORTERS
 from tuneport.data.parsing import Finding, Options
 from tuneport.data.reading import NO_VALUE, Advance, RawRow
-from tuneport.data.rows import Row, RowError, has_errors, problem
+from tuneport.data.rows import RefusedFile, Row, RowError, SkippedRow, has_errors, problem
 from tuneport.errors import InputError
 from tuneport.schemas import AnyRecord, Problem
 
@@ -48,6 +48,10 @@ def convert_row(raw: RawRow, fmt: str, opts: Options, file: str) -> Row:
         record = IMPORTERS[fmt](raw.value, opts, notes)
     except RowError as exc:
         problems += _findings(exc.findings, file=file, line=raw.line)
+    except RefusedFile as exc:
+        raise InputError(exc.message, where=f"{file}:{raw.line}", hint=exc.hint) from None
+    except SkippedRow as exc:
+        problems.append(problem(exc.kind, exc.message, file=file, line=raw.line))
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
@@ -62,6 +66,7 @@ def read_records(
     *,
     column_map: dict[str, str] | None = None,
     system: str | None = None,
+    desirable_only: bool = False,
     advance: Advance | None = None,
 ) -> Iterator[Row]:
     """Stream the records of ``path`` as :class:`Row` s (one record in memory at a time).
@@ -72,7 +77,7 @@ def read_records(
     """
     name = resolve_format(path, fmt, column_map)
     reader = container(path)
-    opts = Options(column_map=dict(column_map or {}), system=system)
+    opts = Options(column_map=dict(column_map or {}), system=system, desirable_only=desirable_only)
     file = str(path)
     return _rows(reader(path, file=file, advance=advance or _noop), name, opts, file)
 

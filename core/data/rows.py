@@ -123,6 +123,7 @@ KINDS: dict[str, Kind] = {
     "too_few_examples": Kind("error", "add more examples"),
     "few_examples": Kind("warning", "add more examples for better results"),
     "empty_file": Kind("error", "the file holds no examples"),
+    "kto_undesirable": Kind("warning", "a label: false (undesirable) KTO row is left out"),
 }
 
 
@@ -147,6 +148,25 @@ def problem(
         column=column,
         severity=severity or spec.severity,
     )
+
+
+class RefusedFile(Exception):
+    """Raised by an importer for a row showing the whole file is not for tuneport (one line,
+    ``file:line`` added by the reader)."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class SkippedRow(Exception):
+    """Raised by an importer for a row it leaves out on purpose (``kind``: why, a warning)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
 
 
 class RowError(Exception):

@@ -304,7 +304,10 @@ def estimate_cost(
         if rate_in is None and rate_out is None:
             lines.append(
                 CostLine(
-                    spec=target.spec, max_output_tokens=max_out, free=True, note="no money figure"
+                    spec=target.spec,
+                    max_output_tokens=max_out,
+                    free=True,
+                    note="runs on your own hardware",
                 )
             )
             continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tuneport.errors import NotFoundError
+from tuneport.errors import NotFoundError, ProviderError
 from tuneport.jobs.cleanup import cleaned_up
 from tuneport.jobs.resolve import resolve_target
 from tuneport.jobs.store import JobStore, open_store
@@ -62,6 +62,12 @@ class ChatSession:
                 f"{self.cleaned}; {exc.message}",
                 hint=again + (f", or {exc.hint}" if exc.hint else ""),
             ) from None
+        if not reply.content and not reply.tool_calls:
+            raise ProviderError(
+                f"{self.model} sent an empty reply",
+                hint="send the message again; if it stays empty, check the model (a tuned "
+                "model can learn to answer nothing) or the server",
+            )
         self.history.extend([turn, reply])
         return reply
 

@@ -269,8 +269,9 @@ def launch(
             parent_id = jobs.get(parent).id
     descriptor = registry.backend(cfg.provider)
     backend = provider or registry.get(cfg.provider, cfg.options, store=jobs)
-    if descriptor.notice:
-        shown.note(descriptor.notice)
+    notice = descriptor.notice_text(cfg.options)
+    if notice:
+        shown.note(notice)
     if isinstance(backend, Preflight):
         backend.preflight(cfg)
     quote = quote_for(cfg.provider, cfg.model, cfg.method, prices=prices, settings=cfg.options)

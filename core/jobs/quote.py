@@ -128,6 +128,7 @@ def estimate(
         steps=extras.steps,
         gpu_memory_gib=extras.gpu_memory_gib,
         warnings=[*extras.warnings, *backend.config_warnings(cfg)],
+        notes=extras.notes,
         trained_tokens=extras.trained_tokens,
     )
     return estimate_counts(

@@ -24,6 +24,7 @@ class RunProgress:
     step: int | None = None
     total_steps: int | None = None
     loss: float | None = None
+    loss_step: int | None = None  # the step ``loss`` was logged at (``None``: not said)
     tokens_per_second: float | None = None
     fraction: float | None = None  # 0..1
     eta_seconds: float | None = None  # time left at the pace seen so far
@@ -37,6 +38,7 @@ class ProgressTracker:
         self._step: int | None = None
         self._total: int | None = None
         self._loss: float | None = None
+        self._loss_step: int | None = None
         self._rate: float | None = None
         self._first: tuple[float, float] | None = None  # (time, fraction) when it first moved
         self.current = RunProgress()
@@ -45,15 +47,16 @@ class ProgressTracker:
         for event in events:
             if event.step is not None and event.loss is not None:
                 self._step = max(self._step or 0, event.step)
-                self._loss = event.loss
+                if self._loss_step is None or event.step >= self._loss_step:
+                    self._loss, self._loss_step = event.loss, event.step  # kept as a pair
             if event.total_steps is not None:
                 self._total = event.total_steps
         if status.step is not None:
             self._step = status.step
         if status.total_steps is not None:
             self._total = status.total_steps
-        if status.loss is not None:
-            self._loss = status.loss
+        if status.loss is not None and self._loss_step is None:
+            self._loss = status.loss  # of a step the status does not name (a logged step's)
         if status.tokens_per_second is not None:
             self._rate = status.tokens_per_second
         fraction = status.progress
@@ -66,6 +69,7 @@ class ProgressTracker:
             step=self._step,
             total_steps=self._total,
             loss=self._loss,
+            loss_step=self._loss_step,
             tokens_per_second=self._rate if status.state is JobState.RUNNING else None,
             fraction=fraction,
             eta_seconds=eta,

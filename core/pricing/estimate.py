@@ -28,6 +28,7 @@ from datetime import date, timedelta
 
 from tuneport.pricing.table import ModelPrice
 from tuneport.schemas import Estimate, JobConfig
+from tuneport.tokens.approx import label_for
 from tuneport.tokens.counter import Counts, TokenCounter
 from tuneport.validation.rules import Rules
 
@@ -41,6 +42,7 @@ class Extras:
     steps: int | None = None
     gpu_memory_gib: float | None = None
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # information, not a warning
     # the tokens the run trains when that is not tokens × epochs (a local run stopped or
     # stretched by max_steps); becomes the estimate's billed tokens
     trained_tokens: int | None = None
@@ -132,7 +134,9 @@ def estimate_counts(
         )
     if not counter.exact:
         hint = "; `tuneport estimate --online` counts exactly" if online else ""
-        warnings.append(f"token count is approximate ({counter.label}){hint}")
+        warnings.append(
+            f"token count is approximate ({label_for(counter.label, cfg.method)}){hint}"
+        )
     if price.unverified and rate is not None:
         warnings.append(
             f"price ${rate:,.2f}/1M is unverified (as of {price.as_of}, {price.source}); "
@@ -178,6 +182,7 @@ def estimate_counts(
         price_as_of=price.as_of,
         price_source=price.source,
         warnings=warnings,
+        notes=list(extras.notes),
         steps=extras.steps,
         gpu_memory_gib=extras.gpu_memory_gib,
     )

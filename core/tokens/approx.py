@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -13,6 +14,13 @@ from tuneport.tokens.bpe import encoding, is_legacy, legacy_record
 from tuneport.tokens.counter import tool_json, tool_json_raw
 
 APPROX_CHARS_PER_TOKEN = 4
+PREFERENCE_NOTE = re.compile(r"; preference prompts ×\d+")  # in a weighting counter's label
+
+
+def label_for(label: str, method: str | None) -> str:
+    """A counter's ``label`` as shown for data of ``method``: the preference-prompt weighting
+    is said only where it applies (``dpo``), not on chat data."""
+    return label if method == "dpo" else PREFERENCE_NOTE.sub("", label)
 
 
 class ScaledTextCounter:

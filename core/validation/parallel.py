@@ -337,6 +337,7 @@ def validate_parallel(
     token_limit: int | None = None,
     column_map: dict[str, str] | None = None,
     system: str | None = None,
+    desirable_only: bool = False,
     advance: Advance | None = None,
     workers: int | None = None,
     min_bytes: int | None = None,
@@ -345,7 +346,7 @@ def validate_parallel(
     apply (not JSONL, smaller than ``min_bytes``, one CPU, no ``fork``)."""
     workers = workers or default_workers()
     threshold = PARALLEL_MIN_BYTES if min_bytes is None else min_bytes
-    if workers < 2 or not path.is_file():
+    if workers < 2 or not path.is_file() or desirable_only:  # KTO filtering: in this process
         return None
     if (
         counter is not None

@@ -261,6 +261,12 @@ def pref_text_only(ex: PreferenceExample) -> Iterator[Finding]:
         yield Finding("tools_unsupported", "Vertex preference data is text only")
 
 
+def pref_no_parallel(ex: PreferenceExample) -> Iterator[Finding]:
+    """``input.parallel_tool_calls`` is OpenAI's; a target without it drops the field."""
+    if ex.parallel_tool_calls is not None:
+        yield Finding("unsupported_field", "'parallel_tool_calls' is not carried by this target")
+
+
 def pref_gemini_roles(ex: PreferenceExample) -> Iterator[Finding]:
     yield from _alternation(ex.prompt, "user")
 

@@ -299,7 +299,11 @@ def validate_serial(
     # raw rows: plain OpenAI rows take the fast path
     limit = token_limit if token_limit is not None else rules.limit_for(model)
     state = Validator(str(path), rules, counter or CharCounter(), limit)
-    opts = Options(column_map=dict(read_kw.get("column_map") or {}), system=read_kw.get("system"))
+    opts = Options(
+        column_map=dict(read_kw.get("column_map") or {}),
+        system=read_kw.get("system"),
+        desirable_only=bool(read_kw.get("desirable_only")),
+    )
     advance = read_kw.get("advance")
     raws = iter_jsonl(path, file=str(path), **({"advance": advance} if advance else {}))
     for raw in raws:

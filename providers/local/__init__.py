@@ -4,7 +4,8 @@ trainer process and for chat/export)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tuneport.providers.base import Backend
@@ -21,6 +22,24 @@ from tuneport.validation.rules import (
 )
 
 NAME = "local"
+# bitsandbytes (>= 0.48) logs a warning at import on CPUs with AVX512-BF16 when the optional
+# `kernels` package cannot fetch its CPU kernel (bitsandbytes/backends/cpu/ops.py), and offline
+# `kernels` first logs that it skips the kernel's publisher check (kernels/_internals/hf_hub.py).
+# bitsandbytes falls back to its own kernel, so both lines on stderr are noise; the loggers'
+# other warnings still show.
+THIRD_PARTY_NOISE = {
+    "bitsandbytes.backends.cpu.ops": "Failed to load CPU gemm_4bit_forward",
+    "kernels._internals.hf_hub": "Skipping publisher trust check for "
+    "'kernels-community/quantization-bitsandbytes'",
+}
+
+
+def _dropping(prefix: str) -> Callable[[logging.LogRecord], bool]:
+    return lambda record: not str(record.msg).startswith(prefix)
+
+
+for _logger, _prefix in THIRD_PARTY_NOISE.items():
+    logging.getLogger(_logger).addFilter(_dropping(_prefix))
 
 
 def counter(model: str, settings: Mapping[str, Any]) -> TokenCounter:

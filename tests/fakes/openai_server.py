@@ -52,6 +52,8 @@ class FakeOpenAI(Served):
     fail_next_job: str | None = None
     trained_tokens: int | None = None
     filter_metadata: bool = True  # False: ignore metadata[k]=v like some compatible servers
+    stream_as_json: bool = False  # True: answer stream=True with one JSON reply (some servers)
+    reply_text: str | None = None  # the chat reply's text instead of the echo ("" : empty)
     faults: Faults = field(default_factory=Faults)  # the request log and scripted faults
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     file_bytes: dict[str, bytes] = field(default_factory=dict)
@@ -465,7 +467,9 @@ class FakeOpenAI(Served):
             (m for m in reversed(body["messages"]) if m["role"] == "user"), {}
         )
         content = f"echo[{body['model']}]: {last.get('content', '')}"
-        if body.get("stream"):
+        if self.reply_text is not None:
+            content = self.reply_text
+        if body.get("stream") and not self.stream_as_json:
             return self._chat_chunks(body["model"], content)
         return {
             "id": self._id("chatcmpl"),
