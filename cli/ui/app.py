@@ -192,7 +192,7 @@ class Dashboard:
                 backend.cancel(ref_of(record))
             record = poll_once(store, record, backend).record
             return {"id": record.id, "state": record.state.value}
-        removed = cleanup_job(record, backend)
+        removed = cleanup_job(record, backend, store)
         return {"id": record.id, "cleaned": True, "removed": [redact(r) for r in removed]}
 
     # --- plan ------------------------------------------------------------------------------
