@@ -192,25 +192,24 @@ def _estimate(
 ) -> None:
     from tuneport.cli._console import notice_once
     from tuneport.files import require_file
-    from tuneport.jobs.jobfile import parse_set
+    from tuneport.jobs.jobfile import build_config, parse_set
     from tuneport.jobs.quote import estimate, quote_for
     from tuneport.pricing.budget import check_budget, resolve_budget
-    from tuneport.schemas import JobConfig
 
     require_file(data)
     table = load_prices_or_exit(prices, [provider])
     settings = parse_set(sets or [])
-    cfg = JobConfig(
-        provider=provider,
-        model=model,
-        data=data,
-        method=_method(method),
-        epochs=epochs,
-        validation=validation,
-        batch_size=batch_size,
-        max_cost=max_cost,
-        options=settings,
-    )
+    flags = {
+        "provider": provider,
+        "model": model,
+        "data": data,
+        "method": _method(method),
+        "epochs": epochs,
+        "validation": validation,
+        "batch_size": batch_size,
+        "max_cost": max_cost,
+    }
+    cfg = build_config(overrides=flags, options=settings)  # the checks `train` makes, one line
     quote = quote_for(
         provider, model, cfg.method, prices=table, online=online, settings=settings or None
     )

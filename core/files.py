@@ -4,6 +4,7 @@ bounded line reading and advisory locks."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -175,10 +176,19 @@ def clean_stale_temps(folder: Path) -> list[Path]:
 
 def _not_writable(out: Path, exc: OSError) -> ConfigError:
     reason = exc.strerror or str(exc)
+    if exc.errno in _FULL:
+        return ConfigError(
+            f"cannot write {out}: {reason}; nothing was written",
+            hint=f"free space on {out.parent} or write elsewhere (-o PATH)",
+        )
     return ConfigError(
         f"cannot write {out}: {reason}",
         hint="choose an output path in a folder you can write (-o PATH)",
     )
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+"""A write that failed for want of room (disk full, quota, file too large)."""
 
 
 @contextmanager
@@ -229,7 +239,12 @@ def atomic_path(out: Path, *, force: bool = False, inputs: tuple[Path, ...] = ()
     target = tmp / out.name
     try:
         with _terminate_as_exit():
-            yield target
+            try:
+                yield target
+            except OSError as exc:  # the disk filled up while writing
+                if exc.errno not in _FULL:
+                    raise
+                raise _not_writable(out, exc) from None
             try:
                 if out.is_dir():
                     os.replace(out, tmp / ".old")

@@ -321,6 +321,10 @@ class MemoryUploads:
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
+MAX_WAIT_S = 86_400.0
+"""The longest timeout a setting may ask for (one day): larger values (``1e400`` is infinity)
+overflow the socket layer's timer."""
+
 
 def parse_options(model: type[OptionsT], settings: Mapping[str, Any], provider: str) -> OptionsT:
     """Validate a backend's keyword settings with its ``extra="forbid"`` options model.

@@ -43,6 +43,7 @@ from tuneport.pricing.estimate import Extras
 from tuneport.pricing.table import ModelPrice
 from tuneport.progress import Progress
 from tuneport.providers.base import (
+    MAX_WAIT_S,
     Backend,
     ChatOptions,
     Check,
@@ -142,7 +143,7 @@ class OpenAIOptions(BaseModel):
     base_url: str | None = None  # default: $OPENAI_BASE_URL, else api.openai.com
     organization: str | None = None  # default: $OPENAI_ORG_ID
     project: str | None = None  # default: $OPENAI_PROJECT_ID
-    timeout: float = Field(default=120.0, gt=0)
+    timeout: float = Field(default=120.0, gt=0, le=MAX_WAIT_S)
     max_attempts: int = Field(default=5, ge=1, le=20)
     beta: float | None = Field(default=None, gt=0)  # DPO only
     metadata: dict[str, str] = Field(default_factory=dict)  # extra job metadata
@@ -352,7 +353,11 @@ class OpenAIProvider:
 
         try:
             return call_with_retry(
-                fn, policy=self._policy, sleep=self._sleep, before_retry=before_retry
+                fn,
+                policy=self._policy,
+                sleep=self._sleep,
+                before_retry=before_retry,
+                where=f"OpenAI at {self.base_url}",
             )
         except openai.APIResponseValidationError as exc:
             raise unreadable("a request", exc) from None

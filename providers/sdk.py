@@ -17,10 +17,25 @@ from typing import Any, TypeVar
 
 from pydantic import SecretStr
 
-from tuneport.errors import ConfigError, ProviderError, TuneportError, redact, register_secret
+from tuneport.errors import (
+    ConfigError,
+    ProviderError,
+    TuneportError,
+    UnreachableError,
+    redact,
+    register_secret,
+)
 from tuneport.providers.base import Check, base_url_override
 from tuneport.providers.errormap import ErrorRule, apply_rules, body_message
-from tuneport.retry import RetryPolicy, call_with_retry, error_code_of, is_retryable, status_of
+from tuneport.retry import (
+    RetryPolicy,
+    call_with_retry,
+    error_code_of,
+    is_retryable,
+    is_unreachable,
+    status_of,
+    unreachable_reason,
+)
 
 T = TypeVar("T")
 
@@ -141,9 +156,10 @@ class Service:
             )
         if is_connection_error(exc):
             what = "timed out talking to" if is_timeout(exc) else "cannot reach"
+            why = f" ({unreachable_reason(exc)})" if is_unreachable(exc) else ""
             fix = f"check the network, or {self.url_env} if you set it"
-            return ProviderError(
-                f"{what} {self.title} at {where}",
+            return UnreachableError(
+                f"{what} {self.title} at {where}{why}",
                 hint=f"{fix} {self.url_hint}".rstrip(),
             )
         return apply_rules(
@@ -187,7 +203,12 @@ class Service:
         errors. ``before_retry`` may look a create up again and return its result instead."""
         try:
             return call_with_retry(
-                fn, policy=policy, retryable=retryable, sleep=sleep, before_retry=before_retry
+                fn,
+                policy=policy,
+                retryable=retryable,
+                sleep=sleep,
+                before_retry=before_retry,
+                where=f"{self.title} at {base_url or self.default_url}",
             )
         except Exception as exc:
             if self.owns(exc):

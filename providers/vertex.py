@@ -40,6 +40,7 @@ from tuneport.errors import (
     ProviderError,
     QuotaError,
     TuneportError,
+    UnreachableError,
     combine,
     redact,
     register_secret,
@@ -47,6 +48,7 @@ from tuneport.errors import (
 from tuneport.pricing.estimate import BudgetFigure
 from tuneport.progress import NullProgress, Progress
 from tuneport.providers.base import (
+    MAX_WAIT_S,
     Backend,
     ChatOptions,
     Check,
@@ -180,10 +182,11 @@ class VertexOptions(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     description: str | None = None
     export_last_checkpoint_only: bool | None = None
-    timeout: float = Field(default=120.0, gt=0)  # seconds per HTTP request
+    timeout: float = Field(default=120.0, gt=0, le=MAX_WAIT_S)  # seconds per HTTP request
     max_attempts: int = Field(default=5, ge=1, le=20)
     chunk_size: int = Field(default=8 * 1024 * 1024, gt=0)  # GCS resumable chunk (256 KiB units)
-    operation_timeout: float = Field(default=1800.0, gt=0)  # cleanup: wait for undeploy/delete
+    # cleanup: wait for undeploy/delete
+    operation_timeout: float = Field(default=1800.0, gt=0, le=MAX_WAIT_S)
 
 
 # --- error mapping (data-driven) ----------------------------------------------------------
@@ -301,7 +304,7 @@ def map_status(
 
 
 def _connection_error(exc: BaseException, base_url: str) -> ProviderError:
-    return ProviderError(
+    return UnreachableError(
         f"cannot reach Vertex AI at {base_url}: {one_line(redact(str(exc)), 200)}",
         hint=f"check the network (and {BASE_URL_ENV} if set), then run the command again",
     )
@@ -492,7 +495,11 @@ class VertexProvider:
 
         try:
             return call_with_retry(
-                fn, policy=self._policy, sleep=self._sleep, before_retry=before_retry
+                fn,
+                policy=self._policy,
+                sleep=self._sleep,
+                before_retry=before_retry,
+                where=f"Vertex AI at {self.rest_base_url}",
             )
         except genai_errors.APIError as exc:
             error = self._error(exc)
@@ -994,7 +1001,9 @@ class VertexProvider:
             return response.json() if response.content else {}
 
         try:
-            return call_with_retry(send, policy=self._policy, sleep=self._sleep)
+            return call_with_retry(
+                send, policy=self._policy, sleep=self._sleep, where=f"Vertex AI at {url}"
+            )
         except httpx.HTTPStatusError as exc:
             code = exc.response.status_code
             status, message = None, exc.response.text

@@ -463,12 +463,31 @@ class JobStore:
             data["error"] = redact(data["error"])
         return data
 
-    @staticmethod
-    def _from_row(row: sqlite3.Row) -> JobRecord:
+    def _damaged_row(self, what: str, job_id: object, detail: str) -> StoreError:
+        """A row whose contents tuneport cannot read (edited by hand, or a damaged page)."""
+        shown = str(job_id)[:80]
+        return StoreError(
+            f"the job store {self.path} has a damaged {what} for job {shown!r} ({detail}); "
+            "tuneport did not change it",
+            hint=f"delete that job's row (sqlite3 {self.path} \"DELETE FROM jobs WHERE id = "
+            f"'{shown}'\") or move the store aside (mv {self.path} {self.path}.damaged)",
+        )
+
+    def _from_row(self, row: sqlite3.Row) -> JobRecord:
+        from pydantic import ValidationError
+
         data = {key: row[key] for key in _COLUMNS}
         for key in _JSON_FIELDS:
-            data[key] = json.loads(data[key])
-        return JobRecord.model_validate(data)
+            try:
+                data[key] = json.loads(data[key])
+            except (TypeError, ValueError, RecursionError) as exc:
+                detail = f"column {key} is not JSON: {type(exc).__name__}"
+                raise self._damaged_row("row", data.get("id"), detail) from None
+        try:
+            return JobRecord.model_validate(data)
+        except (ValidationError, RecursionError) as exc:
+            detail = str(exc).splitlines()[:3]
+            raise self._damaged_row("row", data.get("id"), " ".join(detail)[:200]) from None
 
     def add(self, record: JobRecord) -> JobRecord:
         row = self._to_row(record)
@@ -588,18 +607,22 @@ class JobStore:
             sql += " LIMIT ?"
             params.append(limit)
         rows = self._read(sql, params)
-        return [
-            JobEvent(
-                id=r["event_id"],
-                created_at=datetime.fromisoformat(r["created_at"]) if r["created_at"] else None,
-                level=r["level"],
-                message=r["message"],
-                step=r["step"],
-                loss=r["loss"],
-                data=json.loads(r["data"]),
-            )
-            for r in reversed(rows)
-        ]
+        try:
+            return [
+                JobEvent(
+                    id=r["event_id"],
+                    created_at=datetime.fromisoformat(r["created_at"]) if r["created_at"] else None,
+                    level=r["level"],
+                    message=r["message"],
+                    step=r["step"],
+                    loss=r["loss"],
+                    data=json.loads(r["data"]),
+                )
+                for r in reversed(rows)
+            ]
+        except (TypeError, ValueError, RecursionError) as exc:  # pydantic's error is a ValueError
+            detail = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+            raise self._damaged_row("event", job_id, detail) from None
 
     def last_event_id(self, job_id: str) -> str | None:
         rows = self._read(
