@@ -48,7 +48,7 @@ def _method(value: str) -> Any:
 
 def load_prices_or_exit(path: Path | None, providers: list[str] | None = None) -> Any:
     """The price table (with the sections plugin ``providers`` ship); every problem in a price
-    file is printed on its own line."""
+    file is printed on its own line, with its fix (as every other error)."""
     from tuneport.cli._console import err
     from tuneport.pricing.table import PriceTableError
     from tuneport.providers.registry import load_price_table
@@ -57,8 +57,7 @@ def load_prices_or_exit(path: Path | None, providers: list[str] | None = None) -
         return load_price_table(path, providers)
     except PriceTableError as exc:
         for line in exc.problems:
-            err.print(f"error: {line}", markup=False)
-        err.print(f"fix: {exc.hint}", markup=False)
+            err.print(f"error: {line} (fix: {exc.hint})", markup=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
 
 

@@ -131,12 +131,29 @@ def line_blocks(
 
 def check_output(out: Path, *, force: bool, inputs: tuple[Path, ...] = ()) -> None:
     """Refuse to overwrite an input, or an existing output without ``force``."""
-    resolved = out.resolve()
-    for src in inputs:
-        if src.exists() and src.resolve() == resolved:
-            raise ConfigError(f"output {out} is the input file", hint="choose another path with -o")
-    if out.exists() and not force:
+    size = len(os.fsencode(out.name))
+    if size > MAX_NAME_BYTES:
+        raise ConfigError(
+            f"the output name {out.name[:40]}... is {size} bytes long; at most {MAX_NAME_BYTES} "
+            "(file names hold 255 bytes, and tuneport writes under a longer temp name first)",
+            hint="choose a shorter output file name",
+        )
+    try:
+        resolved = out.resolve()
+        for src in inputs:
+            if src.exists() and src.resolve() == resolved:
+                raise ConfigError(
+                    f"output {out} is the input file", hint="choose another path with -o"
+                )
+        exists = out.exists()
+    except OSError as exc:  # a folder on the way without search permission, a loop, ...
+        raise _not_writable(out, exc) from None
+    if exists and not force:
         raise ConfigError(f"{out} already exists", hint="pass --force to overwrite it")
+
+
+MAX_NAME_BYTES = 200
+"""The longest output file name: 255 bytes (most file systems) less the temp name's extras."""
 
 
 def _alive(pid: int) -> bool:
@@ -287,9 +304,16 @@ def try_lock(path: Path, *, remove: bool = False) -> Iterator[bool]:
     except ImportError:  # pragma: no cover - Windows
         yield True
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:  # a read-only folder, a full disk, a file where the folder goes
+            raise ConfigError(
+                f"cannot create the lock file {path}: {exc.strerror or exc}",
+                hint=f"make {path.parent} writable (chmod u+w {path.parent}) or set "
+                "TUNEPORT_HOME to a writable folder",
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

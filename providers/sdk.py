@@ -123,6 +123,13 @@ class Service:
                 f"{source} contains a space, line break or control character (a copy-paste slip?)",
                 hint=f"copy the key again ({self.key_url}) without spaces or line breaks",
             )
+        if key and not key.isascii():  # an HTTP header cannot carry it (UnicodeEncodeError)
+            source = "the api_key setting" if option is not None else self.key_env
+            raise ConfigError(
+                f"{source} contains a non-ASCII character (a look-alike letter or a typographic "
+                "quote?); API keys are plain ASCII",
+                hint=f"copy the key again ({self.key_url}), or retype it",
+            )
         return key or None
 
     def base_url(self, option: str | None) -> str:

@@ -400,6 +400,13 @@ class VertexProvider:
         )
         if token:
             register_secret(token)
+            if not token.isascii() or any(c.isspace() or not c.isprintable() for c in token):
+                source = "the access_token setting" if self.options.access_token else TOKEN_ENV
+                raise ConfigError(
+                    f"{source} contains a space, line break, control or non-ASCII character "
+                    "(a copy-paste slip?)",
+                    hint="print a fresh token (gcloud auth print-access-token) and copy it again",
+                )
             return google.oauth2.credentials.Credentials(token=token)  # type: ignore[no-untyped-call]
         path = self.options.credentials_file or (
             Path(os.environ["GOOGLE_APPLICATION_CREDENTIALS"])
@@ -1214,12 +1221,20 @@ def _credentials_from_file(path: Path) -> tuple[Any, str | None]:
         raise ConfigError(f"{path} is not a JSON credentials file", hint=fix)
     kind = info.get("type")
     scopes = list(SCOPES)
-    if kind == "service_account":
-        creds: Any = service_account.Credentials.from_service_account_info(info, scopes=scopes)  # type: ignore[no-untyped-call]
-        return creds, info.get("project_id")
-    if kind == "authorized_user":
-        creds = google.oauth2.credentials.Credentials.from_authorized_user_info(info, scopes)  # type: ignore[no-untyped-call]
-        return creds, info.get("quota_project_id")
+    try:  # a damaged key (bad PEM, missing fields) fails here, not as "a reply Vertex sent"
+        if kind == "service_account":
+            creds: Any = service_account.Credentials.from_service_account_info(info, scopes=scopes)  # type: ignore[no-untyped-call]
+            return creds, info.get("project_id")
+        if kind == "authorized_user":
+            creds = google.oauth2.credentials.Credentials.from_authorized_user_info(info, scopes)  # type: ignore[no-untyped-call]
+            return creds, info.get("quota_project_id")
+    except (ValueError, KeyError, TypeError) as exc:
+        detail = one_line(redact(str(exc)), 160)
+        raise ConfigError(
+            f"{path}: the {kind} credentials in it cannot be used ({type(exc).__name__}: {detail})",
+            hint="download a new key for the service account (IAM > Service accounts > Keys), "
+            "or " + fix.split(", or ")[-1],
+        ) from None
     with warnings.catch_warnings():  # other types (external_account, ...): google-auth decides
         warnings.simplefilter("ignore", DeprecationWarning)
         loaded: tuple[Any, str | None] = google.auth.load_credentials_from_file(  # type: ignore[no-untyped-call]

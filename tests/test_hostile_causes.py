@@ -195,4 +195,215 @@ def test_a_full_disk_while_writing_is_one_line_and_leaves_nothing(
     assert list(out.iterdir()) == []
 
 
-_ = json  # used by the generators below
+# --- a tool parameter schema nested ~300 levels ------------------------------------------------
+
+
+def _deep_schema(levels: int) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    for _ in range(levels):
+        schema = {"type": "object", "properties": {"a": schema}}
+    return schema
+
+
+def test_a_deeply_nested_tool_schema_is_a_row_problem_everywhere(
+    tmp_path: Path, fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    row = {
+        "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": _deep_schema(300)}}],
+    }
+    data = tmp_path / "deep_tools.jsonl"
+    data.write_text((json.dumps(row) + "\n") * 12)
+    out = tmp_path / "out"
+    out.mkdir()
+    for argv in (
+        ["validate", str(data), "-p", "openai"],
+        ["validate", str(data), "-p", "vertex"],
+        ["convert", str(data), "--to", "openai", "-o", str(out / "c.jsonl")],
+        ["plan", str(data), "-p", "openai"],
+        ["stats", str(data)],
+        ["curate", str(data), "-o", str(out / "cur.jsonl")],
+        ["train", "-p", "openai", "-m", "gpt-4.1-mini", "--data", str(data), "--yes",
+         "--no-watch"],
+    ):  # fmt: skip
+        code = run(argv)
+        said = capsys.readouterr()
+        err = said.out + said.err
+        assert "Traceback" not in err and "serialization depth" not in err, (argv, err)
+        assert code in {0, 1, 2, 3}, (argv, err)
+        if argv[0] != "plan":
+            assert code != 0 and "nested more than 128 levels" in err, (argv, err)
+    assert list(out.iterdir()) == []
+    assert fake.calls("POST", "/fine_tuning/jobs") == []
+
+
+# --- output paths the file system refuses ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["convert", "{data}", "--to", "openai", "-o", "{out}/{long}.jsonl"],
+        ["convert", "{data}", "--to", "local", "-o", "{out}/{long}"],
+        ["curate", "{data}", "-o", "{out}/{long}.jsonl"],
+        ["stats", "{data}", "--plot", "{out}/{long}.png"],
+        ["eval", "--data", "{heldout}", "--model", "openai:gpt-4.1-nano", "--yes", "-o",
+         "{out}/{long}"],
+    ],
+)  # fmt: skip
+def test_an_output_name_over_255_bytes_is_refused(
+    argv: list[str], tmp_path: Path, fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    heldout = SAMPLE.parent.parent / "curate" / "heldout.jsonl"
+    long = "é" * 150  # 300 bytes in UTF-8
+    code = run([a.format(data=SAMPLE, out=tmp_path, long=long, heldout=heldout) for a in argv])
+    line = one_error(code, capsys.readouterr().err, allowed={3})
+    assert "bytes long" in line and "shorter" in line
+    assert fake.calls("POST", "/chat/completions") == []
+
+
+def test_an_output_folder_without_search_permission_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Root ignores permissions, so the refusal the OS gives a user is injected."""
+    import os
+
+    locked = tmp_path / "locked"
+    real_stat = Path.stat
+
+    def stat(self: Path, **kwargs: Any) -> Any:
+        if str(self).startswith(str(locked) + "/"):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+        return real_stat(self, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    code = run(["convert", str(SAMPLE), "--to", "openai", "-o", str(locked / "x.jsonl")])
+    line = one_error(code, capsys.readouterr().err, allowed={3})
+    assert "Permission denied" in line
+
+
+# --- the local backend's launcher --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("launcher", [";", "/nonexistent/launcher --flag", '"unclosed', " "])
+def test_a_launcher_that_cannot_run_is_refused_before_anything_starts(
+    launcher: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tuneport.paths import home
+
+    code = run(["train", "-p", "local", "-m", "Qwen/Qwen2.5-0.5B-Instruct", "--data",
+                str(SAMPLE), "--yes", "--no-watch", "--set", f"launcher={launcher}"])  # fmt: skip
+    line = one_error(code, capsys.readouterr().err, allowed={3})
+    assert "'launcher'" in line and "allowed options" not in line, line
+    assert not (home() / "runs").exists() or list((home() / "runs").iterdir()) == []
+
+
+# --- a price file with a quoted number ---------------------------------------------------------
+
+
+def test_a_quoted_price_is_refused_on_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prices = tmp_path / "p.toml"
+    prices.write_text('[providers.openai.models."gpt-4.1-mini".sft]\ntraining_per_million = "4"\n')
+    for argv in (
+        ["estimate", str(SAMPLE), "-p", "openai", "-m", "gpt-4.1-mini", "--prices", str(prices)],
+        ["plan", str(SAMPLE), "-p", "openai", "--prices", str(prices)],
+        ["prices", "--prices", str(prices)],
+        ["train", "--data", str(SAMPLE), "-p", "openai", "-m", "gpt-4.1-mini", "--prices",
+         str(prices), "--yes", "--no-watch"],
+    ):  # fmt: skip
+        code = run(argv)
+        err = capsys.readouterr().err
+        assert "Traceback" not in err, err
+        assert "training_per_million" in err and code == 3, (argv, err)
+        assert not any(line.startswith("fix:") for line in err.splitlines()), err
+        assert all("(fix: " in line for line in err.splitlines() if line.startswith("error:"))
+
+
+# --- a read-only lock folder -------------------------------------------------------------------
+
+
+def test_a_read_only_lock_folder_is_one_line_and_launches_nothing(
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    from tuneport.paths import home
+
+    real_open = os.open
+
+    def refuse(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if "/locks/" in str(path):
+            raise PermissionError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
+    code = run(["train", "-p", "openai", "-m", "gpt-4.1-mini", "--data", str(SAMPLE), "--yes",
+                "--no-watch"])  # fmt: skip
+    line = one_error(code, capsys.readouterr().err, allowed={3})
+    assert str(home() / "locks") in line and "TUNEPORT_HOME" in line
+    assert fake.calls("POST", "/fine_tuning/jobs") == []
+
+
+# --- keys and credentials ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("provider", "env"),
+    [
+        ("openai", "OPENAI_API_KEY"),
+        ("together", "TOGETHER_API_KEY"),
+        ("fireworks", "FIREWORKS_API_KEY"),
+        ("vertex", "TUNEPORT_VERTEX_ACCESS_TOKEN"),
+    ],
+)
+def test_a_key_with_a_non_ascii_character_is_named(
+    provider: str, env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(env, "key-SECRETé0123456789")
+    monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", "acme")
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "p")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9")
+    code = run(["chat", "-p", provider, "-m", "m", "--message", "hi"])
+    line = one_error(code, capsys.readouterr().err, allowed={3})
+    assert env in line and "non-ASCII" in line and "SECRET" not in line, line
+
+
+def test_a_service_account_key_with_a_bad_pem_is_named_not_blamed_on_vertex(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = tmp_path / "sa.json"
+    key.write_text(json.dumps({
+        "type": "service_account", "project_id": "p", "private_key_id": "x",
+        "private_key": "-----BEGIN PRIVATE KEY-----\nnotakey\n-----END PRIVATE KEY-----\n",
+        "client_email": "a@p.iam.gserviceaccount.com", "client_id": "1",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }))  # fmt: skip
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+    monkeypatch.setenv("GOOGLE_VERTEX_BASE_URL", "http://127.0.0.1:9")
+    code = run(["chat", "-p", "vertex", "-m", "gemini-2.5-flash", "--message", "hi"])
+    line = one_error(code, capsys.readouterr().err, allowed={3})
+    assert str(key) in line and "cannot be used" in line and "reply" not in line, line
+
+
+# --- a job file nested 5,000 levels ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "model: " + "[" * 5000 + "]" * 5000 + "\n",
+        "".join(" " * i + "a:\n" for i in range(5000)),
+        '{"model": ' + "[" * 5000 + "]" * 5000 + "}",
+    ],
+)
+def test_a_job_file_nested_5000_levels_is_one_line(
+    text: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    job = tmp_path / "job.yaml"
+    job.write_text(text)
+    code = run(["train", str(job), "-p", "openai", "--data", str(SAMPLE), "--yes", "--no-watch"])
+    line = one_error(code, capsys.readouterr().err, allowed={3})
+    assert str(job) in line and "nests too deeply" in line
