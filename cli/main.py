@@ -45,8 +45,10 @@ def run(argv: list[str] | None = None) -> int:
         if type(exc).__name__ == "NoArgsIsHelpError":
             return 0  # bare `tuneport` / `tuneport jobs`: the help was printed, nothing is wrong
         fmt = getattr(exc, "format_message", None)
-        message = fmt() if callable(fmt) else str(exc)
-        print(f"error: {redact(str(message))}", file=sys.stderr)
+        message = " ".join(str(fmt() if callable(fmt) else exc).split())
+        path = getattr(getattr(exc, "ctx", None), "command_path", None) or "tuneport"
+        fix = f" (fix: see `{path} --help`)" if "(fix: " not in message else ""
+        print(f"error: {redact(message)}{fix}", file=sys.stderr)
         code = getattr(exc, "exit_code", 2)
         return code if isinstance(code, int) else 2
     return result if isinstance(result, int) else 0

@@ -305,5 +305,7 @@ def default_interval() -> float:
             f"{POLL_ENV}={raw!r} is not a number of seconds", hint=f"e.g. {POLL_ENV}=5"
         ) from None
     if value < 0:
-        raise ConfigError(f"{POLL_ENV} must be >= 0, got {value}")
+        raise ConfigError(
+            f"{POLL_ENV} must be >= 0, got {value}", hint=f"e.g. {POLL_ENV}=5, or unset it"
+        )
     return value

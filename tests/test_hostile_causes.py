@@ -407,3 +407,109 @@ def test_a_job_file_nested_5000_levels_is_one_line(
     code = run(["train", str(job), "-p", "openai", "--data", str(SAMPLE), "--yes", "--no-watch"])
     line = one_error(code, capsys.readouterr().err, allowed={3})
     assert str(job) in line and "nests too deeply" in line
+
+
+# --- #7: every row shares one defect ------------------------------------------------------------
+
+_GOOD = '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}'
+
+
+def _every_row(defect: str) -> bytes:
+    rows = {
+        "nan": _GOOD[:-1] + ', "w": NaN}',
+        "infinity": _GOOD[:-1] + ', "w": -Infinity}',
+        "duplicate keys": '{"messages": [{"role": "user", "content": "a", "content": "b"}, '
+        '{"role": "assistant", "content": "c"}]}',
+        "too deep": '{"messages": ' + "[" * 2000 + "]" * 2000 + "}",
+        "lone surrogate": _GOOD.replace('"hi"', '"\\ud800"'),
+        "1e400": _GOOD[:-1] + ', "w": 1e400}',
+        "trailing comma": _GOOD[:-2] + ",]}",
+    }
+    if defect == "utf-16":
+        return ((_GOOD + "\n") * 12).encode("utf-16")
+    if defect == "utf-32":
+        return ((_GOOD + "\n") * 12).encode("utf-32")
+    if defect == "cr only":
+        return ((_GOOD + "\r") * 12).encode()
+    return ((rows[defect] + "\n") * 12).encode()
+
+
+@pytest.mark.parametrize(
+    ("defect", "said"),
+    [
+        ("nan", "NaN is not a JSON number"),
+        ("infinity", "Infinity is not a JSON number"),
+        ("duplicate keys", "appears twice"),
+        ("too deep", "nested deeper"),
+        ("lone surrogate", "surrogate"),
+        ("1e400", "too large for a double"),
+        ("trailing comma", "trailing comma"),
+        ("utf-16", "UTF-16"),
+        ("utf-32", "UTF-32"),
+        ("cr only", "CR only"),
+    ],
+)
+def test_a_defect_every_row_shares_is_named_at_its_line_with_the_fix(
+    defect: str, said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "all.jsonl"
+    data.write_bytes(_every_row(defect))
+    for argv in (["validate", str(data), "-p", "openai"], ["inspect", str(data)]):
+        code = run(argv)
+        line = one_error(code, capsys.readouterr().err, allowed={2})
+        assert said in line and f"{data}:1" in line, line
+        assert "unknown format" not in line
+
+
+def test_millions_of_leading_blank_lines_do_not_hide_the_records(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "blank.jsonl"
+    with data.open("wb") as fh:
+        fh.write(b"\n" * 2_000_000)
+        fh.write((_GOOD + "\n").encode() * 3)
+    from tuneport.data.detect import detect_format
+
+    assert detect_format(data) == "openai"  # was: unknown format (no JSON object records)
+    nan = tmp_path / "blank_nan.json"
+    nan.write_bytes(b"\n" * 2_000_000 + b"[" + (_GOOD[:-1] + ', "w": NaN}').encode() + b"]")
+    code = run(["inspect", str(nan)])
+    line = one_error(code, capsys.readouterr().err, allowed={2})
+    assert f"{nan}:2000001" in line and "NaN" in line, line
+
+
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        (
+            ["estimate", str(SAMPLE), "-p", "openai", "-m", "gpt-4.1-mini"],
+            {"TUNEPORT_MAX_COST": "-3"},
+        ),
+        (["jobs", "watch", "tp-x"], {"TUNEPORT_POLL_INTERVAL": "-1"}),
+        (["curate", str(SAMPLE), "-o", "{out}/c.jsonl", "--max-tokens", "0"], {}),
+    ],
+)
+def test_settings_errors_carry_a_fix(
+    argv: list[str],
+    env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    code = run([a.format(out=tmp_path) for a in argv])
+    one_error(code, capsys.readouterr().err, allowed={2, 3, 4})
+
+
+def test_a_json_file_that_is_not_an_array_says_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tuneport.data.reading import iter_json_array
+    from tuneport.errors import InputError
+
+    data = tmp_path / "x.json"
+    data.write_text('{"a": 1}')
+    with pytest.raises(InputError) as caught:
+        list(iter_json_array(data, file=str(data)))
+    assert caught.value.hint and ".jsonl" in caught.value.hint

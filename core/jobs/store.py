@@ -486,8 +486,8 @@ class JobStore:
         try:
             return JobRecord.model_validate(data)
         except (ValidationError, RecursionError) as exc:
-            detail = str(exc).splitlines()[:3]
-            raise self._damaged_row("row", data.get("id"), " ".join(detail)[:200]) from None
+            lines = str(exc).splitlines()[:3]
+            raise self._damaged_row("row", data.get("id"), " ".join(lines)[:200]) from None
 
     def add(self, record: JobRecord) -> JobRecord:
         row = self._to_row(record)
