@@ -81,6 +81,7 @@ from tuneport.validation.rules import (
     COMMON_CHAT,
     COMMON_PREFERENCE,
     Rules,
+    ToolNames,
     arguments_object,
     gemini_parts,
     gemini_roles,
@@ -1438,6 +1439,13 @@ DATASET_LIMITS_SOURCE = (
     "limits table (read 2026-11-30)"
 )
 
+# google-genai's FunctionDeclaration.name: "Must start with a letter or an underscore. Must be
+# a-z, A-Z, 0-9, or contain underscores, dots, colons and dashes, with a maximum length of 128."
+TOOL_NAMES = ToolNames(
+    r"[a-zA-Z_][a-zA-Z0-9_.:-]{0,127}",
+    "a letter or _ first, then letters, digits, _ . : and - only, at most 128 characters (Gemini)",
+)
+
 # Vertex AI Gemini supervised tuning docs: no minimum, "we recommend that you start with 100
 # examples" (the old minimum of 16 was for Gemini 1.0/1.5); 131,072 tokens per example for
 # every tunable Gemini (2.5, 3.1 Flash-Lite; 3.5 rows unconfirmed). Over-limit examples are
@@ -1455,12 +1463,13 @@ RULES = Rules(
         gemini_roles,
         gemini_parts,
         gemini_tool_schemas,
+        TOOL_NAMES,
         no_weight,
         no_names,
         no_parallel,
         no_images,
     ),
-    preference=(*COMMON_PREFERENCE, pref_text_only, pref_gemini_roles),
+    preference=(*COMMON_PREFERENCE, pref_text_only, pref_gemini_roles, TOOL_NAMES),
     source="cloud.google.com/vertex-ai/generative-ai/docs/models/gemini-supervised-tuning-"
     "prepare (checked 2026-11-30)",
     sources={
@@ -1470,6 +1479,7 @@ RULES = Rules(
         "(read 2026-11-30)",
         "token_limit": "gemini-use-supervised-tuning limits table: 131,072 tokens per example "
         "for 2.5 and 3.1 Flash-Lite (read 2026-11-30; 3.5 rows unconfirmed)",
+        "tool_names": "google-genai types.py FunctionDeclaration.name (read 2026-12-06)",
         "adapter_size": ADAPTER_SIZES_SOURCE,
         "dataset_size": DATASET_LIMITS_SOURCE,
         "billing": "; ".join(BILLING_SOURCES.values()),
