@@ -1,0 +1,53 @@
+"""Litter and the store (issue 20 #9): a launch killed during its upload leaves no orphan, and
+a damaged or newer store is not changed by opening it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.openai_server import FakeOpenAI, serving_openai
+from tuneport.cli.main import run
+
+KEY = "sk-test-LITTER0123456789"
+SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "sample" / "chat.jsonl"
+TRAIN = ["train", "-p", "openai", "-m", "gpt-4.1-mini", "--data", str(SAMPLE), "--yes",
+         "--no-watch"]  # fmt: skip
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
+    with serving_openai(monkeypatch, KEY, poll_now=True) as server:
+        yield server
+
+
+def test_a_launch_killed_during_upload_is_rerun_in_the_same_folder(
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tuneport.paths import home
+    from tuneport.providers.openai import OpenAIProvider
+
+    real_upload = OpenAIProvider.upload
+    killed: list[bool] = []
+
+    def upload(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not killed:
+            killed.append(True)
+            raise KeyboardInterrupt  # what a kill in the middle of the upload leaves
+        return real_upload(self, *args, **kwargs)
+
+    monkeypatch.setattr(OpenAIProvider, "upload", upload)
+    assert run(TRAIN) == 130
+    runs = home() / "runs"
+    left = sorted(p.name for p in runs.iterdir())
+    assert len(left) == 1 and (runs / left[0] / "train.openai.jsonl").exists()
+    assert run(TRAIN) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in runs.iterdir()) == left  # the same folder, reused
+    out = capsys.readouterr()
+    assert run(["jobs", "list", "--json"]) == 0
+    listed = capsys.readouterr().out
+    assert left[0] in listed, (out, listed)  # the folder belongs to the job
+    assert len(fake.calls("POST", "/fine_tuning/jobs")) == 1
