@@ -51,3 +51,40 @@ def test_a_launch_killed_during_upload_is_rerun_in_the_same_folder(
     listed = capsys.readouterr().out
     assert left[0] in listed, (out, listed)  # the folder belongs to the job
     assert len(fake.calls("POST", "/fine_tuning/jobs")) == 1
+
+
+def _rollback_store(path: Path, *, user_version: int) -> None:
+    """A store as another tool (or a newer tuneport) may leave it: rollback journal, no WAL."""
+    import sqlite3
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode = DELETE")
+    db.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, blob TEXT)")
+    db.executemany("INSERT INTO jobs VALUES (?, ?)", [(f"j{i}", "x" * 900) for i in range(40)])
+    db.execute(f"PRAGMA user_version = {user_version}")
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize("damage", ["newer schema", "damaged page"])
+def test_opening_a_damaged_or_newer_store_does_not_change_it(
+    damage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tuneport.paths import home
+
+    store = home() / "jobs.sqlite3"
+    _rollback_store(store, user_version=99 if damage == "newer schema" else 1)
+    if damage == "damaged page":
+        data = bytearray(store.read_bytes())
+        data[4096 * 2 : 4096 * 2 + 200] = b"\xff" * 200  # a b-tree page's header
+        store.write_bytes(bytes(data))
+    before = store.read_bytes()
+    assert before[18:20] == b"\x01\x01"  # rollback journal (WAL would be 2, 2)
+    for argv in (["jobs", "list"], ["jobs", "show", "tp-1"]):
+        code = run(argv)
+        err = capsys.readouterr().err
+        assert code == 3 and "Traceback" not in err, err
+        assert "did not change it" in err, err
+        assert store.read_bytes() == before, "the store was changed"
+        assert not store.with_name(store.name + "-wal").exists()

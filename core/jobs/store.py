@@ -210,13 +210,17 @@ class JobStore:
                 "new store; remote jobs keep running (`tuneport jobs list --remote --provider P`)",
             )
         try:
-            conn = self._connect(self.path)
+            # checked before the switch to WAL, which rewrites the header: a damaged or newer
+            # store is left exactly as it was
+            conn = self._connect(self.path, wal=False)
             info = os.stat(self.path)
             self._identity = (info.st_dev, info.st_ino)
             self._conn = conn
             row = conn.execute("PRAGMA quick_check(1)").fetchone()
             if row is None or row[0] != "ok":
                 raise sqlite3.DatabaseError(f"database disk image is malformed ({row[0]})")
+            self._refuse_newer()
+            self._enable_wal()
             self.migrate()
         except sqlite3.Error as exc:
             with contextlib.suppress(Exception):
@@ -224,14 +228,15 @@ class JobStore:
             raise _store_error(self.path, exc) from None
         return conn
 
-    def _connect(self, path: Path) -> sqlite3.Connection:
+    def _connect(self, path: Path, *, wal: bool = True) -> sqlite3.Connection:
         conn = sqlite3.connect(
             path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self._conn = conn
-        self._enable_wal()
+        if wal:
+            self._enable_wal()
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
@@ -403,15 +408,18 @@ class JobStore:
     def schema_version(self) -> int:
         return int(self._read("PRAGMA user_version")[0][0])
 
-    def migrate(self, *, backup: bool = True) -> None:
-        """Apply the migrations this database has not seen yet (each in its own transaction),
-        after copying an existing store to ``<store>.v<N>.bak``."""
+    def _refuse_newer(self) -> None:
         if self.schema_version > len(MIGRATIONS):
             raise StoreError(
                 f"the job store {self.path} was written by a newer tuneport "
-                f"(schema {self.schema_version})",
+                f"(schema {self.schema_version}); tuneport did not change it",
                 hint="upgrade tuneport or point TUNEPORT_HOME elsewhere",
             )
+
+    def migrate(self, *, backup: bool = True) -> None:
+        """Apply the migrations this database has not seen yet (each in its own transaction),
+        after copying an existing store to ``<store>.v<N>.bak``."""
+        self._refuse_newer()
         while True:
             version = self.schema_version
             if version >= len(MIGRATIONS):
