@@ -88,3 +88,46 @@ def test_opening_a_damaged_or_newer_store_does_not_change_it(
         assert "did not change it" in err, err
         assert store.read_bytes() == before, "the store was changed"
         assert not store.with_name(store.name + "-wal").exists()
+
+
+@pytest.mark.parametrize("what", ["rm -rf home", "truncate"])
+def test_the_store_lost_during_watch_is_restored_and_said(
+    what: str,
+    fake: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import os
+    import shutil
+    import sqlite3
+    import time
+
+    from tuneport.paths import home
+
+    assert run(TRAIN) == 0
+    capsys.readouterr()
+    store = home() / "jobs.sqlite3"
+    job_id = sqlite3.connect(store).execute("SELECT id FROM jobs").fetchone()[0]
+    done: list[bool] = []
+
+    def meanwhile(_: float) -> None:  # between two polls, the user does `what`
+        if done:
+            return
+        done.append(True)
+        if what == "rm -rf home":
+            shutil.rmtree(home())
+        else:
+            os.truncate(store, 0)
+
+    monkeypatch.setattr(time, "sleep", meanwhile)
+    code = run(["jobs", "watch", job_id])
+    err = capsys.readouterr().err
+    assert done and code == 0 and "Traceback" not in err, err
+    said = "restored it" if what == "rm -rf home" else "was truncated"
+    assert said in " ".join(err.split()), err
+    with sqlite3.connect(store) as db:  # a sound store that holds the job's outcome
+        assert db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+        state = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    assert state == ("succeeded",)
+    if what == "truncate":
+        assert list(store.parent.glob("jobs.sqlite3.truncated-*"))  # the remains are kept

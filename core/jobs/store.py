@@ -188,6 +188,7 @@ class JobStore:
             ) from None
         self._lock = threading.RLock()
         self._identity: tuple[int, int] | None = None  # (device, inode) of the open file
+        self._size = 0  # its size when last seen: a store file never shrinks, unless truncated
         self._conn = self._open()
 
     def _open(self) -> sqlite3.Connection:
@@ -215,6 +216,7 @@ class JobStore:
             conn = self._connect(self.path, wal=False)
             info = os.stat(self.path)
             self._identity = (info.st_dev, info.st_ino)
+            self._size = info.st_size
             self._conn = conn
             row = conn.execute("PRAGMA quick_check(1)").fetchone()
             if row is None or row[0] != "ok":
@@ -316,6 +318,13 @@ class JobStore:
                 f"the job store {self.path} was replaced while tuneport was using it",
                 hint="run the command again to use the new file",
             )
+        if info.st_size < self._size:  # SQLite never shrinks it (tuneport does not VACUUM)
+            raise StoreVanishedError(
+                f"the job store {self.path} was truncated while tuneport was using it "
+                f"({self._size:,} -> {info.st_size:,} bytes)",
+                hint="restore it from a copy, or run the command again to start a new store",
+            )
+        self._size = info.st_size
 
     def recover(self, keep: Sequence[JobRecord] = ()) -> str:
         """After :class:`StoreVanishedError`: put the store back and say what was done.
@@ -326,7 +335,26 @@ class JobStore:
         """
         with self._lock:
             old = self._conn
-            if not self.path.exists():
+            try:
+                info: os.stat_result | None = os.stat(self.path)
+            except OSError:
+                info = None
+            if info is not None and (info.st_dev, info.st_ino) == self._identity:
+                # truncated in place: what it held is gone; keep the remains, start anew
+                with contextlib.suppress(sqlite3.Error):
+                    old.close()
+                stamp = now().strftime("%Y%m%dT%H%M%S")
+                aside = self.path.with_name(f"{self.path.name}.truncated-{stamp}")
+                for suffix in ("", "-wal", "-shm"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
+                what = (
+                    f"was truncated while in use (its remains are kept as {aside.name}); "
+                    "tuneport started a new store (other jobs' records are not in it; remote "
+                    "jobs keep running: `tuneport jobs list --remote --provider P`)"
+                )
+            elif info is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)  # rm -rf $TUNEPORT_HOME
                 tmp = self.path.with_name(
                     f".{self.path.name}.tp{os.getpid()}-{secrets.token_hex(4)}.tmp"
                 )
