@@ -275,8 +275,10 @@ def curate(
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "options"
+        flag = "--" + field.replace("_", "-")
         raise ConfigError(
-            f"{field.replace('_', '-')}: {first['msg'].removeprefix('Value error, ')}"
+            f"{flag.removeprefix('--')}: {first['msg'].removeprefix('Value error, ')}",
+            hint=f"change {flag} (see `tuneport curate --help`)",
         ) from None
     if plot is not None:
         check_output(plot, force=force, inputs=(data,))

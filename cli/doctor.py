@@ -21,7 +21,7 @@ def doctor(
         list[str] | None, typer.Option("--provider", "-p", help="Only these providers.")
     ] = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Seconds per network check.")
+        float, typer.Option("--timeout", min=0.1, max=3600, help="Seconds per network check.")
     ] = 3.0,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> int:

@@ -48,7 +48,7 @@ def _method(value: str) -> Any:
 
 def load_prices_or_exit(path: Path | None, providers: list[str] | None = None) -> Any:
     """The price table (with the sections plugin ``providers`` ship); every problem in a price
-    file is printed on its own line."""
+    file is printed on its own line, with its fix (as every other error)."""
     from tuneport.cli._console import err
     from tuneport.pricing.table import PriceTableError
     from tuneport.providers.registry import load_price_table
@@ -57,8 +57,7 @@ def load_prices_or_exit(path: Path | None, providers: list[str] | None = None) -
         return load_price_table(path, providers)
     except PriceTableError as exc:
         for line in exc.problems:
-            err.print(f"error: {line}", markup=False)
-        err.print(f"fix: {exc.hint}", markup=False)
+            err.print(f"error: {line} (fix: {exc.hint})", markup=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
 
 
@@ -206,7 +205,7 @@ def _estimate(
 ) -> None:
     from tuneport.cli._console import notice_once
     from tuneport.files import require_file
-    from tuneport.jobs.jobfile import parse_set
+    from tuneport.jobs.jobfile import build_config, parse_set
     from tuneport.jobs.quote import counted_with, estimate, quote_for
     from tuneport.pricing.budget import check_budget, resolve_budget
     from tuneport.schemas import JobConfig
@@ -215,17 +214,17 @@ def _estimate(
     require_file(data)
     table = load_prices_or_exit(prices, [provider])
     settings = parse_set(sets or [])
-    cfg = JobConfig(
-        provider=provider,
-        model=model,
-        data=data,
-        method=_method(method),
-        epochs=epochs,
-        validation=validation,
-        batch_size=batch_size,
-        max_cost=max_cost,
-        options=settings,
-    )
+    flags = {
+        "provider": provider,
+        "model": model,
+        "data": data,
+        "method": _method(method),
+        "epochs": epochs,
+        "validation": validation,
+        "batch_size": batch_size,
+        "max_cost": max_cost,
+    }
+    cfg = build_config(overrides=flags, options=settings)  # the checks `train` makes, one line
     quote = quote_for(
         provider, model, cfg.method, prices=table, online=online, settings=settings or None
     )

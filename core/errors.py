@@ -118,6 +118,11 @@ class AuthError(ProviderError):
     """Credentials rejected."""
 
 
+class UnreachableError(ProviderError):
+    """The service cannot be reached (refused, unknown host, or no answer after retries): every
+    further call to it would fail alike."""
+
+
 class QuotaError(ProviderError):
     """Rate limit or quota exhausted after retries."""
 

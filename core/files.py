@@ -4,6 +4,7 @@ bounded line reading and advisory locks."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -198,15 +199,32 @@ def check_output(
             f"output {str(out)!r} names a folder, not an output file",
             hint="name the output file, e.g. -o data.jsonl",
         )
-    resolved = out.resolve()
-    for src in inputs:
-        if src.exists() and src.resolve() == resolved:
-            raise ConfigError(f"output {out} is the input file", hint="choose another path with -o")
-    if os.path.lexists(out):
+    size = len(os.fsencode(out.name))
+    if size > MAX_NAME_BYTES:
+        raise ConfigError(
+            f"the output name {out.name[:40]}... is {size} bytes long; at most {MAX_NAME_BYTES} "
+            "(file names hold 255 bytes, and tuneport writes under a longer temp name first)",
+            hint="choose a shorter output file name",
+        )
+    try:
+        resolved = out.resolve()
+        for src in inputs:
+            if src.exists() and src.resolve() == resolved:
+                raise ConfigError(
+                    f"output {out} is the input file", hint="choose another path with -o"
+                )
+        exists = os.path.lexists(out)
+    except OSError as exc:  # a folder on the way without search permission, a loop, ...
+        raise _not_writable(out, exc) from None
+    if exists:
         if not force:
             raise ConfigError(f"{out} already exists", hint="pass --force to overwrite it")
         _check_replaceable(out, folder=folder)
     _check_writable(out)
+
+
+MAX_NAME_BYTES = 200
+"""The longest output file name: 255 bytes (most file systems) less the temp name's extras."""
 
 
 def _alive(pid: int) -> bool:
@@ -246,10 +264,19 @@ def clean_stale_temps(folder: Path) -> list[Path]:
 
 def _not_writable(out: Path, exc: OSError) -> ConfigError:
     reason = exc.strerror or str(exc)
+    if exc.errno in _FULL:
+        return ConfigError(
+            f"cannot write {out}: {reason}; nothing was written",
+            hint=f"free space on {out.parent} or write elsewhere (-o PATH)",
+        )
     return ConfigError(
         f"cannot write {out}: {reason}",
         hint="choose an output path in a folder you can write (-o PATH)",
     )
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+"""A write that failed for want of room (disk full, quota, file too large)."""
 
 
 @contextmanager
@@ -303,7 +330,12 @@ def atomic_path(
     target = tmp / out.name
     try:
         with _terminate_as_exit():
-            yield target
+            try:
+                yield target
+            except OSError as exc:  # the disk filled up while writing
+                if exc.errno not in _FULL:
+                    raise
+                raise _not_writable(out, exc) from None
             _check_replaceable(out, folder=folder)  # again: it may have changed meanwhile
             try:
                 if out.is_dir():  # an empty or dataset folder, or a link (moved, not followed)
@@ -347,9 +379,16 @@ def try_lock(path: Path, *, remove: bool = False) -> Iterator[bool]:
     except ImportError:  # pragma: no cover - Windows
         yield True
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:  # a read-only folder, a full disk, a file where the folder goes
+            raise ConfigError(
+                f"cannot create the lock file {path}: {exc.strerror or exc}",
+                hint=f"make {path.parent} writable (chmod u+w {path.parent}) or set "
+                "TUNEPORT_HOME to a writable folder",
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -9,6 +9,12 @@ SDK-retries × tenacity-retries), and lets :func:`call_with_retry` run a *reconc
 re-sending a non-idempotent create whose outcome is unknown (see ``before_retry``).
 
 Quota exhaustion (429 with code ``insufficient_quota``) is not retried: waiting will not help.
+Neither is a connection the host refused or a host name that does not resolve
+(:func:`is_unreachable`): the request never left this machine, and a real API host that refuses
+now refuses a few seconds later too, so retrying only made ``cannot reach`` take ~20 s.
+
+Every retry is announced (:func:`retry_notes`): the CLI prints a progress line on stderr, so a
+slow failure is never silent; the first comes after ~1 s.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ from __future__ import annotations
 import email.utils
 import os
 import random
+import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -139,8 +147,35 @@ def is_connection_error(exc: BaseException) -> bool:
     )
 
 
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it was raised from or during (SDK error -> httpx -> httpcore -> OSError)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(seen) < 32:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """The connection was refused or the host name does not resolve: the request was never
+    sent, and retrying within seconds will not change that (unlike a timeout or a reset)."""
+    return any(
+        isinstance(cause, ConnectionRefusedError | socket.gaierror) for cause in _causes(exc)
+    )
+
+
+def unreachable_reason(exc: BaseException) -> str:
+    """``connection refused`` or ``host name not found`` for an :func:`is_unreachable` error."""
+    if any(isinstance(cause, socket.gaierror) for cause in _causes(exc)):
+        return "host name not found"
+    return "connection refused"
+
+
 def is_retryable(exc: BaseException) -> bool:
     """Worth retrying: rate limits, server errors, timeouts, dropped connections."""
+    if is_unreachable(exc):
+        return False
     if is_connection_error(exc):
         return True
     status = status_of(exc)
@@ -153,10 +188,44 @@ def is_retryable(exc: BaseException) -> bool:
 
 def outcome_unknown(exc: BaseException) -> bool:
     """The request may have been executed by the server although we got an error."""
+    if is_unreachable(exc):  # never sent
+        return False
     if is_connection_error(exc):
         return True
     status = status_of(exc)
     return status is not None and (status >= 500 or status == 408)
+
+
+# --- retry notes ----------------------------------------------------------------------------
+
+_listeners: list[Callable[[str], None]] = []
+
+
+@contextmanager
+def retry_notes(listener: Callable[[str], None]) -> Iterator[None]:
+    """While inside, every retry of :func:`call_with_retry` is told to ``listener`` as one line
+    (the CLI prints it on stderr)."""
+    _listeners.append(listener)
+    try:
+        yield
+    finally:
+        _listeners.remove(listener)
+
+
+def describe(exc: BaseException) -> str:
+    """A few words for why a call failed: the HTTP status, else the innermost cause's class."""
+    status = status_of(exc)
+    if status is not None:
+        return f"HTTP {status}"
+    if any(isinstance(c, TimeoutError) or "Timeout" in type(c).__name__ for c in _causes(exc)):
+        return "timed out"
+    names = [type(c).__name__ for c in _causes(exc)]
+    return names[-1] if names else type(exc).__name__
+
+
+def _announce(text: str) -> None:
+    for listener in list(_listeners):
+        listener(text)
 
 
 def call_with_retry(
@@ -167,25 +236,35 @@ def call_with_retry(
     sleep: Callable[[float], None] = time.sleep,
     before_retry: Callable[[BaseException], T | None] | None = None,
     on_retry: Callable[[BaseException, float], None] | None = None,
+    where: str | None = None,
 ) -> T:
     """Call ``fn`` until it succeeds, retrying per ``policy``; the last error is re-raised.
 
     ``before_retry(last_error)`` runs before every retry; when it returns a value that value is
     the result and ``fn`` is not called again. Creates use it to look up the object the failed
     attempt may have created (reconcile by a client-generated id) so a retry never duplicates
-    it. ``on_retry(error, delay)`` is told about each wait (for a progress note).
+    it. ``on_retry(error, delay)`` is told about each wait (for a progress note). With
+    ``where`` (e.g. ``OpenAI at https://api.openai.com/v1``) each wait is also announced to the
+    :func:`retry_notes` listeners.
     """
+    attempts = max(1, policy.attempts)
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         hinted = retry_after(exc) if exc is not None else None
         delay = hinted if hinted is not None else policy.backoff(state.attempt_number)
-        if on_retry is not None and exc is not None:
-            on_retry(exc, delay)
+        if exc is not None and state.attempt_number < attempts:  # a retry follows
+            if on_retry is not None:
+                on_retry(exc, delay)
+            if where:
+                _announce(
+                    f"{where}: {describe(exc)}; retrying in {delay:.0f} s "
+                    f"(try {state.attempt_number + 1} of {attempts})"
+                )
         return delay
 
     retrying = Retrying(
-        stop=stop_after_attempt(max(1, policy.attempts)),
+        stop=stop_after_attempt(attempts),
         wait=wait,
         retry=retry_if_exception(retryable),
         sleep=sleep,
@@ -226,5 +305,7 @@ def default_interval() -> float:
             f"{POLL_ENV}={raw!r} is not a number of seconds", hint=f"e.g. {POLL_ENV}=5"
         ) from None
     if value < 0:
-        raise ConfigError(f"{POLL_ENV} must be >= 0, got {value}")
+        raise ConfigError(
+            f"{POLL_ENV} must be >= 0, got {value}", hint=f"e.g. {POLL_ENV}=5, or unset it"
+        )
     return value

@@ -376,6 +376,10 @@ class MemoryUploads:
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
+MAX_WAIT_S = 86_400.0
+"""The longest timeout a setting may ask for (one day): larger values (``1e400`` is infinity)
+overflow the socket layer's timer."""
+
 
 def parse_options(model: type[OptionsT], settings: Mapping[str, Any], provider: str) -> OptionsT:
     """Validate a backend's keyword settings with its ``extra="forbid"`` options model.
@@ -388,15 +392,21 @@ def parse_options(model: type[OptionsT], settings: Mapping[str, Any], provider: 
     except ValidationError as exc:
         allowed = ", ".join(sorted(model.model_fields))
         problems = []
+        unknown: list[str] = []
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"]) or "options"
             if err["type"] == "extra_forbidden":
                 problems.append(f"unknown option {key!r}")
+                unknown.append(key)
             else:
-                problems.append(f"option {key!r}: {err['msg']}")
+                message = str(err["msg"]).removeprefix("Value error, ")
+                problems.append(f"option {key!r}: {message}")
+        keys = ", ".join(k for k in (str(e["loc"][0]) for e in exc.errors() if e["loc"]))
         raise ConfigError(
             f"{'; '.join(problems)} for provider {provider}",
-            hint=f"allowed options: {allowed} (set them with --set key=value)",
+            hint=f"allowed options: {allowed} (set them with --set key=value)"
+            if unknown
+            else f"change {keys or 'the value'} (--set key=value, or `options:` in the job file)",
         ) from None
 
 

@@ -45,6 +45,7 @@ from tuneport.errors import (
 )
 from tuneport.progress import NullProgress, Progress
 from tuneport.providers.base import (
+    MAX_WAIT_S,
     Backend,
     ChatOptions,
     Check,
@@ -155,7 +156,7 @@ class FireworksOptions(BaseModel):
     api_key: SecretStr | None = None  # default: $FIREWORKS_API_KEY
     account_id: str | None = None  # default: $FIREWORKS_ACCOUNT_ID
     base_url: str | None = None  # default: $FIREWORKS_BASE_URL, else https://api.fireworks.ai
-    timeout: float = Field(default=120.0, gt=0)
+    timeout: float = Field(default=120.0, gt=0, le=MAX_WAIT_S)
     max_attempts: int = Field(default=5, ge=1, le=20)
     learning_rate: float | None = Field(default=None, gt=0)  # absolute; wins over the multiplier
     lora_rank: int | None = Field(default=None, ge=1)
@@ -166,8 +167,10 @@ class FireworksOptions(BaseModel):
     eval_auto_carveout: bool | None = None  # SFT only: carve an evaluation set from the data
     dpo_beta: float | None = Field(default=None, gt=0, lt=0.5)  # DPO only (DpoConfig.beta)
     deploy: bool = False  # chat: create a deployment of the tuned model when none serves it
-    deploy_timeout: float = Field(default=1800.0, gt=0)  # wait for a deployment to be READY
-    dataset_timeout: float = Field(default=1800.0, gt=0)  # wait for an upload to be READY
+    # wait for a deployment to be READY
+    deploy_timeout: float = Field(default=1800.0, gt=0, le=MAX_WAIT_S)
+    # wait for an upload to be READY
+    dataset_timeout: float = Field(default=1800.0, gt=0, le=MAX_WAIT_S)
     direct_upload_max: int = Field(default=DIRECT_UPLOAD_MAX, ge=1)  # bytes; above: signed URL
     delete_job: bool = False  # cleanup: delete the ended job itself too (the tuned model stays)
 
@@ -632,7 +635,9 @@ class FireworksProvider:
             response.raise_for_status()
 
         try:
-            call_with_retry(put, policy=self._policy, sleep=self._sleep)
+            call_with_retry(
+                put, policy=self._policy, sleep=self._sleep, where="Fireworks upload storage"
+            )
         except httpx.HTTPStatusError as exc:
             raise ProviderError(
                 f"the signed upload of {path.name} failed with HTTP {exc.response.status_code}",

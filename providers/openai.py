@@ -48,6 +48,7 @@ from tuneport.validation.rules import (
     COMMON_CHAT,
     COMMON_PREFERENCE,
     Rules,
+    ToolNames,
     arguments_json,
     images_in_user_turns,
 )
@@ -367,6 +368,12 @@ def estimate_extras(counts: Counts, cfg: JobConfig, price: ModelPrice) -> Extras
     )
 
 
+# The openai SDK's FunctionDefinition.name: "Must be a-z, A-Z, 0-9, or contain underscores and
+# dashes, with a maximum length of 64" (the API refuses other names when training starts).
+TOOL_NAMES = ToolNames(
+    r"[a-zA-Z0-9_-]{1,64}", "letters, digits, _ and - only, 1 to 64 characters (OpenAI)"
+)
+
 # OpenAI fine-tuning guide + cookbook "Data preparation and analysis for chat model fine-tuning":
 # minimum 10 examples, 50–100 recommended; 65,536 tokens per example for gpt-4o-mini (OpenAI's
 # token-limit table), assumed for gpt-4o and the 4.1 family (unverified). Longer examples are
@@ -379,8 +386,8 @@ RULES = Rules(
     token_limit=65_536,
     token_limit_severity="warning",
     token_limit_note="OpenAI truncates them to the limit",
-    chat=(*COMMON_CHAT, arguments_json, images_in_user_turns),
-    preference=COMMON_PREFERENCE,
+    chat=(*COMMON_CHAT, arguments_json, images_in_user_turns, TOOL_NAMES),
+    preference=(*COMMON_PREFERENCE, TOOL_NAMES),
     model_limits={"gpt-4o-mini": 65_536, "gpt-4o": 65_536, "gpt-4.1": 65_536},
     source="platform.openai.com/docs/guides/fine-tuning; openai-cookbook chat_finetuning_"
     "data_prep (checked 2026-11-30)",
@@ -397,6 +404,8 @@ RULES = Rules(
         "request_bounds": SPEC_SOURCE,
         "file_size": "POST /files: 512 MB per file; Uploads API: 8 GB in 64 MB parts "
         "(openai-openapi, 2026-08-21)",
+        "tool_names": "openai SDK types/shared/function_definition.py FunctionDefinition.name "
+        "(openai 3.63.0, read 2026-12-06)",
         "tool_tokens": "openai-cookbook How_to_count_tokens_with_tiktoken.ipynb "
         "num_tokens_for_tools (read 2026-11-30)",
     },

@@ -45,6 +45,7 @@ from tuneport.errors import (
 from tuneport.progress import Progress
 from tuneport.providers import sdk
 from tuneport.providers.base import (
+    MAX_WAIT_S,
     ChatOptions,
     Check,
     Checkpoint,
@@ -97,7 +98,7 @@ class ProtocolOptions(BaseModel):
 
     api_key: SecretStr | None = None  # default: the service's key variable
     base_url: str | None = None  # default: the service's URL variable, else its own host
-    timeout: float = Field(default=120.0, gt=0)
+    timeout: float = Field(default=120.0, gt=0, le=MAX_WAIT_S)
     max_attempts: int = Field(default=5, ge=1, le=20)
     beta: float | None = Field(default=None, gt=0)  # DPO only
     metadata: dict[str, str] = Field(default_factory=dict)  # extra job metadata
@@ -242,7 +243,11 @@ class OpenAIProtocol:
 
         try:
             return call_with_retry(
-                fn, policy=self._policy, sleep=self._sleep, before_retry=before_retry
+                fn,
+                policy=self._policy,
+                sleep=self._sleep,
+                before_retry=before_retry,
+                where=f"{self.api.title} at {self.base_url}",
             )
         except openai.APIResponseValidationError as exc:
             raise self.unreadable("a request", exc) from None

@@ -22,12 +22,21 @@ from tuneport.errors import (
     ProviderError,
     TuneportError,
     mask_url,
+    UnreachableError,
     redact,
     register_secret,
 )
 from tuneport.providers.base import Check, base_url_override
 from tuneport.providers.errormap import ErrorRule, apply_rules, body_message
-from tuneport.retry import RetryPolicy, call_with_retry, error_code_of, is_retryable, status_of
+from tuneport.retry import (
+    RetryPolicy,
+    call_with_retry,
+    error_code_of,
+    is_retryable,
+    is_unreachable,
+    status_of,
+    unreachable_reason,
+)
 
 T = TypeVar("T")
 
@@ -115,6 +124,13 @@ class Service:
                 f"{source} contains a space, line break or control character (a copy-paste slip?)",
                 hint=f"copy the key again ({self.key_url}) without spaces or line breaks",
             )
+        if key and not key.isascii():  # an HTTP header cannot carry it (UnicodeEncodeError)
+            source = "the api_key setting" if option is not None else self.key_env
+            raise ConfigError(
+                f"{source} contains a non-ASCII character (a look-alike letter or a typographic "
+                "quote?); API keys are plain ASCII",
+                hint=f"copy the key again ({self.key_url}), or retype it",
+            )
         return key or None
 
     def base_url(self, option: str | None) -> str:
@@ -149,9 +165,10 @@ class Service:
             )
         if is_connection_error(exc):
             what = "timed out talking to" if is_timeout(exc) else "cannot reach"
+            why = f" ({unreachable_reason(exc)})" if is_unreachable(exc) else ""
             fix = f"check the network, or {self.url_env} if you set it"
-            return ProviderError(
-                f"{what} {self.title} at {where}",
+            return UnreachableError(
+                f"{what} {self.title} at {where}{why}",
                 hint=f"{fix} {self.url_hint}".rstrip(),
             )
         return apply_rules(
@@ -195,7 +212,12 @@ class Service:
         errors. ``before_retry`` may look a create up again and return its result instead."""
         try:
             return call_with_retry(
-                fn, policy=policy, retryable=retryable, sleep=sleep, before_retry=before_retry
+                fn,
+                policy=policy,
+                retryable=retryable,
+                sleep=sleep,
+                before_retry=before_retry,
+                where=f"{self.title} at {base_url or self.default_url}",
             )
         except Exception as exc:
             if self.owns(exc):

@@ -54,6 +54,7 @@ from tuneport.pricing.estimate import Extras
 from tuneport.pricing.table import ModelPrice
 from tuneport.progress import NullProgress, Progress
 from tuneport.providers.base import (
+    MAX_WAIT_S,
     Backend,
     ChatOptions,
     Check,
@@ -154,7 +155,7 @@ class TogetherOptions(BaseModel):
 
     api_key: SecretStr | None = None  # default: $TOGETHER_API_KEY
     base_url: str | None = None  # default: $TOGETHER_BASE_URL, else https://api.together.ai
-    timeout: float = Field(default=120.0, gt=0)
+    timeout: float = Field(default=120.0, gt=0, le=MAX_WAIT_S)
     max_attempts: int = Field(default=5, ge=1, le=20)
     learning_rate: float | None = Field(default=None, gt=0)  # absolute; wins over the multiplier
     lora: bool = True  # false: full fine-tuning (billed at the higher full rate)
@@ -168,7 +169,8 @@ class TogetherOptions(BaseModel):
     max_seq_length: int | None = Field(default=None, ge=1)
     train_on_inputs: bool | Literal["auto"] | None = None  # SFT only
     dpo_beta: float | None = Field(default=None, gt=0)  # DPO only
-    processing_timeout: float = Field(default=1800.0, gt=0)  # wait for an upload's validation
+    # wait for an upload's validation
+    processing_timeout: float = Field(default=1800.0, gt=0, le=MAX_WAIT_S)
 
 
 # --- the service and its errors (data-driven) --------------------------------------------

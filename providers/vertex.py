@@ -40,6 +40,7 @@ from tuneport.errors import (
     ProviderError,
     QuotaError,
     TuneportError,
+    UnreachableError,
     combine,
     redact,
     register_secret,
@@ -47,6 +48,7 @@ from tuneport.errors import (
 from tuneport.pricing.estimate import BudgetFigure
 from tuneport.progress import NullProgress, Progress
 from tuneport.providers.base import (
+    MAX_WAIT_S,
     Backend,
     ChatOptions,
     Check,
@@ -79,6 +81,7 @@ from tuneport.validation.rules import (
     COMMON_CHAT,
     COMMON_PREFERENCE,
     Rules,
+    ToolNames,
     arguments_object,
     gemini_parts,
     gemini_roles,
@@ -180,10 +183,11 @@ class VertexOptions(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     description: str | None = None
     export_last_checkpoint_only: bool | None = None
-    timeout: float = Field(default=120.0, gt=0)  # seconds per HTTP request
+    timeout: float = Field(default=120.0, gt=0, le=MAX_WAIT_S)  # seconds per HTTP request
     max_attempts: int = Field(default=5, ge=1, le=20)
     chunk_size: int = Field(default=8 * 1024 * 1024, gt=0)  # GCS resumable chunk (256 KiB units)
-    operation_timeout: float = Field(default=1800.0, gt=0)  # cleanup: wait for undeploy/delete
+    # cleanup: wait for undeploy/delete
+    operation_timeout: float = Field(default=1800.0, gt=0, le=MAX_WAIT_S)
 
 
 # --- error mapping (data-driven) ----------------------------------------------------------
@@ -301,7 +305,7 @@ def map_status(
 
 
 def _connection_error(exc: BaseException, base_url: str) -> ProviderError:
-    return ProviderError(
+    return UnreachableError(
         f"cannot reach Vertex AI at {base_url}: {one_line(redact(str(exc)), 200)}",
         hint=f"check the network (and {BASE_URL_ENV} if set), then run the command again",
     )
@@ -397,6 +401,13 @@ class VertexProvider:
         )
         if token:
             register_secret(token)
+            if not token.isascii() or any(c.isspace() or not c.isprintable() for c in token):
+                source = "the access_token setting" if self.options.access_token else TOKEN_ENV
+                raise ConfigError(
+                    f"{source} contains a space, line break, control or non-ASCII character "
+                    "(a copy-paste slip?)",
+                    hint="print a fresh token (gcloud auth print-access-token) and copy it again",
+                )
             return google.oauth2.credentials.Credentials(token=token)  # type: ignore[no-untyped-call]
         path = self.options.credentials_file or (
             Path(os.environ["GOOGLE_APPLICATION_CREDENTIALS"])
@@ -492,7 +503,11 @@ class VertexProvider:
 
         try:
             return call_with_retry(
-                fn, policy=self._policy, sleep=self._sleep, before_retry=before_retry
+                fn,
+                policy=self._policy,
+                sleep=self._sleep,
+                before_retry=before_retry,
+                where=f"Vertex AI at {self.rest_base_url}",
             )
         except genai_errors.APIError as exc:
             error = self._error(exc)
@@ -994,7 +1009,9 @@ class VertexProvider:
             return response.json() if response.content else {}
 
         try:
-            return call_with_retry(send, policy=self._policy, sleep=self._sleep)
+            return call_with_retry(
+                send, policy=self._policy, sleep=self._sleep, where=f"Vertex AI at {url}"
+            )
         except httpx.HTTPStatusError as exc:
             code = exc.response.status_code
             status, message = None, exc.response.text
@@ -1205,12 +1222,20 @@ def _credentials_from_file(path: Path) -> tuple[Any, str | None]:
         raise ConfigError(f"{path} is not a JSON credentials file", hint=fix)
     kind = info.get("type")
     scopes = list(SCOPES)
-    if kind == "service_account":
-        creds: Any = service_account.Credentials.from_service_account_info(info, scopes=scopes)  # type: ignore[no-untyped-call]
-        return creds, info.get("project_id")
-    if kind == "authorized_user":
-        creds = google.oauth2.credentials.Credentials.from_authorized_user_info(info, scopes)  # type: ignore[no-untyped-call]
-        return creds, info.get("quota_project_id")
+    try:  # a damaged key (bad PEM, missing fields) fails here, not as "a reply Vertex sent"
+        if kind == "service_account":
+            creds: Any = service_account.Credentials.from_service_account_info(info, scopes=scopes)  # type: ignore[no-untyped-call]
+            return creds, info.get("project_id")
+        if kind == "authorized_user":
+            creds = google.oauth2.credentials.Credentials.from_authorized_user_info(info, scopes)  # type: ignore[no-untyped-call]
+            return creds, info.get("quota_project_id")
+    except (ValueError, KeyError, TypeError) as exc:
+        detail = one_line(redact(str(exc)), 160)
+        raise ConfigError(
+            f"{path}: the {kind} credentials in it cannot be used ({type(exc).__name__}: {detail})",
+            hint="download a new key for the service account (IAM > Service accounts > Keys), "
+            "or " + fix.split(", or ")[-1],
+        ) from None
     with warnings.catch_warnings():  # other types (external_account, ...): google-auth decides
         warnings.simplefilter("ignore", DeprecationWarning)
         loaded: tuple[Any, str | None] = google.auth.load_credentials_from_file(  # type: ignore[no-untyped-call]
@@ -1414,6 +1439,13 @@ DATASET_LIMITS_SOURCE = (
     "limits table (read 2026-11-30)"
 )
 
+# google-genai's FunctionDeclaration.name: "Must start with a letter or an underscore. Must be
+# a-z, A-Z, 0-9, or contain underscores, dots, colons and dashes, with a maximum length of 128."
+TOOL_NAMES = ToolNames(
+    r"[a-zA-Z_][a-zA-Z0-9_.:-]{0,127}",
+    "a letter or _ first, then letters, digits, _ . : and - only, at most 128 characters (Gemini)",
+)
+
 # Vertex AI Gemini supervised tuning docs: no minimum, "we recommend that you start with 100
 # examples" (the old minimum of 16 was for Gemini 1.0/1.5); 131,072 tokens per example for
 # every tunable Gemini (2.5, 3.1 Flash-Lite; 3.5 rows unconfirmed). Over-limit examples are
@@ -1431,12 +1463,13 @@ RULES = Rules(
         gemini_roles,
         gemini_parts,
         gemini_tool_schemas,
+        TOOL_NAMES,
         no_weight,
         no_names,
         no_parallel,
         no_images,
     ),
-    preference=(*COMMON_PREFERENCE, pref_text_only, pref_gemini_roles),
+    preference=(*COMMON_PREFERENCE, pref_text_only, pref_gemini_roles, TOOL_NAMES),
     source="cloud.google.com/vertex-ai/generative-ai/docs/models/gemini-supervised-tuning-"
     "prepare (checked 2026-11-30)",
     sources={
@@ -1446,6 +1479,7 @@ RULES = Rules(
         "(read 2026-11-30)",
         "token_limit": "gemini-use-supervised-tuning limits table: 131,072 tokens per example "
         "for 2.5 and 3.1 Flash-Lite (read 2026-11-30; 3.5 rows unconfirmed)",
+        "tool_names": "google-genai types.py FunctionDeclaration.name (read 2026-12-06)",
         "adapter_size": ADAPTER_SIZES_SOURCE,
         "dataset_size": DATASET_LIMITS_SOURCE,
         "billing": "; ".join(BILLING_SOURCES.values()),

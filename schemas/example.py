@@ -9,9 +9,39 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 FORMAT_VERSION = "tuneport/1"
+
+MAX_NESTING = 128
+"""The deepest a free-form value (a tool's JSON Schema, metadata) may nest: pydantic cannot
+write values much deeper (~250 levels), and no provider takes schemas anywhere near it."""
+
+
+def _nesting(value: Any) -> int:
+    """How many levels of objects and arrays ``value`` nests (without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if depth > MAX_NESTING:
+                break
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _shallow(value: Any) -> Any:
+    if _nesting(value) > MAX_NESTING:
+        raise ValueError(
+            f"nested more than {MAX_NESTING} levels deep; flatten it (no provider takes a "
+            "schema this deep)"
+        )
+    return value
+
+
+Shallow = Annotated[dict[str, Any], AfterValidator(_shallow)]
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -39,7 +69,7 @@ class FunctionSpec(_Strict):
 
     name: str
     description: str | None = None
-    parameters: dict[str, Any] | None = None
+    parameters: Shallow | None = None
     strict: bool | None = None
 
 
@@ -96,7 +126,7 @@ class Example(_Strict):
     messages: list[Message]
     tools: list[ToolSpec] | None = None
     parallel_tool_calls: bool | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Shallow = Field(default_factory=dict)
 
 
 class PreferenceExample(_Strict):
@@ -109,7 +139,7 @@ class PreferenceExample(_Strict):
     rejected: Message
     tools: list[ToolSpec] | None = None
     parallel_tool_calls: bool | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Shallow = Field(default_factory=dict)
 
 
 Record = Annotated[Example | PreferenceExample, Field(discriminator="kind")]

@@ -20,7 +20,7 @@ from tuneport.data.reading import (
 )
 from tuneport.errors import InputError
 from tuneport.files import read_line, require_file
-from tuneport.schemas import FORMAT_VERSION
+from tuneport.schemas import FORMAT_VERSION, Problem
 
 FORMATS = (
     "canonical",
@@ -42,13 +42,68 @@ _SHAREGPT_ONLY_ROLES = {"human", "gpt", "function_call", "observation"}
 _PEEK_LINES = 20
 _PEEK_ROWS = 5
 _PEEK_MAJORITY = 100  # rows that vote between OpenAI and ShareGPT's role/content variant
+_CHUNK = 1 << 20
 
 
-def _first_char(path: Path) -> str:
+def _first_content(path: Path) -> tuple[int, int]:
+    """Byte offset and number of the first line that is not blank (``(0, 1)`` when the file
+    starts with a BOM or is blank throughout): millions of leading blank lines cost one pass
+    over bytes, not a row each."""
+    offset, line = 0, 1
     with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            if offset == 0 and chunk.startswith(b"\xef\xbb\xbf"):
+                return 0, 1
+            stripped = chunk.lstrip(b" \t\r\n")
+            if not stripped:
+                offset += len(chunk)
+                line += chunk.count(b"\n")
+                continue
+            start = chunk.rfind(b"\n", 0, len(chunk) - len(stripped)) + 1
+            return offset + start, line + chunk.count(b"\n", 0, start)
+    return 0, 1
+
+
+def _first_char(path: Path, offset: int = 0) -> str:
+    with path.open("rb") as fh:
+        fh.seek(offset)
         head = fh.read(4096).removeprefix(b"\xef\xbb\xbf")
     stripped = head.lstrip()
     return chr(stripped[0]) if stripped else ""
+
+
+_WIDE_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+
+
+def _layout_problem(path: Path, offset: int) -> InputError | None:
+    """A file-wide defect that makes every record unreadable alike: a UTF-16/32 encoding or
+    CR-only line ends (the whole file reads as one line)."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+        fh.seek(offset)
+        text = fh.read(1 << 16)
+    for bom, name in _WIDE_BOMS:
+        if head.startswith(bom):
+            return InputError(
+                f"the file is {name} (it starts with a {name} byte-order mark); tuneport reads "
+                "UTF-8",
+                where=f"{path}:1",
+                hint=f"re-save it as UTF-8 (an editor's save-as UTF-8, or iconv from {name} to "
+                "UTF-8)",
+            )
+    if b"\n" not in text and b"\r" in text.strip():
+        return InputError(
+            "the lines end in CR only (old Mac line ends), so the file reads as one line",
+            where=f"{path}:1",
+            hint=f"convert the line ends to \\n (e.g. tr '\\r' '\\n' < {path.name} > "
+            f"{path.stem}.lf{path.suffix})",
+        )
+    return None
 
 
 def _looks_like_jsonl(path: Path) -> bool:
@@ -84,7 +139,7 @@ def container(path: Path) -> Container:
         return _delimited("\t" if suffix == ".tsv" else ",")
     if suffix in _JSONL_SUFFIXES:
         return iter_jsonl
-    first = _first_char(path)
+    first = _first_char(path, _first_content(path)[0])
     if first == "[":
         return iter_json_array
     if first == "{" and _looks_like_jsonl(path):
@@ -154,8 +209,20 @@ def detect_format(path: Path) -> str:
     tabular = reader is iter_parquet
     seen: list[str] = []
     first_line = 1
-    for row in islice(reader(path, file=str(path), advance=lambda _: None), _PEEK_ROWS * 4):
+    skip: dict[str, int] = {}
+    if reader in (iter_jsonl, iter_json_array):
+        offset, line = _first_content(path)
+        layout = _layout_problem(path, offset)
+        if layout is not None:
+            raise layout
+        if reader is iter_jsonl and offset:
+            skip = {"start": offset, "first_line": line}
+    first_error: Problem | None = None
+    rows = reader(path, file=str(path), advance=lambda _: None, **skip)
+    for row in islice(rows, _PEEK_ROWS * 4):
         if not isinstance(row.value, dict):
+            if first_error is None:
+                first_error = next((p for p in row.problems if p.severity == "error"), None)
             continue
         found = format_of(row.value, tabular=tabular)
         if found == "openai":  # ShareGPT's role/content variant may show its roles later
@@ -169,6 +236,12 @@ def detect_format(path: Path) -> str:
         seen.append(", ".join(sorted(row.value)[:8]))
         if len(seen) >= _PEEK_ROWS:
             break
+    if not seen and first_error is not None:  # every row shares a defect: name the first
+        raise InputError(
+            f"no record could be read; the first problem: {first_error.message}",
+            where=first_error.where,
+            hint=first_error.fix,
+        )
     keys = f" (keys: {seen[0]})" if seen else " (no JSON object records)"
     raise InputError(
         f"unknown format{keys}",

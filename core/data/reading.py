@@ -150,6 +150,14 @@ def _bad_json(exc: orjson.JSONDecodeError, text: str, *, file: str, line: int) -
         )
     if "depth limit" in exc.msg or "recursion" in exc.msg:
         return problem("too_deep", _TOO_DEEP, file=file, line=line)
+    if "infinity when parsed" in exc.msg:  # 1e400: too large for a double
+        return problem(
+            "non_finite_number",
+            "a number too large for a double (e.g. 1e400; it would become Infinity)",
+            file=file,
+            line=line,
+            column=exc.colno,
+        )
     return _syntax(exc.msg, file=file, line=line, column=exc.colno)
 
 
@@ -354,7 +362,12 @@ def _array_rows(reader: _ArrayReader, file: str) -> Iterator[RawRow]:
             1, NO_VALUE, [problem("bom", "file starts with a UTF-8 BOM", file=file, line=1)]
         )
     if reader.skip_ws() != "[":
-        raise InputError("not a JSON array", where=f"{file}:{reader.line}")
+        raise InputError(
+            "not a JSON array",
+            where=f"{file}:{reader.line}",
+            hint="a .json dataset is one array of records ([{...}, {...}]); use .jsonl for one "
+            "record per line",
+        )
     reader.pos += 1
     first = True
     while True:

@@ -76,6 +76,9 @@ KINDS: dict[str, Kind] = {
         "error", "tool_calls entries need id, type 'function', function{name, arguments}"
     ),
     "tools_format": Kind("error", "'tools' must be a list of {type: function, function: {...}}"),
+    "tool_name": Kind(
+        "error", "rename the tool (and its calls) to a name the provider takes (see the message)"
+    ),
     "tool_schema": Kind(
         "error", "rewrite the tool's parameters with types, properties, anyOf and string enums"
     ),

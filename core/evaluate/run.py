@@ -35,6 +35,7 @@ from tuneport.errors import (
     NotFoundError,
     ProviderError,
     TuneportError,
+    UnreachableError,
 )
 from tuneport.evaluate.metrics import METRICS
 from tuneport.files import atomic_writer, check_output
@@ -46,8 +47,9 @@ from tuneport.providers.base import ChatOptions, ConcurrencyLimited, Provider
 from tuneport.retry import RetryPolicy, call_with_retry
 from tuneport.schemas import AnyRecord, Estimate, Example, Message
 
-FATAL = (AuthError, NotFoundError, ConfigError, InputError, BudgetError)
-"""Errors that would hit every call alike: stop the whole run instead of retrying."""
+FATAL = (AuthError, NotFoundError, ConfigError, InputError, BudgetError, UnreachableError)
+"""Errors that would hit every call alike (an unreachable model included): stop the whole run
+instead of asking the next prompt."""
 
 
 class EvalCase(BaseModel):
@@ -432,6 +434,9 @@ def run_eval(
         start = clock()
         try:
             reply = call_with_retry(call, policy=policy, retryable=_retryable, sleep=sleep)
+        except UnreachableError as exc:  # the first unreachable model ends the run, named
+            exc.where = exc.where or target.spec
+            raise
         except FATAL:
             raise
         except TuneportError as exc:

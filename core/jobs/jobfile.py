@@ -88,7 +88,15 @@ def read_job_file(path: Path) -> dict[str, Any]:
             hint="keep one of the two lines" if twice else "fix the YAML syntax",
         ) from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the job file: {exc}") from None
+        raise ConfigError(
+            f"{path}: cannot read the job file: {exc}",
+            hint="save it as UTF-8 YAML (see fixtures/jobs/openai-sft.yaml)",
+        ) from None
+    except RecursionError:  # the YAML parser recurses once per level of nesting
+        raise ConfigError(
+            f"{path}: the job file nests too deeply to read (thousands of levels)",
+            hint="a job file is a flat mapping of settings (see fixtures/jobs/openai-sft.yaml)",
+        ) from None
     if loaded is None:
         loaded = {}
     if not isinstance(loaded, dict):

@@ -348,7 +348,7 @@ def launch(
         if confirm is not None and not confirm(estimate):
             raise NotConfirmedError("not launched: declined at the prompt; nothing was uploaded")
 
-        job_id = earlier.id if earlier is not None else new_job_id()
+        job_id = earlier.id if earlier is not None else _job_id_for(jobs, run_id, new_job_id)
         prepared = backend.prepare(records, cfg, home() / "runs" / job_id, shown)
         uploaded = backend.upload(prepared, cfg, shown)
         files = {"training": uploaded.training}
@@ -384,6 +384,18 @@ def launch(
             )
         record = _create(jobs, record, backend, uploaded, cfg, shown)
     return Launched(record, estimate, prepared, uploaded, backend, resumed=earlier is not None)
+
+
+def _job_id_for(jobs: JobStore, run_id: str, fresh: Callable[[], str]) -> str:
+    """The local id of a new record for ``run_id``: derived from it, so a launch killed before
+    its record was written (during the upload) is re-run under the same id and reuses the same
+    ``runs/<id>`` folder instead of leaving it behind; ``fresh()`` if that id is taken."""
+    derived = f"tp-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
+    try:
+        jobs.get(derived)
+    except NotFoundError:
+        return derived
+    return fresh()
 
 
 def _create(

@@ -188,6 +188,7 @@ class JobStore:
             ) from None
         self._lock = threading.RLock()
         self._identity: tuple[int, int] | None = None  # (device, inode) of the open file
+        self._size = 0  # its size when last seen: a store file never shrinks, unless truncated
         self._conn = self._open()
 
     def _open(self) -> sqlite3.Connection:
@@ -210,13 +211,18 @@ class JobStore:
                 "new store; remote jobs keep running (`tuneport jobs list --remote --provider P`)",
             )
         try:
-            conn = self._connect(self.path)
+            # checked before the switch to WAL, which rewrites the header: a damaged or newer
+            # store is left exactly as it was
+            conn = self._connect(self.path, wal=False)
             info = os.stat(self.path)
             self._identity = (info.st_dev, info.st_ino)
+            self._size = info.st_size
             self._conn = conn
             row = conn.execute("PRAGMA quick_check(1)").fetchone()
             if row is None or row[0] != "ok":
                 raise sqlite3.DatabaseError(f"database disk image is malformed ({row[0]})")
+            self._refuse_newer()
+            self._enable_wal()
             self.migrate()
         except sqlite3.Error as exc:
             with contextlib.suppress(Exception):
@@ -224,14 +230,15 @@ class JobStore:
             raise _store_error(self.path, exc) from None
         return conn
 
-    def _connect(self, path: Path) -> sqlite3.Connection:
+    def _connect(self, path: Path, *, wal: bool = True) -> sqlite3.Connection:
         conn = sqlite3.connect(
             path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self._conn = conn
-        self._enable_wal()
+        if wal:
+            self._enable_wal()
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
@@ -311,6 +318,13 @@ class JobStore:
                 f"the job store {self.path} was replaced while tuneport was using it",
                 hint="run the command again to use the new file",
             )
+        if info.st_size < self._size:  # SQLite never shrinks it (tuneport does not VACUUM)
+            raise StoreVanishedError(
+                f"the job store {self.path} was truncated while tuneport was using it "
+                f"({self._size:,} -> {info.st_size:,} bytes)",
+                hint="restore it from a copy, or run the command again to start a new store",
+            )
+        self._size = info.st_size
 
     def recover(self, keep: Sequence[JobRecord] = ()) -> str:
         """After :class:`StoreVanishedError`: put the store back and say what was done.
@@ -321,7 +335,26 @@ class JobStore:
         """
         with self._lock:
             old = self._conn
-            if not self.path.exists():
+            try:
+                info: os.stat_result | None = os.stat(self.path)
+            except OSError:
+                info = None
+            if info is not None and (info.st_dev, info.st_ino) == self._identity:
+                # truncated in place: what it held is gone; keep the remains, start anew
+                with contextlib.suppress(sqlite3.Error):
+                    old.close()
+                stamp = now().strftime("%Y%m%dT%H%M%S")
+                aside = self.path.with_name(f"{self.path.name}.truncated-{stamp}")
+                for suffix in ("", "-wal", "-shm"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
+                what = (
+                    f"was truncated while in use (its remains are kept as {aside.name}); "
+                    "tuneport started a new store (other jobs' records are not in it; remote "
+                    "jobs keep running: `tuneport jobs list --remote --provider P`)"
+                )
+            elif info is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)  # rm -rf $TUNEPORT_HOME
                 tmp = self.path.with_name(
                     f".{self.path.name}.tp{os.getpid()}-{secrets.token_hex(4)}.tmp"
                 )
@@ -403,15 +436,18 @@ class JobStore:
     def schema_version(self) -> int:
         return int(self._read("PRAGMA user_version")[0][0])
 
-    def migrate(self, *, backup: bool = True) -> None:
-        """Apply the migrations this database has not seen yet (each in its own transaction),
-        after copying an existing store to ``<store>.v<N>.bak``."""
+    def _refuse_newer(self) -> None:
         if self.schema_version > len(MIGRATIONS):
             raise StoreError(
                 f"the job store {self.path} was written by a newer tuneport "
-                f"(schema {self.schema_version})",
+                f"(schema {self.schema_version}); tuneport did not change it",
                 hint="upgrade tuneport or point TUNEPORT_HOME elsewhere",
             )
+
+    def migrate(self, *, backup: bool = True) -> None:
+        """Apply the migrations this database has not seen yet (each in its own transaction),
+        after copying an existing store to ``<store>.v<N>.bak``."""
+        self._refuse_newer()
         while True:
             version = self.schema_version
             if version >= len(MIGRATIONS):
@@ -463,12 +499,31 @@ class JobStore:
             data["error"] = redact(data["error"])
         return data
 
-    @staticmethod
-    def _from_row(row: sqlite3.Row) -> JobRecord:
+    def _damaged_row(self, what: str, job_id: object, detail: str) -> StoreError:
+        """A row whose contents tuneport cannot read (edited by hand, or a damaged page)."""
+        shown = str(job_id)[:80]
+        return StoreError(
+            f"the job store {self.path} has a damaged {what} for job {shown!r} ({detail}); "
+            "tuneport did not change it",
+            hint=f"delete that job's row (sqlite3 {self.path} \"DELETE FROM jobs WHERE id = "
+            f"'{shown}'\") or move the store aside (mv {self.path} {self.path}.damaged)",
+        )
+
+    def _from_row(self, row: sqlite3.Row) -> JobRecord:
+        from pydantic import ValidationError
+
         data = {key: row[key] for key in _COLUMNS}
         for key in _JSON_FIELDS:
-            data[key] = json.loads(data[key])
-        return JobRecord.model_validate(data)
+            try:
+                data[key] = json.loads(data[key])
+            except (TypeError, ValueError, RecursionError) as exc:
+                detail = f"column {key} is not JSON: {type(exc).__name__}"
+                raise self._damaged_row("row", data.get("id"), detail) from None
+        try:
+            return JobRecord.model_validate(data)
+        except (ValidationError, RecursionError) as exc:
+            lines = str(exc).splitlines()[:3]
+            raise self._damaged_row("row", data.get("id"), " ".join(lines)[:200]) from None
 
     def add(self, record: JobRecord) -> JobRecord:
         row = self._to_row(record)
@@ -584,18 +639,22 @@ class JobStore:
             sql += " LIMIT ?"
             params.append(limit)
         rows = self._read(sql, params)
-        return [
-            JobEvent(
-                id=r["event_id"],
-                created_at=datetime.fromisoformat(r["created_at"]) if r["created_at"] else None,
-                level=r["level"],
-                message=r["message"],
-                step=r["step"],
-                loss=r["loss"],
-                data=json.loads(r["data"]),
-            )
-            for r in reversed(rows)
-        ]
+        try:
+            return [
+                JobEvent(
+                    id=r["event_id"],
+                    created_at=datetime.fromisoformat(r["created_at"]) if r["created_at"] else None,
+                    level=r["level"],
+                    message=r["message"],
+                    step=r["step"],
+                    loss=r["loss"],
+                    data=json.loads(r["data"]),
+                )
+                for r in reversed(rows)
+            ]
+        except (TypeError, ValueError, RecursionError) as exc:  # pydantic's error is a ValueError
+            detail = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+            raise self._damaged_row("event", job_id, detail) from None
 
     def last_event_id(self, job_id: str) -> str | None:
         rows = self._read(

@@ -48,7 +48,10 @@ def resolve_budget(flag: float | None = None, cfg: JobConfig | None = None) -> B
             ) from None
         source = MAX_COST_ENV
     if not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{source} must be a positive amount in USD, got {value}")
+        raise ConfigError(
+            f"{source} must be a positive amount in USD, got {value}",
+            hint=f"set {source} to an amount such as 20 (USD), or leave it out",
+        )
     return Budget(value, source)
 
 

@@ -29,9 +29,9 @@ WILDCARD = "*"
 _DATE_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}$|-\d{3}$")
 MAX_PRICE_FILE_BYTES = 1 << 20  # a price table is a few KB; refuse anything absurd
 # a price in USD per million tokens: finite, never negative (a negative price would pass any
-# budget guard)
-Price = Field(default=None, ge=0, allow_inf_nan=False)
-Epochs = Field(default=None, ge=1)
+# budget guard); strict: the table keeps the raw value, so a quoted "4" would reach the sums
+Price = Field(default=None, ge=0, allow_inf_nan=False, strict=True)
+Epochs = Field(default=None, ge=1, strict=True)
 
 
 class _MethodFields(BaseModel):

@@ -8,6 +8,7 @@ examples, per-model token limits), each with its source; nothing here knows a pr
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -215,6 +216,31 @@ def gemini_tool_schemas(ex: Example) -> Iterator[Finding]:
             yield Finding("tool_schema", f"tool {name!r}: {text}")
         for text in converted.notes:
             yield Finding("tool_schema_changed", f"tool {name!r}: {text}")
+
+
+@dataclass(frozen=True)
+class ToolNames:
+    """A check: every tool (function) name, declared or called, matches the provider's rule.
+
+    ``pattern`` must match the whole name; ``allowed`` says the rule in words. Serves as a chat
+    and a preference check (both kinds of record carry tools and tool calls).
+    """
+
+    pattern: str
+    allowed: str
+
+    def __call__(self, ex: Example | PreferenceExample) -> Iterator[Finding]:
+        rule = re.compile(self.pattern)
+        turns = ex.messages if isinstance(ex, Example) else [*ex.prompt, ex.chosen, ex.rejected]
+        named = [(f"tools[{i}]", t.function.name) for i, t in enumerate(ex.tools or ())]
+        named += [("a tool call", c.function.name) for m in turns for c in m.tool_calls or ()]
+        seen: set[str] = set()
+        for where, name in named:
+            if name in seen or rule.fullmatch(name):
+                continue
+            seen.add(name)
+            shown = repr(name) if len(name) <= 40 else f"{name[:40]!r}... ({len(name):,} chars)"
+            yield Finding("tool_name", f"{where}: tool name {shown} is not allowed: {self.allowed}")
 
 
 def gemini_parts(ex: Example) -> Iterator[Finding]:

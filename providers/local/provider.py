@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from tuneport.errors import ConfigError, InputError, NotFoundError, ProviderError, require_extra
 from tuneport.progress import Progress
@@ -97,6 +97,31 @@ class LocalSettings(LocalOptions):
     # several GPUs: e.g. "accelerate launch --config_file fsdp.yaml" (run as LAUNCHER -m trainer)
     launcher: str | None = None
     exit_wait_s: float = Field(default=30.0, ge=0)  # resume: wait for a stopping process
+
+    @field_validator("launcher")
+    @classmethod
+    def _launcher_runs(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            words = shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"cannot be split into words ({exc})") from None
+        if not words:
+            raise ValueError("is empty")
+        return _program(words[0]) and value
+
+    @field_validator("python")
+    @classmethod
+    def _python_runs(cls, value: str | None) -> str | None:
+        return value if value is None else _program(value)
+
+
+def _program(name: str) -> str:
+    """``name`` if it runs (a program on PATH or an executable file), else a ValueError."""
+    if shutil.which(name) is None:
+        raise ValueError(f"{name!r} is neither a program on PATH nor an executable file")
+    return name
 
 
 def _home() -> Path:
