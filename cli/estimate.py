@@ -208,7 +208,6 @@ def _estimate(
     from tuneport.jobs.jobfile import build_config, parse_set
     from tuneport.jobs.quote import counted_with, estimate, quote_for
     from tuneport.pricing.budget import check_budget, resolve_budget
-    from tuneport.schemas import JobConfig
     from tuneport.tokens.approx import label_for
 
     require_file(data)

@@ -21,8 +21,8 @@ from tuneport.errors import (
     ConfigError,
     ProviderError,
     TuneportError,
-    mask_url,
     UnreachableError,
+    mask_url,
     redact,
     register_secret,
 )
