@@ -19,6 +19,9 @@ _Prices = Annotated[
 _Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 _Method = Annotated[str, typer.Option("--method", help="sft (supervised) or dpo (preference).")]
 
+# the tuning/shutdown dates wrap onto a second line rather than push figures out of a table
+LIFECYCLE_WIDTH = 24
+
 
 def _money(value: float | None, band: float | None = None) -> str:
     if value is None:
@@ -300,11 +303,10 @@ def plan_command(
         "provider": ("left", lambda r: r.provider),
         "model": (
             "left",
-            lambda r: (
-                ("(any local model)" if r.model == "*" else escape(r.model))
-                + (f" ({r.lifecycle})" if r.lifecycle else "")
-            ),
+            lambda r: "(any local model)" if r.model == "*" else escape(r.model),
         ),
+        # its own column that wraps at spaces, so a model id is never cut to make room for it
+        "lifecycle": ("left", lambda r: r.lifecycle or ""),
         "valid": ("left", check),
         "tokens": ("right", lambda r: f"{mark(r)}{r.tokens:,}"),
         "epochs": ("right", lambda r: str(r.epochs)),
@@ -338,9 +340,12 @@ def plan_command(
         )
         for name in columns:
             justify, _ = cells[name]
-            # figures and names are never broken; only the valid column's words wrap
+            # figures and names are never broken; only the prose columns' words wrap
             grid.add_column(
-                name, justify="right" if justify == "right" else "left", no_wrap=name != "valid"
+                name,
+                justify="right" if justify == "right" else "left",
+                no_wrap=name not in ("valid", "lifecycle"),
+                max_width=LIFECYCLE_WIDTH if name == "lifecycle" else None,
             )
         for r in rows:
             grid.add_row(*(cells[name][1](r) for name in columns))
@@ -426,10 +431,8 @@ def prices_command(
 
     cells: dict[str, Any] = {
         "provider": lambda e: e.provider,
-        "model": lambda e: (
-            ("(any)" if e.model == "*" else escape(e.model))
-            + (f" ({e.lifecycle()})" if e.lifecycle() else "")
-        ),
+        "model": lambda e: "(any)" if e.model == "*" else escape(e.model),
+        "lifecycle": lambda e: e.lifecycle(),
         "aliases": lambda e: escape(", ".join(e.aliases)),
         "method": lambda e: e.method,
         "training": lambda e: _rate(e.training_per_million),
@@ -455,7 +458,8 @@ def prices_command(
             grid.add_column(  # names and figures are never broken; aliases and rules wrap
                 name,
                 justify="right" if name in numeric else "left",
-                no_wrap=name not in ("aliases", "epochs (auto)"),
+                no_wrap=name not in ("aliases", "epochs (auto)", "lifecycle"),
+                max_width=LIFECYCLE_WIDTH if name == "lifecycle" else None,
             )
         for e in entries:
             grid.add_row(*(cells[name](e) for name in columns))

@@ -213,7 +213,7 @@ def check_output(
                 raise ConfigError(
                     f"output {out} is the input file", hint="choose another path with -o"
                 )
-        exists = os.path.lexists(out)
+        exists = out.is_symlink() or out.exists()  # unlike os.path.lexists, these raise EACCES
     except OSError as exc:  # a folder on the way without search permission, a loop, ...
         raise _not_writable(out, exc) from None
     if exists:

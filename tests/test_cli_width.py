@@ -59,8 +59,9 @@ def test_plan_is_a_table_where_it_fits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("tuneport.cli._console.out", console)
     assert run(["plan", str(SAMPLE)]) == 0
     lines = buffer.getvalue().splitlines()
-    assert any(line.split() == ["provider", "model", "valid", "tokens", "epochs", "billed",
-                                "$/1M", "cost"] for line in lines)  # fmt: skip
+    assert any(line.split() == ["provider", "model", "lifecycle", "valid", "tokens", "epochs",
+                                "billed", "$/1M", "cost"] for line in lines)  # fmt: skip
+    assert any("gpt-4.1-nano" in line and "tuning ended 2026-10-23" in line for line in lines)
 
 
 def test_prices_fit_80_columns_and_name_the_source_file(screen: io.StringIO) -> None:

@@ -186,7 +186,16 @@ def test_rows_say_when_tuning_ended_or_ends_and_when_the_model_stops_working(
     wide = Console(file=screen, width=200, highlight=False, soft_wrap=True, color_system=None)
     monkeypatch.setattr("tuneport.cli._console.out", wide)
     assert run([*command, "-p", "openai"]) == 0
-    rows = {line.split()[1]: line for line in screen.getvalue().splitlines() if " openai " in line}
+    rows: dict[str, str] = {}  # a row and the lines its wrapping lifecycle cell continues on
+    name = ""
+    for line in screen.getvalue().splitlines():
+        if " openai " in line:
+            name = line.split()[1]
+            rows[name] = line
+        elif name and line.strip() and line.startswith(" " * 10):
+            rows[name] += " " + line.strip()
+        else:
+            name = ""
     assert "tuning ended 2026-10-23" in rows["gpt-4.1-nano"]
     for model in ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini"):
         assert "2027-01-06" in rows[model] and "2027-01-14" in rows[model]  # OpenAI's wind-down
