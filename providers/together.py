@@ -148,6 +148,16 @@ EVENT_LEVELS: dict[str, str] = {
 LOSS_KEYS = ("train_loss", "loss")
 
 
+NANODOLLARS = 1_000_000_000  # FinetuneResponse.total_price unit (together/lib/utils/tools.py)
+
+
+def _dollars(total_price: object) -> float | None:
+    """Together's ``total_price`` (an integer of nano-dollars) in USD; ``None`` until known."""
+    if isinstance(total_price, bool) or not isinstance(total_price, int) or total_price <= 0:
+        return None
+    return total_price / NANODOLLARS
+
+
 class TogetherOptions(BaseModel):
     """Settings of the Together backend (``--set key=value`` or ``options:`` in a job file)."""
 
@@ -832,9 +842,11 @@ class TogetherProvider:
             # (together 3.1.1) documents the job's field only as "Count of tokens processed"
             # (together/lib/types/fine_tuning.py) and the event's as "dataset token count";
             # recorded at tokenization, before any epoch runs, it may well be one epoch's count.
-            # Not established either way: left unmultiplied; the job's own `total_price`
-            # (nano-dollars: together/lib/utils/tools.py finetune_price_to_dollars) settles it.
+            # Not established either way: left unmultiplied, and the cost after the job comes
+            # from the job's own `total_price` (nano-dollars: together/lib/utils/tools.py
+            # finetune_price_to_dollars), which is what Together bills, epochs included.
             trained_tokens=job.token_count,
+            billed_usd=_dollars(getattr(job, "total_price", None)),
             epochs=epochs,
             progress=progress,
             model=job.model,

@@ -73,6 +73,9 @@ class JobStatus(BaseModel):
     error: str | None = None
     tuned_model: str | None = None  # ft:..., Vertex endpoint, local:ID
     trained_tokens: int | None = None
+    # what the provider itself says the job costs, in USD, where its API reports it (Together's
+    # total_price): the cost after the job, taken over tokens × the table's price
+    billed_usd: float | None = None
     epochs: int | None = None
     progress: float | None = None  # 0..1 when known
     run_id: str | None = None
@@ -126,6 +129,7 @@ class JobRecord(BaseModel):
     estimate_tokens: int | None = None
     estimate_cost_usd: float | None = None
     billed_tokens: int | None = None
+    billed_usd: float | None = None  # the provider's own charge for the job, where it says it
     parent_id: str | None = None  # lineage: the job whose adapter this one continues
     # what the job launches (provider, model, data SHA-256, settings) as one digest: the same
     # `train` run again finds this record instead of starting a second paid job

@@ -685,3 +685,44 @@ def test_rules_flag_parallel_tool_calls_together_has_no_column_for() -> None:
     assert [f.kind for f in found] == ["unsupported_field", "unsupported_field"]
     assert all("'parallel_tool_calls'" in f.message for f in found)
     assert BACKEND.target == "together"
+
+
+def test_the_cost_after_the_job_is_together_s_own_total_price(
+    fake: FakeTogether, provider: TogetherProvider, store: JobStore, tmp_path: Path
+) -> None:
+    """Together documents its bill as epochs x training tokens (+ evaluations), but not whether
+    the job's `token_count` is one epoch or all of them; its `total_price` (nano-dollars) is the
+    bill itself. A job whose `token_count` reads as one epoch of two is still costed whole."""
+    from datetime import UTC, datetime
+
+    from tuneport.jobs.cost import job_cost
+    from tuneport.jobs.watch import poll_once
+    from tuneport.schemas import JobRecord
+
+    uploaded = provider.upload(_prepared(tmp_path), _cfg(tmp_path), Recorder())
+    ref = provider.launch(uploaded, _cfg(tmp_path, epochs=2), "run-price")
+    fake.advance(3)
+    data = fake.jobs[ref.remote_id].data
+    data["token_count"] //= 2  # the reading where token_count is one epoch's dataset count
+    now = datetime.now(UTC)
+    record = store.add(
+        JobRecord(
+            id="tp-price001",
+            run_id=ref.run_id,
+            provider="together",
+            model=data["model"],
+            dataset_sha256="0" * 64,
+            remote_id=ref.remote_id,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    record = poll_once(store, record, provider).record
+    cost = job_cost(record)
+    assert record.billed_usd == pytest.approx(data["total_price"] / 1e9)
+    assert cost.cost_usd == pytest.approx(data["total_price"] / 1e9)
+    assert cost.cost_source == "provider"
+    # tokens x the table's price would have been half the bill
+    assert cost.price_per_million_usd is not None and record.billed_tokens is not None
+    halved = record.billed_tokens * cost.price_per_million_usd / 1e6
+    assert cost.cost_usd != pytest.approx(halved)

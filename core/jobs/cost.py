@@ -27,6 +27,8 @@ class JobCost:
     price_as_of: str | None
     own_hardware: bool  # no provider charge (local): show the compute time instead
     cost_unknown: str | None = None  # why a charged job has no cost (no price in the table)
+    # where cost_usd comes from: "provider" (its own figure for the job) or "tokens x price"
+    cost_source: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -38,6 +40,7 @@ class JobCost:
             "price_as_of": self.price_as_of,
             "own_hardware": self.own_hardware,
             "cost_unknown": self.cost_unknown,
+            "cost_source": self.cost_source,
         }
 
 
@@ -60,8 +63,11 @@ def job_cost(record: JobRecord, *, prices: PriceTable | None = None) -> JobCost:
         unknown = f"{exc.message}, so its cost is unknown"
     tokens = record.billed_tokens
     cost = None
-    if tokens is not None and rate is not None:
-        cost = round(tokens * rate / 1e6, 6)
+    source = None
+    if record.billed_usd is not None:  # the provider's own figure: no doubt about epochs
+        cost, source, unknown = round(record.billed_usd, 9), "provider", None
+    elif tokens is not None and rate is not None:
+        cost, source = round(tokens * rate / 1e6, 6), "tokens x price"
     return JobCost(
         estimate_tokens=record.estimate_tokens,
         estimate_usd=record.estimate_cost_usd,
@@ -71,4 +77,5 @@ def job_cost(record: JobRecord, *, prices: PriceTable | None = None) -> JobCost:
         price_as_of=as_of,
         own_hardware=own,
         cost_unknown=unknown,
+        cost_source=source,
     )

@@ -93,6 +93,9 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN launch_key TEXT;
     CREATE INDEX jobs_launch ON jobs(launch_key, created_at);
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN billed_usd REAL;
+    """,
 )
 
 _SECRET_KEY = re.compile(r"(?i)(api[_-]?key|secret|token|password|passwd|credential|auth)")

@@ -113,6 +113,7 @@ def poll_once(store: JobStore, record: JobRecord, provider: Provider) -> WatchUp
         billed_tokens=status.trained_tokens
         if status.trained_tokens is not None
         else record.billed_tokens,
+        billed_usd=status.billed_usd if status.billed_usd is not None else record.billed_usd,
     )
     return WatchUpdate(updated, status, events, changed, 1, None)
 
