@@ -136,6 +136,36 @@ def test_bad_option_fails_before_anything_runs(
     assert open_store().list_jobs() == []
 
 
+@pytest.mark.parametrize("offline", [True, False])
+def test_a_model_that_cannot_be_loaded_is_refused_before_anything_starts(
+    offline: bool,
+    fixtures_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Hub id that is neither a folder nor cached, with the Hub out of reach: once the trainer
+    started, failed after about a minute and suggested `jobs resume` (with no checkpoint)."""
+    import socket
+
+    if not offline:  # the Hub is asked, and does not answer (a closed local port)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    data = fixtures_dir / "sample" / "chat.jsonl"
+    argv = ["train", "-p", "local", "-m", "someone/not-cached-model", "--data", str(data)]
+    started = time.monotonic()
+    assert run([*argv, "--yes"]) == 3
+    assert time.monotonic() - started < 30
+    err = capsys.readouterr().err
+    assert "someone/not-cached-model is neither a model folder nor in the Hugging Face cache" in err
+    assert ("HF_HUB_OFFLINE is set" if offline else "Hub cannot be reached") in err
+    assert err.count("\n") == 1 and "jobs resume" not in err
+    assert open_store().list_jobs() == []
+    assert not (home() / "runs").exists() or not any((home() / "runs").iterdir())
+
+
 def test_export_refuses_providers_without_weights(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["export", "tp-nope"]) == 4
     assert "no job" in capsys.readouterr().err

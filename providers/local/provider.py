@@ -40,7 +40,7 @@ from tuneport.providers.base import (
     export_prepared,
     parse_options,
 )
-from tuneport.providers.local import distributed, runfiles
+from tuneport.providers.local import distributed, runfiles, sizing
 from tuneport.providers.local.recipe_config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_EPOCHS,
@@ -236,6 +236,13 @@ class LocalProvider:
         looks_local = cfg.model.startswith((".", "/", "~")) or model.exists()
         if looks_local and not (model / "config.json").is_file():
             problems.append(f"{cfg.model} is not a model folder (no config.json)")
+        elif not looks_local and (why := sizing.unreachable_model(cfg.model)):
+            # found before anything starts: the trainer would fail a minute later, no checkpoint
+            raise ConfigError(
+                f"{cfg.model} is neither a model folder nor in the Hugging Face cache, and {why}",
+                hint=f"download it first (`hf download {cfg.model}`) where the Hub is reachable, "
+                "or pass a local model folder as --model",
+            )
         if cfg.method == "dpo" and (opts.packing or opts.padding_free):
             problems.append("packing / padding_free apply to --method sft only")
         problems.extend(self._layout_problems(opts, probe=True))

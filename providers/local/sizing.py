@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from tuneport.providers.local.recipe_config import (
     LORA_PRESETS,
     LocalOptions,
 )
+from tuneport.retry import is_connection_error
 from tuneport.schemas import JobConfig
 from tuneport.tokens.counter import Counts
 
@@ -144,6 +146,32 @@ def model_config(model: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+HUB_PROBE_TIMEOUT = 5.0  # seconds: one metadata request, never a download
+
+
+def unreachable_model(model: str) -> str | None:
+    """Why the trainer could not load ``model`` (a Hub id that is neither a local folder nor in
+    the Hugging Face cache) on this machine, or ``None`` when it can (or when that cannot be
+    told without downloading). Asks the Hub for the model's metadata only."""
+    if model == WILDCARD or model.startswith((".", "/", "~")) or model_config(model) is not None:
+        return None
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    if offline:
+        return "HF_HUB_OFFLINE is set, so it cannot be downloaded"
+    try:
+        from huggingface_hub import HfApi
+
+        HfApi().model_info(model, timeout=HUB_PROBE_TIMEOUT)
+    except Exception as exc:
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        if names & {"RepositoryNotFoundError", "RevisionNotFoundError"}:
+            return "the Hugging Face Hub has no such model (or it is private: set HF_TOKEN)"
+        if names & {"OfflineModeIsEnabled"} or is_connection_error(exc):
+            return "the Hugging Face Hub cannot be reached to download it"
+        return None  # gated, rate-limited, ...: the trainer says what the Hub answers
+    return None
 
 
 def _options(cfg: JobConfig) -> LocalOptions:
