@@ -107,8 +107,11 @@ def list_jobs(
         if r.remote_id is None and r.raw_state == "creating":
             with contextlib.suppress(TuneportError):  # cannot ask now: show what is stored
                 records[i] = reconcile(store, r)
+    from tuneport.jobs.cleanup import cleaned_on
+
+    cleaned = {r.id: cleaned_on(store, r.id) for r in records}
     if as_json:
-        _dump([r.model_dump(mode="json") for r in records])
+        _dump([r.model_dump(mode="json") | {"cleaned_up": cleaned[r.id]} for r in records])
         return
     if not records:
         out.print("no jobs yet; start one with `tuneport train`")
@@ -117,7 +120,7 @@ def list_jobs(
         "id": lambda r: r.id,
         "provider": lambda r: r.provider,
         "model": lambda r: r.model,
-        "state": lambda r: r.state.value,
+        "state": lambda r: r.state.value + (" (cleaned up)" if cleaned[r.id] else ""),
         "tuned model": lambda r: r.tuned_model or "",
         "created": lambda r: _created(r.created_at),
     }

@@ -167,6 +167,12 @@ def test_train_watch_chat_cleanup_end_to_end(
         assert training not in hosted.fake.datasets
         assert any(r.startswith("deployment ") for r in removed)
         assert any(r.startswith("dataset ") and training in r for r in removed)
+    # the list says so (it once showed a cleaned-up job like any other)
+    code, out, err = cli(capsys, "jobs", "list", "--json")
+    listed = {j["id"]: j for j in json.loads(out)}
+    assert listed[record["id"]]["cleaned_up"] is not None
+    code, out, err = cli(capsys, "jobs", "list")
+    assert "(cleaned up)" in out
 
 
 def test_a_second_run_reuses_the_upload_and_makes_its_own_job(

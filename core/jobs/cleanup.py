@@ -37,6 +37,15 @@ def shared_uploads(store: JobStore, record: JobRecord) -> dict[str, list[str]]:
     return shared
 
 
+def cleaned_on(store: JobStore, job_id: str) -> str | None:
+    """The day (``YYYY-MM-DD``) ``jobs cleanup`` deleted the job's resources, or ``None``."""
+    done = [e for e in store.events(job_id) if e.data.get("tuneport") == CLEANUP_EVENT]
+    if not done:
+        return None
+    when = done[-1].created_at
+    return when.date().isoformat() if when else "an earlier day"
+
+
 def cleanup_job(record: JobRecord, provider: Provider, store: JobStore | None = None) -> list[str]:
     """Delete ``record``'s resources at its provider, then the files launch converted for it
     (``$TUNEPORT_HOME/runs/<job id>``); one line per thing deleted. With ``store`` the cleanup
