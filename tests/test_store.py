@@ -250,3 +250,20 @@ def test_wal_switch_retries_while_another_process_creates_the_store(
     store = JobStore(tmp_path / "s.db")
     assert refusals == [0]
     assert store.list_jobs() == []
+
+
+def test_a_password_an_older_tuneport_stored_in_a_base_url_is_masked_on_read(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    store = JobStore(tmp_path / "s.db")
+    record = store.add(_record())
+    url = "http://user:hunter2-SECRET@proxy.example/v1"
+    store._conn.execute(  # a row written before URLs were masked on write
+        "UPDATE jobs SET config = ? WHERE id = ?",
+        (json.dumps({"options": {"base_url": url}}), record.id),
+    )
+    for read in (store.get(record.id), store.list_jobs()[0]):
+        shown = json.dumps(read.model_dump(mode="json"))
+        assert "hunter2-SECRET" not in shown and "proxy.example/v1" in shown

@@ -522,6 +522,9 @@ class JobStore:
             except (TypeError, ValueError, RecursionError) as exc:
                 detail = f"column {key} is not JSON: {type(exc).__name__}"
                 raise self._damaged_row("row", data.get("id"), detail) from None
+        # masked again on the way out: rows an older tuneport wrote may hold a password in a
+        # base URL (`--set base_url=http://user:pw@host`), which is never shown
+        data["config"] = redact_config(data["config"])
         try:
             return JobRecord.model_validate(data)
         except (ValidationError, RecursionError) as exc:
