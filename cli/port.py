@@ -13,8 +13,9 @@ def port(
     source: Annotated[
         str,
         typer.Argument(
-            help="What to port: a tuneport job id, a tuned model id (ft:...) or the provider's "
-            "job id (with --from); or `list`, or `show ID`.",
+            help="What to port: a tuneport job id, a tuned model id (ft:...; other providers' "
+            "tuned models with --from) or the provider's job id (with --from); or `list`, or "
+            "`show ID`. Sources: OpenAI, Azure, Together, Fireworks, Vertex, local.",
             show_default=False,
         ),
     ],

@@ -23,6 +23,7 @@ Facts this module relies on (fireworks-ai==1.2.30 source, docs.fireworks.ai; REA
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -51,6 +52,7 @@ from tuneport.providers.base import (
     Check,
     HourlyResource,
     PreparedData,
+    SourceJob,
     UploadedData,
     export_prepared,
     parse_options,
@@ -1028,6 +1030,105 @@ class FireworksProvider:
 
     def _delete_dataset(self, ds_id: str) -> None:
         self._call(lambda: self.client.datasets.delete(ds_id))
+
+    # --- ReturnsData: give a finished job's data back (`tuneport port`) ---------------------
+
+    def source_job(self, ref: str) -> SourceJob:
+        """The job ``ref`` (``accounts/A/supervisedFineTuningJobs/ID`` or ``.../dpoJobs/ID``)
+        or the job that produced the tuned model ``ref`` (``accounts/A/models/ID``: its
+        ``fineTuningJob``), with its datasets, method and settings (fireworks-ai 1.2.30
+        ``SupervisedFineTuningJob`` / ``DpoJob``)."""
+        name = ref if "Jobs/" in ref else self._job_of_model(ref)
+        job = self._get_or_none(lambda: self._get_job(name))
+        if job is None:
+            raise NotFoundError(
+                f"Fireworks account {self.account} holds no fine-tuning job {ref!r}",
+                hint="see `tuneport jobs list --remote -p fireworks` for the jobs it holds",
+            )
+        status = self._status(job)
+        config = getattr(job, "training_config", None) or job  # DPO: trainingConfig
+        rate = getattr(config, "learning_rate", None)
+        dpo = getattr(getattr(job, "loss_config", None), "dpo", None)
+        return SourceJob(
+            provider=NAME,
+            remote_id=str(job.name),
+            model=str(status.model or ""),
+            tuned_model=status.tuned_model,
+            state=status.state.value,
+            method=self._method_of(job),
+            hyperparameters={
+                "epochs": getattr(config, "epochs", None),
+                # as a multiplier of the default rate tuneport sends (DEFAULT_LEARNING_RATE)
+                "learning_rate_multiplier": rate / DEFAULT_LEARNING_RATE if rate else None,
+                "batch_size": getattr(config, "batch_size_samples", None),
+                "lora_rank": getattr(config, "lora_rank", None),
+                "beta": getattr(dpo, "beta", None),  # DPO jobs: lossConfig.dpo.beta
+            },
+            trained_tokens=status.trained_tokens,
+            training=str(job.dataset),
+            validation=getattr(job, "evaluation_dataset", None) or None,  # SFT only
+            created_at=status.created_at.isoformat() if status.created_at else None,
+        )
+
+    def _job_of_model(self, model: str) -> str:
+        found = self._get_or_none(lambda: self.client.models.get(_short(model)))
+        job = getattr(found, "fine_tuning_job", None)
+        if not job:
+            raise NotFoundError(
+                f"Fireworks account {self.account} holds no tuned model {model!r} made by a "
+                "fine-tuning job",
+                hint="pass the job name (accounts/ACCOUNT/supervisedFineTuningJobs/ID) instead",
+            )
+        return str(job)
+
+    def _method_of(self, job: Any) -> str:
+        """``sft`` for a supervised job; a DPO job's loss method (unset means GRPO, the SDK's
+        ``ReinforcementLearningLossConfig`` docstring), ``dpo`` when it is DPO."""
+        if self._parse(str(job.name))[0] == METHODS["sft"][0]:
+            return "sft"
+        method = getattr(getattr(job, "loss_config", None), "method", None)
+        word = str(method or "GRPO").lower()
+        return "grpo" if word == "method_unspecified" else word
+
+    def download(self, ref: str, out: Path) -> None:
+        """The bytes of dataset ``ref`` (``accounts/A/datasets/ID``) written to ``out``: its
+        files through the signed URLs of ``getDownloadEndpoint``, in filename order."""
+        import httpx
+
+        reply = self._get_or_none(lambda: self.client.datasets.get_download_endpoint(_short(ref)))
+        urls = dict(getattr(reply, "filename_to_signed_urls", None) or {})
+        if not urls:
+            raise NotFoundError(
+                f"Fireworks account {self.account} no longer holds dataset {ref!r} (deleted?)",
+                hint="port from a copy of the data instead: `tuneport train` with the file",
+            )
+
+        def get(url: str) -> bytes:
+            response = httpx.get(url, timeout=self.options.timeout)
+            response.raise_for_status()
+            return response.content
+
+        ended: bool | None = None  # whether the bytes written so far end a line
+        with out.open("wb") as fh:
+            for filename in sorted(urls):
+                url = urls[filename]
+                try:
+                    blob = call_with_retry(
+                        functools.partial(get, url),
+                        policy=self._policy,
+                        sleep=self._sleep,
+                        where="Fireworks dataset storage",
+                    )
+                except (httpx.HTTPStatusError, httpx.TransportError) as exc:
+                    why = one_line(redact(str(exc)), 200)
+                    raise ProviderError(
+                        f"the download of {filename} from dataset {ref} failed: {why}",
+                        hint="run the command again (signed URLs last one hour)",
+                    ) from None
+                if ended is False:  # several files: each row on its own line
+                    fh.write(b"\n")
+                fh.write(blob)
+                ended = not blob or blob.endswith(b"\n")
 
 
 # --- the descriptor: everything tuneport knows about Fireworks, in one place -----------------

@@ -238,7 +238,6 @@ def test_validation_file_is_the_golden_set(fake: FakeOpenAI, data: bytes) -> Non
         (["ftjob-nope", "--from", "openai"], EXIT_PROVIDER, "holds no fine-tuning job"),
         (["tp-00000000"], EXIT_PROVIDER, "no job 'tp-00000000' in the job store"),
         (["ftjob-x"], EXIT_CONFIG, "cannot tell which provider holds"),
-        (["ftjob-x", "--from", "vertex"], EXIT_CONFIG, "cannot give a job's training data"),
         (["ftjob-x", "--from", "nosuch"], EXIT_CONFIG, "unknown provider"),
     ],
 )
@@ -571,3 +570,254 @@ def test_kill_9_during_a_port_then_the_same_command(
     assert _chats(fake, job["fine_tuned_model"]) == GOLDEN + (1 if "target answer" in moment else 0)
     report = json.loads((_folder() / "report.json").read_text())
     assert len(report["answers"]) == GOLDEN
+
+
+# --- Fireworks and Vertex as sources -----------------------------------------------------------
+
+FW_KEY = "fw-port-key"
+FW_MODEL = "accounts/fireworks/models/llama-v3p1-8b-instruct"
+
+
+@pytest.fixture
+def fireworks(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from tests.fakes.fireworks_server import FakeFireworks
+
+    with FakeFireworks(api_key=FW_KEY, account_id="acme") as server:
+        server.advance_on_get = True
+        monkeypatch.setenv("FIREWORKS_API_KEY", FW_KEY)
+        monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", "acme")
+        monkeypatch.setenv("FIREWORKS_BASE_URL", server.base_url)
+        yield server
+
+
+def _fireworks_trained(fireworks: Any, data: Path, *extra: str) -> Any:
+    """A finished Fireworks job trained through tuneport, its tuned model served (loaded)."""
+    argv = ["train", "-p", "fireworks", "-m", FW_MODEL, "--data", str(data), "--epochs", "2"]
+    assert run([*argv, *extra, "--yes"]) == 0
+    (job,) = fireworks.jobs.values()
+    tuned = job.data["_output"]
+    fireworks.deployed_models[f"{tuned}-loaded"] = {"model": tuned, "state": "DEPLOYED"}
+    return job
+
+
+def test_fireworks_gives_a_job_back_through_the_capability(
+    fireworks: Any, fixtures_dir: Path
+) -> None:
+    data = fixtures_dir / "sample" / "chat.jsonl"
+    job = _fireworks_trained(
+        fireworks,
+        data,
+        *("--validation", str(data), "--learning-rate-multiplier", "2", "--set", "lora_rank=16"),
+    )
+    provider = registry.get("fireworks", {})
+    assert isinstance(provider, ReturnsData)
+    by_id = provider.source_job(job.data["name"])
+    by_model = provider.source_job(job.data["_output"])
+    assert by_id == by_model
+    assert by_id.method == "sft" and by_id.model == FW_MODEL
+    assert by_id.tuned_model == job.data["_output"]
+    assert by_id.hyperparameters == {
+        "epochs": 2,
+        "learning_rate_multiplier": 2.0,
+        "batch_size": None,
+        "lora_rank": 16,
+        "beta": None,
+    }
+    assert by_id.training == job.data["dataset"]
+    assert by_id.validation == job.data["evaluationDataset"]
+
+
+def test_port_from_fireworks_to_openai(
+    fake: FakeOpenAI, fireworks: Any, fixtures_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = fixtures_dir / "sample" / "chat.jsonl"
+    source = _fireworks_trained(fireworks, data)
+    tuned = source.data["_output"]
+    (uploaded,) = fireworks.dataset_files[source.data["dataset"]].values()
+    argv = ["port", tuned, "--from", "fireworks", "--to", TARGET, "--golden", "3", "--yes"]
+    assert run(argv) == 0, capsys.readouterr().err
+    assert (_folder() / "fetch" / "training.jsonl").read_bytes() == uploaded
+    (job,) = fake.jobs.values()
+    assert job["method"]["supervised"]["hyperparameters"]["n_epochs"] == 2
+    sent = fake.file_bytes[job["training_file"]].decode().splitlines()
+    assert [json.loads(r) for r in sent] == [json.loads(r) for r in uploaded.splitlines()]
+    report = json.loads((_folder() / "report.json").read_text())
+    assert [t["provider"] for t in report["targets"]] == ["fireworks", "openai"]
+    assert sum(1 for c in fireworks.chats if c["model"] == tuned) == 3
+
+
+def test_a_fireworks_job_whose_dataset_was_deleted_gets_one_clear_line(
+    fake: FakeOpenAI, fireworks: Any, fixtures_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = _fireworks_trained(fireworks, fixtures_dir / "sample" / "chat.jsonl")
+    del fireworks.datasets[source.data["dataset"]]
+    argv = ["port", source.data["name"], "--from", "fireworks", "--to", TARGET, "--yes"]
+    capsys.readouterr()
+    assert run(argv) == EXIT_PROVIDER
+    err = capsys.readouterr().err.strip().splitlines()  # the port's banner, then the error
+    assert err[-1].startswith("error: ") and "Traceback" not in "\n".join(err), err
+    assert "no longer holds dataset" in err[-1] and source.data["dataset"] in err[-1]
+    assert not (_folder() / "fetch" / "source.json").exists()
+    assert not fake.jobs
+
+
+VERTEX_ARGS = ["--set", "project=p", "--set", "location=us-central1"]
+
+
+@pytest.fixture
+def vertex(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[Any]:
+    from tests.fakes.vertex_server import running_fake_vertex
+
+    request.getfixturevalue("gcs_env")  # Cloud Storage on the emulator
+
+    with running_fake_vertex() as server:
+        monkeypatch.setenv("GOOGLE_VERTEX_BASE_URL", server.url)
+        monkeypatch.setenv("TUNEPORT_VERTEX_ACCESS_TOKEN", "ya29.port-test-token")
+        yield server
+
+
+def _vertex_trained(data: Path, *extra: str) -> str:
+    """The tuneport job id of a finished Vertex job trained through tuneport."""
+    argv = ["train", "-p", "vertex", "-m", "gemini-2.5-flash", "--data", str(data)]
+    argv += ["--epochs", "2", *VERTEX_ARGS, "--set", "bucket=tp-port-bucket", *extra, "--yes"]
+    assert run(argv) == 0
+    (record,) = open_store().list_jobs(5)
+    return record.id
+
+
+def _gcs_bytes(uri: str) -> bytes:
+    from google.cloud import storage
+
+    bucket, _, name = uri.removeprefix("gs://").partition("/")
+    blob = storage.Client(project="p").bucket(bucket).blob(name)
+    data: bytes = blob.download_as_bytes()
+    return data
+
+
+def test_vertex_gives_a_job_back_through_the_capability(vertex: Any, fixtures_dir: Path) -> None:
+    data = fixtures_dir / "sample" / "chat.jsonl"
+    _vertex_trained(data, "--validation", str(data), "--set", "adapter_size=4")
+    (remote,) = vertex.jobs.values()
+    provider = registry.get("vertex", {"project": "p", "location": "us-central1"})
+    assert isinstance(provider, ReturnsData)
+    by_id = provider.source_job(remote.data["name"])
+    by_model = provider.source_job(remote.data["tunedModel"]["endpoint"])
+    assert by_id == by_model
+    assert by_id.method == "sft" and by_id.model == "gemini-2.5-flash"
+    assert by_id.hyperparameters == {"epochs": 2, "adapter_size": 4}
+    spec = remote.data["supervisedTuningSpec"]
+    assert by_id.training == spec["trainingDatasetUri"]
+    assert by_id.validation == spec["validationDatasetUri"]
+    assert by_id.tuned_model == remote.data["tunedModel"]["endpoint"]
+
+
+def test_port_from_vertex_to_openai(
+    fake: FakeOpenAI,
+    vertex: Any,
+    fixtures_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = fixtures_dir / "sample" / "chat.jsonl"
+    source_id = _vertex_trained(data)
+    (remote,) = vertex.jobs.values()
+    uri = remote.data["supervisedTuningSpec"]["trainingDatasetUri"]
+    argv = ["port", source_id, "--to", TARGET, "--golden", "3", "--yes"]
+    assert run(argv) == 0, capsys.readouterr().err
+    fetched = (_folder() / "fetch" / "training.jsonl").read_bytes()
+    assert fetched == _gcs_bytes(uri)  # the Gemini-format object, byte for byte
+    (job,) = fake.jobs.values()
+    assert job["method"]["supervised"]["hyperparameters"]["n_epochs"] == 2
+    # read back into canonical rows, the OpenAI upload is the original chat data
+    sent = fake.file_bytes[job["training_file"]].decode().splitlines()
+    original = [json.loads(r) for r in data.read_text().splitlines()]
+    assert [json.loads(r)["messages"] for r in sent] == [r["messages"] for r in original]
+    report = json.loads((_folder() / "report.json").read_text())
+    assert [t["provider"] for t in report["targets"]] == ["vertex", "openai"]
+    assert run(argv) == 0
+    assert len(fake.jobs) == 1
+
+
+def test_a_vertex_job_whose_object_was_deleted_gets_one_clear_line(
+    fake: FakeOpenAI, vertex: Any, fixtures_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from google.cloud import storage
+
+    source_id = _vertex_trained(fixtures_dir / "sample" / "chat.jsonl")
+    (remote,) = vertex.jobs.values()
+    uri = remote.data["supervisedTuningSpec"]["trainingDatasetUri"]
+    bucket, _, name = uri.removeprefix("gs://").partition("/")
+    storage.Client(project="p").bucket(bucket).blob(name).delete()
+    capsys.readouterr()
+    assert run(["port", source_id, "--to", TARGET, "--yes"]) == EXIT_PROVIDER
+    err = capsys.readouterr().err.strip().splitlines()  # the port's banner, then the error
+    assert err[-1].startswith("error: ") and "Traceback" not in "\n".join(err), err
+    assert f"Cloud Storage no longer holds {uri}" in err[-1]
+    assert not (_folder() / "fetch" / "source.json").exists()
+    assert not fake.jobs
+
+
+def test_a_backend_that_cannot_give_data_back_is_no_source(
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # every built-in backend can now give data back: a plug-in backend may not
+    import tuneport.jobs.port as port
+
+    real = port.returns_data
+    monkeypatch.setattr(port, "returns_data", lambda name: name != "vertex" and real(name))
+    assert run(["port", "ftjob-x", "--from", "vertex", "--to", TARGET, "--yes"]) == EXIT_CONFIG
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot give a job's training data" in err[0], err
+    assert "port from openai, local, together, fireworks, azure" in err[0]
+
+
+def test_unknown_fireworks_and_vertex_sources_get_one_clear_line(
+    fake: FakeOpenAI,
+    fireworks: Any,
+    vertex: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "p")
+    cases = [
+        ("fireworks", "accounts/acme/supervisedFineTuningJobs/nosuch", "holds no fine-tuning job"),
+        ("fireworks", "accounts/acme/models/nosuch", "holds no tuned model"),
+        ("vertex", "projects/p/locations/us-central1/tuningJobs/404", "holds no tuning job"),
+        ("vertex", "projects/p/locations/us-central1/endpoints/404", "holds no tuning job"),
+    ]
+    for provider, ref, words in cases:
+        assert run(["port", ref, "--from", provider, "--to", TARGET, "--yes"]) == EXIT_PROVIDER
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and words in err[0], err
+        assert ref in err[0]
+    assert not list_ports()
+
+
+def test_a_fireworks_dpo_job_is_read_and_a_grpo_one_refused(
+    fake: FakeOpenAI, fireworks: Any, fixtures_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = fixtures_dir / "sample" / "preference.jsonl"
+    job = _fireworks_trained(fireworks, data, "--method", "dpo", "--set", "dpo_beta=0.2")
+    provider = registry.get("fireworks", {})
+    assert isinstance(provider, ReturnsData)
+    source = provider.source_job(job.data["name"])
+    assert job.kind == "dpoJobs" and source.method == "dpo"
+    assert source.hyperparameters["epochs"] == 2 and source.hyperparameters["beta"] == 0.2
+    assert source.validation is None  # DpoJob has no evaluation dataset
+    job.data["lossConfig"] = {"method": "GRPO"}  # the DPO API's default loss (SDK docstring)
+    capsys.readouterr()
+    argv = ["port", job.data["name"], "--from", "fireworks", "--to", TARGET, "--yes"]
+    assert run(argv) == EXIT_CONFIG
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "used method 'grpo'" in err[0], err
+
+
+def test_a_fireworks_dataset_of_several_files_comes_back_one_row_per_line(
+    fireworks: Any, fixtures_dir: Path, tmp_path: Path
+) -> None:
+    job = _fireworks_trained(fireworks, fixtures_dir / "sample" / "chat.jsonl")
+    name = job.data["dataset"]
+    fireworks.dataset_files[name] = {"b.jsonl": b'{"b": 1}\n', "a.jsonl": b'{"a": 1}'}
+    provider = registry.get("fireworks", {})
+    assert isinstance(provider, ReturnsData)
+    provider.download(name, tmp_path / "out.jsonl")
+    assert (tmp_path / "out.jsonl").read_bytes() == b'{"a": 1}\n{"b": 1}\n'

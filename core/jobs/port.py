@@ -87,6 +87,8 @@ MAPPING: tuple[tuple[str, str], ...] = (
     ("batch_size", "kept where the source set one (else the target's own default)"),
     ("method", "SFT kept; DPO kept where the target tunes DPO, else refused"),
     ("beta (DPO)", "not carried: set the target's own with --set where it has one"),
+    ("lora_rank", "Fireworks' LoRA rank: not carried (set the target's own with --set)"),
+    ("adapter_size", "Vertex's adapter size: not carried (set the target's own with --set)"),
 )
 
 Hook = Callable[[str], None]

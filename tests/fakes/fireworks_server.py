@@ -98,6 +98,7 @@ class FakeFireworks(Served, Scriptable):
         self.dataset_files: dict[str, dict[str, bytes]] = {}  # dataset name -> filename -> bytes
         self.expected_files: dict[str, dict[str, int]] = {}  # from getUploadEndpoint
         self.signed: dict[str, tuple[str, str]] = {}  # token -> (dataset name, filename)
+        self.download_urls: dict[str, tuple[str, str]] = {}  # token -> (dataset, filename)
         self.jobs: dict[str, Job] = {}  # full job name -> Job
         self.models: dict[str, dict[str, Any]] = {}
         self.deployments: dict[str, dict[str, Any]] = {}
@@ -168,6 +169,8 @@ class FakeFireworks(Served, Scriptable):
             return self._chat(req)
         if m == "PUT" and p.startswith("/_signed/"):
             return self._put_signed(req, p.removeprefix("/_signed/"))
+        if m == "GET" and p.startswith("/_signed/"):
+            return self._get_signed(p.removeprefix("/_signed/"))
         match = re.fullmatch(r"/v1/accounts/([^/]+)/([A-Za-z]+)(?:/([^/:]+))?(?::([A-Za-z]+))?", p)
         if not match:
             raise RpcError("NOT_FOUND", f"no route {m} {p}")
@@ -183,6 +186,7 @@ class FakeFireworks(Served, Scriptable):
             ("POST", "datasets", True, "upload"): self._upload,
             ("POST", "datasets", True, "getUploadEndpoint"): self._upload_endpoint,
             ("POST", "datasets", True, "validateUpload"): self._validate_upload,
+            ("GET", "datasets", True, "getDownloadEndpoint"): self._download_endpoint,
             ("POST", "supervisedFineTuningJobs", False, None): self._creator(
                 "supervisedFineTuningJobs"
             ),
@@ -332,6 +336,25 @@ class FakeFireworks(Served, Scriptable):
             raise RpcError("FAILED_PRECONDITION", f"files not uploaded: {sorted(missing)}")
         self._finish_dataset(dataset)
         return 200, {}
+
+    def _download_endpoint(self, req: Request, name: str) -> tuple[int, Any]:
+        """``DatasetGetDownloadEndpointResponse``: a signed URL per file of the dataset."""
+        self._dataset(name)
+        urls = {}
+        for filename in self.dataset_files.get(name, {}):
+            token = uuid.uuid4().hex
+            self.download_urls[token] = (name, filename)
+            urls[filename] = f"{self.base_url}/_signed/{token}"
+        return 200, {"filenameToSignedUrls": urls}
+
+    def _get_signed(self, token: str) -> tuple[int, Any]:
+        if token not in self.download_urls:
+            raise RpcError("PERMISSION_DENIED", "signed URL unknown or expired")
+        name, filename = self.download_urls[token]
+        files = self.dataset_files.get(name, {})
+        if filename not in files:
+            raise RpcError("NOT_FOUND", f"{filename} not found")
+        return 200, files[filename]
 
     def _finish_dataset(self, dataset: dict[str, Any]) -> None:
         blobs = self.dataset_files[dataset["name"]].values()
