@@ -59,6 +59,11 @@ def job_cost(record: JobRecord, *, prices: PriceTable | None = None) -> JobCost:
         rate, as_of = price.training_per_million, price.as_of
         own = not price.paid
         unknown = price.cost_unknown
+        rented = registry.backend(record.provider).rented
+        options = record.config.get("options") if isinstance(record.config, dict) else None
+        why = rented(options if isinstance(options, dict) else {}) if rented else None
+        if own and why:  # own hardware's backend, rented hardware: billed, price unknown
+            own, unknown = False, why
     except ConfigError as exc:  # no prices for the provider at all: tokens without dollars
         unknown = f"{exc.message}, so its cost is unknown"
     tokens = record.billed_tokens
