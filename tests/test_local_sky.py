@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tuneport.cli.main import run
-from tuneport.errors import ConfigError
+from tuneport.errors import ConfigError, ProviderError
 from tuneport.jobs.store import open_store
 from tuneport.paths import home
 from tuneport.progress import NullProgress
@@ -358,3 +358,17 @@ def test_cli_train_on_sky_then_watch_brings_the_adapter_back(
     run_dir = home() / "runs" / job.remote_id
     assert (run_dir / runfiles.ADAPTER / "adapter_config.json").is_file()
     assert fake.names()[-1] == "down"  # adapter fetched: the cluster is torn down
+
+
+def test_resume_of_a_rented_run_is_refused_not_started_here(tmp_path: Path) -> None:
+    fake = FakeSky(tmp_path / "head-node")
+    provider = LocalProvider(home=tmp_path / "home")
+    provider._sky = fake
+    provider._runner = rsync_from(fake.remote)
+    cfg = sky_config()
+    prepared = provider.prepare(records(), cfg, tmp_path / "prepared", NullProgress())
+    job = provider.launch(provider.upload(prepared, cfg, NullProgress()), cfg, "run-r")
+    fake.state = "FAILED"
+    with pytest.raises(ProviderError, match="SkyPilot cluster tuneport-run-r"):
+        provider.resume(job)
+    assert not (provider.run_dir(job) / runfiles.PID).exists()

@@ -684,6 +684,13 @@ class LocalProvider:
         current = self._status(run_dir)
         if current.state is JobState.SUCCEEDED:
             raise ProviderError(f"run {run_dir.name} already finished", hint="nothing to resume")
+        record = skyrun.read_record(run_dir)
+        if record is not None:  # never a second trainer on this machine for a rented run
+            raise ProviderError(
+                f"run {run_dir.name} trained on the SkyPilot cluster {record['cluster']}: "
+                "tuneport does not resume it there",
+                hint="launch it again with --new-run",
+            )
         # a cancelled run has written its status and is exiting: give it a moment
         deadline = time.monotonic() + self.settings.exit_wait_s
         while current.raw.get("alive") and current.state.terminal and time.monotonic() < deadline:

@@ -227,8 +227,8 @@ def launch(task: dict[str, Any], run_dir: Path, sky: Any) -> dict[str, Any]:
     except Exception as exc:  # SkyPilot's own errors: no credentials, no capacity, ...
         raise ProviderError(
             f"SkyPilot could not launch cluster {cluster}: {exc}",
-            hint="check `sky check` and the accelerators/cloud settings; then `tuneport jobs "
-            "resume ID`",
+            hint="check `sky check` and the accelerators/cloud settings, then run the same "
+            "command again (it launches this run, not a second one)",
         ) from None
     record = {"cluster": cluster, "job_id": job_id}
     runfiles.write_json_atomic(record_path, record)
