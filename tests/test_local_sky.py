@@ -244,6 +244,9 @@ def test_a_failed_skypilot_job_fails_the_run_and_cancel_tears_down(tmp_path: Pat
     assert status.raw["sky"]["notes"] == [
         "metrics.jsonl not fetched from tuneport-run-f (rsync exit 23)"  # none written there
     ]
+    assert fake.names()[-1] == "down"  # a failed setup keeps SkyPilot's cluster up: not ours
+    assert provider.status(job).state is JobState.FAILED  # kept, the cluster is not asked again
+    assert fake.names()[-1] == "down"
 
     fresh = FakeSky(tmp_path / "other")
     second = LocalProvider(home=tmp_path / "home")
@@ -372,3 +375,24 @@ def test_resume_of_a_rented_run_is_refused_not_started_here(tmp_path: Path) -> N
     with pytest.raises(ProviderError, match="SkyPilot cluster tuneport-run-r"):
         provider.resume(job)
     assert not (provider.run_dir(job) / runfiles.PID).exists()
+
+
+def test_an_unreachable_cluster_is_said_not_guessed(tmp_path: Path) -> None:
+    fake = FakeSky(tmp_path / "head-node")
+    provider = LocalProvider(home=tmp_path / "home")
+    provider._sky = fake
+    provider._runner = lambda command: 255  # ssh cannot reach the head node
+    cfg = sky_config()
+    prepared = provider.prepare(records(), cfg, tmp_path / "prepared", NullProgress())
+    job = provider.launch(provider.upload(prepared, cfg, NullProgress()), cfg, "run-u")
+
+    def gone(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("cluster tuneport-run-u does not exist")
+
+    fake.get = gone  # type: ignore[method-assign]
+    fake.tail_logs = gone  # type: ignore[method-assign]
+    status = provider.status(job)
+    assert status.state is JobState.QUEUED  # what it last knew, not a guess
+    assert status.error is not None
+    assert status.error.startswith("SkyPilot cluster tuneport-run-u not reachable: logs of")
+    assert "status.json not fetched from tuneport-run-u (rsync exit 255)" in status.error

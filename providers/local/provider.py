@@ -448,6 +448,16 @@ class LocalProvider:
         if record is not None and not st.terminal and sky_state in skyrun.ENDED_STATES:
             phase = "cancelled" if sky_state == "CANCELLED" else "failed"
             error = f"SkyPilot job {record['job_id']} on {record['cluster']}: {sky_state}"
+            # its log is here; SkyPilot keeps a cluster whose setup failed up "for debugging"
+            # (sky.launch's `down`), so it is torn down now and the outcome kept
+            st.phase, st.error = phase, error
+            runfiles.write_status(run_dir, st)
+            try:
+                skyrun.cancel(record, self._sky_api())
+            except ProviderError as exc:
+                sky_notes.append(exc.message)
+        elif record is not None and sky_state is None and not st.terminal and sky_notes:
+            error = f"SkyPilot cluster {record['cluster']} not reachable: {'; '.join(sky_notes)}"
         if not st.terminal and not alive and pid is not None:
             # the process is gone without saying how it ended: killed, OOM, crashed
             if (run_dir / runfiles.CANCEL).exists():
