@@ -41,7 +41,8 @@ def test_task_matches_the_golden_file(tmp_path: Path) -> None:
     run_dir.mkdir()
     (run_dir / runfiles.ACCELERATE).write_text("distributed_type: MULTI_GPU\n")
     opts = LocalOptions(**SKY_SETTINGS, cloud="aws", use_spot=True)
-    task = skyrun.task_config("run-1", run_dir, opts, install="tuneport[local]==0.1.0")
+    wheel = '"$HOME/tuneport-run/dist/tuneport-0.1.0-py3-none-any.whl[local]"'
+    task = skyrun.task_config("run-1", run_dir, opts, install=wheel)
     expected = yaml.safe_load(GOLDEN.read_text().replace("RUN_DIR", str(run_dir)))
     assert task == expected
     # one process, no accelerate config: the trainer alone, on one node
@@ -145,9 +146,14 @@ class FakeSky:
 
 def rsync_from(remote: Path) -> Any:
     """A runner copying ``CLUSTER:~/tuneport-run/X`` from ``remote`` (rsync's exit 23 when
-    the file is not there)."""
+    the file is not there); ``pip wheel`` writes a stand-in wheel."""
 
     def runner(command: Sequence[str]) -> int:
+        if "wheel" in command:
+            out = Path(command[command.index("-w") + 1])
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "tuneport-0.1.0-py3-none-any.whl").write_bytes(b"PK")
+            return 0
         assert command[:2] == ["rsync", "-a"]
         source = remote / command[2].split(f"{skyrun.REMOTE_DIR}/", 1)[1].rstrip("/")
         target = Path(command[3].rstrip("/"))
@@ -186,7 +192,7 @@ def test_launch_follow_bring_back_the_adapter_and_cancel(tmp_path: Path) -> None
     fake = FakeSky(tmp_path / "head-node")
     provider = LocalProvider(home=tmp_path / "home")
     provider._sky = fake
-    provider._runner = rsync_from(fake.remote)
+    provider._runner = provider._builder = rsync_from(fake.remote)
     cfg = sky_config()
     provider.preflight(cfg)  # the fake counts as installed; the rented GPUs, not this machine's
     prepared = provider.prepare(records(), cfg, tmp_path / "prepared", NullProgress())
@@ -197,6 +203,13 @@ def test_launch_follow_bring_back_the_adapter_and_cancel(tmp_path: Path) -> None
     (launched,) = [kw for name, kw in fake.calls if name == "launch"]
     assert launched["cluster_name"] == "tuneport-run-sky"
     assert launched["down"] is True and launched["idle_minutes_to_autostop"] > 0
+    (task,) = [config for name, config in fake.calls if name == "Task.from_yaml_config"]
+    assert skyrun.schema_problems(task) == []
+    assert (
+        'pip install "$HOME/tuneport-run/dist/tuneport-0.1.0-py3-none-any.whl[local]"'
+        in (task["setup"])
+    )
+    assert (fake.remote / "dist" / "tuneport-0.1.0-py3-none-any.whl").is_file()  # shipped
     run_dir = provider.run_dir(job)
     assert not (run_dir / runfiles.PID).exists()  # nothing started on this machine
     config = RunConfig.model_validate_json((run_dir / runfiles.CONFIG).read_text())
@@ -233,7 +246,7 @@ def test_a_failed_skypilot_job_fails_the_run_and_cancel_tears_down(tmp_path: Pat
     fake = FakeSky(tmp_path / "head-node")
     provider = LocalProvider(home=tmp_path / "home")
     provider._sky = fake
-    provider._runner = rsync_from(fake.remote)
+    provider._runner = provider._builder = rsync_from(fake.remote)
     cfg = sky_config()
     prepared = provider.prepare(records(), cfg, tmp_path / "prepared", NullProgress())
     job = provider.launch(provider.upload(prepared, cfg, NullProgress()), cfg, "run-f")
@@ -251,7 +264,7 @@ def test_a_failed_skypilot_job_fails_the_run_and_cancel_tears_down(tmp_path: Pat
     fresh = FakeSky(tmp_path / "other")
     second = LocalProvider(home=tmp_path / "home")
     second._sky = fresh
-    second._runner = rsync_from(fresh.remote)
+    second._runner = second._builder = rsync_from(fresh.remote)
     job2 = second.launch(second.upload(prepared, cfg, NullProgress()), cfg, "run-c")
     second.cancel(job2)
     assert fresh.names()[-1] == "down"
@@ -367,7 +380,7 @@ def test_resume_of_a_rented_run_is_refused_not_started_here(tmp_path: Path) -> N
     fake = FakeSky(tmp_path / "head-node")
     provider = LocalProvider(home=tmp_path / "home")
     provider._sky = fake
-    provider._runner = rsync_from(fake.remote)
+    provider._runner = provider._builder = rsync_from(fake.remote)
     cfg = sky_config()
     prepared = provider.prepare(records(), cfg, tmp_path / "prepared", NullProgress())
     job = provider.launch(provider.upload(prepared, cfg, NullProgress()), cfg, "run-r")
@@ -381,6 +394,7 @@ def test_an_unreachable_cluster_is_said_not_guessed(tmp_path: Path) -> None:
     fake = FakeSky(tmp_path / "head-node")
     provider = LocalProvider(home=tmp_path / "home")
     provider._sky = fake
+    provider._builder = rsync_from(fake.remote)
     provider._runner = lambda command: 255  # ssh cannot reach the head node
     cfg = sky_config()
     prepared = provider.prepare(records(), cfg, tmp_path / "prepared", NullProgress())
@@ -396,3 +410,26 @@ def test_an_unreachable_cluster_is_said_not_guessed(tmp_path: Path) -> None:
     assert status.error is not None
     assert status.error.startswith("SkyPilot cluster tuneport-run-u not reachable: logs of")
     assert "status.json not fetched from tuneport-run-u (rsync exit 255)" in status.error
+
+
+def test_this_tuneport_is_built_into_a_wheel_shipped_with_the_run(tmp_path: Path) -> None:
+    """From a source checkout (as here and in CI) the cluster installs this very code."""
+    import zipfile
+
+    root = skyrun.source_root()
+    assert root is not None and (root / "pyproject.toml").is_file()
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    install = skyrun.ship_tuneport(run_dir, skyrun.run_command, root=root, version="0.1.0")
+    (wheel,) = (run_dir / skyrun.DIST).glob("tuneport-*.whl")
+    assert install == f'"$HOME/tuneport-run/dist/{wheel.name}[local]"'
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "tuneport/providers/local/trainer.py" in names
+    assert "tuneport/providers/local/sky.py" in names
+    # built once per run: a relaunch ships the same wheel
+    assert skyrun.ship_tuneport(run_dir, lambda c: 1, root=root) == install
+    # installed from a wheel (no checkout): the package index, at this version
+    from_index = skyrun.ship_tuneport(run_dir, lambda c: 1, version="0.1.0")
+    assert from_index == "'tuneport[local]==0.1.0'"
+    with pytest.raises(ConfigError, match="sky_install=SPEC"):
+        skyrun.ship_tuneport(tmp_path / "other", lambda c: 1, root=root)

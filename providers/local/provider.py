@@ -142,6 +142,7 @@ class LocalProvider:
         self._loaded: dict[Path, tuple[Any, Any]] = {}  # chat model cache
         self._sky: Any = None  # SkyPilot's module (`--on sky`); tests set a fake
         self._runner: skyrun.Runner = skyrun.run_command  # rsync from the cluster
+        self._builder: skyrun.Runner = skyrun.run_command  # pip wheel of this tuneport
 
     def _sky_api(self) -> Any:
         if self._sky is None:
@@ -383,7 +384,13 @@ class LocalProvider:
         from importlib.metadata import version
 
         opts = self.options(cfg)
-        install = opts.sky_install or f"tuneport[local]=={version('tuneport')}"
+        if opts.sky_install:
+            install = shlex.quote(opts.sky_install)
+        else:
+            root = skyrun.source_root()
+            install = skyrun.ship_tuneport(
+                run_dir, self._builder, root=root, version=version("tuneport")
+            )
         task = skyrun.task_config(run_dir.name, run_dir, opts, install=install)
         skyrun.launch(task, run_dir, self._sky_api())
 

@@ -38,6 +38,7 @@ REQUIRED_KEYS = ("name", "resources", "num_nodes", "file_mounts", "setup", "run"
 # pulled back while the run trains (small files); the adapter once it succeeded
 PULLED = (runfiles.STATUS, runfiles.METRICS)
 IDLE_MINUTES = 30
+DIST = "dist"  # RUN_DIR/dist: tuneport's wheel, shipped with the run folder
 NO_CATALOG = "price unknown (SkyPilot's catalog not reachable)"
 
 Runner = Callable[[Sequence[str]], int]
@@ -106,7 +107,7 @@ def accelerator_count(spec: str) -> int | None:
 def task_config(run_id: str, run_dir: Path, opts: LocalOptions, *, install: str) -> dict[str, Any]:
     """The SkyPilot task (the dict of its YAML) that trains the run folder ``run_dir``.
 
-    ``install``: what ``pip install`` gets in the setup (``tuneport[local]==VERSION``).
+    ``install``: what ``pip install`` gets in the setup, one shell word (:func:`ship_tuneport`).
     """
     resources: dict[str, Any] = {"accelerators": opts.accelerators, "use_spot": opts.use_spot}
     if opts.cloud:
@@ -131,9 +132,48 @@ def task_config(run_id: str, run_dir: Path, opts: LocalOptions, *, install: str)
         "num_nodes": opts.num_machines,
         "file_mounts": {REMOTE_DIR: str(run_dir)},
         "envs": {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"},
-        "setup": f"set -e\npip install {shlex.quote(install)}\n",
+        "setup": f"set -e\npip install {install}\n",
         "run": (f"set -o pipefail\n{launch} 2>&1 | tee -a {REMOTE_DIR}/{runfiles.LOG}\n"),
     }
+
+
+def source_root() -> Path | None:
+    """The project folder of this tuneport (a source checkout, e.g. an editable install), or
+    None when it was installed from a wheel."""
+    import tuneport.errors
+
+    for folder in Path(tuneport.errors.__file__).resolve().parents:
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            text = pyproject.read_text(encoding="utf-8", errors="replace")
+            return folder if 'name = "tuneport"' in text else None
+    return None
+
+
+def ship_tuneport(
+    run_dir: Path, runner: Runner, *, root: Path | None = None, version: str = ""
+) -> str:
+    """What the cluster's setup installs, as one shell word: this tuneport, built into a wheel
+    in ``RUN_DIR/dist`` (shipped with the run folder) when it runs from a source checkout, else
+    ``tuneport[local]==VERSION`` from the package index."""
+    import sys
+
+    if root is None:
+        return shlex.quote(f"tuneport[local]=={version}")
+    dist = run_dir / DIST
+    wheels = sorted(dist.glob("tuneport-*.whl"))
+    if not wheels:
+        command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
+        code = runner([*command, "-q", "-w", str(dist), str(root)])
+        wheels = sorted(dist.glob("tuneport-*.whl"))
+        if code or not wheels:
+            raise ConfigError(
+                f"could not build tuneport's wheel from {root} to ship to the cluster "
+                f"(pip wheel exit {code})",
+                hint="set sky_install=SPEC (what the cluster pip-installs, e.g. a git URL)",
+            )
+    # double quotes: the shell expands $HOME, pip reads the [local] extra
+    return f'"$HOME/{REMOTE_DIR.removeprefix("~/")}/{DIST}/{wheels[-1].name}[local]"'
 
 
 def schema_problems(task: dict[str, Any]) -> list[str]:
