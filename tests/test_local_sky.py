@@ -433,3 +433,18 @@ def test_this_tuneport_is_built_into_a_wheel_shipped_with_the_run(tmp_path: Path
     assert from_index == "'tuneport[local]==0.1.0'"
     with pytest.raises(ConfigError, match="sky_install=SPEC"):
         skyrun.ship_tuneport(tmp_path / "other", lambda c: 1, root=root)
+
+
+def test_several_rented_machines_pass_the_checks_a_cluster_here_needs(tmp_path: Path) -> None:
+    """No main_address on SkyPilot (each node gets the head's address from SkyPilot); the GPU
+    count is the rented machines', not this one's."""
+    provider = LocalProvider(home=tmp_path / "home")
+    provider._sky = FakeSky(tmp_path / "head-node")
+    provider.preflight(sky_config(accelerators="H100:8", num_machines=2, processes=16))
+    provider.preflight(sky_config(accelerators="H100:8", strategy="fsdp", quantize="none"))
+    with pytest.raises(ConfigError, match="num_machines > 1 needs main_address"):
+        LocalProvider(home=tmp_path / "home").preflight(
+            sky_config(on="here", num_machines=2, processes=2)
+        )
+    with pytest.raises(ConfigError, match="processes=17 but 2 machine"):
+        provider.preflight(sky_config(accelerators="H100:8", num_machines=2, processes=17))
