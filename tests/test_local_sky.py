@@ -355,8 +355,9 @@ def test_cli_train_on_sky_then_watch_brings_the_adapter_back(
     argv += ["--set", "accelerators=A100:1", "--yes", "--no-watch"]
     assert run(argv) == 0
     err = capsys.readouterr().err
-    assert "estimated cost: unknown (price unknown (SkyPilot's catalog not reachable))" in err
-    assert "rents A100:1 through SkyPilot" in err
+    assert "estimated cost: unknown (see the warning below)" in err
+    rents = "rents A100:1 through SkyPilot (the cheapest cloud SkyPilot finds): "
+    assert rents + "price unknown (SkyPilot's catalog not reachable)" in err
     assert run(argv) == 0  # the same command again continues the run: no second cluster
     assert "continuing" in capsys.readouterr().err
     assert fake.names().count("launch") == 1
