@@ -168,7 +168,7 @@ def estimate_lines(est: Estimate) -> list[str]:
         dated = f" (prices as of {est.price_as_of})" if est.price_as_of else ""
         lines.append(f"estimated cost: {money(est.cost_usd)}{price}{dated}")
     elif est.cost_unknown:
-        lines.append("estimated cost: unknown (no price in the price table)")
+        lines.append("estimated cost: unknown (see the warning below)")
     else:
         lines.append("estimated cost: no provider charge (local)")
     if est.steps is not None:

@@ -109,6 +109,12 @@ def train(
     project: Annotated[str | None, typer.Option("--project", help="= --set project=...")] = None,
     location: Annotated[str | None, typer.Option("--location", help="= --set location=...")] = None,
     bucket: Annotated[str | None, typer.Option("--bucket", help="= --set bucket=...")] = None,
+    on: Annotated[
+        str | None,
+        typer.Option(
+            "--on", help="local: where it trains, here | sky (rent GPUs through SkyPilot)."
+        ),
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Launch without asking.")] = False,
     no_watch: Annotated[
         bool, typer.Option("--no-watch", help="Return once the job is created.")
@@ -132,7 +138,7 @@ def train(
     from tuneport.jobs.launch import DataInvalidError, launch
     from tuneport.schemas import Estimate
 
-    convenience = {"project": project, "location": location, "bucket": bucket}
+    convenience = {"project": project, "location": location, "bucket": bucket, "on": on}
     items = [*(sets or []), *(f"{k}={v}" for k, v in convenience.items() if v is not None)]
     overrides: dict[str, Any] = {
         "data": data,

@@ -86,6 +86,9 @@ class Backend:
     prices: Mapping[str, Any] | None = None
     options: Sequence[str] = field(default_factory=tuple)  # allowed --set keys (help only)
     budget_rule: BudgetRule | None = None
+    # (settings) -> why a run on hardware the backend rents under those settings has no cost
+    # figure (the cloud bills it), None on own hardware (the local backend's `--on sky`)
+    rented: Callable[[Mapping[str, Any]], str | None] | None = None
     # whether ``cleanup`` deletes the job's uploaded files (which identical data of other jobs
     # may share: `tuneport jobs cleanup` warns first)
     cleanup_deletes_uploads: bool = False

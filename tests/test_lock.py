@@ -34,12 +34,29 @@ def _locked() -> dict[str, list[Version]]:
     return pins
 
 
+def _unlocked_extras() -> set[str]:
+    """The extras .ci/relock leaves out of the lock (UNLOCKED_EXTRAS=(...))."""
+    relock = (ROOT / ".ci" / "relock").read_text(encoding="utf-8")
+    found = re.search(r"^UNLOCKED_EXTRAS=\(([^)]*)\)", relock, re.M)
+    assert found, "UNLOCKED_EXTRAS missing from .ci/relock"
+    return set(found.group(1).split())
+
+
 def _declared() -> list[Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     reqs = [Requirement(r) for r in project["dependencies"]]
-    for extra in project["optional-dependencies"].values():
-        reqs += [Requirement(r) for r in extra]
+    unlocked = _unlocked_extras()
+    for name, extra in project["optional-dependencies"].items():
+        if name not in unlocked:
+            reqs += [Requirement(r) for r in extra]
     return reqs
+
+
+def test_only_the_sky_extra_is_left_out_of_the_lock() -> None:
+    # installing the lock installs all it holds: SkyPilot stays out, for --on sky users only
+    assert _unlocked_extras() == {"sky"}
+    install = _readme_block("install")
+    assert "sky" not in install.split("-e", 1)[1].split()[0]
 
 
 def test_readme_install_takes_the_lock_with_uv_and_pins_torch() -> None:

@@ -44,6 +44,16 @@ class JobCost:
         }
 
 
+def _rented(record: JobRecord) -> str | None:
+    """Why the job ran on hardware its backend rents (its settings say so), else None."""
+    try:
+        rented = registry.backend(record.provider).rented
+    except ConfigError:  # a backend no longer installed
+        return None
+    options = record.config.get("options") if isinstance(record.config, dict) else None
+    return rented(options if isinstance(options, dict) else {}) if rented else None
+
+
 def job_cost(record: JobRecord, *, prices: PriceTable | None = None) -> JobCost:
     """The estimate and actual cost of ``record`` (prices from ``prices`` or the default
     table, ``$TUNEPORT_PRICES`` included)."""
@@ -59,6 +69,9 @@ def job_cost(record: JobRecord, *, prices: PriceTable | None = None) -> JobCost:
         rate, as_of = price.training_per_million, price.as_of
         own = not price.paid
         unknown = price.cost_unknown
+        why = _rented(record) if own else None
+        if why:  # own hardware's backend on rented hardware: billed, at an unknown price
+            own, unknown = False, why
     except ConfigError as exc:  # no prices for the provider at all: tokens without dollars
         unknown = f"{exc.message}, so its cost is unknown"
     tokens = record.billed_tokens

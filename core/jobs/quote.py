@@ -10,7 +10,7 @@ gives the same examples, tokens and cost in every command.
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,13 +124,7 @@ def estimate(
             quote.limit,
         )
     extras = backend.extras(counts, cfg, quote.price) if backend.extras else Extras()
-    extras = Extras(
-        steps=extras.steps,
-        gpu_memory_gib=extras.gpu_memory_gib,
-        warnings=[*extras.warnings, *backend.config_warnings(cfg)],
-        notes=extras.notes,
-        trained_tokens=extras.trained_tokens,
-    )
+    extras = replace(extras, warnings=[*extras.warnings, *backend.config_warnings(cfg)])
     return estimate_counts(
         counts,
         cfg,

@@ -46,6 +46,9 @@ class Extras:
     # the tokens the run trains when that is not tokens × epochs (a local run stopped or
     # stretched by max_steps); becomes the estimate's billed tokens
     trained_tokens: int | None = None
+    # why a run the backend rents (e.g. GPUs through SkyPilot) has no price: the estimate's
+    # cost is then unknown, never "no provider charge"; the backend's warning says more
+    cost_unknown: str | None = None
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,7 @@ def estimate_counts(
         )
     extras = extras or Extras()
     warnings += extras.warnings
+    cost_unknown = cost_unknown or extras.cost_unknown
 
     return Estimate(
         provider=cfg.provider,

@@ -66,6 +66,14 @@ RULES = Rules(
     source="tuneport local backend (TRL SFTTrainer/DPOTrainer, max_length default)",
 )
 
+
+def rented(settings: Mapping[str, Any]) -> str | None:
+    """Why a run on GPUs rented through SkyPilot (``on=sky``) has no cost figure."""
+    if settings.get("on") != "sky":
+        return None
+    return "the GPUs were rented through SkyPilot and billed by the cloud (see `sky cost-report`)"
+
+
 BACKEND = Backend(
     name=NAME,
     title="local QLoRA",
@@ -77,4 +85,5 @@ BACKEND = Backend(
     env=("TUNEPORT_HOME", "CUDA_VISIBLE_DEVICES"),
     extras=estimate_extras,
     options=tuple(LocalOptions.model_fields),
+    rented=rented,
 )

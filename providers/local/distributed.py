@@ -130,7 +130,7 @@ def problems(opts: LocalOptions, *, cuda_devices: int | None) -> list[str]:
                     f"machine_rank={opts.machine_rank} must be below num_machines="
                     f"{opts.num_machines} (the main machine is 0)"
                 )
-            if not opts.main_address:
+            if not opts.main_address and opts.on != "sky":  # SkyPilot gives each node the head's
                 found.append("num_machines > 1 needs main_address (the machine_rank 0 host)")
         elif opts.machine_rank:
             found.append("machine_rank is for num_machines > 1")

@@ -41,6 +41,7 @@ from tuneport.providers.base import (
     parse_options,
 )
 from tuneport.providers.local import distributed, runfiles, sizing
+from tuneport.providers.local import sky as skyrun
 from tuneport.providers.local.recipe_config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_EPOCHS,
@@ -139,6 +140,17 @@ class LocalProvider:
         self.settings = parse_options(LocalSettings, settings, NAME)
         self._store = store  # the job store, for `parent=JOB_ID` (passed by the jobs layer)
         self._loaded: dict[Path, tuple[Any, Any]] = {}  # chat model cache
+        self._sky: Any = None  # SkyPilot's module (`--on sky`); tests set a fake
+        self._runner: skyrun.Runner = skyrun.run_command  # rsync from the cluster
+        self._builder: skyrun.Runner = skyrun.run_command  # pip wheel of this tuneport
+
+    def _sky_api(self) -> Any:
+        if self._sky is None:
+            skyrun.require_sky()
+            import sky
+
+            self._sky = sky
+        return self._sky
 
     # --- online counting (estimate --online) ---------------------------------------------------
 
@@ -223,8 +235,10 @@ class LocalProvider:
 
     def preflight(self, cfg: JobConfig) -> None:
         """Options, parent adapter, template file and model folder checked before the estimate."""
-        require_torch_stack("training on the local GPU (--provider local)")
         opts = self.options(cfg)
+        if opts.on == "sky" and self._sky is None:
+            skyrun.require_sky()  # before anything is written or started
+        require_torch_stack("training on the local GPU (--provider local)")
         problems: list[str] = []
         try:
             self._lineage(opts)
@@ -236,15 +250,18 @@ class LocalProvider:
         looks_local = cfg.model.startswith((".", "/", "~")) or model.exists()
         if looks_local and not (model / "config.json").is_file():
             problems.append(f"{cfg.model} is not a model folder (no config.json)")
-        elif not looks_local and (why := sizing.unreachable_model(cfg.model)):
+        elif opts.on != "sky" and not looks_local and (why := sizing.unreachable_model(cfg.model)):
             # found before anything starts: the trainer would fail a minute later, no checkpoint
-            raise ConfigError(
-                f"{cfg.model} is neither a model folder nor in the Hugging Face cache, and {why}",
-                hint=f"download it first (`hf download {cfg.model}`) where the Hub is reachable, "
-                "or pass a local model folder as --model",
+            # (a rented machine downloads the model itself)
+            problems.append(
+                f"{cfg.model} is neither a model folder nor in the Hugging Face cache, and {why}: "
+                f"download it first (`hf download {cfg.model}`) where the Hub is reachable, or "
+                "pass a local model folder as --model"
             )
         if cfg.method == "dpo" and (opts.packing or opts.padding_free):
             problems.append("packing / padding_free apply to --method sft only")
+        if opts.on == "sky":
+            problems.extend(skyrun.problems(opts, cfg.model))
         problems.extend(self._layout_problems(opts, probe=True))
         if problems:
             raise ConfigError("; ".join(problems), hint="fix the settings for provider local")
@@ -259,7 +276,9 @@ class LocalProvider:
                 "(tuneport writes the accelerate launcher itself)"
             )
         devices: int | None = None
-        if probe and (opts.distributed or opts.use_liger_kernel):
+        if opts.on == "sky":  # the rented machine's GPUs, not this one's
+            devices = skyrun.accelerator_count(opts.accelerators or "")
+        elif probe and (opts.distributed or opts.use_liger_kernel):
             import torch
 
             devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -328,8 +347,11 @@ class LocalProvider:
         """Create ``runs/<run_id>`` and start the trainer; idempotent on ``run_id``."""
         ref = JobRef(provider=NAME, remote_id=run_id, run_id=run_id)
         run_dir = self.runs_dir / run_id
+        on_sky = self.options(cfg).on == "sky"
         if (run_dir / runfiles.CONFIG).is_file():
-            if runfiles.read_pid(run_dir) is None:  # crashed between creating and starting
+            if on_sky:  # launched once: sky.json says so; else SkyPilot reuses the cluster
+                self._sky_launch(run_dir, cfg)
+            elif runfiles.read_pid(run_dir) is None:  # crashed between creating and starting
                 self._spawn(run_dir, resume=False)
             return ref
         train_src = Path(uploaded.training)
@@ -345,11 +367,13 @@ class LocalProvider:
             shutil.copytree(train_src, staging / runfiles.DATA)
             if val_src is not None:
                 shutil.copytree(val_src, staging / runfiles.VALIDATION)
+            # on a rented cluster the run folder lives elsewhere: paths relative to it
+            where = Path() if on_sky else run_dir
             config = self._run_config(
                 cfg,
                 run_id,
-                run_dir / runfiles.DATA,
-                run_dir / runfiles.VALIDATION if val_src else None,
+                where / runfiles.DATA,
+                where / runfiles.VALIDATION if val_src else None,
             )
             if config.options.distributed:
                 distributed.write_config(config.options, staging / runfiles.ACCELERATE)
@@ -358,13 +382,31 @@ class LocalProvider:
             os.replace(staging, run_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        self._spawn(run_dir, resume=False)
+        if on_sky:
+            self._sky_launch(run_dir, cfg)
+        else:
+            self._spawn(run_dir, resume=False)
         return ref
+
+    def _sky_launch(self, run_dir: Path, cfg: JobConfig) -> None:
+        from importlib.metadata import version
+
+        opts = self.options(cfg)
+        if opts.sky_install:
+            install = shlex.quote(opts.sky_install)
+        else:
+            root = skyrun.source_root()
+            install = skyrun.ship_tuneport(
+                run_dir, self._builder, root=root, version=version("tuneport")
+            )
+        task = skyrun.task_config(run_dir.name, run_dir, opts, install=install)
+        skyrun.launch(task, run_dir, self._sky_api())
 
     def find_run(self, run_id: str) -> str | None:
         """The run folder's id if that run was created and its trainer started."""
         run_dir = self.runs_dir / run_id
-        if (run_dir / runfiles.CONFIG).is_file() and runfiles.read_pid(run_dir) is not None:
+        started = runfiles.read_pid(run_dir) is not None or skyrun.read_record(run_dir)
+        if (run_dir / runfiles.CONFIG).is_file() and started:
             return run_id
         return None
 
@@ -402,10 +444,35 @@ class LocalProvider:
 
     def _status(self, run_dir: Path) -> JobStatus:
         config = RunConfig.model_validate_json((run_dir / runfiles.CONFIG).read_text())
+        record = skyrun.read_record(run_dir)
+        sky_state: str | None = None
+        sky_notes: list[str] = []
         st = runfiles.read_status(run_dir) or RunStatus(phase="queued")
+        finished = st.terminal and (
+            st.phase != "succeeded" or (run_dir / runfiles.ADAPTER).is_dir()
+        )
+        if record is not None and not finished:
+            # trained on a SkyPilot cluster: bring its log, status, metrics and adapter back
+            sky_api = self._sky_api()
+            sky_notes = skyrun.sync(run_dir, record, sky_api, self._runner)
+            sky_state = skyrun.job_state(record, sky_api)
+            st = runfiles.read_status(run_dir) or RunStatus(phase="queued")
         pid = runfiles.read_pid(run_dir)
-        alive = self._alive(run_dir, pid)
+        alive = self._alive(run_dir, pid) or sky_state in skyrun.ACTIVE_STATES
         phase, error = st.phase, st.error
+        if record is not None and not st.terminal and sky_state in skyrun.ENDED_STATES:
+            phase = "cancelled" if sky_state == "CANCELLED" else "failed"
+            error = f"SkyPilot job {record['job_id']} on {record['cluster']}: {sky_state}"
+            # its log is here; SkyPilot keeps a cluster whose setup failed up "for debugging"
+            # (sky.launch's `down`), so it is torn down now and the outcome kept
+            st.phase, st.error = phase, error
+            runfiles.write_status(run_dir, st)
+            try:
+                skyrun.cancel(record, self._sky_api())
+            except ProviderError as exc:
+                sky_notes.append(exc.message)
+        elif record is not None and sky_state is None and not st.terminal and sky_notes:
+            error = f"SkyPilot cluster {record['cluster']} not reachable: {'; '.join(sky_notes)}"
         if not st.terminal and not alive and pid is not None:
             # the process is gone without saying how it ended: killed, OOM, crashed
             if (run_dir / runfiles.CANCEL).exists():
@@ -439,7 +506,12 @@ class LocalProvider:
             tokens_per_second=st.tokens_per_s,
             compute_seconds=st.seconds,
             device=st.device,
-            raw={**st.model_dump(mode="json"), "alive": alive, "run_dir": str(run_dir)},
+            raw={
+                **st.model_dump(mode="json"),
+                "alive": alive,
+                "run_dir": str(run_dir),
+                **({"sky": {**record, "state": sky_state, "notes": sky_notes}} if record else {}),
+            },
         )
 
     @staticmethod
@@ -464,6 +536,13 @@ class LocalProvider:
         in its own session); they stop together at a step end and save a checkpoint."""
         run_dir = self.run_dir(job)
         (run_dir / runfiles.CANCEL).write_text(datetime.now(UTC).isoformat() + "\n")
+        record = skyrun.read_record(run_dir)
+        if record is not None:
+            skyrun.cancel(record, self._sky_api())
+            st = runfiles.read_status(run_dir)
+            if st is None or not st.terminal:
+                runfiles.write_status(run_dir, RunStatus(phase="cancelled"))
+            return
         pid = runfiles.read_pid(run_dir)
         if not self._alive(run_dir, pid):
             st = runfiles.read_status(run_dir)
@@ -630,6 +709,13 @@ class LocalProvider:
         current = self._status(run_dir)
         if current.state is JobState.SUCCEEDED:
             raise ProviderError(f"run {run_dir.name} already finished", hint="nothing to resume")
+        record = skyrun.read_record(run_dir)
+        if record is not None:  # never a second trainer on this machine for a rented run
+            raise ProviderError(
+                f"run {run_dir.name} trained on the SkyPilot cluster {record['cluster']}: "
+                "tuneport does not resume it there",
+                hint="launch it again with --new-run",
+            )
         # a cancelled run has written its status and is exiting: give it a moment
         deadline = time.monotonic() + self.settings.exit_wait_s
         while current.raw.get("alive") and current.state.terminal and time.monotonic() < deadline:

@@ -86,6 +86,13 @@ class LocalOptions(BaseModel):
     main_address: str | None = None  # the machine with machine_rank 0 (num_machines > 1)
     main_port: int | None = Field(default=None, ge=0, le=65535)  # default: a free port / 29500
     accelerate_config: Path | None = None  # an accelerate config file instead of the settings
+    # where it trains: this machine, or a cluster rented through SkyPilot (`--on sky`)
+    on: Literal["here", "sky"] = "here"
+    accelerators: str | None = None  # SkyPilot's NAME:COUNT per machine, e.g. A100:8
+    cloud: str | None = None  # SkyPilot cloud (default: the cheapest SkyPilot finds)
+    region: str | None = None
+    use_spot: bool = False
+    sky_install: str | None = None  # pip spec on the cluster; default tuneport[local]==VERSION
     # checkpoints and logging
     save_steps: int = Field(default=100, gt=0)
     save_total_limit: int = Field(default=2, gt=0)
@@ -146,6 +153,16 @@ class RunConfig(BaseModel):
     options: LocalOptions
     init_adapter: Path | None = None  # resolved from options.parent / options.init_adapter
     parent_run: str | None = None
+
+    def in_folder(self, run_dir: Path) -> RunConfig:
+        """This config with relative data paths resolved against ``run_dir`` (a run trained on a
+        SkyPilot cluster is written with paths relative to its folder, which moves there)."""
+        update: dict[str, Path] = {}
+        if not self.data.is_absolute():
+            update["data"] = run_dir / self.data
+        if self.validation is not None and not self.validation.is_absolute():
+            update["validation"] = run_dir / self.validation
+        return self.model_copy(update=update) if update else self
 
     def global_batch(self) -> int:
         """Examples per optimizer step: per-process batch × accumulation × processes."""

@@ -217,6 +217,19 @@ def estimate_extras(counts: Counts, cfg: JobConfig, price: ModelPrice) -> Extras
             f"{opts.gradient_accumulation_steps} accumulation × {lay.processes} processes = "
             f"{global_batch} per optimizer step; GPU memory is per GPU ({per_gpu})"
         )
+    cost_unknown: str | None = None
+    if opts.on == "sky":
+        from tuneport.providers.local.sky import hourly_price
+
+        machines = f" × {opts.num_machines} machines" if opts.num_machines > 1 else ""
+        hourly = hourly_price(opts)
+        if hourly.startswith("price unknown"):
+            cost_unknown = hourly
+        cloud = opts.cloud or "the cheapest cloud SkyPilot finds"
+        warnings.append(
+            f"rents {opts.accelerators}{machines} through SkyPilot ({cloud}): {hourly}; billed by "
+            "the hour until the run ends or is cancelled (which tears the cluster down)"
+        )
     trained: int | None = None
     if opts.max_steps is not None and n and opts.max_steps != steps:
         # the Trainer runs exactly max_steps steps, fewer or more than the epochs would take
@@ -234,12 +247,16 @@ def estimate_extras(counts: Counts, cfg: JobConfig, price: ModelPrice) -> Extras
                 f"no config.json for {cfg.model} (not a local folder or cached): "
                 "GPU memory not estimated"
             )
-        return Extras(steps=steps, warnings=warnings, trained_tokens=trained)
+        return Extras(
+            steps=steps, warnings=warnings, trained_tokens=trained, cost_unknown=cost_unknown
+        )
     try:
         shape = ModelShape.from_config(shape_cfg)
     except (KeyError, TypeError, ValueError):
         warnings.append(f"config.json of {cfg.model} lacks sizes: GPU memory unknown")
-        return Extras(steps=steps, warnings=warnings, trained_tokens=trained)
+        return Extras(
+            steps=steps, warnings=warnings, trained_tokens=trained, cost_unknown=cost_unknown
+        )
     rank = opts.lora_r or LORA_PRESETS[opts.lora].r
     seq = min(opts.max_length, max(counts.largest, 1))
     quantize = "4bit" if opts.quantize == "auto" else opts.quantize  # auto: 4-bit on a GPU
@@ -252,4 +269,10 @@ def estimate_extras(counts: Counts, cfg: JobConfig, price: ModelPrice) -> Extras
         weight_bytes=WEIGHT_BYTES[quantize],
     )
     gpu = round(gpu, 2)
-    return Extras(steps=steps, gpu_memory_gib=gpu, warnings=warnings, trained_tokens=trained)
+    return Extras(
+        steps=steps,
+        gpu_memory_gib=gpu,
+        warnings=warnings,
+        trained_tokens=trained,
+        cost_unknown=cost_unknown,
+    )

@@ -880,6 +880,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run_dir: Path = args.run_dir.resolve()
     cfg = RunConfig.model_validate_json((run_dir / runfiles.CONFIG).read_text(encoding="utf-8"))
+    cfg = cfg.in_folder(run_dir)  # a rented cluster's run: data paths relative to the folder
     recorder = Recorder(run_dir)
     recorder.update()
     register_rank(run_dir)
