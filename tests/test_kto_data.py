@@ -51,9 +51,12 @@ def test_kto_data_is_refused_in_one_line_with_the_fix(
 
 
 def test_train_refuses_kto_data_before_anything_starts(
-    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["train", "-p", "local", "--data", str(KTO), "-m", "missing-model", "--yes"]
+    model = tmp_path / "model"  # a model folder the checks accept (nothing is loaded)
+    model.mkdir()
+    (model / "config.json").write_text("{}", encoding="utf-8")
+    argv = ["train", "-p", "local", "--data", str(KTO), "-m", str(model), "--yes"]
     assert run(argv) == 2
     err = capsys.readouterr().err
     assert "KTO data" in err and "--desirable-only" in err
