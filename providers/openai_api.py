@@ -846,14 +846,8 @@ class OpenAIProtocol:
 
     def download(self, ref: str, out: Path) -> None:
         """The bytes of uploaded file ``ref`` (``GET /files/{id}/content``) written to ``out``."""
-        try:
-            reply = self._call(lambda: self.client.files.content(ref))
-        except NotFoundError:
-            raise NotFoundError(
-                f"{self.api.title} at {self.base_url} no longer holds file {ref!r} (deleted?)",
-                hint="port from a copy of the data instead: `tuneport train` with the file",
-            ) from None
-        out.write_bytes(reply.read())
+        read = partial(self._call, lambda: self.client.files.content(ref))
+        sdk.download_file(read, out, title=self.api.title, base_url=self.base_url, ref=ref)
 
     def doctor(self, timeout: float) -> list[Check]:
         """Key present (never shown) and accepted by the server at the base URL."""

@@ -13,12 +13,14 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import SecretStr
 
 from tuneport.errors import (
     ConfigError,
+    NotFoundError,
     ProviderError,
     TuneportError,
     UnreachableError,
@@ -289,3 +291,18 @@ __all__ = [
     "learning_rate",
     "retryable",
 ]
+
+
+def download_file(
+    read: Callable[[], Any], out: Path, *, title: str, base_url: str, ref: str
+) -> None:
+    """Write the bytes of an uploaded file (``read`` calls the SDK's ``files.content``, retried
+    by the backend) to ``out``; a file the service no longer holds is one line (port's fetch)."""
+    try:
+        reply = read()
+    except NotFoundError:
+        raise NotFoundError(
+            f"{title} at {base_url} no longer holds file {ref!r} (deleted?)",
+            hint="port from a copy of the data instead: `tuneport train` with the file",
+        ) from None
+    out.write_bytes(reply.read())

@@ -33,6 +33,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -68,7 +69,13 @@ from tuneport.providers.base import (
     parse_options,
 )
 from tuneport.providers.errormap import ErrorRule, one_line
-from tuneport.providers.sdk import Service, as_datetime, import_sdk, learning_rate
+from tuneport.providers.sdk import (
+    Service,
+    as_datetime,
+    download_file,
+    import_sdk,
+    learning_rate,
+)
 from tuneport.retry import (
     RetryPolicy,
     default_interval,
@@ -1069,14 +1076,8 @@ class TogetherProvider:
 
     def download(self, ref: str, out: Path) -> None:
         """The bytes of uploaded file ``ref`` (``GET /v1/files/{id}/content``) at ``out``."""
-        try:
-            reply = self._call(lambda: self.client.files.content(ref))
-        except NotFoundError:
-            raise NotFoundError(
-                f"Together at {self.base_url} no longer holds file {ref!r} (deleted?)",
-                hint="port from a copy of the data instead: `tuneport train` with the file",
-            ) from None
-        out.write_bytes(reply.read())
+        read = partial(self._call, lambda: self.client.files.content(ref))
+        download_file(read, out, title="Together", base_url=self.base_url, ref=ref)
 
 
 class TogetherPriceCounter:
