@@ -54,7 +54,7 @@ function jobRow(r) {
   state.textContent = r.state;
   const stateCell = document.createElement("td");
   stateCell.appendChild(state);
-  tr.append(first, cell(r.provider), cell(r.model, "id"), stateCell, cell(r.tuned_model, "id wrap"),
+  tr.append(first, cell(r.provider), cell(r.model, "id"), stateCell, cell(r.tuned_model, "id"),
     cell(r.estimate_tokens, "num"), cell(r.billed_tokens, "num"), cell(r.estimate_cost, "num"),
     cell(r.cost, "num"), cell(r.created), cell(r.updated));
   return tr;
