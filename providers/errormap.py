@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from tuneport.errors import TuneportError, redact
+from tuneport.errors import (
+    AuthError,
+    NotFoundError,
+    ProviderError,
+    QuotaError,
+    TuneportError,
+    redact,
+)
 
 
 @dataclass(frozen=True)
@@ -83,4 +90,58 @@ def apply_rules(
     raise AssertionError("no error rule matched; end every table with a catch-all rule")
 
 
-__all__ = ["ErrorRule", "apply_rules", "body_message", "one_line"]
+def generic_rules(
+    title: str,
+    *,
+    status_url: str,
+    key_fix: str,
+    denied_fix: str,
+    rate_fix: str = "wait a few minutes and run the command again",
+    not_found_fix: str = "check the id (see `tuneport jobs list`)",
+    refused_fix: str = "check the flags and the job file",
+    key_message: str = "",
+    denied_message: str = "",
+    rate_message: str = "",
+    rate_status: frozenset[int] = frozenset({429}),
+) -> tuple[ErrorRule, ...]:
+    """The rules every hosted API needs, in the order they must be tried after the backend's
+    own: a refused key (401), denied access (403), a rate limit still hit after retries (429),
+    not found (404), a server error still failing after retries (5xx) and the catch-all.
+
+    ``title`` names the service in every message; the ``*_fix`` texts say what to do, the
+    ``*_message`` texts replace the default wording where a service says more (templates as
+    in :class:`ErrorRule`)."""
+    return (
+        ErrorRule(
+            AuthError,
+            key_message or f"{title} rejected the API key",
+            key_fix,
+            status=frozenset({401}),
+        ),
+        ErrorRule(
+            AuthError,
+            denied_message or f"{title} denied access: {{msg}}",
+            denied_fix,
+            status=frozenset({403}),
+        ),
+        ErrorRule(
+            QuotaError,
+            rate_message or f"{title} rate limit still hit after retries: {{msg}}",
+            rate_fix,
+            status=rate_status,
+        ),
+        ErrorRule(NotFoundError, f"{title}: not found: {{msg}}", not_found_fix, status=_NOT_FOUND),
+        ErrorRule(
+            ProviderError,
+            f"{title} server error {{status}} (still failing after retries): {{msg}}",
+            f"retry later; see {status_url}",
+            status=_SERVER,
+        ),
+        ErrorRule(ProviderError, f"{title} refused the request ({{status}}): {{msg}}", refused_fix),
+    )
+
+
+_NOT_FOUND = frozenset({404})
+_SERVER = frozenset(range(500, 600))
+
+__all__ = ["ErrorRule", "apply_rules", "body_message", "generic_rules", "one_line"]
