@@ -22,7 +22,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from tuneport.data.exporters import openai_message
 from tuneport.errors import (
     ConfigError,
     InputError,
@@ -46,7 +45,6 @@ from tuneport.progress import Progress
 from tuneport.providers import sdk
 from tuneport.providers.base import (
     MAX_WAIT_S,
-    ChatOptions,
     Check,
     Checkpoint,
     MemoryUploads,
@@ -58,6 +56,7 @@ from tuneport.providers.base import (
     export_prepared,
     parse_options,
 )
+from tuneport.providers.chat import CompatChat
 from tuneport.retry import RetryPolicy, call_with_retry, outcome_unknown
 from tuneport.schemas import (
     AnyRecord,
@@ -66,8 +65,6 @@ from tuneport.schemas import (
     JobRef,
     JobState,
     JobStatus,
-    Message,
-    ToolCall,
 )
 
 if TYPE_CHECKING:
@@ -170,11 +167,12 @@ class _ProgressFile(io.BufferedReader):
         return chunk
 
 
-class OpenAIProtocol:
+class OpenAIProtocol(CompatChat):
     """Fine-tune and chat through a service speaking the OpenAI API (:attr:`service`)."""
 
     service: ClassVar[Service]
     name: str
+    max_tokens_field = "max_completion_tokens"
 
     def __init__(
         self,
@@ -228,6 +226,12 @@ class OpenAIProtocol:
     def map_error(self, exc: BaseException, *, model: str = "") -> TuneportError:
         """One-line tuneport error for an SDK error (never leaking the API key)."""
         return self.api.map_error(exc, base_url=self.base_url, model=model or "?")
+
+    def _translate(self, exc: BaseException) -> TuneportError | None:
+        return self.map_error(exc, model=self._model) if self.api.owns(exc) else None
+
+    def _where(self) -> str:
+        return f"{self.api.title} at {self.base_url}"
 
     def unreadable(self, what: str, exc: BaseException | None = None) -> ProviderError:
         """A reply tuneport cannot read: a create must be looked up, not repeated."""
@@ -678,86 +682,6 @@ class OpenAIProtocol:
         return self._read_reply(
             "the job list", lambda: [self._status(j) for j in page.data[:limit]]
         )
-
-    @staticmethod
-    def chat_request(
-        model: str, messages: Sequence[Message], options: ChatOptions
-    ) -> dict[str, Any]:
-        """The keyword arguments of ``chat.completions.create`` for one reply."""
-        wire = [openai_message(m.model_copy(update={"weight": None})) for m in messages]
-        request: dict[str, Any] = {"model": model, "messages": wire}
-        if options.temperature is not None:
-            request["temperature"] = options.temperature
-        if options.max_tokens is not None:
-            request["max_completion_tokens"] = options.max_tokens
-        return request
-
-    def chat(self, model: str, messages: Sequence[Message], options: ChatOptions) -> Message:
-        self._model = model
-        request = self.chat_request(model, messages, options)
-        reply = self._call(lambda: self.client.chat.completions.create(**request))
-        if not reply.choices:
-            raise ProviderError(f"{model} returned no reply", hint="try again")
-        msg = reply.choices[0].message
-        calls = [
-            ToolCall.model_validate(c.model_dump(mode="json", include={"id", "type", "function"}))
-            for c in msg.tool_calls or []
-            if getattr(c, "type", None) == "function"
-        ]
-        return Message(role="assistant", content=msg.content, tool_calls=calls or None)
-
-    def chat_stream(
-        self, model: str, messages: Sequence[Message], options: ChatOptions
-    ) -> Iterator[str]:
-        """The reply's text as the server streams it (``stream=True``); retried until the
-        stream opens, never after a piece was shown."""
-        import openai
-
-        from tuneport.retry import is_connection_error
-
-        self._model = model
-        request = self.chat_request(model, messages, options)
-        stream = self._call(lambda: self.client.chat.completions.create(**request, stream=True))
-        kind = stream.response.headers.get("content-type", "")
-        if "json" in kind:  # a compatible server that ignores stream=True
-            yield from self._whole_reply(stream, model)
-            return
-        try:
-            for chunk in stream:
-                for choice in chunk.choices:  # Azure opens with a chunk without choices
-                    if choice.index == 0 and choice.delta.content:
-                        yield choice.delta.content
-        except openai.APIError as exc:
-            raise self.map_error(exc, model=model) from None
-        except Exception as exc:
-            if is_connection_error(exc):
-                raise ProviderError(
-                    f"the connection to {self.api.title} at {self.base_url} dropped mid-reply",
-                    hint="send the message again",
-                ) from None
-            raise
-        finally:
-            stream.close()
-
-    def _whole_reply(self, stream: Any, model: str) -> Iterator[str]:
-        """The text of a plain ``chat.completion`` sent in answer to ``stream=True`` (the SDK
-        would read it as an event stream without events: an empty reply)."""
-        from openai.types.chat import ChatCompletion
-
-        try:
-            body = stream.response.read()
-            reply = ChatCompletion.model_validate_json(body)
-        except ValueError:
-            raise ProviderError(
-                f"{model} at {self.base_url} answered a streamed chat with a reply that is "
-                "neither an event stream nor a chat completion",
-                hint=f"check that {self.base_url} serves the OpenAI chat completions API",
-            ) from None
-        finally:
-            stream.close()
-        text = reply.choices[0].message.content if reply.choices else None
-        if text:
-            yield text
 
     def cleanup(self, job: JobRef) -> list[str]:
         """Delete the uploaded training/validation files."""
