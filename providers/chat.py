@@ -107,14 +107,19 @@ class CompatChat:
         finally:
             stream.close()
 
+    def _completion_type(self) -> type[Any]:
+        """The SDK's ``ChatCompletion`` model that reads a whole reply: OpenAI's here; a
+        backend over another SDK gives its own (Together's has finish reasons OpenAI's lacks)."""
+        from openai.types.chat import ChatCompletion
+
+        return ChatCompletion
+
     def _whole_reply(self, stream: Any, model: str) -> Iterator[str]:
         """The text of a plain ``chat.completion`` sent in answer to ``stream=True`` (the SDK
         would read it as an event stream without events: an empty reply)."""
-        from openai.types.chat import ChatCompletion
-
         try:
             body = stream.response.read()
-            reply = ChatCompletion.model_validate_json(body)
+            reply = self._completion_type().model_validate_json(body)
         except ValueError:
             raise ProviderError(
                 f"{model} ({self._where()}) answered a streamed chat with a reply that is "
@@ -123,7 +128,8 @@ class CompatChat:
             ) from None
         finally:
             stream.close()
-        text = reply.choices[0].message.content if reply.choices else None
+        message = reply.choices[0].message if reply.choices else None
+        text = getattr(message, "content", None)  # Together's choice may carry no message
         if text:
             yield text
 

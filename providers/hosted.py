@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -200,13 +200,41 @@ class SdkBackend(HostedBackend[ClientT]):
 
     # --- doctor ------------------------------------------------------------------------------
 
-    def _server_checks(self, timeout: float, path: str = "/models") -> list[Check]:
-        """The key (never shown), then one authenticated GET of ``path`` under the base URL;
-        only the key check when no key is set (the backend is not configured)."""
+    def _server_checks(
+        self,
+        timeout: float,
+        path: str = "/models",
+        *,
+        params: Mapping[str, str | int] | None = None,
+        what: str = "key accepted",
+    ) -> list[Check]:
+        """The key (never shown), the backend's :meth:`_setup_checks`, then one authenticated
+        GET of ``path`` (with ``params``) under the base URL; only the key check when no key is
+        set (the backend is not configured), no GET when a setup check failed."""
         key_check = self.api.key_check(self.options.api_key)
         if key_check.status == "skip":
             return [key_check]
-        return [key_check, self.api.probe(f"{self.base_url}{path}", str(self._api_key()), timeout)]
+        checks = [key_check, *self._setup_checks()]
+        if any(check.status == "fail" for check in checks):
+            return checks
+        probe = self.api.probe(
+            f"{self.base_url}{path}", str(self._api_key()), timeout, params=params, what=what
+        )
+        return [*checks, probe]
+
+    def _setup_checks(self) -> list[Check]:
+        """What doctor checks between the key and the server (the SDK, settings); a ``fail``
+        among them means the server is not asked. None by default."""
+        return []
+
+    def _sdk_check(self, load: Callable[[], Any], package: str) -> Check:
+        """``ok`` with the version of the SDK ``load()`` imports, else ``fail`` naming what to
+        install (``load`` raises the one-line ConfigError of :func:`~.sdk.import_sdk`)."""
+        try:
+            version = getattr(load(), "__version__", "?")
+        except ConfigError as exc:
+            return Check("SDK", "fail", exc.message, exc.hint)
+        return Check("SDK", "ok", f"{package} {version}")
 
 
 __all__ = ["HostedBackend", "HostedOptions", "SdkBackend"]

@@ -28,28 +28,23 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import tempfile
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field
 
 from tuneport.data.exporters import export_records
 from tuneport.data.records import read_records
 from tuneport.errors import (
-    AuthError,
     ConfigError,
     NotFoundError,
     ProviderError,
     QuotaError,
-    TuneportError,
     redact,
-    register_secret,
 )
 from tuneport.pricing.estimate import Extras
 from tuneport.pricing.table import ModelPrice
@@ -60,15 +55,14 @@ from tuneport.providers.base import (
     ChatOptions,
     Check,
     Checkpoint,
-    MemoryUploads,
     PreparedData,
     SourceJob,
     UploadedData,
-    UploadIndex,
     export_prepared,
-    parse_options,
 )
-from tuneport.providers.errormap import ErrorRule, one_line
+from tuneport.providers.chat import CompatChat
+from tuneport.providers.errormap import ErrorRule, generic_rules, one_line
+from tuneport.providers.hosted import HostedOptions, SdkBackend
 from tuneport.providers.sdk import (
     Service,
     as_datetime,
@@ -77,7 +71,6 @@ from tuneport.providers.sdk import (
     learning_rate,
 )
 from tuneport.retry import (
-    RetryPolicy,
     default_interval,
 )
 from tuneport.schemas import (
@@ -90,7 +83,6 @@ from tuneport.schemas import (
     JobStatus,
     Message,
     PreferenceExample,
-    ToolCall,
 )
 from tuneport.tokens import cache
 from tuneport.tokens.approx import ScaledTextCounter
@@ -113,7 +105,6 @@ if TYPE_CHECKING:
     from together import Together
     from together.types import FileResponse, FinetuneModelLimits
 
-T = TypeVar("T")
 
 NAME = "together"
 TITLE = "Together AI"
@@ -165,15 +156,11 @@ def _dollars(total_price: object) -> float | None:
     return total_price / NANODOLLARS
 
 
-class TogetherOptions(BaseModel):
-    """Settings of the Together backend (``--set key=value`` or ``options:`` in a job file)."""
+class TogetherOptions(HostedOptions):
+    """Settings of the Together backend (``--set key=value`` or ``options:`` in a job file);
+    ``api_key`` defaults to $TOGETHER_API_KEY, ``base_url`` to $TOGETHER_BASE_URL, else
+    https://api.together.ai."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    api_key: SecretStr | None = None  # default: $TOGETHER_API_KEY
-    base_url: str | None = None  # default: $TOGETHER_BASE_URL, else https://api.together.ai
-    timeout: float = Field(default=120.0, gt=0, le=MAX_WAIT_S)
-    max_attempts: int = Field(default=5, ge=1, le=20)
     learning_rate: float | None = Field(default=None, gt=0)  # absolute; wins over the multiplier
     lora: bool = True  # false: full fine-tuning (billed at the higher full rate)
     lora_r: int | None = Field(default=None, ge=1)
@@ -220,28 +207,10 @@ ERROR_RULES: tuple[ErrorRule, ...] = (
         contains=("non-serverless", "dedicated endpoint"),
     ),
     ErrorRule(
-        AuthError,
-        "Together rejected the API key (or the account has no credit left): {msg}",
-        f"set TOGETHER_API_KEY to a valid key ({KEY_URL}) and check the account's billing",
-        status=frozenset({401}),
-    ),
-    ErrorRule(
-        AuthError,
-        "Together denied access: {msg}",
-        "check that the key's project may fine-tune (TOGETHER_PROJECT_ID)",
-        status=frozenset({403}),
-    ),
-    ErrorRule(
         QuotaError,
         "Together credit limit reached: {msg}",
         "add credits at https://api.together.ai/settings/billing",
         status=frozenset({402}),
-    ),
-    ErrorRule(
-        QuotaError,
-        "Together rate limit still hit after retries: {msg}",
-        "wait a few minutes and run the command again",
-        status=frozenset({429}),
     ),
     ErrorRule(
         NotFoundError,
@@ -258,22 +227,13 @@ ERROR_RULES: tuple[ErrorRule, ...] = (
         status=frozenset({400, 422}),
         codes=frozenset({"invalid_file", "invalid_file_format"}),
     ),
-    ErrorRule(
-        NotFoundError,
-        "Together: not found: {msg}",
-        "check the id (see `tuneport jobs list`)",
-        status=frozenset({404}),
-    ),
-    ErrorRule(
-        ProviderError,
-        "Together server error {status} (still failing after retries): {msg}",
-        "retry later; see https://status.together.ai",
-        status=frozenset(range(500, 600)),
-    ),
-    ErrorRule(
-        ProviderError,
-        "Together refused the request ({status}): {msg}",
-        "check the flags, the --set options and the job file",
+    *generic_rules(
+        "Together",
+        status_url="https://status.together.ai",
+        key_message="Together rejected the API key (or the account has no credit left): {msg}",
+        key_fix=f"set TOGETHER_API_KEY to a valid key ({KEY_URL}) and check the account's billing",
+        denied_fix="check that the key's project may fine-tune (TOGETHER_PROJECT_ID)",
+        refused_fix="check the flags, the --set options and the job file",
     ),
 )
 
@@ -289,11 +249,6 @@ API = Service(
     url_hint="(the bare host, no /v1)",
     status_url="https://status.together.ai",
 )
-
-
-def map_error(exc: BaseException, *, model: str = "", base_url: str = "") -> TuneportError:
-    """One-line tuneport error for an SDK error (never leaking the API key)."""
-    return API.map_error(exc, base_url=base_url, model=model or "MODEL")
 
 
 def sdk() -> Any:
@@ -382,54 +337,25 @@ class QuotedCounts(Counts):
 # --- the provider -----------------------------------------------------------------------------
 
 
-class TogetherProvider:
-    """Fine-tune and chat through the Together AI API."""
+class TogetherProvider(SdkBackend["Together"], CompatChat):
+    """Fine-tune and chat through the Together AI API. Chat (streamed too) reaches a base
+    model, or a tuned model from a dedicated endpoint you started (Together's current docs
+    serve tuned models only that way)."""
 
     name = NAME
+    api = API
+    options_model = TogetherOptions
+    options: TogetherOptions
 
-    def __init__(
-        self,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        store: UploadIndex | None = None,
-        client: Together | None = None,
-        **settings: Any,
-    ) -> None:
-        self.options = parse_options(TogetherOptions, settings, NAME)
-        if self.options.api_key is not None:
-            register_secret(self.options.api_key.get_secret_value())
-        register_secret(os.environ.get("TOGETHER_API_KEY"))
-        self._sleep = sleep
-        self._clock = clock
-        self._store = store
-        self._client = client
-        self._policy = RetryPolicy(attempts=self.options.max_attempts)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self._limits: dict[str, FinetuneModelLimits] = {}
-        self._model = ""
 
     # --- plumbing ----------------------------------------------------------------------------
 
-    @property
-    def base_url(self) -> str:
-        return API.base_url(self.options.base_url)
-
-    @property
-    def store_key(self) -> str:
-        """Provider key of the uploads index: file ids are only valid on one server."""
-        return API.store_key(NAME, self.base_url)
-
-    def _api_key(self) -> str | None:
-        return API.api_key(self.options.api_key)
-
-    def _settings_problems(self) -> list[tuple[str, str]]:
-        problems: list[tuple[str, str]] = []
-        if not self._api_key():
-            problems.append(API.key_problem())
+    def settings_problems(self) -> list[tuple[str, str]]:
         url = self._url_problem()
-        if url:
-            problems.append(url)
-        return problems
+        return [*super().settings_problems(), *([url] if url else [])]
 
     def _url_problem(self) -> tuple[str, str] | None:
         if not self.base_url.endswith("/v1"):
@@ -439,70 +365,34 @@ class TogetherProvider:
             "give the bare host (e.g. https://api.together.ai): the SDK adds /v1",
         )
 
-    @property
-    def client(self) -> Together:
-        if self._client is None:
-            problems = self._settings_problems()
-            if problems:
-                raise ConfigError(
-                    "; ".join(p for p, _ in problems), hint="; ".join(f for _, f in problems)
-                )
-            made: Together = sdk().Together(
-                api_key=self._api_key(),
-                base_url=API.url_override(self.options.base_url),  # None: the SDK's own hosts
-                timeout=self.options.timeout,
-                max_retries=0,  # tenacity (tuneport.retry) owns retries
-            )
-            self._client = made
-        return self._client
-
-    def _uploads(self) -> UploadIndex:
-        if self._store is None:
-            self._store = MemoryUploads()
-        return self._store
-
-    def _call(
-        self,
-        fn: Callable[[], T],
-        *,
-        before_retry: Callable[[BaseException], T | None] | None = None,
-    ) -> T:
-        return API.call(
-            fn,
-            policy=self._policy,
-            sleep=self._sleep,
-            base_url=self.base_url,
-            values={"model": self._model or "MODEL"},
-            before_retry=before_retry,
+    def _make_client(self) -> Together:
+        self._require_settings()
+        made: Together = sdk().Together(
+            api_key=self._api_key(),
+            base_url=API.url_override(self.options.base_url),  # None: the SDK's own hosts
+            timeout=self.options.timeout,
+            max_retries=0,  # tenacity (tuneport.retry) owns retries
         )
+        return made
+
+    def _completion_type(self) -> type[Any]:
+        completion: type[Any] = sdk().types.chat.ChatCompletion
+        return completion
 
     def doctor(self, timeout: float) -> list[Check]:
         """Key set (never shown), SDK installed, base URL without ``/v1``, and one GET of the
         default model's tuning limits: the server is reachable and accepts the key."""
-        key_check = API.key_check(self.options.api_key)
-        if key_check.status == "skip":
-            return [key_check]
-        checks = [key_check]
-        try:
-            version = getattr(sdk(), "__version__", "?")
-        except ConfigError as exc:
-            checks.append(Check("SDK", "fail", exc.message, exc.hint))
-        else:
-            checks.append(Check("SDK", "ok", f"together {version}"))
-        url = self._url_problem()
-        if url:
-            checks.append(Check("base URL", "fail", *url))
-            return checks
-        checks.append(
-            API.probe(
-                f"{self.base_url}/v1/fine-tunes/models/limits",
-                str(self._api_key()),
-                timeout,
-                params={"model_name": DEFAULT_MODEL},
-                what=f"key accepted (limits of {DEFAULT_MODEL})",
-            )
+        return self._server_checks(
+            timeout,
+            "/v1/fine-tunes/models/limits",
+            params={"model_name": DEFAULT_MODEL},
+            what=f"key accepted (limits of {DEFAULT_MODEL})",
         )
-        return checks
+
+    def _setup_checks(self) -> list[Check]:
+        url = self._url_problem()
+        checks = [self._sdk_check(sdk, "together")]
+        return [*checks, Check("base URL", "fail", *url)] if url else checks
 
     def model_limits(self, model: str) -> FinetuneModelLimits:
         """Together's limits for tuning ``model`` (context, batch sizes, ranks, epochs)."""
@@ -520,7 +410,7 @@ class TogetherProvider:
 
         Asks Together for the model's limits (one GET) when the key is there, so an untunable
         model or an out-of-range setting fails before anything is priced or uploaded."""
-        problems = self._settings_problems()
+        problems = self.settings_problems()
         opts = self.options
         if cfg.suffix is not None and len(cfg.suffix) > MAX_USER_SUFFIX:
             problems.append(
@@ -756,11 +646,8 @@ class TogetherProvider:
                 raise API.unreadable("the job create")
             return found
 
-        def reconcile(_exc: BaseException) -> str | None:
-            # the failed attempt may have created the job: never create a second paid one
-            return self.find_run(run_id, cfg.model)
-
-        remote_id = self._call(create, before_retry=reconcile)
+        # the failed attempt may have created the job: never create a second paid one
+        remote_id = self._create_once(create, lambda: self.find_run(run_id, cfg.model))
         return JobRef(provider=NAME, remote_id=remote_id, run_id=run_id)
 
     def job_kwargs(self, uploaded: UploadedData, cfg: JobConfig, run_id: str) -> dict[str, Any]:
@@ -931,27 +818,16 @@ class TogetherProvider:
 
     # --- chat ------------------------------------------------------------------------------
 
-    def chat(self, model: str, messages: Sequence[Message], options: ChatOptions) -> Message:
-        """One reply from ``model``: a base model, or a tuned model from a dedicated endpoint
-        you started (Together's current docs serve tuned models only that way)."""
-        self._model = model
-        wire = [m.model_dump(mode="json", exclude_none=True, exclude={"weight"}) for m in messages]
-        extra: dict[str, Any] = {}
-        if options.temperature is not None:
-            extra["temperature"] = options.temperature
-        if options.max_tokens is not None:
-            extra["max_tokens"] = options.max_tokens
-        reply = self._call(
-            lambda: self.client.chat.completions.create(model=model, messages=wire, **extra)  # type: ignore[arg-type]
-        )
-        message = reply.choices[0].message if reply.choices else None
-        if message is None:
-            raise ProviderError(f"{model} returned no reply", hint="try again")
-        calls = [
-            ToolCall.model_validate(c.model_dump(mode="json", include={"id", "type", "function"}))
-            for c in message.tool_calls or []
-        ]
-        return Message(role="assistant", content=message.content, tool_calls=calls or None)
+    def chat_request(
+        self, model: str, messages: Sequence[Message], options: ChatOptions
+    ) -> dict[str, Any]:
+        """OpenAI's request, plus ``name`` on tool messages: Together's tool message takes it
+        (``ChatCompletionToolMessageParam``), OpenAI's does not."""
+        request = super().chat_request(model, messages, options)
+        for wire, message in zip(request["messages"], messages, strict=True):
+            if message.role == "tool" and message.name is not None:
+                wire["name"] = message.name
+        return request
 
     # --- cleanup ---------------------------------------------------------------------------
 

@@ -287,6 +287,28 @@ def test_together_chat_with_tuned_model_needs_serving(
     assert reply.model == tuned and together_fake.chats[-1]["model"] == tuned
 
 
+def test_together_streamed_chat_is_the_sdks_chunk_stream(
+    tg: together.Together, together_fake: FakeTogether
+) -> None:
+    """``stream=True`` returns the SDK's ``Stream`` (its ``response`` is the open HTTP reply)
+    of chunks the strict client validates as ``ChatCompletionChunk``."""
+    from together._streaming import Stream
+
+    hi: Any = [{"role": "user", "content": "one two three"}]
+    stream = tg.chat.completions.create(model=BASE, messages=hi, stream=True)
+    assert isinstance(stream, Stream)
+    assert stream.response.headers["content-type"] == "text/event-stream"
+    chunks = list(stream)
+    assert all(c.choices[0].delta.role == "assistant" for c in chunks)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert text == f"echo[{BASE}]: one two three"
+    assert chunks[-1].choices[0].finish_reason == "stop" and chunks[-1].usage is not None
+    assert together_fake.chats[-1]["stream"] is True
+    together_fake.finish_reason = "eos"  # in Together's Literal, not in OpenAI's
+    *_, last = tg.chat.completions.create(model=BASE, messages=hi, stream=True)
+    assert last.choices[0].finish_reason == "eos"
+
+
 def test_together_untunable_model_and_advance_on_get(
     tg: together.Together, together_fake: FakeTogether, sft_file: Path
 ) -> None:

@@ -107,6 +107,24 @@ def test_a_missing_sdk_is_one_error_naming_the_extra(
     assert "pip install 'tuneport[together]'" in info.value.one_line()
 
 
+def test_doctor_names_the_missing_sdk_and_asks_no_server_without_it(
+    fake: FakeTogether, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks = TogetherProvider().doctor(5.0)
+    assert [(c.name, c.status) for c in checks] == [
+        ("API key", "ok"),
+        ("SDK", "ok"),
+        ("server", "ok"),
+    ]
+    assert fake.calls("GET", r"^/v1/fine-tunes/models/limits$")[-1].query == {"model_name": [MODEL]}
+    monkeypatch.setitem(sys.modules, "together", None)  # import together -> ImportError
+    before = len(fake.requests)
+    checks = TogetherProvider().doctor(5.0)
+    assert [(c.name, c.status) for c in checks] == [("API key", "ok"), ("SDK", "fail")]
+    assert "pip install 'tuneport[together]'" in (checks[1].fix or "")
+    assert len(fake.requests) == before
+
+
 # --- preflight ----------------------------------------------------------------------------------
 
 
@@ -473,6 +491,84 @@ def test_chat_with_a_tuned_model_that_no_endpoint_serves_says_what_to_do(
     reply = provider.chat(tuned, hi, ChatOptions(temperature=0.2, max_tokens=20))
     assert reply.content == f"echo[{tuned}]: hi"
     assert fake.chats[-1]["temperature"] == 0.2 and fake.chats[-1]["max_tokens"] == 20
+
+
+def test_chat_streams_the_reply_as_together_sends_it(
+    fake: FakeTogether, provider: TogetherProvider
+) -> None:
+    hi = [Message(role="user", content="one two three")]
+    pieces = list(provider.chat_stream(MODEL, hi, ChatOptions(max_tokens=20)))
+    assert len(pieces) > 3 and "".join(pieces) == f"echo[{MODEL}]: one two three"
+    assert fake.chats[-1]["stream"] is True and fake.chats[-1]["max_tokens"] == 20
+
+
+def test_a_chat_stream_opens_like_a_chat_and_maps_its_errors(
+    fake: FakeTogether, provider: TogetherProvider, tmp_path: Path
+) -> None:
+    """Refused before the stream opens: the same one line as a plain chat (the dedicated
+    endpoint rule); a server error is retried until the stream opens."""
+    uploaded = provider.upload(_prepared(tmp_path), _cfg(tmp_path), Recorder())
+    ref = provider.launch(uploaded, _cfg(tmp_path), "run-stream")
+    fake.advance(3)
+    tuned = provider.status(ref).tuned_model
+    assert tuned
+    hi = [Message(role="user", content="hi")]
+    with pytest.raises(ProviderError) as info:
+        list(provider.chat_stream(tuned, hi, ChatOptions()))
+    assert f"Together serves {tuned} only from a dedicated endpoint" in info.value.one_line()
+    fake.deploy(tuned)
+    fake.fail("POST", r"^/v1/chat/completions$", 503)
+    assert "".join(provider.chat_stream(tuned, hi, ChatOptions())) == f"echo[{tuned}]: hi"
+    assert len(fake.calls("POST", r"^/v1/chat/completions$")) == 3
+
+
+@pytest.mark.parametrize("finish_reason", ["stop", "eos"])
+def test_a_stream_answered_with_one_json_reply_is_read_whole(
+    fake: FakeTogether, provider: TogetherProvider, finish_reason: str
+) -> None:
+    """A server (a proxy at TOGETHER_BASE_URL) that ignores stream=True and sends one
+    chat.completion: read whole with Together's own type, whose finish reasons include "eos"
+    (OpenAI's type refuses it, so the reply was called unreadable)."""
+    fake.stream_as_json = True
+    fake.finish_reason = finish_reason
+    hi = [Message(role="user", content="hello there")]
+    assert list(provider.chat_stream(MODEL, hi, ChatOptions())) == [f"echo[{MODEL}]: hello there"]
+    assert fake.chats[-1]["stream"] is True
+
+
+def test_a_connection_dropped_mid_reply_is_one_line_and_never_resent(
+    fake: FakeTogether, provider: TogetherProvider
+) -> None:
+    fake.mangle("POST", r"^/v1/chat/completions$", "truncated")
+    hi = [Message(role="user", content="one two three four five six")]
+    shown: list[str] = []
+    with pytest.raises(ProviderError) as info:
+        for piece in provider.chat_stream(MODEL, hi, ChatOptions()):
+            shown.append(piece)
+    assert shown  # the first half of the reply arrived before the drop
+    assert info.value.message == (
+        f"the connection to Together at {fake.base_url} dropped mid-reply"
+    )
+    assert info.value.hint == "send the message again"
+    assert len(fake.calls("POST", r"^/v1/chat/completions$")) == 1  # pieces were shown
+
+
+def test_chat_sends_the_name_of_a_tool_result_as_together_takes_it(
+    fake: FakeTogether, provider: TogetherProvider
+) -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    history = [
+        Message(role="user", content="hi"),
+        Message.model_validate({"role": "assistant", "tool_calls": [call]}),
+        Message(role="tool", content="42", tool_call_id="c1", name="f"),
+    ]
+    provider.chat(MODEL, history, ChatOptions())
+    assert fake.chats[-1]["messages"][2] == {
+        "role": "tool",
+        "content": "42",
+        "tool_call_id": "c1",
+        "name": "f",
+    }
 
 
 def test_cleanup_deletes_the_files_of_a_finished_job_only(

@@ -11,7 +11,10 @@ stdlib ``http.server`` in a thread, port 0, in-memory state. Routes are the ones
 * fine-tunes: ``GET /v1/fine-tunes/models/limits``, ``POST /v1/fine-tunes/estimate-price``,
   create, list, retrieve, delete, cancel, events, checkpoints, metrics;
 * ``POST /v1/chat/completions`` for base models and tuned models that are served (see
-  :meth:`FakeTogether.deploy` and :attr:`FakeTogether.serverless_lora`).
+  :meth:`FakeTogether.deploy` and :attr:`FakeTogether.serverless_lora`); ``stream=True`` is
+  answered with server-sent ``chat.completion.chunk`` events as the SDK's
+  ``ChatCompletionChunk`` has them (every delta carries its role; the last chunk the finish
+  reason and the usage), then ``data: [DONE]``.
 
 Jobs move one state along :attr:`FakeTogether.script` per :meth:`FakeTogether.advance` (no
 sleeping); with ``advance_on_get`` every retrieve advances too. Every request is logged in
@@ -104,6 +107,8 @@ class FakeTogether(Served, Scriptable):
         self.jobs: dict[str, Job] = {}
         self.endpoints: set[str] = set()  # model names served by a (fake) dedicated endpoint
         self.chats: list[dict[str, Any]] = []
+        self.stream_as_json = False  # True: answer stream=True with one JSON reply (a proxy)
+        self.finish_reason = "stop"  # Together's own Literal also has "eos"
         self._lock = threading.RLock()
         self._ids = 0
         self._server = start_server(handler_for(self.handle))
@@ -150,9 +155,12 @@ class FakeTogether(Served, Scriptable):
     def _act(self, req: Request) -> Reply:
         with self._lock:
             try:
-                return Reply(*self._route(req))
+                status, body, headers = self._route(req)
             except HTTPError as exc:
                 return Reply(exc.status, exc.payload)
+        if isinstance(body, EventStream):
+            return Reply(status, body.data(), headers, content_type="text/event-stream")
+        return Reply(status, body, headers)
 
     def _route(self, req: Request) -> tuple[int, Any, dict[str, str]]:
         m, p = req.method, req.path
@@ -515,6 +523,8 @@ class FakeTogether(Served, Scriptable):
         users = [m for m in body.get("messages", []) if m.get("role") == "user"]
         last: dict[str, Any] = users[-1] if users else {}
         text = f"echo[{model}]: {last.get('content', '')}"
+        if body.get("stream") and not self.stream_as_json:
+            return 200, self._chat_chunks(model, text)
         return 200, {
             "id": self._id("chat"),
             "object": "chat.completion",
@@ -524,12 +534,48 @@ class FakeTogether(Served, Scriptable):
             "choices": [
                 {
                     "index": 0,
-                    "finish_reason": "stop",
+                    "finish_reason": self.finish_reason,
                     "message": {"role": "assistant", "content": text},
                 }
             ],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
+            "usage": USAGE,
         }
+
+    def _chat_chunks(self, model: str, text: str) -> EventStream:
+        """``stream=True``: the reply in word-sized chunks (together/types/chat/
+        chat_completion_chunk.py: ``delta.role`` is required, ``finish_reason`` and ``usage``
+        come with the last chunk)."""
+        chunk_id = self._id("chat")
+        created = int(datetime.now(UTC).timestamp())
+
+        def chunk(content: str, finish: str | None = None) -> dict[str, Any]:
+            delta = {"role": "assistant", "content": content, "token_id": len(content)}
+            return {
+                "id": chunk_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                "usage": USAGE if finish else None,
+            }
+
+        words = text.split(" ")
+        pieces = [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
+        return EventStream([*(chunk(p) for p in pieces), chunk("", self.finish_reason)])
+
+
+@dataclass
+class EventStream:
+    """A server-sent-events answer: ``data: {json}`` per event, then ``data: [DONE]``."""
+
+    events: list[dict[str, Any]]
+
+    def data(self) -> bytes:
+        text = "".join(f"data: {json.dumps(e)}\n\n" for e in self.events) + "data: [DONE]\n\n"
+        return text.encode()
+
+
+USAGE = {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}
 
 
 UNAUTHORIZED = error_body(
