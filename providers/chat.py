@@ -107,19 +107,19 @@ class CompatChat:
         finally:
             stream.close()
 
-    def _completion_type(self) -> type[Any]:
-        """The SDK's ``ChatCompletion`` model that reads a whole reply: OpenAI's here; a
-        backend over another SDK gives its own (Together's has finish reasons OpenAI's lacks)."""
+    def _completion(self, body: bytes) -> Any:
+        """A whole ``chat.completion`` body as the SDK's reply type (``ValueError`` when it is
+        not one); a backend whose SDK declares its own type reads it with that."""
         from openai.types.chat import ChatCompletion
 
-        return ChatCompletion
+        return ChatCompletion.model_validate_json(body)
 
     def _whole_reply(self, stream: Any, model: str) -> Iterator[str]:
         """The text of a plain ``chat.completion`` sent in answer to ``stream=True`` (the SDK
         would read it as an event stream without events: an empty reply)."""
         try:
             body = stream.response.read()
-            reply = self._completion_type().model_validate_json(body)
+            reply = self._completion(body)
         except ValueError:
             raise ProviderError(
                 f"{model} ({self._where()}) answered a streamed chat with a reply that is "
@@ -128,8 +128,7 @@ class CompatChat:
             ) from None
         finally:
             stream.close()
-        message = reply.choices[0].message if reply.choices else None
-        text = getattr(message, "content", None)  # Together's choice may carry no message
+        text = reply.choices[0].message.content if reply.choices else None
         if text:
             yield text
 

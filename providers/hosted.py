@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -30,11 +31,13 @@ from tuneport.providers.base import (
     MAX_WAIT_S,
     Check,
     MemoryUploads,
+    PreparedData,
+    UploadedData,
     UploadIndex,
     create_once,
     parse_options,
 )
-from tuneport.retry import RetryPolicy, call_with_retry, outcome_unknown
+from tuneport.retry import RetryPolicy, call_with_retry, default_interval, outcome_unknown
 
 T = TypeVar("T")
 ClientT = TypeVar("ClientT")
@@ -138,6 +141,23 @@ class HostedBackend(Generic[ClientT]):
             error.outcome_unknown = error.outcome_unknown or outcome_unknown(exc)
             raise error from None
 
+    def _pauses(self, timeout: float, first: float, most: float) -> Iterator[float]:
+        """The waits between looks at something the service is still working on: each
+        ``next()`` sleeps, ``first`` seconds at first (less under test, see
+        :func:`~tuneport.retry.default_interval`), doubling up to ``most``; none is left (``next``
+        gives ``None`` with a default) once ``timeout`` seconds have passed since this call."""
+        deadline = self._clock() + timeout
+        delay = min(first, default_interval())
+
+        def pauses() -> Iterator[float]:
+            nonlocal delay
+            while self._clock() <= deadline:
+                self._sleep(delay)
+                yield delay
+                delay = min(delay * 2, most)
+
+        return pauses()
+
     def _create_once(
         self,
         create: Callable[[], str],
@@ -147,6 +167,19 @@ class HostedBackend(Generic[ClientT]):
         """The id ``create`` returns, made at most once per intended run (see
         :func:`~tuneport.providers.base.create_once`); ``reconcile`` defaults to ``find``."""
         return create_once(self._call, create, find, reconcile or (lambda _exc: find()))
+
+
+def upload_prepared(
+    prepared: PreparedData, send: Callable[[Path, str], tuple[str, bool]]
+) -> UploadedData:
+    """The training file, then the validation file when there is one, each sent by
+    ``send(path, sha256) -> (remote id, reused)``; reused only when both were."""
+    training, reused = send(prepared.training, prepared.sha256)
+    validation = None
+    if prepared.validation is not None and prepared.validation_sha256 is not None:
+        validation, v_reused = send(prepared.validation, prepared.validation_sha256)
+        reused = reused and v_reused
+    return UploadedData(training=training, validation=validation, reused=reused)
 
 
 class SdkBackend(HostedBackend[ClientT]):
@@ -237,4 +270,4 @@ class SdkBackend(HostedBackend[ClientT]):
         return Check("SDK", "ok", f"{package} {version}")
 
 
-__all__ = ["HostedBackend", "HostedOptions", "SdkBackend"]
+__all__ = ["HostedBackend", "HostedOptions", "SdkBackend", "upload_prepared"]

@@ -22,16 +22,10 @@ from tuneport.errors import AuthError, ConfigError, NotFoundError, ProviderError
 from tuneport.jobs.store import JobStore
 from tuneport.providers import registry
 from tuneport.providers.base import ChatOptions, PreparedData, Provider
-from tuneport.providers.together import (
-    BACKEND,
-    STATES,
-    QuotedCounts,
-    TogetherProvider,
-    estimate_extras,
-    event_level,
-    run_tag,
-    scale_to_total,
-)
+from tuneport.providers.together import BACKEND, estimate_extras
+from tuneport.providers.together.jobs import STATES, event_level, run_tag
+from tuneport.providers.together.provider import TogetherProvider
+from tuneport.providers.together.quote import QuotedCounts, scale_to_total
 from tuneport.schemas import JobConfig, JobRef, JobState, Message
 
 KEY = "tg-test-SECRET-0123456789"
@@ -644,7 +638,7 @@ def test_train_reuses_the_exact_count_of_an_earlier_online_estimate(
 
 def test_the_estimate_shows_togethers_own_quote(tmp_path: Path) -> None:
     from tuneport.pricing.table import load_prices
-    from tuneport.providers.together import ServerQuote
+    from tuneport.providers.together.quote import ServerQuote
 
     price = load_prices().lookup("together", MODEL)
     counts = QuotedCounts(

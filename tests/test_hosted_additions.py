@@ -1,0 +1,113 @@
+"""What the Together move added to the hosted base, apart from any backend: doctor's setup
+checks between the key and the server (a failing one means the server is not asked), the SDK
+check, the waits between looks at work in progress, and both prepared files uploaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from tests.hosted_helpers import Clock, prepared
+from tuneport.errors import ConfigError
+from tuneport.providers import sdk
+from tuneport.providers.base import Check
+from tuneport.providers.errormap import generic_rules
+from tuneport.providers.hosted import HostedOptions, SdkBackend, upload_prepared
+
+API = sdk.Service(
+    title="Demo",
+    module="demo_sdk",
+    key_env="DEMO_API_KEY",
+    url_env="DEMO_BASE_URL",
+    default_url="http://127.0.0.1:9",
+    key_url="https://demo.example/keys",
+    rules=generic_rules("Demo", status_url="u", key_fix="k", denied_fix="d"),
+)
+
+
+class Demo(SdkBackend[Any]):
+    name = "demo"
+    api = API
+    options_model = HostedOptions
+    setup: ClassVar[list[Check]] = []
+
+    def _setup_checks(self) -> list[Check]:
+        return list(self.setup)
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEMO_API_KEY", "demo-key-0123456789")
+    monkeypatch.delenv("DEMO_BASE_URL", raising=False)
+
+
+def test_a_failing_setup_check_means_the_server_is_not_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[tuple[str, Any, str]] = []
+
+    def probe(self: sdk.Service, url: str, key: str, timeout: float, **kw: Any) -> Check:
+        asked.append((url, kw.get("params"), kw.get("what")))
+        return Check("server", "ok", "reachable")
+
+    monkeypatch.setattr(sdk.Service, "probe", probe)
+    monkeypatch.setattr(Demo, "setup", [Check("SDK", "ok", "demo 1.0")])
+    checks = Demo()._server_checks(1.0, "/v1/limits", params={"m": "x"}, what="key works")
+    assert [c.name for c in checks] == ["API key", "SDK", "server"]
+    assert asked == [("http://127.0.0.1:9/v1/limits", {"m": "x"}, "key works")]
+    monkeypatch.setattr(Demo, "setup", [Check("SDK", "ok", "1"), Check("URL", "fail", "bad")])
+    assert [c.name for c in Demo()._server_checks(1.0)] == ["API key", "SDK", "URL"]
+    assert len(asked) == 1
+    monkeypatch.delenv("DEMO_API_KEY")  # not configured: the key check alone
+    assert [(c.name, c.status) for c in Demo()._server_checks(1.0)] == [("API key", "skip")]
+
+
+def test_the_sdk_check_names_the_version_or_what_to_install() -> None:
+    class Module:
+        __version__ = "3.1.1"
+
+    def missing() -> Any:
+        raise ConfigError("the SDK is not installed", hint="pip install 'tuneport[demo]'")
+
+    ok = Demo()._sdk_check(lambda: Module, "demo")
+    assert (ok.status, ok.detail) == ("ok", "demo 3.1.1")
+    fail = Demo()._sdk_check(missing, "demo")
+    assert (fail.status, fail.fix) == ("fail", "pip install 'tuneport[demo]'")
+
+
+def test_pauses_double_up_to_the_most_and_end_after_the_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TUNEPORT_POLL_INTERVAL", "2")
+    clock = Clock()  # each sleep moves the clock on by what was slept
+    backend = Demo(sleep=clock.sleep, clock=clock)
+    pauses = backend._pauses(20.0, first=3.0, most=5.0)
+    clock.now += 4.0  # the deadline runs from when the pauses were asked for
+    # a pause while the clock is at most 20: at 4, 6, 10, 15 and 20 (then 25)
+    assert list(pauses) == [2.0, 4.0, 5.0, 5.0, 5.0]
+    assert clock.slept == [2.0, 4.0, 5.0, 5.0, 5.0] and clock.now == 25.0
+    monkeypatch.setenv("TUNEPORT_POLL_INTERVAL", "0")  # tests that must not wait
+    clock.now = 0.0  # the test clock moves on by a second at least: at 0, 1, 2 and 3
+    assert list(backend._pauses(3.0, first=2.0, most=15.0)) == [0.0] * 4
+
+
+def test_upload_prepared_sends_both_files_and_is_reused_only_when_both_were(
+    tmp_path: Path,
+) -> None:
+    data = prepared(tmp_path, 2, "train.jsonl", False)
+    sent: list[str] = []
+
+    def send(path: Path, sha: str) -> tuple[str, bool]:
+        sent.append(path.name)
+        return f"id-{path.name}", path.name == "train.jsonl"
+
+    alone = upload_prepared(data, send)
+    assert (alone.training, alone.validation, alone.reused) == ("id-train.jsonl", None, True)
+    check = tmp_path / "check.jsonl"
+    check.write_bytes(data.training.read_bytes())
+    both = data.model_copy(update={"validation": check, "validation_sha256": data.sha256})
+    pair = upload_prepared(both, send)
+    assert (pair.validation, pair.reused) == ("id-check.jsonl", False)
+    assert sent == ["train.jsonl", "train.jsonl", "check.jsonl"]
