@@ -107,14 +107,19 @@ class CompatChat:
         finally:
             stream.close()
 
+    def _completion(self, body: bytes) -> Any:
+        """A whole ``chat.completion`` body as the SDK's reply type (``ValueError`` when it is
+        not one); a backend whose SDK declares its own type reads it with that."""
+        from openai.types.chat import ChatCompletion
+
+        return ChatCompletion.model_validate_json(body)
+
     def _whole_reply(self, stream: Any, model: str) -> Iterator[str]:
         """The text of a plain ``chat.completion`` sent in answer to ``stream=True`` (the SDK
         would read it as an event stream without events: an empty reply)."""
-        from openai.types.chat import ChatCompletion
-
         try:
             body = stream.response.read()
-            reply = ChatCompletion.model_validate_json(body)
+            reply = self._completion(body)
         except ValueError:
             raise ProviderError(
                 f"{model} ({self._where()}) answered a streamed chat with a reply that is "

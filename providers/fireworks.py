@@ -25,45 +25,39 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import os
 import re
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field
 
 from tuneport.errors import (
-    AuthError,
     ConfigError,
     NotFoundError,
     ProviderError,
     QuotaError,
     TuneportError,
     redact,
-    register_secret,
 )
 from tuneport.progress import NullProgress, Progress
 from tuneport.providers.base import (
     MAX_WAIT_S,
     Backend,
-    ChatOptions,
     Check,
     HourlyResource,
     PreparedData,
     SourceJob,
     UploadedData,
     export_prepared,
-    parse_options,
 )
-from tuneport.providers.errormap import ErrorRule, one_line
+from tuneport.providers.chat import CompatChat
+from tuneport.providers.errormap import ErrorRule, generic_rules, one_line
+from tuneport.providers.hosted import HostedOptions, SdkBackend
 from tuneport.providers.sdk import Service, as_datetime, import_sdk, learning_rate
-from tuneport.retry import (
-    RetryPolicy,
-    call_with_retry,
-    default_interval,
-)
+from tuneport.retry import call_with_retry, default_interval
 from tuneport.schemas import (
     AnyRecord,
     Example,
@@ -72,8 +66,6 @@ from tuneport.schemas import (
     JobRef,
     JobState,
     JobStatus,
-    Message,
-    ToolCall,
 )
 from tuneport.tokens.counter import TokenCounter
 from tuneport.tokens.hf import hub_counter, own_or_approx
@@ -90,6 +82,11 @@ from tuneport.validation.rules import (
 
 if TYPE_CHECKING:
     from fireworks import Fireworks
+    from fireworks.resources import DpoJobsResource, SupervisedFineTuningJobsResource
+    from fireworks.types import Dataset, DpoJob, SupervisedFineTuningJob
+    from fireworks.types.shared import ReinforcementLearningLossConfig, TrainingConfig
+
+    Job: TypeAlias = SupervisedFineTuningJob | DpoJob
 
 T = TypeVar("T")
 
@@ -110,16 +107,12 @@ DIRECT_UPLOAD_MAX = 150 * 1024 * 1024  # datasets.upload() docstring: "file size
 # resource ids: 1-63 of [a-z0-9-] (fireworks SDK training/sdk/fireworks_client.py); starting
 # with a letter and not ending with '-' is tuneport's choice, stricter than the SDK
 ID_MAX = 63
-# tuneport method -> (job collection, create id parameter, SDK resource attribute)
-METHODS: dict[str, tuple[str, str, str]] = {
-    "sft": (
-        "supervisedFineTuningJobs",
-        "supervised_fine_tuning_job_id",
-        "supervised_fine_tuning_jobs",
-    ),
-    "dpo": ("dpoJobs", "dpo_job_id", "dpo_jobs"),
+# tuneport method -> (job collection, create id parameter)
+METHODS: dict[str, tuple[str, str]] = {
+    "sft": ("supervisedFineTuningJobs", "supervised_fine_tuning_job_id"),
+    "dpo": ("dpoJobs", "dpo_job_id"),
 }
-COLLECTIONS: dict[str, str] = {collection: attr for collection, _, attr in METHODS.values()}
+COLLECTIONS: tuple[str, ...] = tuple(collection for collection, _ in METHODS.values())
 
 # raw JOB_STATE_* -> normalized state (fireworks/types/supervised_fine_tuning_job.py; meanings
 # inferred from the names except PAUSED, which the SDK documents)
@@ -150,16 +143,12 @@ STATES: dict[str, JobState] = {
 SNAPSHOT_TTL = 2.0  # seconds a status() snapshot may serve the next events() call
 
 
-class FireworksOptions(BaseModel):
-    """Settings of the Fireworks backend (``--set key=value`` or ``options:`` in a job file)."""
+class FireworksOptions(HostedOptions):
+    """Settings of the Fireworks backend (``--set key=value`` or ``options:`` in a job file);
+    ``api_key``, ``base_url`` (default: $FIREWORKS_BASE_URL, else https://api.fireworks.ai),
+    ``timeout`` and ``max_attempts`` are every hosted backend's."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    api_key: SecretStr | None = None  # default: $FIREWORKS_API_KEY
     account_id: str | None = None  # default: $FIREWORKS_ACCOUNT_ID
-    base_url: str | None = None  # default: $FIREWORKS_BASE_URL, else https://api.fireworks.ai
-    timeout: float = Field(default=120.0, gt=0, le=MAX_WAIT_S)
-    max_attempts: int = Field(default=5, ge=1, le=20)
     learning_rate: float | None = Field(default=None, gt=0)  # absolute; wins over the multiplier
     lora_rank: int | None = Field(default=None, ge=1)
     max_context_length: int | None = Field(default=None, ge=1)
@@ -211,49 +200,24 @@ ERROR_RULES: tuple[ErrorRule, ...] = (
         contains=("not deployed", "not found, inaccessible"),
     ),
     ErrorRule(
-        AuthError,
-        "Fireworks rejected the API key",
-        f"set FIREWORKS_API_KEY to a valid key ({KEY_URL})",
-        status=frozenset({401}),
-    ),
-    ErrorRule(
-        AuthError,
-        "Fireworks denied access to account {account}: {msg}",
-        "check FIREWORKS_ACCOUNT_ID and that the key belongs to that account",
-        status=frozenset({403}),
-    ),
-    ErrorRule(
-        QuotaError,
-        "Fireworks quota or rate limit still hit after retries: {msg}",
-        "wait and run the command again, or raise your quota at https://app.fireworks.ai",
-        status=frozenset({429}),
-    ),
-    ErrorRule(
-        NotFoundError,
-        "Fireworks: not found: {msg}",
-        "check the model name (accounts/fireworks/models/<id>) and the job id "
-        "(`tuneport jobs list`)",
-        status=frozenset({404}),
-    ),
-    ErrorRule(
         ProviderError,
         "Fireworks refused the request: {msg}",
         "run `tuneport validate DATA --provider fireworks` and check the --set options",
         status=frozenset({400, 409, 412, 422}),
     ),
-    ErrorRule(
-        ProviderError,
-        "Fireworks server error {status} (still failing after retries): {msg}",
-        "retry later; see https://status.fireworks.ai",
-        status=frozenset(range(500, 600)),
-    ),
-    ErrorRule(
-        ProviderError,
-        "Fireworks refused the request ({status}): {msg}",
-        "check the flags, the --set options and the job file",
+    *generic_rules(
+        "Fireworks",
+        status_url="https://status.fireworks.ai",
+        key_fix=f"set FIREWORKS_API_KEY to a valid key ({KEY_URL})",
+        denied_message="Fireworks denied access to account {account}: {msg}",
+        denied_fix="check FIREWORKS_ACCOUNT_ID and that the key belongs to that account",
+        rate_message="Fireworks quota or rate limit still hit after retries: {msg}",
+        rate_fix="wait and run the command again, or raise your quota at https://app.fireworks.ai",
+        not_found_fix="check the model name (accounts/fireworks/models/<id>) and the job id "
+        "(`tuneport jobs list`)",
+        refused_fix="check the flags, the --set options and the job file",
     ),
 )
-
 
 API = Service(
     title="Fireworks",
@@ -316,6 +280,31 @@ def deployment_id(model: str) -> str:
     return f"tp-{_digest(model, 24)}"
 
 
+def job_config(job: Job) -> SupervisedFineTuningJob | TrainingConfig:
+    """Where a job's settings are: an SFT job holds them itself, a DPO job in its
+    ``trainingConfig`` (empty when the server sent none)."""
+    from fireworks.types import DpoJob
+    from fireworks.types.shared import TrainingConfig
+
+    if isinstance(job, DpoJob):
+        return job.training_config or TrainingConfig()
+    return job
+
+
+def sft_job(job: Job) -> SupervisedFineTuningJob | None:
+    """``job`` when it is an SFT job (progress and the evaluation dataset are SFT-only)."""
+    from fireworks.types import SupervisedFineTuningJob
+
+    return job if isinstance(job, SupervisedFineTuningJob) else None
+
+
+def dpo_loss(job: Job) -> ReinforcementLearningLossConfig | None:
+    """A DPO job's ``lossConfig`` (its method and beta); ``None`` for SFT or when unset."""
+    from fireworks.types import DpoJob
+
+    return job.loss_config if isinstance(job, DpoJob) else None
+
+
 def _short(name: str) -> str:
     return name.rstrip("/").rsplit("/", 1)[-1]
 
@@ -328,30 +317,18 @@ def _count_lines(path: Path) -> int:
 # --- the provider -----------------------------------------------------------------------------
 
 
-class FireworksProvider:
+class FireworksProvider(SdkBackend["Fireworks"], CompatChat):
     """Fine-tune, deploy and chat through the Fireworks AI API."""
 
     name = NAME
+    api = API
+    options_model = FireworksOptions
+    options: FireworksOptions
 
-    def __init__(
-        self,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        store: object = None,  # unused: datasets are named by their content
-        client: Fireworks | None = None,
-        **settings: Any,
-    ) -> None:
-        self.options = parse_options(FireworksOptions, settings, NAME)
-        if self.options.api_key is not None:
-            register_secret(self.options.api_key.get_secret_value())
-        register_secret(os.environ.get("FIREWORKS_API_KEY"))
-        self._sleep = sleep
-        self._clock = clock
-        self._client = client
-        self._policy = RetryPolicy(attempts=self.options.max_attempts)
-        self._model = ""
-        self._snapshot: tuple[str, float, Any] | None = None
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # a job store passed as `store` goes unused: datasets are
+        # named by their content
+        self._snapshot: tuple[str, float, Job] | None = None
         self._hourly_consent = False  # set by consent_hourly(): chat/eval asked the user
 
     # --- online counting (estimate --online) ---------------------------------------------------
@@ -373,69 +350,41 @@ class FireworksProvider:
     # --- plumbing ----------------------------------------------------------------------------
 
     @property
-    def base_url(self) -> str:
-        return API.base_url(self.options.base_url)
-
-    @property
     def account(self) -> str:
         return self.options.account_id or os.environ.get("FIREWORKS_ACCOUNT_ID") or ""
 
-    def _api_key(self) -> str | None:
-        return API.api_key(self.options.api_key)
-
-    def _settings_problems(self) -> list[tuple[str, str]]:
-        problems: list[tuple[str, str]] = []
-        if not self._api_key():
-            problems.append(API.key_problem())
+    def settings_problems(self) -> list[tuple[str, str]]:
+        problems = super().settings_problems()
         if not self.account:
             problems.append(("FIREWORKS_ACCOUNT_ID is not set", ACCOUNT_FIX))
         return problems
 
-    @property
-    def client(self) -> Fireworks:
-        if self._client is None:
-            problems = self._settings_problems()
-            if problems:
-                raise ConfigError(
-                    "; ".join(p for p, _ in problems), hint="; ".join(f for _, f in problems)
-                )
-            made: Fireworks = sdk().Fireworks(
-                api_key=self._api_key(),
-                account_id=self.account,
-                # None unless set: the SDK sends chat to its inference path only when the base
-                # URL is not overridden (resources/chat/completions.py)
-                base_url=API.url_override(self.options.base_url),
-                timeout=self.options.timeout,
-                max_retries=0,  # tenacity (tuneport.retry) owns retries
-            )
-            self._client = made
-        return self._client
-
-    def _call(
-        self,
-        fn: Callable[[], T],
-        *,
-        before_retry: Callable[[BaseException], T | None] | None = None,
-    ) -> T:
-        return API.call(
-            fn,
-            policy=self._policy,
-            sleep=self._sleep,
-            base_url=self.base_url,
-            values={"model": self._model or "MODEL", "account": self.account or "ACCOUNT"},
-            before_retry=before_retry,
+    def _make_client(self) -> Fireworks:
+        self._require_settings()
+        made: Fireworks = sdk().Fireworks(
+            api_key=self._api_key(),
+            account_id=self.account,
+            # None unless set: the SDK sends chat to its inference path only when the base
+            # URL is not overridden (resources/chat/completions.py)
+            base_url=self.api.url_override(self.options.base_url),
+            timeout=self.options.timeout,
+            max_retries=0,  # tenacity (tuneport.retry) owns retries
         )
+        return made
+
+    def _error_values(self) -> dict[str, object]:
+        return {**super()._error_values(), "account": self.account or "ACCOUNT"}
 
     def doctor(self, timeout: float) -> list[Check]:
         """Key set (never shown), SDK installed, account id set, one page of datasets (server
         reachable, key accepted for the account), and a warning for every deployment tuneport
         made that still bills (they cost per GPU-second until deleted)."""
-        key_check = API.key_check(self.options.api_key)
+        key_check = self.api.key_check(self.options.api_key)
         if key_check.status == "skip":
             return [key_check]
         checks = [key_check]
         try:
-            version = getattr(sdk(), "__version__", "?")
+            version = getattr(sdk(), "__version__", "?")  # a module: no typed attribute
         except ConfigError as exc:
             return [*checks, Check("SDK", "fail", exc.message, exc.hint)]
         checks.append(Check("SDK", "ok", f"fireworks-ai {version}"))
@@ -443,7 +392,7 @@ class FireworksProvider:
             missing = "FIREWORKS_ACCOUNT_ID is not set"
             return [*checks, Check("account", "fail", missing, ACCOUNT_FIX)]
         checks.append(Check("account", "ok", self.account))
-        server = API.probe(
+        server = self.api.probe(
             f"{self.base_url}/v1/accounts/{self.account}/datasets",
             str(self._api_key()),
             timeout,
@@ -462,13 +411,13 @@ class FireworksProvider:
             live = [
                 str(d.name)
                 for d in client.deployments.list()
-                if str(d.name).rsplit("/", 1)[-1].startswith("tp-")
+                if _short(str(d.name)).startswith("tp-")
                 and d.state not in ("DELETING", "DELETED", "FAILED")
             ]
         except Exception as exc:
-            if not API.owns(exc):
+            if not self.api.owns(exc):
                 raise
-            error = API.map_error(exc, base_url=self.base_url, model="", account=self.account)
+            error = self.api.map_error(exc, base_url=self.base_url, model="", account=self.account)
             return Check("deployments", "warn", f"cannot list deployments: {error.message}")
         if not live:
             return Check("deployments", "ok", "no tuneport deployment is running")
@@ -492,7 +441,7 @@ class FireworksProvider:
 
     def preflight(self, cfg: JobConfig) -> None:
         """Key and account present, settings valid, all reported at once (no network)."""
-        problems = self._settings_problems()
+        problems = self.settings_problems()
         opts = self.options
         if not cfg.model.startswith("accounts/"):
             problems.append(
@@ -652,7 +601,7 @@ class FireworksProvider:
             ) from None
         self._call(lambda: self.client.datasets.validate_upload(ds_id, body={}))
 
-    def _wait_dataset(self, ds_id: str, label: str) -> Any:
+    def _wait_dataset(self, ds_id: str, label: str) -> Dataset:
         deadline = self._clock() + self.options.dataset_timeout
         delay = min(2.0, default_interval())
         while True:
@@ -671,11 +620,11 @@ class FireworksProvider:
             delay = min(delay * 2, 15.0)
 
     @staticmethod
-    def _check_dataset(dataset: Any, label: str) -> None:
-        status = getattr(dataset, "status", None)
-        code = str(getattr(status, "code", None) or "OK")
+    def _check_dataset(dataset: Dataset, label: str) -> None:
+        status = dataset.status
+        code = str((status.code if status else None) or "OK")
         if code not in ("OK", "0"):
-            why = redact(one_line(str(getattr(status, "message", "") or code)))
+            why = redact(one_line(str((status.message if status else None) or code)))
             raise ProviderError(
                 f"Fireworks refused {label}: {why}",
                 hint="run `tuneport validate DATA --provider fireworks` and fix what it reports",
@@ -683,8 +632,10 @@ class FireworksProvider:
 
     # --- jobs ----------------------------------------------------------------------------------
 
-    def _jobs(self, collection: str) -> Any:
-        return getattr(self.client, COLLECTIONS[collection])
+    def _jobs(self, collection: str) -> SupervisedFineTuningJobsResource | DpoJobsResource:
+        if collection == METHODS["dpo"][0]:
+            return self.client.dpo_jobs
+        return self.client.supervised_fine_tuning_jobs
 
     def _parse(self, remote_id: str) -> tuple[str, str]:
         """``(collection, job id)`` of a job name ``accounts/A/<collection>/<id>``."""
@@ -696,7 +647,7 @@ class FireworksProvider:
             hint="expected accounts/ACCOUNT/supervisedFineTuningJobs/ID or .../dpoJobs/ID",
         )
 
-    def _get_job(self, remote_id: str) -> Any:
+    def _get_job(self, remote_id: str) -> Job:
         collection, short = self._parse(remote_id)
         job = self._call(lambda: self._jobs(collection).get(short))
         self._snapshot = (remote_id, self._clock(), job)
@@ -705,7 +656,7 @@ class FireworksProvider:
     def launch(self, uploaded: UploadedData, cfg: JobConfig, run_id: str) -> JobRef:
         """Create the job under the id derived from ``run_id``; an existing one is returned."""
         self._model = cfg.model
-        collection, _id_param, _ = METHODS[cfg.method]
+        collection, _id_param = METHODS[cfg.method]
         jid = job_id(run_id)
         jobs = self._jobs(collection)
         found = self._get_or_none(lambda: jobs.get(jid))
@@ -714,13 +665,13 @@ class FireworksProvider:
             return JobRef(provider=NAME, remote_id=str(found.name), run_id=run_id)
         kwargs = self.job_kwargs(uploaded, cfg, run_id)
 
-        def create() -> Any:
+        def create() -> Job:
             try:
                 return jobs.create(**kwargs)
             except sdk().ConflictError:  # an earlier attempt created it: that one
                 return jobs.get(jid)
 
-        def reconcile(_exc: BaseException) -> Any:
+        def reconcile(_exc: BaseException) -> Job | None:
             with contextlib.suppress(Exception):
                 return jobs.get(jid)
             return None
@@ -730,7 +681,7 @@ class FireworksProvider:
         return JobRef(provider=NAME, remote_id=str(job.name), run_id=run_id)
 
     @staticmethod
-    def _check_owned(job: Any, uploaded: UploadedData, jid: str) -> None:
+    def _check_owned(job: Job, uploaded: UploadedData, jid: str) -> None:
         if str(job.dataset) != uploaded.training:
             raise ConfigError(
                 f"Fireworks job {jid} exists but trains on {job.dataset}, not {uploaded.training}",
@@ -741,7 +692,7 @@ class FireworksProvider:
         """Keyword arguments of ``supervised_fine_tuning_jobs.create`` / ``dpo_jobs.create``
         (see the README for the mapping)."""
         opts = self.options
-        _collection, id_param, _ = METHODS[cfg.method]
+        _collection, id_param = METHODS[cfg.method]
         hyper: dict[str, Any] = {
             "base_model": cfg.model,
             "output_model": output_model_id(cfg, run_id),
@@ -780,22 +731,22 @@ class FireworksProvider:
     def status(self, job: JobRef) -> JobStatus:
         return self._status(self._get_job(job.remote_id))
 
-    def _status(self, job: Any) -> JobStatus:
+    def _status(self, job: Job) -> JobStatus:
         raw_state = str(job.state or "JOB_STATE_UNSPECIFIED")
         state = STATES.get(raw_state, JobState.RUNNING)
-        config = getattr(job, "training_config", None) or job
-        output = getattr(config, "output_model", None)
-        base = getattr(config, "base_model", None) or getattr(config, "warm_start_from", None)
-        progress_info = getattr(job, "job_progress", None)
-        percent = getattr(progress_info, "percent", None)
+        config = job_config(job)
+        output = config.output_model
+        base = config.base_model or config.warm_start_from
+        sft = sft_job(job)
+        progress_info = sft.job_progress if sft else None
+        percent = progress_info.percent if progress_info else None
         error = None
         if raw_state == "JOB_STATE_EARLY_STOPPED" and not (
             output and self._get_or_none(lambda: self.client.models.get(_short(output)))
         ):  # what EARLY_STOPPED leaves is not documented: succeeded only with a model
             state = JobState.FAILED
         if state is JobState.FAILED:
-            status = getattr(job, "status", None)
-            error = redact(one_line(str(getattr(status, "message", "") or raw_state)))
+            error = redact(one_line(str((job.status.message if job.status else None) or raw_state)))
         return JobStatus(
             remote_id=str(job.name),
             state=state,
@@ -812,11 +763,11 @@ class FireworksProvider:
             # fine-tuning is billed "per token of training data" without the epoch rule. Not
             # established either way, so not multiplied; the job's `estimatedCost` is
             # Fireworks' own figure.
-            trained_tokens=getattr(progress_info, "input_tokens", None),
-            epochs=getattr(config, "epochs", None),
+            trained_tokens=progress_info.input_tokens if progress_info else None,
+            epochs=config.epochs,
             progress=percent / 100 if isinstance(percent, int | float) else None,
             model=base,
-            created_at=as_datetime(getattr(job, "create_time", None)),
+            created_at=as_datetime(job.create_time),
             raw=job.model_dump(mode="json"),
         )
 
@@ -839,7 +790,7 @@ class FireworksProvider:
             message += f": {status.error}"
         yield JobEvent(
             id=event_id,
-            created_at=as_datetime(getattr(remote, "update_time", None)),
+            created_at=as_datetime(sft.update_time if (sft := sft_job(remote)) else None),
             level="error" if status.state is JobState.FAILED else "info",
             message=message,
             data={"state": status.raw_state, "percent": percent},
@@ -850,49 +801,30 @@ class FireworksProvider:
         self._call(lambda: self._jobs(collection).cancel(short, body={}))
 
     def list_jobs(self, limit: int = 20) -> list[JobStatus]:
-        def fetch() -> list[Any]:
-            found: list[Any] = []
-            for collection in COLLECTIONS:
-                for i, item in enumerate(self._jobs(collection).list(page_size=min(limit, 200))):
-                    if i >= limit:
-                        break
-                    found.append(item)
-            return found
+        def fetch() -> list[Job]:
+            size = min(limit, 200)
+            sft = self.client.supervised_fine_tuning_jobs.list(page_size=size)
+            dpo = self.client.dpo_jobs.list(page_size=size)
+            return [*itertools.islice(sft, limit), *itertools.islice(dpo, limit)]
 
         jobs = self._call(fetch)
-        jobs.sort(key=lambda j: str(getattr(j, "create_time", "")), reverse=True)
+        jobs.sort(key=lambda j: str(j.create_time or ""), reverse=True)
         return [self._status(j) for j in jobs[:limit]]
 
     # --- chat and deployments ---------------------------------------------------------------
 
-    def chat(self, model: str, messages: Sequence[Message], options: ChatOptions) -> Message:
-        """One reply from ``model``. A tuned model needs a deployment: with ``--set deploy=true``
-        tuneport creates one (and waits until it is READY), else the error says what to do."""
-        self._model = model
-        target = model
+    def _chat_target(self, model: str) -> str:
+        """A tuned model needs a deployment: with ``--set deploy=true`` tuneport creates one
+        (and waits until it is READY) and the chat names it (``model#deployment``); else the
+        model as it is (an error then says how to deploy it)."""
         if self._deploys(model):
-            target = f"{model}#{self.ensure_deployment(model)}"
-        wire = [m.model_dump(mode="json", exclude_none=True, exclude={"weight"}) for m in messages]
-        extra: dict[str, Any] = {}
-        if options.temperature is not None:
-            extra["temperature"] = options.temperature
-        if options.max_tokens is not None:
-            extra["max_tokens"] = options.max_tokens
-        reply = self._call(
-            lambda: self.client.chat.completions.create(model=target, messages=wire, **extra)  # type: ignore[arg-type]
-        )
-        choice = reply.choices[0] if reply.choices else None
-        message = getattr(choice, "message", None)
-        if message is None:
-            raise ProviderError(f"{model} returned no reply", hint="try again")
-        calls = [
-            ToolCall.model_validate(c.model_dump(mode="json", include={"id", "type", "function"}))
-            for c in getattr(message, "tool_calls", None) or []
-        ]
-        content = (
-            message.content if isinstance(message.content, str | None) else str(message.content)
-        )
-        return Message(role="assistant", content=content, tool_calls=calls or None)
+            return f"{model}#{self.ensure_deployment(model)}"
+        return model
+
+    def _completion(self, body: bytes) -> Any:
+        from fireworks.types.chat import CompletionCreateResponse
+
+        return CompletionCreateResponse.model_validate_json(body)
 
     def _deploys(self, model: str) -> bool:
         """Whether chatting with ``model`` goes through a deployment tuneport creates."""
@@ -954,7 +886,7 @@ class FireworksProvider:
             if dep.state == "READY":
                 return str(dep.name)
             if dep.state in ("FAILED", "DELETING", "DELETED"):
-                why = getattr(getattr(dep, "status", None), "message", None) or dep.state
+                why = (dep.status.message if dep.status else None) or dep.state
                 raise ProviderError(
                     f"the Fireworks deployment of {model} is {dep.state}: {redact(str(why))}",
                     hint="run `tuneport jobs cleanup JOB_ID` and try again",
@@ -992,8 +924,7 @@ class FireworksProvider:
                 f"job {job.remote_id} is still {status.raw_state}: its datasets are in use",
                 hint="cancel it first (`tuneport jobs cancel ID`) or wait until it ends",
             )
-        config = getattr(remote, "training_config", None) or remote
-        output = getattr(config, "output_model", None)
+        output = job_config(remote).output_model
         if output:
             model = self._full_model(output)
             for dep in self._call(lambda: list(self.client.deployments.list())):
@@ -1002,12 +933,13 @@ class FireworksProvider:
                         self._delete_deployment(_short(dep.name))
                         note(f"deployment {dep.name}", f"deleted deployment {dep.name}")
             for loaded in self._call(lambda: list(self.client.lora.list())):
-                if getattr(loaded, "model", None) == model and loaded.name:
+                if loaded.model == model and loaded.name:
                     with contextlib.suppress(NotFoundError):
                         self._unload(_short(loaded.name))
-                        on = getattr(loaded, "deployment", "?")
+                        on = loaded.deployment or "?"
                         note(f"LoRA addon {model} on {on}", f"unloaded {model} from {on}")
-        datasets = [remote.dataset, getattr(remote, "evaluation_dataset", None)]
+        sft = sft_job(remote)
+        datasets = [remote.dataset, sft.evaluation_dataset if sft else None]
         for name in [d for d in datasets if d]:
             with contextlib.suppress(NotFoundError):
                 self._delete_dataset(_short(str(name)))
@@ -1046,9 +978,11 @@ class FireworksProvider:
                 hint="see `tuneport jobs list --remote -p fireworks` for the jobs it holds",
             )
         status = self._status(job)
-        config = getattr(job, "training_config", None) or job  # DPO: trainingConfig
-        rate = getattr(config, "learning_rate", None)
-        dpo = getattr(getattr(job, "loss_config", None), "dpo", None)
+        config = job_config(job)
+        rate = config.learning_rate
+        loss = dpo_loss(job)
+        dpo = loss.dpo if loss else None
+        sft = sft_job(job)
         return SourceJob(
             provider=NAME,
             remote_id=str(job.name),
@@ -1057,22 +991,22 @@ class FireworksProvider:
             state=status.state.value,
             method=self._method_of(job),
             hyperparameters={
-                "epochs": getattr(config, "epochs", None),
+                "epochs": config.epochs,
                 # as a multiplier of the default rate tuneport sends (DEFAULT_LEARNING_RATE)
                 "learning_rate_multiplier": rate / DEFAULT_LEARNING_RATE if rate else None,
-                "batch_size": getattr(config, "batch_size_samples", None),
-                "lora_rank": getattr(config, "lora_rank", None),
-                "beta": getattr(dpo, "beta", None),  # DPO jobs: lossConfig.dpo.beta
+                "batch_size": config.batch_size_samples,
+                "lora_rank": config.lora_rank,
+                "beta": dpo.beta if dpo else None,  # DPO jobs: lossConfig.dpo.beta
             },
             trained_tokens=status.trained_tokens,
             training=str(job.dataset),
-            validation=getattr(job, "evaluation_dataset", None) or None,  # SFT only
+            validation=(sft.evaluation_dataset if sft else None) or None,  # SFT only
             created_at=status.created_at.isoformat() if status.created_at else None,
         )
 
     def _job_of_model(self, model: str) -> str:
         found = self._get_or_none(lambda: self.client.models.get(_short(model)))
-        job = getattr(found, "fine_tuning_job", None)
+        job = found.fine_tuning_job if found else None
         if not job:
             raise NotFoundError(
                 f"Fireworks account {self.account} holds no tuned model {model!r} made by a "
@@ -1081,12 +1015,13 @@ class FireworksProvider:
             )
         return str(job)
 
-    def _method_of(self, job: Any) -> str:
+    def _method_of(self, job: Job) -> str:
         """``sft`` for a supervised job; a DPO job's loss method (unset means GRPO, the SDK's
         ``ReinforcementLearningLossConfig`` docstring), ``dpo`` when it is DPO."""
         if self._parse(str(job.name))[0] == METHODS["sft"][0]:
             return "sft"
-        method = getattr(getattr(job, "loss_config", None), "method", None)
+        loss = dpo_loss(job)
+        method = loss.method if loss else None
         word = str(method or "GRPO").lower()
         return "grpo" if word == "method_unspecified" else word
 
@@ -1096,7 +1031,7 @@ class FireworksProvider:
         import httpx
 
         reply = self._get_or_none(lambda: self.client.datasets.get_download_endpoint(_short(ref)))
-        urls = dict(getattr(reply, "filename_to_signed_urls", None) or {})
+        urls = dict((reply.filename_to_signed_urls if reply else None) or {})
         if not urls:
             raise NotFoundError(
                 f"Fireworks account {self.account} no longer holds dataset {ref!r} (deleted?)",
