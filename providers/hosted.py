@@ -34,7 +34,7 @@ from tuneport.providers.base import (
     create_once,
     parse_options,
 )
-from tuneport.retry import RetryPolicy, call_with_retry, outcome_unknown
+from tuneport.retry import RetryPolicy, call_with_retry, default_interval, outcome_unknown
 
 T = TypeVar("T")
 ClientT = TypeVar("ClientT")
@@ -147,6 +147,31 @@ class HostedBackend(Generic[ClientT]):
         """The id ``create`` returns, made at most once per intended run (see
         :func:`~tuneport.providers.base.create_once`); ``reconcile`` defaults to ``find``."""
         return create_once(self._call, create, find, reconcile or (lambda _exc: find()))
+
+    def _poll(
+        self,
+        get: Callable[[], T],
+        done: Callable[[T], bool],
+        *,
+        timeout: float,
+        too_long: Callable[[T], TuneportError],
+        first: float = 2.0,
+        most: float = 15.0,
+    ) -> T:
+        """``get()`` (through :meth:`_call`) until ``done`` holds for what it returns (``done``
+        may raise, e.g. on a failed state), waiting ``first`` seconds (at most
+        ``$TUNEPORT_POLL_INTERVAL``), then twice as long each time up to ``most``; after
+        ``timeout`` seconds the error ``too_long`` makes of the last reply."""
+        deadline = self._clock() + timeout
+        delay = min(first, default_interval())
+        while True:
+            item = self._call(get)
+            if done(item):
+                return item
+            if self._clock() > deadline:
+                raise too_long(item)
+            self._sleep(delay)
+            delay = min(delay * 2, most)
 
 
 class SdkBackend(HostedBackend[ClientT]):

@@ -173,7 +173,7 @@ def test_fireworks_account_server_and_deployments_still_billing(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from tests.fakes.fireworks_server import FakeFireworks
-    from tuneport.providers.fireworks import FireworksProvider
+    from tuneport.providers.fireworks.provider import FireworksProvider
 
     for var in ("FIREWORKS_API_KEY", "FIREWORKS_ACCOUNT_ID"):
         monkeypatch.delenv(var, raising=False)

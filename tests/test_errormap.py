@@ -10,8 +10,9 @@ import json
 import pytest
 
 from tuneport.errors import AuthError, NotFoundError, ProviderError, redact, register_secret
-from tuneport.providers import fireworks, openai, together, vertex
+from tuneport.providers import openai, together, vertex
 from tuneport.providers.errormap import ErrorRule, apply_rules, body_message, one_line
+from tuneport.providers.fireworks import errors as fireworks
 from tuneport.providers.sdk import Service
 
 TABLES = {

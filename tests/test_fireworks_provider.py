@@ -18,16 +18,11 @@ from tests.hosted_helpers import Clock, Recorder, prepared, strict
 from tuneport.errors import AuthError, ConfigError, NotFoundError, ProviderError, QuotaError
 from tuneport.providers import registry
 from tuneport.providers.base import ChatOptions, PreparedData, Provider, UploadedData
-from tuneport.providers.fireworks import (
-    BACKEND,
-    STATES,
-    FireworksProvider,
-    dataset_id,
-    deployment_id,
-    job_id,
-    map_error,
-    output_model_id,
-)
+from tuneport.providers.fireworks import BACKEND
+from tuneport.providers.fireworks.errors import map_error
+from tuneport.providers.fireworks.ids import dataset_id, deployment_id, job_id, output_model_id
+from tuneport.providers.fireworks.jobs import STATES
+from tuneport.providers.fireworks.provider import FireworksProvider
 from tuneport.schemas import JobConfig, JobRef, JobState, Message
 
 KEY = "fw-test-SECRET-0123456789"

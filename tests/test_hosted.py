@@ -144,3 +144,33 @@ def test_the_upload_index_defaults_to_memory() -> None:
     index = backend._uploads()
     index.upload_put("acme", "sha", "file-1")
     assert backend._uploads().upload_get("acme", "sha") == "file-1"
+
+
+def test_poll_backs_off_until_done_and_says_when_it_took_too_long(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Waits ``first`` seconds, then twice as long each time up to ``most``; past the timeout
+    the caller's error names the last state seen; ``done`` may end the wait with an error."""
+    monkeypatch.delenv("TUNEPORT_POLL_INTERVAL", raising=False)
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    backend = Acme()
+    backend._sleep, backend._clock = sleep, lambda: now[0]
+    states = iter(["CREATING", "CREATING", "CREATING", "CREATING", "READY"])
+    got = backend._poll(lambda: next(states), lambda s: s == "READY", timeout=60,
+                        too_long=lambda s: ProviderError(s), first=1.0, most=3.0)  # fmt: skip
+    assert got == "READY" and slept == [1.0, 2.0, 3.0, 3.0]
+    with pytest.raises(ProviderError, match="still CREATING"):
+        backend._poll(lambda: "CREATING", lambda s: False, timeout=5,
+                      too_long=lambda s: ProviderError(f"still {s}"))  # fmt: skip
+
+    def failed(state: str) -> bool:
+        raise ProviderError(f"it is {state}")
+
+    with pytest.raises(ProviderError, match="it is FAILED"):
+        backend._poll(lambda: "FAILED", failed, timeout=5, too_long=lambda s: ProviderError(s))
