@@ -177,8 +177,9 @@ class SkippedRow(Exception):
 class RowError(Exception):
     """Raised by an importer for a row it cannot turn into a record."""
 
-    def __init__(self, findings: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(message for _, message in findings))
+    def __init__(self, findings: list[tuple[str, str] | tuple[str, str, str]]) -> None:
+        """``findings``: (kind, message), or (kind, message, fix) for a fix of its own."""
+        super().__init__("; ".join(f[1] for f in findings))
         self.findings = findings
 
 
