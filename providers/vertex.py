@@ -1507,20 +1507,15 @@ def _adapter_size(cfg: JobConfig) -> int | None:
 
 
 def config_warnings(cfg: JobConfig) -> list[str]:
-    """Settings Vertex Gemini tuning has no use for, and adapter sizes the docs do not confirm
-    for the model (warned about once, never fatal)."""
-    found = [
-        f"{field} ignored: {why}"
-        for field, why in UNSUPPORTED_FIELDS.items()
-        if getattr(cfg, field) is not None
-    ]
+    """Adapter sizes the docs do not confirm for the model (warned about once, never fatal;
+    generic settings Vertex ignores are declared in the descriptor's ``ignores``)."""
     size = _adapter_size(cfg)
     if size is not None and adapter_sizes(cfg.model, cfg.method) is None:
-        found.append(
+        return [
             f"adapter_size {size} is not confirmed for {cfg.model} ({cfg.method}): the docs "
             f"list sizes for other models only ({ADAPTER_SIZES_SOURCE}); Vertex decides"
-        )
-    return found
+        ]
+    return []
 
 
 # Dataset limits (supervised and preference tuning pages, read 2026-11-30)
@@ -1616,6 +1611,10 @@ BACKEND = Backend(
     target="vertex",
     rules=RULES,
     counter=counter,
+    # tuning_config: validation_dataset, epoch_count, learning_rate_multiplier, the suffix as
+    # tuned_model_display_name; no batch size, no seed
+    uses=frozenset({"validation", "epochs", "learning_rate_multiplier", "suffix"}),
+    ignores=UNSUPPORTED_FIELDS,
     model_prefixes=("projects/", "gemini-"),
     env=(
         "GOOGLE_CLOUD_PROJECT",
