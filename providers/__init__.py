@@ -65,6 +65,10 @@ if TYPE_CHECKING:
         export_prepared,
         parse_options,
     )
+    from tuneport.providers.chat import CompatChat
+    from tuneport.providers.errormap import ErrorRule, generic_rules
+    from tuneport.providers.hosted import HostedBackend, HostedOptions, SdkBackend
+    from tuneport.providers.sdk import Service as SdkService
     from tuneport.schemas import (
         GENERIC_SETTINGS,
         AnyRecord,
@@ -168,6 +172,11 @@ _HOMES: dict[str, str] = {
     ),
     **dict.fromkeys(("BudgetFigure", "Extras"), "tuneport.pricing.estimate"),
     "ModelPrice": "tuneport.pricing.table",
+    # a hosted backend builds on these (what OpenAI, Azure, Together and Fireworks share)
+    **dict.fromkeys(("HostedBackend", "HostedOptions", "SdkBackend"), "tuneport.providers.hosted"),
+    "SdkService": "tuneport.providers.sdk:Service",  # a hosted API's facts (SdkBackend.api)
+    "CompatChat": "tuneport.providers.chat",  # OpenAI-compatible chat and streaming
+    **dict.fromkeys(("ErrorRule", "generic_rules"), "tuneport.providers.errormap"),
 }
 
 __all__ = [
@@ -183,11 +192,13 @@ __all__ = [
     "Check",
     "CheckStatus",
     "Checkpoint",
+    "CompatChat",
     "ConcurrencyLimited",
     "ConfigError",
     "ConfigWarnings",
     "CounterFactory",
     "Counts",
+    "ErrorRule",
     "Example",
     "Exportable",
     "Extras",
@@ -195,6 +206,8 @@ __all__ = [
     "Finding",
     "FindsRuns",
     "HasCheckpoints",
+    "HostedBackend",
+    "HostedOptions",
     "HourlyResource",
     "InputError",
     "JobConfig",
@@ -226,6 +239,8 @@ __all__ = [
     "ReturnsData",
     "Rules",
     "ScaledTextCounter",
+    "SdkBackend",
+    "SdkService",
     "SourceJob",
     "StartsHourly",
     "StreamingChat",
@@ -237,6 +252,7 @@ __all__ = [
     "base_url_override",
     "create_once",
     "export_prepared",
+    "generic_rules",
     "parse_options",
 ]
 
@@ -245,7 +261,8 @@ def __getattr__(name: str) -> Any:
     home = _HOMES.get(name) if name in __all__ else None
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
+    module, _, attr = home.partition(":")
+    value = getattr(importlib.import_module(module), attr or name)
     globals()[name] = value  # looked up once
     return value
 
