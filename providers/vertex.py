@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from tuneport.data.gemini_schema import to_gemini_schema
 from tuneport.errors import (
     AuthError,
     ConfigError,
@@ -81,18 +82,15 @@ from tuneport.tokens.counter import TokenCounter
 from tuneport.validation.rules import (
     COMMON_CHAT,
     COMMON_PREFERENCE,
+    Finding,
     Rules,
     ToolNames,
+    TurnOrder,
     arguments_object,
-    gemini_parts,
-    gemini_roles,
-    gemini_tool_schemas,
     no_images,
     no_names,
     no_parallel,
     no_weight,
-    pref_gemini_roles,
-    pref_text_only,
 )
 
 if TYPE_CHECKING:
@@ -1509,20 +1507,15 @@ def _adapter_size(cfg: JobConfig) -> int | None:
 
 
 def config_warnings(cfg: JobConfig) -> list[str]:
-    """Settings Vertex Gemini tuning has no use for, and adapter sizes the docs do not confirm
-    for the model (warned about once, never fatal)."""
-    found = [
-        f"{field} ignored: {why}"
-        for field, why in UNSUPPORTED_FIELDS.items()
-        if getattr(cfg, field) is not None
-    ]
+    """Adapter sizes the docs do not confirm for the model (warned about once, never fatal;
+    generic settings Vertex ignores are declared in the descriptor's ``ignores``)."""
     size = _adapter_size(cfg)
     if size is not None and adapter_sizes(cfg.model, cfg.method) is None:
-        found.append(
+        return [
             f"adapter_size {size} is not confirmed for {cfg.model} ({cfg.method}): the docs "
             f"list sizes for other models only ({ADAPTER_SIZES_SOURCE}); Vertex decides"
-        )
-    return found
+        ]
+    return []
 
 
 # Dataset limits (supervised and preference tuning pages, read 2026-11-30)
@@ -1540,6 +1533,37 @@ TOOL_NAMES = ToolNames(
     "a letter or _ first, then letters, digits, _ . : and - only, at most 128 characters (Gemini)",
 )
 
+# Gemini contents: roles user and model, alternating from user; a chat ends with a model turn, a
+# preference prompt with a user turn; function responses are user-side turns (the findings and
+# fixes say "model", Gemini's word).
+GEMINI_TURNS = TurnOrder(user="user", assistant="model")
+
+
+def gemini_tool_schemas(ex: Example) -> Iterator[Finding]:
+    """Each tool's JSON Schema ``parameters`` converts to Gemini's ``Schema`` subset
+    (:mod:`tuneport.data.gemini_schema`): unconvertible → error, lossy → warning."""
+    for tool in ex.tools or ():
+        if tool.function.parameters is None:
+            continue
+        converted = to_gemini_schema(tool.function.parameters)
+        name = tool.function.name
+        for text in converted.problems:
+            yield Finding("tool_schema", f"tool {name!r}: {text}")
+        for text in converted.notes:
+            yield Finding("tool_schema_changed", f"tool {name!r}: {text}")
+
+
+def gemini_parts(ex: Example) -> Iterator[Finding]:
+    for i, m in enumerate(ex.messages):
+        if m.role != "system" and not m.tool_calls and not m.content:
+            yield Finding("empty_parts", f"messages[{i}] ({m.role}) would become an empty part")
+
+
+def pref_text_only(ex: PreferenceExample) -> Iterator[Finding]:
+    if ex.tools or any(m.tool_calls for m in [*ex.prompt, ex.chosen, ex.rejected]):
+        yield Finding("tools_unsupported", "Vertex preference data is text only")
+
+
 # Vertex AI Gemini supervised tuning docs: no minimum, "we recommend that you start with 100
 # examples" (the old minimum of 16 was for Gemini 1.0/1.5); 131,072 tokens per example for
 # every tunable Gemini (2.5, 3.1 Flash-Lite; 3.5 rows unconfirmed). Over-limit examples are
@@ -1554,7 +1578,7 @@ RULES = Rules(
     chat=(
         *COMMON_CHAT,
         arguments_object,
-        gemini_roles,
+        GEMINI_TURNS,
         gemini_parts,
         gemini_tool_schemas,
         TOOL_NAMES,
@@ -1563,7 +1587,7 @@ RULES = Rules(
         no_parallel,
         no_images,
     ),
-    preference=(*COMMON_PREFERENCE, pref_text_only, pref_gemini_roles, TOOL_NAMES),
+    preference=(*COMMON_PREFERENCE, pref_text_only, GEMINI_TURNS, TOOL_NAMES),
     source="cloud.google.com/vertex-ai/generative-ai/docs/models/gemini-supervised-tuning-"
     "prepare (checked 2026-11-30)",
     sources={
@@ -1587,6 +1611,10 @@ BACKEND = Backend(
     target="vertex",
     rules=RULES,
     counter=counter,
+    # tuning_config: validation_dataset, epoch_count, learning_rate_multiplier, the suffix as
+    # tuned_model_display_name; no batch size, no seed
+    uses=frozenset({"validation", "epochs", "learning_rate_multiplier", "suffix"}),
+    ignores=UNSUPPORTED_FIELDS,
     model_prefixes=("projects/", "gemini-"),
     env=(
         "GOOGLE_CLOUD_PROJECT",

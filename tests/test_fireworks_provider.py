@@ -645,8 +645,8 @@ def test_not_found_names_the_job(provider: FireworksProvider) -> None:
 
 
 def test_rules_and_counter(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tuneport.jobs.quote import ignored_settings
     from tuneport.providers import fireworks
-    from tuneport.providers.fireworks import config_warnings
     from tuneport.schemas import Example
     from tuneport.tokens import hf
     from tuneport.validation.rules import Finding
@@ -661,8 +661,8 @@ def test_rules_and_counter(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
         found += check(Example(messages=msgs))
     assert [f.kind for f in found] == ["system_position"]
     assert BACKEND.rules.min_examples == 3 and BACKEND.limit_for(MODEL) == 8192
-    assert config_warnings(_cfg(tmp_path, seed=1)) == [
-        "seed ignored: Fireworks fine-tuning jobs take no seed"
+    assert ignored_settings(BACKEND, _cfg(tmp_path, seed=1, batch_size=8, suffix="s")) == [
+        "--seed is ignored by Fireworks AI: its fine-tuning jobs take no seed"
     ]
     asked: list[str] = []
     monkeypatch.setattr(hf, "load_hf_tokenizer", lambda name: asked.append(name))

@@ -270,12 +270,12 @@ def test_rule_table_ends_with_a_catch_all() -> None:
 def test_preflight_reports_every_problem_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     import google.oauth2.credentials
 
-    from tuneport.providers.base import Preflight
+    from tuneport.providers.base import Provider
 
     provider = VertexProvider(
         beta=0.1, credentials=google.oauth2.credentials.Credentials(token="fake")
     )
-    assert isinstance(provider, Preflight)
+    assert isinstance(provider, Provider)
     cfg = CFG.model_copy(update={"model": "gpt-4.1-mini"})
     with pytest.raises(ConfigError) as info:
         provider.preflight(cfg)

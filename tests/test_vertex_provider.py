@@ -445,10 +445,11 @@ def test_batch_size_and_seed_are_warned_not_fatal(tmp_path: Path) -> None:
         records, cfg(batch_size=8, seed=1), tmp_path, progress
     )
     assert prepared.examples == 3  # warned about once, in the estimate (the descriptor's job)
+    from tuneport.jobs.quote import ignored_settings
     from tuneport.providers.vertex import BACKEND
 
-    warnings = " ".join(BACKEND.config_warnings(cfg(batch_size=8, seed=1)))
-    assert "batch_size ignored" in warnings and "seed ignored" in warnings
+    warnings = " ".join(ignored_settings(BACKEND, cfg(batch_size=8, seed=1)))
+    assert "--batch-size is ignored by Vertex" in warnings and "--seed is ignored" in warnings
     assert not progress.notes()
     rows = [json.loads(line) for line in prepared.training.read_text().splitlines()]
     assert rows[0] == {

@@ -31,7 +31,7 @@ from typing import Any
 from tuneport.providers.base import Backend
 from tuneport.providers.fireworks.ids import short
 from tuneport.providers.fireworks.options import DEFAULT_CONTEXT, FireworksOptions
-from tuneport.schemas import Example, JobConfig
+from tuneport.schemas import Example
 from tuneport.tokens.counter import TokenCounter
 from tuneport.tokens.hf import own_or_approx
 from tuneport.validation.rules import (
@@ -69,11 +69,6 @@ def counter(model: str, settings: Mapping[str, Any]) -> TokenCounter:
     return counted
 
 
-def config_warnings(cfg: JobConfig) -> list[str]:
-    """Settings Fireworks fine-tuning has no use for (warned about once, never fatal)."""
-    return ["seed ignored: Fireworks fine-tuning jobs take no seed"] if cfg.seed is not None else []
-
-
 def system_first(ex: Example) -> Iterator[Finding]:
     """A system message is optional, but only as the first message."""
     for i, m in enumerate(ex.messages):
@@ -106,9 +101,12 @@ BACKEND = Backend(
     target="openai",
     rules=RULES,
     counter=counter,
+    # job_kwargs: evaluation_dataset, epochs, learning_rate (x the multiplier),
+    # batch_size_samples, the suffix in output_model and display_name; no seed
+    uses=frozenset({"validation", "epochs", "learning_rate_multiplier", "batch_size", "suffix"}),
+    ignores={"seed": "its fine-tuning jobs take no seed"},
     model_prefixes=("accounts/",),
     env=("FIREWORKS_API_KEY", "FIREWORKS_ACCOUNT_ID", "FIREWORKS_BASE_URL"),
-    config_warnings=config_warnings,
     default_model="accounts/fireworks/models/llama-v3p1-8b-instruct",
     options=tuple(FireworksOptions.model_fields),
 )
