@@ -23,12 +23,11 @@ import json
 import os
 import re
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -39,7 +38,6 @@ from tuneport.errors import (
     InputError,
     NotFoundError,
     ProviderError,
-    QuotaError,
     TuneportError,
     UnreachableError,
     combine,
@@ -58,12 +56,11 @@ from tuneport.providers.base import (
     SourceJob,
     UploadedData,
     base_url_override,
-    create_once,
     export_prepared,
-    parse_options,
 )
-from tuneport.providers.errormap import ErrorRule, apply_rules, one_line
-from tuneport.retry import RetryPolicy, call_with_retry, outcome_unknown
+from tuneport.providers.errormap import ErrorRule, apply_rules, generic_rules, one_line
+from tuneport.providers.hosted import HostedBackend
+from tuneport.retry import call_with_retry, is_connection_error, is_retryable, outcome_unknown
 from tuneport.schemas import (
     AnyRecord,
     Example,
@@ -99,8 +96,6 @@ if TYPE_CHECKING:
     from google.auth.credentials import Credentials
 
     from tuneport.providers.gcs import GcsStager
-
-T = TypeVar("T")
 
 NAME = "vertex"
 RUN_ID_LABEL = "tuneport_run_id"
@@ -225,26 +220,6 @@ ERROR_RULES: tuple[ErrorRule, ...] = (
         ),
     ),
     ErrorRule(
-        AuthError,
-        "Google credentials were rejected: {msg}",
-        _ADC_HINT,
-        status=frozenset({401}),
-    ),
-    ErrorRule(
-        AuthError,
-        "permission denied in project {project}: {msg}",
-        "grant your account roles/aiplatform.user: gcloud projects add-iam-policy-binding "
-        "{project} --member=user:YOU --role=roles/aiplatform.user",
-        status=frozenset({403}),
-    ),
-    ErrorRule(
-        QuotaError,
-        "Vertex AI quota exhausted in {location} (still after retries): {msg}",
-        "wait and run the command again, or request more quota: gcloud alpha services quota "
-        "list --service=aiplatform.googleapis.com --consumer=projects/{project}",
-        status=frozenset({429}),
-    ),
-    ErrorRule(
         NotFoundError,
         "base model {model} cannot be tuned: {msg}",
         "choose a tunable Gemini model, e.g. --model gemini-2.5-flash",
@@ -257,22 +232,19 @@ ERROR_RULES: tuple[ErrorRule, ...] = (
         "run `tuneport validate DATA --provider vertex --model {model}` and fix what it reports",
         status=frozenset({400}),
     ),
-    ErrorRule(
-        NotFoundError,
-        "Vertex AI: not found: {msg}",
-        "check the job id, --project and --location (see `tuneport jobs list`)",
-        status=frozenset({404}),
-    ),
-    ErrorRule(
-        ProviderError,
-        "Vertex AI server error {status} (still failing after retries): {msg}",
-        "retry later; see https://status.cloud.google.com",
-        status=frozenset(range(500, 600)),
-    ),
-    ErrorRule(
-        ProviderError,
-        "Vertex AI refused the request ({status}): {msg}",
-        "check --project, --location and the job settings",
+    *generic_rules(
+        "Vertex AI",
+        status_url="https://status.cloud.google.com",
+        key_message="Google credentials were rejected: {msg}",
+        key_fix=_ADC_HINT,
+        denied_message="permission denied in project {project}: {msg}",
+        denied_fix="grant your account roles/aiplatform.user: gcloud projects "
+        "add-iam-policy-binding {project} --member=user:YOU --role=roles/aiplatform.user",
+        rate_message="Vertex AI quota exhausted in {location} (still after retries): {msg}",
+        rate_fix="wait and run the command again, or request more quota: gcloud alpha services "
+        "quota list --service=aiplatform.googleapis.com --consumer=projects/{project}",
+        not_found_fix="check the job id, --project and --location (see `tuneport jobs list`)",
+        refused_fix="check --project, --location and the job settings",
     ),
 )
 
@@ -334,36 +306,25 @@ def _int(value: Any) -> int | None:
         return None
 
 
-class VertexProvider:
+class VertexProvider(HostedBackend["genai.Client"]):
     """Tune Gemini models on Vertex AI; datasets are staged in GCS."""
 
     name = NAME
+    options_model = VertexOptions
+    options: VertexOptions
 
-    def __init__(
-        self,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        client: genai.Client | None = None,
-        credentials: Credentials | None = None,
-        store: object = None,  # the job store: unused (uploads are content-addressed in GCS)
-        **settings: Any,
-    ) -> None:
-        self.options = parse_options(VertexOptions, settings, NAME)
+    def __init__(self, *, credentials: Credentials | None = None, **kwargs: Any) -> None:
+        # the job store, if passed, goes unused: uploads are content-addressed in GCS
+        super().__init__(**kwargs)
         if self.options.access_token is not None:
             register_secret(self.options.access_token.get_secret_value())
-        self._sleep = sleep
-        self._clock = clock
-        self._client = client
         self._credentials = credentials
         self._adc_project: str | None = None
-        self._policy = RetryPolicy(attempts=self.options.max_attempts)
-        self._model = ""
         self._stager: GcsStager | None = None
         self._snapshot: tuple[str, float, Any] | None = None  # (job, when, TuningJob)
-        # eval calls chat from several threads: build credentials and client once, under a lock
-        # (two racing builds left one thread on a client the other's garbage collection closed)
-        self._build_lock = threading.RLock()
+        # eval calls chat from several threads: the credentials are loaded once, under a lock
+        # (the client is built once under the base's lock, and loads them inside it)
+        self._credentials_lock = threading.Lock()
 
     # --- settings ----------------------------------------------------------------------------
 
@@ -383,7 +344,7 @@ class VertexProvider:
     @property
     def credentials(self) -> Credentials:
         if self._credentials is None:
-            with self._build_lock:
+            with self._credentials_lock:
                 if self._credentials is None:
                     self._credentials = self._load_credentials()
         return self._credentials
@@ -451,31 +412,29 @@ class VertexProvider:
             or ""
         )
 
-    @property
-    def client(self) -> genai.Client:
-        if self._client is not None:
-            return self._client
-        with self._build_lock:
-            return self._build_client()
+    def _make_client(self) -> genai.Client:
+        from google import genai
+        from google.genai import types
 
-    def _build_client(self) -> genai.Client:
-        if self._client is None:
-            from google import genai
-            from google.genai import types
+        project, location, creds = self.project, self.location, self.credentials
+        return genai.Client(
+            vertexai=True,
+            project=project,
+            location=location,
+            credentials=creds,
+            http_options=types.HttpOptions(
+                base_url=self.base_url, timeout=int(self.options.timeout * 1000)
+            ),
+        )
 
-            project, location, creds = self.project, self.location, self.credentials
-            self._client = genai.Client(
-                vertexai=True,
-                project=project,
-                location=location,
-                credentials=creds,
-                http_options=types.HttpOptions(
-                    base_url=self.base_url, timeout=int(self.options.timeout * 1000)
-                ),
-            )
-        return self._client
+    def _where(self) -> str:
+        return f"Vertex AI at {self.rest_base_url}"
 
-    def _error(self, exc: BaseException) -> TuneportError:
+    def _retryable(self, exc: BaseException) -> bool:
+        return is_retryable(exc)  # an unreadable reply is not sent again (see _translate)
+
+    def _translate(self, exc: BaseException) -> TuneportError | None:
+        import google.auth.exceptions
         from google.genai import errors as genai_errors
 
         if isinstance(exc, genai_errors.APIError):
@@ -487,50 +446,24 @@ class VertexProvider:
                 location=self.location,
                 model=self._model,
             )
-        return _connection_error(exc, self.base_url or "aiplatform.googleapis.com")
-
-    def _call(
-        self,
-        fn: Callable[[], T],
-        *,
-        before_retry: Callable[[BaseException], T | None] | None = None,
-    ) -> T:
-        import google.auth.exceptions
-        from google.genai import errors as genai_errors
-
-        from tuneport.retry import is_connection_error
-
-        try:
-            return call_with_retry(
-                fn,
-                policy=self._policy,
-                sleep=self._sleep,
-                before_retry=before_retry,
-                where=f"Vertex AI at {self.rest_base_url}",
-            )
-        except genai_errors.APIError as exc:
-            error = self._error(exc)
-            error.outcome_unknown = outcome_unknown(exc)
-            raise error from None
-        except ValueError as exc:  # a reply that is not JSON, or not a TuningJob
+        if isinstance(exc, ValueError):  # a reply that is not JSON, or not a TuningJob
             error = ProviderError(
                 f"Vertex AI sent a reply tuneport cannot read ({type(exc).__name__})",
                 hint="run the same command again: tuneport checks what the service did before "
                 "it repeats anything",
             )
             error.outcome_unknown = True
-            raise error from None
-        except google.auth.exceptions.GoogleAuthError as exc:
-            raise AuthError(
+            return error
+        if isinstance(exc, google.auth.exceptions.GoogleAuthError):
+            return AuthError(
                 f"Google credentials could not be used: {one_line(redact(str(exc)), 200)}",
                 hint=_ADC_HINT,
-            ) from None
-        except Exception as exc:
-            if is_connection_error(exc):
-                error = self._error(exc)
-                error.outcome_unknown = True
-                raise error from None
-            raise
+            )
+        if is_connection_error(exc):
+            error = _connection_error(exc, self.base_url or "aiplatform.googleapis.com")
+            error.outcome_unknown = True
+            return error
+        return None
 
     # --- prepare / estimate / upload ---------------------------------------------------------
 
@@ -703,7 +636,7 @@ class VertexProvider:
             # A failed attempt whose outcome is unknown may have created the job: look first.
             return self.find_run(run_id) if outcome_unknown(exc) else None
 
-        remote_id = create_once(self._call, create, lambda: self.find_run(run_id), reconcile)
+        remote_id = self._create_once(create, lambda: self.find_run(run_id), reconcile)
         return JobRef(provider=NAME, remote_id=remote_id, run_id=run_id)
 
     def find_run(self, run_id: str) -> str | None:
