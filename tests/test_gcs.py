@@ -12,7 +12,7 @@ import pytest
 
 from tests.fakes.gcs_emulator import gcs_emulator, gcs_env  # noqa: F401
 from tuneport.errors import ConfigError, ProviderError
-from tuneport.providers.gcs import (
+from tuneport.providers.vertex.gcs import (
     DEFAULT_PREFIX,
     GcsLocation,
     GcsStager,
@@ -222,7 +222,7 @@ def test_storage_errors_map_to_one_line_with_a_fix(
 ) -> None:
     from google.api_core import exceptions as gexc
 
-    from tuneport.providers.gcs import storage_error
+    from tuneport.providers.vertex.gcs import storage_error
 
     err = storage_error(getattr(gexc, exc_name)(message), bucket="tp-bucket", project="p")
     assert type(err).__name__ == kind

@@ -23,9 +23,17 @@ from typing import TYPE_CHECKING, Any
 
 import google_crc32c
 
-from tuneport.errors import AuthError, ConfigError, ProviderError, QuotaError, TuneportError
+from tuneport.errors import (
+    AuthError,
+    ConfigError,
+    NotFoundError,
+    ProviderError,
+    QuotaError,
+    TuneportError,
+)
 from tuneport.progress import NullProgress, Progress
 from tuneport.providers.errormap import ErrorRule, apply_rules
+from tuneport.providers.vertex.errors import ADC_HINT, api_disabled_rule, billing_rule
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -130,23 +138,11 @@ STORAGE_RULES: tuple[ErrorRule, ...] = (
     ErrorRule(
         AuthError,
         "Google credentials were rejected by Cloud Storage: {msg}",
-        "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS",
+        ADC_HINT,
         status=frozenset({401}),
     ),
-    ErrorRule(
-        ConfigError,
-        "billing is not enabled for project {project}: {msg}",
-        "gcloud billing projects link {project} --billing-account=ACCOUNT_ID",
-        status=frozenset({403}),
-        contains=("billing",),
-    ),
-    ErrorRule(
-        ConfigError,
-        "the Cloud Storage API is not enabled for project {project}",
-        "gcloud services enable storage.googleapis.com --project {project}",
-        status=frozenset({403}),
-        contains=("service_disabled", "has not been used in project", "it is disabled"),
-    ),
+    billing_rule("billing is not enabled for project {project}: {msg}", frozenset({403})),
+    api_disabled_rule("Cloud Storage", "storage.googleapis.com"),
     ErrorRule(
         AuthError,
         "no access to gs://{bucket}: {msg}",
@@ -228,6 +224,22 @@ class GcsStager:
             return fn()
         except gexc.GoogleAPICallError as exc:
             raise storage_error(exc, bucket=self.location.bucket, project=self.project) from exc
+
+    def download(self, name: str, out: Path) -> None:
+        """Object ``name`` of the bucket written to ``out``."""
+        from google.api_core import exceptions as gexc
+
+        uri = self.location.uri(name)
+        blob = self.client.bucket(self.location.bucket).blob(name)
+        try:
+            blob.download_to_filename(str(out))
+        except gexc.NotFound:
+            raise NotFoundError(
+                f"Cloud Storage no longer holds {uri} (deleted?)",
+                hint="port from a copy of the data instead: `tuneport train` with the file",
+            ) from None
+        except gexc.GoogleAPICallError as exc:
+            raise storage_error(exc, bucket=self.location.bucket, project=self.project) from None
 
     def ensure_bucket(self, progress: Progress | None = None) -> bool:
         """Create the bucket (job's region, uniform access) unless it exists; True if created."""
