@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import google_crc32c
 
@@ -34,10 +34,13 @@ from tuneport.errors import (
 from tuneport.progress import NullProgress, Progress
 from tuneport.providers.errormap import ErrorRule, apply_rules
 from tuneport.providers.vertex.errors import ADC_HINT, api_disabled_rule, billing_rule
+from tuneport.retry import announce_retry
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
     from google.cloud import storage
+
+T = TypeVar("T")
 
 DEFAULT_PREFIX = "tuneport"
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024  # resumable chunk; must be a multiple of 256 KiB
@@ -183,6 +186,31 @@ def storage_error(exc: Exception, *, bucket: str, project: str | None) -> Tunepo
     return apply_rules(STORAGE_RULES, status=code, code=None, message=text, values=values)
 
 
+class AnnouncedRetry:
+    """google-cloud-storage's own retry (``DEFAULT_RETRY``: the same errors, backoff and
+    deadline), each retry told to tuneport's retry notes the way tuneport's own are
+    (:func:`tuneport.retry.announce_retry`), so a slow upload is never silent."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def __call__(self, func: Callable[..., T]) -> Callable[..., T]:
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        def run(*args: Any, **kwargs: Any) -> T:
+            tries = 1
+
+            def note(exc: Exception) -> None:
+                nonlocal tries
+                tries += 1
+                announce_retry(self.where, exc, attempt=tries)
+
+            result: T = DEFAULT_RETRY(func, on_error=note)(*args, **kwargs)
+            return result
+
+        return run
+
+
 class GcsStager:
     """Creates the bucket if needed and uploads files content-addressed and verified."""
 
@@ -208,6 +236,7 @@ class GcsStager:
         self._credentials = credentials
         self._client = client
         self._bucket_checked = False
+        self.retry = AnnouncedRetry(f"Cloud Storage at gs://{location.bucket}")
 
     @property
     def client(self) -> storage.Client:
@@ -232,7 +261,7 @@ class GcsStager:
         uri = self.location.uri(name)
         blob = self.client.bucket(self.location.bucket).blob(name)
         try:
-            blob.download_to_filename(str(out))
+            blob.download_to_filename(str(out), retry=self.retry)
         except gexc.NotFound:
             raise NotFoundError(
                 f"Cloud Storage no longer holds {uri} (deleted?)",
@@ -248,14 +277,14 @@ class GcsStager:
         from google.cloud import storage
 
         name = self.location.bucket
-        existing = self._call(lambda: self.client.lookup_bucket(name))
+        existing = self._call(lambda: self.client.lookup_bucket(name, retry=self.retry))
         created = False
         if existing is None:
             bucket = storage.Bucket(self.client, name=name)
             bucket.iam_configuration.uniform_bucket_level_access_enabled = True
             self._call(
                 lambda: self.client.create_bucket(
-                    bucket, project=self.project, location=self.region
+                    bucket, project=self.project, location=self.region, retry=self.retry
                 )
             )
             created = True
@@ -279,7 +308,7 @@ class GcsStager:
         uri = self.location.uri(name)
         bucket = self.client.bucket(self.location.bucket)
 
-        existing = self._call(lambda: bucket.get_blob(name))
+        existing = self._call(lambda: bucket.get_blob(name, retry=self.retry))
         if existing is not None:
             return self._reuse_or_refuse(existing, digests, uri, progress)
 
@@ -297,6 +326,7 @@ class GcsStager:
                     chunk_size=self.chunk_size,
                     if_generation_match=0,
                     content_type=content_type,
+                    retry=self.retry,
                 ) as dst,
             ):
                 while chunk := src.read(self.chunk_size):
@@ -305,7 +335,7 @@ class GcsStager:
         except gexc.PreconditionFailed:
             # Someone created the same name between our check and our upload.
             progress.finish()
-            raced = self._call(lambda: bucket.get_blob(name))
+            raced = self._call(lambda: bucket.get_blob(name, retry=self.retry))
             if raced is None:
                 raise ProviderError(
                     f"upload to {uri} was refused (precondition failed)",
@@ -320,7 +350,7 @@ class GcsStager:
             unreadable = exc
         progress.finish()
 
-        uploaded = self._call(lambda: bucket.get_blob(name))
+        uploaded = self._call(lambda: bucket.get_blob(name, retry=self.retry))
         if uploaded is None and unreadable is not None:
             raise ProviderError(
                 f"the upload of {path.name} to {uri} got a reply tuneport cannot read "
@@ -330,7 +360,9 @@ class GcsStager:
         if uploaded is None or not _same_content(uploaded, digests):
             if uploaded is not None:
                 generation = uploaded.generation
-                self._call(lambda: uploaded.delete(if_generation_match=generation))
+                self._call(
+                    lambda: uploaded.delete(if_generation_match=generation, retry=self.retry)
+                )
             raise ProviderError(
                 f"checksum mismatch after uploading {path.name} to {uri}",
                 hint="the upload was corrupted in transit; run the command again",
