@@ -21,7 +21,8 @@ from tuneport.errors import (
     TuneportError,
 )
 from tuneport.providers.base import UploadedData
-from tuneport.providers.vertex import ERROR_RULES, VertexProvider, map_status
+from tuneport.providers.vertex.errors import ERROR_RULES, map_status
+from tuneport.providers.vertex.provider import VertexProvider
 from tuneport.schemas import JobConfig, JobRef
 
 pytestmark = pytest.mark.timeout(60)

@@ -17,7 +17,8 @@ from tests.fakes.vertex_server import (
 )
 from tuneport.errors import ConfigError
 from tuneport.providers.base import ChatOptions, OnlineCounting, Provider, UploadedData
-from tuneport.providers.vertex import RUN_ID_LABEL, VertexProvider, run_id_label
+from tuneport.providers.vertex.jobs import RUN_ID_LABEL, run_id_label
+from tuneport.providers.vertex.provider import VertexProvider
 from tuneport.schemas import (
     Example,
     JobConfig,
