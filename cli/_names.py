@@ -13,16 +13,7 @@ TARGET_HELP = f"canonical | {PROVIDERS} (hosted backends write their service's f
 
 
 def target_for(name: str) -> str:
-    """The export format for ``--to NAME``: a format name as it is, a backend's name as the
-    format its descriptor exports (Together and Fireworks take OpenAI's chat JSONL)."""
-    from tuneport.data.exporters import EXPORTERS
-    from tuneport.providers import registry
+    """The export format for ``--to NAME`` (see :func:`tuneport.api.export_format`)."""
+    from tuneport.api import export_format
 
-    if name in EXPORTERS:
-        return name
-    if name in registry.names():
-        return registry.backend(name).target
-    from tuneport.errors import InputError
-
-    choices = ", ".join(["canonical", *registry.names()])
-    raise InputError(f"unknown target {name!r}", hint=f"use one of: {choices}")
+    return export_format(name)

@@ -14,6 +14,7 @@ from typing import Any
 
 from tuneport.data.exporters import ExportResult, default_output, export_records
 from tuneport.data.records import load_records, read_records, records_only
+from tuneport.errors import InputError
 from tuneport.jobs import quote
 from tuneport.jobs.chat import chat_once
 from tuneport.jobs.launch import launch
@@ -43,16 +44,32 @@ def convert(
     fmt: str | None = None,
     force: bool = False,
 ) -> ExportResult:
-    """Write ``path`` in the ``to`` format (``openai``, ``vertex``, ``local``, ``canonical``).
+    """Write ``path`` in the ``to`` format: ``canonical``, a format name (``openai``,
+    ``vertex``, ``local``) or a backend's name (the format it uploads: ``together`` and
+    ``fireworks`` take OpenAI's chat JSONL).
 
     The output defaults to ``<stem>.<to>.jsonl`` beside the input (a folder for ``local``); an
     existing output is kept unless ``force``. What the target cannot carry is counted in
     :attr:`ExportResult.dropped`.
     """
     source = Path(path)
-    target = Path(out) if out is not None else default_output(source, to)
+    written = export_format(to)
+    target = Path(out) if out is not None else default_output(source, written, to)
     records = records_only(read_records(source, fmt))
-    return export_records(records, to, target, force=force, inputs=(source,))
+    return export_records(records, written, target, force=force, inputs=(source,))
+
+
+def export_format(name: str) -> str:
+    """The export format ``name`` stands for: a format name as it is, a backend's name as the
+    format its descriptor exports; an unknown name is a one-line InputError listing both."""
+    from tuneport.data.exporters import EXPORTERS
+
+    if name in EXPORTERS:
+        return name
+    if name in registry.names():
+        return registry.backend(name).target
+    choices = ", ".join(["canonical", *registry.names()])
+    raise InputError(f"unknown target {name!r}", hint=f"use one of: {choices}")
 
 
 def validate(

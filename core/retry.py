@@ -228,6 +228,22 @@ def _announce(text: str) -> None:
         listener(text)
 
 
+def announce_retry(
+    where: str,
+    exc: BaseException,
+    *,
+    attempt: int,
+    attempts: int | None = None,
+    delay: float | None = None,
+) -> None:
+    """Tell the :func:`retry_notes` listeners that a call to ``where`` failed with ``exc`` and
+    is tried again (try ``attempt`` of ``attempts``, in ``delay`` seconds, where known). Also
+    for the retries a library runs itself (google-cloud-storage's uploads)."""
+    wait = f" in {delay:.0f} s" if delay is not None else ""
+    of = f" of {attempts}" if attempts is not None else ""
+    _announce(f"{where}: {describe(exc)}; retrying{wait} (try {attempt}{of})")
+
+
 def call_with_retry(
     fn: Callable[[], T],
     *,
@@ -257,9 +273,8 @@ def call_with_retry(
             if on_retry is not None:
                 on_retry(exc, delay)
             if where:
-                _announce(
-                    f"{where}: {describe(exc)}; retrying in {delay:.0f} s "
-                    f"(try {state.attempt_number + 1} of {attempts})"
+                announce_retry(
+                    where, exc, attempt=state.attempt_number + 1, attempts=attempts, delay=delay
                 )
         return delay
 

@@ -754,6 +754,10 @@ BACKEND = Backend(
     target="openai",
     rules=RULES,
     counter=openai_counter,
+    # OpenAIProtocol.job_body: hyperparameters, validation_file, suffix, seed
+    uses=frozenset(
+        {"validation", "epochs", "learning_rate_multiplier", "batch_size", "suffix", "seed"}
+    ),
     env=(
         "AZURE_OPENAI_API_KEY",
         "AZURE_OPENAI_ENDPOINT",

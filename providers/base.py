@@ -29,6 +29,7 @@ from tuneport.pricing.estimate import BudgetFigure, Extras
 from tuneport.pricing.table import ModelPrice
 from tuneport.progress import Progress
 from tuneport.schemas import (
+    GENERIC_SETTINGS,
     AnyRecord,
     JobConfig,
     JobEvent,
@@ -75,6 +76,10 @@ class Backend:
     target: str  # export format written for upload: openai | vertex | local | ...
     rules: Rules
     counter: CounterFactory
+    # the generic job settings (keys of tuneport.schemas.GENERIC_SETTINGS: epochs, batch_size,
+    # seed, ...) this backend sends to the provider or applies itself; any other one a user sets
+    # is reported once, in the estimate, as ignored by this backend
+    uses: frozenset[str]
     model_prefixes: tuple[str, ...] = ()
     # one line shown once per command (e.g. a service wind-down); a function of the backend's
     # settings when its wording depends on them
@@ -93,6 +98,24 @@ class Backend:
     # may share: `tuneport jobs cleanup` warns first)
     cleanup_deletes_uploads: bool = False
     price_model: PriceModel | None = None  # settings that change the price (a training tier)
+    # the generic job settings this backend has no use for -> why, shown after "--seed is
+    # ignored by TITLE: " (built-in backends name every one they do not use)
+    ignores: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:  # a misspelled setting would be warned about as ignored
+        unknown = sorted((set(self.uses) | set(self.ignores)) - set(GENERIC_SETTINGS))
+        both = sorted(set(self.uses) & set(self.ignores))
+        if unknown or both:
+            raise ValueError(
+                f"backend {self.name!r}: "
+                + "; ".join(
+                    [
+                        *([f"unknown generic settings {unknown}"] if unknown else []),
+                        *([f"{both} both used and ignored"] if both else []),
+                    ]
+                )
+                + f" (the generic settings: {', '.join(GENERIC_SETTINGS)})"
+            )
 
     def price_name(self, model: str, settings: Mapping[str, Any] | None) -> str:
         """The price-table name of ``model`` under ``settings`` (its own id by default)."""
@@ -146,6 +169,30 @@ class ChatOptions(BaseModel):
     max_tokens: int | None = None
 
 
+CheckStatus = Literal["ok", "warn", "fail", "skip"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One readiness check of a backend, as ``tuneport doctor`` shows it.
+
+    ``status``: ``ok``; ``warn`` (works, with a caveat); ``fail`` (set up but unusable: the
+    doctor exits 1); ``skip`` (not set up at all: a backend whose checks are all ``skip`` is
+    "not configured" and does not fail the doctor). ``detail`` says what was found and must
+    never hold a secret (name the variable, not its value); ``fix`` what to do.
+    """
+
+    name: str
+    status: CheckStatus
+    detail: str
+    fix: str | None = None
+
+    def __post_init__(self) -> None:  # a URL with a password in it is shown masked
+        object.__setattr__(self, "detail", redact(self.detail))
+        if self.fix is not None:
+            object.__setattr__(self, "fix", redact(self.fix))
+
+
 @runtime_checkable
 class Provider(Protocol):
     """A fine-tuning backend. Implementations take their settings in the constructor."""
@@ -187,43 +234,24 @@ class Provider(Protocol):
         say)."""
         ...
 
+    def preflight(self, cfg: JobConfig) -> None:
+        """Check settings and credentials before the estimate prompt.
 
-CheckStatus = Literal["ok", "warn", "fail", "skip"]
+        ``tuneport train`` calls it first, so a missing key or a bad option fails before
+        anything is priced, confirmed or uploaded. Raise
+        :class:`~tuneport.errors.ConfigError` listing every problem at once (return when there
+        is nothing to check)."""
+        ...
 
+    def doctor(self, timeout: float) -> list[Check]:
+        """Readiness checks for ``tuneport doctor``.
 
-@dataclass(frozen=True)
-class Check:
-    """One readiness check of a backend, as ``tuneport doctor`` shows it.
-
-    ``status``: ``ok``; ``warn`` (works, with a caveat); ``fail`` (set up but unusable: the
-    doctor exits 1); ``skip`` (not set up at all: a backend whose checks are all ``skip`` is
-    "not configured" and does not fail the doctor). ``detail`` says what was found and must
-    never hold a secret (name the variable, not its value); ``fix`` what to do.
-    """
-
-    name: str
-    status: CheckStatus
-    detail: str
-    fix: str | None = None
-
-    def __post_init__(self) -> None:  # a URL with a password in it is shown masked
-        object.__setattr__(self, "detail", redact(self.detail))
-        if self.fix is not None:
-            object.__setattr__(self, "fix", redact(self.fix))
-
-
-@runtime_checkable
-class Diagnosable(Protocol):
-    """Optional capability: readiness checks for ``tuneport doctor``.
-
-    Check what a user would otherwise find out at launch: credentials present (never printed),
-    the service reachable (each network call at most ``timeout`` seconds, any HTTP answer
-    counts as reachable; a rejected key is ``fail``), required settings, installed packages and
-    hardware. Start with the check that tells whether the backend is set up at all and return
-    ``skip`` checks only when it is not.
-    """
-
-    def doctor(self, timeout: float) -> list[Check]: ...
+        Check what a user would otherwise find out at launch: credentials present (never
+        printed), the service reachable (each network call at most ``timeout`` seconds, any HTTP
+        answer counts as reachable; a rejected key is ``fail``), required settings, installed
+        packages and hardware. Start with the check that tells whether the backend is set up at
+        all and return ``skip`` checks only when it is not; ``[]``: nothing to check."""
+        ...
 
 
 @runtime_checkable
@@ -319,8 +347,8 @@ class HasCheckpoints(Protocol):
 
 @runtime_checkable
 class ConcurrencyLimited(Protocol):
-    """Optional capability: at most ``max_concurrency`` chat calls at once (local: one model
-    in memory)."""
+    """Optional capability: at most ``max_concurrency`` chat calls at once to the backend, over
+    all its models (``eval`` honours it; local: one reply at a time on the machine's GPU)."""
 
     max_concurrency: int
 
@@ -458,18 +486,6 @@ def base_url_override(option: str | None, env: str) -> str | None:
             hint=f"set it to e.g. https://host[:port] (or unset {env} for the service's own)",
         )
     return str(url)
-
-
-@runtime_checkable
-class Preflight(Protocol):
-    """Optional capability: check settings and credentials before the estimate prompt.
-
-    ``tuneport train`` calls it first, so a missing key or a bad option fails before anything
-    is priced, confirmed or uploaded. Raise :class:`~tuneport.errors.ConfigError` listing every
-    problem at once.
-    """
-
-    def preflight(self, cfg: JobConfig) -> None: ...
 
 
 # --- shared steps the backends compose (one place for what every backend does alike) ---------

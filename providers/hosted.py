@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -141,23 +141,6 @@ class HostedBackend(Generic[ClientT]):
             error.outcome_unknown = error.outcome_unknown or outcome_unknown(exc)
             raise error from None
 
-    def _pauses(self, timeout: float, first: float, most: float) -> Iterator[float]:
-        """The waits between looks at something the service is still working on: each
-        ``next()`` sleeps, ``first`` seconds at first (less under test, see
-        :func:`~tuneport.retry.default_interval`), doubling up to ``most``; none is left (``next``
-        gives ``None`` with a default) once ``timeout`` seconds have passed since this call."""
-        deadline = self._clock() + timeout
-        delay = min(first, default_interval())
-
-        def pauses() -> Iterator[float]:
-            nonlocal delay
-            while self._clock() <= deadline:
-                self._sleep(delay)
-                yield delay
-                delay = min(delay * 2, most)
-
-        return pauses()
-
     def _create_once(
         self,
         create: Callable[[], str],
@@ -167,6 +150,31 @@ class HostedBackend(Generic[ClientT]):
         """The id ``create`` returns, made at most once per intended run (see
         :func:`~tuneport.providers.base.create_once`); ``reconcile`` defaults to ``find``."""
         return create_once(self._call, create, find, reconcile or (lambda _exc: find()))
+
+    def _poll(
+        self,
+        get: Callable[[], T],
+        done: Callable[[T], bool],
+        *,
+        timeout: float,
+        too_long: Callable[[T], TuneportError],
+        first: float = 2.0,
+        most: float = 15.0,
+    ) -> T:
+        """``get()`` (through :meth:`_call`) until ``done`` holds for what it returns (``done``
+        may raise, e.g. on a failed state), waiting ``first`` seconds (at most
+        ``$TUNEPORT_POLL_INTERVAL``), then twice as long each time up to ``most``; after
+        ``timeout`` seconds the error ``too_long`` makes of the last reply."""
+        deadline = self._clock() + timeout
+        delay = min(first, default_interval())
+        while True:
+            item = self._call(get)
+            if done(item):
+                return item
+            if self._clock() > deadline:
+                raise too_long(item)
+            self._sleep(delay)
+            delay = min(delay * 2, most)
 
 
 def upload_prepared(

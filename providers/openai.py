@@ -418,6 +418,10 @@ BACKEND = Backend(
     target="openai",
     rules=RULES,
     counter=counter,
+    # OpenAIProtocol.job_body: hyperparameters, validation_file, suffix, seed
+    uses=frozenset(
+        {"validation", "epochs", "learning_rate_multiplier", "batch_size", "suffix", "seed"}
+    ),
     model_prefixes=("ft:", "gpt-"),
     notice=notice,
     env=("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"),

@@ -98,7 +98,7 @@ def backend(name: str) -> Backend:
     module_name, _, attr = target.partition(":")
     try:
         made = getattr(importlib.import_module(module_name), attr or "BACKEND")
-    except (ImportError, AttributeError) as exc:
+    except (ImportError, AttributeError, ValueError) as exc:  # ValueError: a bad descriptor
         raise ConfigError(
             f"cannot load the {name!r} backend ({target}): {exc}",
             hint="reinstall the package that provides it, or remove it",

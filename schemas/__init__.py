@@ -19,6 +19,7 @@ from tuneport.schemas.example import (
     ToolSpec,
 )
 from tuneport.schemas.job import (
+    GENERIC_SETTINGS,
     JobConfig,
     JobEvent,
     JobRecord,
@@ -31,6 +32,7 @@ from tuneport.schemas.problem import Problem, Report, Severity
 
 __all__ = [
     "FORMAT_VERSION",
+    "GENERIC_SETTINGS",
     "AnyRecord",
     "ContentPart",
     "Estimate",

@@ -52,6 +52,21 @@ class JobConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+# The generic settings of a job that a backend may send to its provider or have no use for:
+# field -> the `train` flag that sets it. Every backend descriptor says which it uses
+# (``Backend.uses``); a set one it does not use is warned about once, in the estimate. The other
+# fields are no such choice: provider, model, data and method every backend acts on (or refuses
+# in its preflight), max_cost is tuneport's own guard and options the backend's own settings.
+GENERIC_SETTINGS: dict[str, str] = {
+    "validation": "--validation",
+    "epochs": "--epochs",
+    "learning_rate_multiplier": "--learning-rate-multiplier",
+    "batch_size": "--batch-size",
+    "suffix": "--suffix",
+    "seed": "--seed",
+}
+
+
 class JobRef(BaseModel):
     """How to find a job again at its provider."""
 

@@ -51,3 +51,24 @@ def test_readme_python_example_runs(tmp_path: Path) -> None:
     lines = done.stdout.splitlines()
     assert lines[0].startswith("True")  # the sample is valid for Vertex
     assert lines[1].split()[:3] == ["26", "1814", "3"]  # examples, tokens, epochs
+
+
+def test_convert_takes_a_backend_name_as_the_cli_does(tmp_path: Path) -> None:
+    """`convert(path, "fireworks")` writes the format Fireworks uploads (OpenAI chat JSONL),
+    named after the backend, as `tuneport convert --to fireworks` does."""
+    source = tmp_path / "chat.jsonl"
+    source.write_bytes((ROOT / "fixtures" / "sample" / "chat.jsonl").read_bytes())
+    result = tuneport.convert(source, "fireworks")
+    assert result.path == tmp_path / "chat.fireworks.jsonl"
+    openai = tuneport.convert(source, "openai", tmp_path / "o.jsonl")
+    assert result.path.read_bytes() == openai.path.read_bytes()
+
+
+def test_convert_names_every_target_for_an_unknown_one(tmp_path: Path) -> None:
+    import pytest
+
+    from tuneport.errors import InputError
+
+    with pytest.raises(InputError, match="unknown target 'fireworx'") as info:
+        tuneport.convert(ROOT / "fixtures" / "sample" / "chat.jsonl", "fireworx", tmp_path / "x")
+    assert "fireworks" in (info.value.hint or "")

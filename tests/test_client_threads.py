@@ -16,7 +16,7 @@ from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.vertex_server import running_fake_vertex
 from tuneport.cli.main import run
 from tuneport.providers.openai import OpenAIProvider
-from tuneport.providers.vertex import VertexProvider
+from tuneport.providers.vertex.provider import VertexProvider
 
 
 def _heldout(path: Path, n: int) -> Path:

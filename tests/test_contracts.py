@@ -53,7 +53,9 @@ from tuneport.data.rows import Row
 from tuneport.providers import registry
 from tuneport.providers.base import ChatOptions, UploadedData
 from tuneport.providers.openai import OpenAIProvider
-from tuneport.providers.vertex import VertexProvider, VertexTokenCounter, adapter_sizes
+from tuneport.providers.vertex import adapter_sizes
+from tuneport.providers.vertex.chat import VertexTokenCounter
+from tuneport.providers.vertex.provider import VertexProvider
 from tuneport.schemas import AnyRecord, Example, JobConfig, Message, PreferenceExample
 from tuneport.validation.validate import validate_rows
 

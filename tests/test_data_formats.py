@@ -122,7 +122,7 @@ def test_openai_collects_all_findings() -> None:
     row = {"messages": [{"role": "bot", "content": "x"}, {"content": 3, "extra": 1}, "no"]}
     with pytest.raises(RowError) as info:
         from_openai(row)
-    kinds = [k for k, _ in info.value.findings]
+    kinds = [f[0] for f in info.value.findings]  # (kind, message[, fix])
     assert kinds == [
         "unrecognized_role",
         "message_unrecognized_key",

@@ -16,7 +16,7 @@ from tests.fakes.vertex_server import running_fake_vertex
 from tuneport.cli.main import run
 from tuneport.jobs.doctor import STALE_AFTER_DAYS, diagnose, price_age
 from tuneport.providers import registry
-from tuneport.providers.base import Diagnosable
+from tuneport.providers.base import Provider
 
 KEY = "sk-test-DOCTOR123456789"
 TOKEN = "ya29.doctor-token-0123456789"
@@ -129,7 +129,7 @@ def test_price_table_age_and_backends_without_checks() -> None:
     with registry.registered("echo", "tests.fakes.plugin_backend:BACKEND"):
         (health,) = diagnose(["echo"])
     assert not health.configured and health.verdict == "not configured"
-    assert all(isinstance(registry.get(n), Diagnosable) for n in ("openai", "vertex", "local"))
+    assert all(isinstance(registry.get(n), Provider) for n in ("openai", "vertex", "local"))
 
 
 TG_KEY = "tg-doctor-SECRET-0123456789"
@@ -173,7 +173,7 @@ def test_fireworks_account_server_and_deployments_still_billing(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from tests.fakes.fireworks_server import FakeFireworks
-    from tuneport.providers.fireworks import FireworksProvider
+    from tuneport.providers.fireworks.provider import FireworksProvider
 
     for var in ("FIREWORKS_API_KEY", "FIREWORKS_ACCOUNT_ID"):
         monkeypatch.delenv(var, raising=False)

@@ -10,13 +10,15 @@ import json
 import pytest
 
 from tuneport.errors import AuthError, NotFoundError, ProviderError, redact, register_secret
-from tuneport.providers import fireworks, openai, together, vertex
+from tuneport.providers import openai, together
 from tuneport.providers.errormap import ErrorRule, apply_rules, body_message, one_line
+from tuneport.providers.fireworks import errors as fireworks
 from tuneport.providers.sdk import Service
+from tuneport.providers.vertex import errors as vertex_errors
 
 TABLES = {
     "openai": openai.ERROR_RULES,
-    "vertex": vertex.ERROR_RULES,
+    "vertex": vertex_errors.ERROR_RULES,
     "together": together.ERROR_RULES,
     "fireworks": fireworks.ERROR_RULES,
 }

@@ -626,15 +626,16 @@ def test_openai_file_over_the_uploads_limit_is_refused(
 def test_vertex_dataset_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tuneport.errors import InputError
     from tuneport.progress import NullProgress
-    from tuneport.providers import vertex
+    from tuneport.providers.vertex import data
+    from tuneport.providers.vertex.provider import VertexProvider
 
     records = [from_openai(_chat(i)) for i in range(12)]
-    provider = vertex.VertexProvider(project="p")
-    monkeypatch.setattr(vertex, "MAX_DATASET_BYTES", 100)
+    provider = VertexProvider(project="p")
+    monkeypatch.setattr(data, "MAX_DATASET_BYTES", 100)
     with pytest.raises(InputError, match=r"at most .* GB"):
         provider.prepare(records, _job("vertex"), tmp_path / "a", NullProgress())
-    monkeypatch.setattr(vertex, "MAX_DATASET_BYTES", 1 << 30)
-    monkeypatch.setattr(vertex, "MAX_VALIDATION_EXAMPLES", 3)
+    monkeypatch.setattr(data, "MAX_DATASET_BYTES", 1 << 30)
+    monkeypatch.setattr(data, "MAX_VALIDATION_EXAMPLES", 3)
     val = _jsonl(tmp_path / "val.jsonl", [_chat(i) for i in range(4)])
     with pytest.raises(InputError, match="validation set has 4 examples; Vertex takes at most 3"):
         provider.prepare(records, _job("vertex", validation=val), tmp_path / "b", NullProgress())
@@ -647,18 +648,19 @@ def test_vertex_dataset_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_adapter_sizes_per_model() -> None:
     from tuneport.errors import ConfigError
     from tuneport.providers import vertex
+    from tuneport.providers.vertex.provider import VertexProvider
 
     assert vertex.adapter_sizes("gemini-2.5-pro", "sft") == (1, 2, 4, 8)
     assert vertex.adapter_sizes("gemini-2.5-flash-lite", "sft") == (1, 2, 4, 8, 16)
     assert vertex.adapter_sizes("gemini-3.5-flash", "sft") is None  # unconfirmed
     for model, size in (("gemini-2.5-pro", 16), ("gemini-2.5-flash", 32)):
-        provider = vertex.VertexProvider(project="p", adapter_size=size)
+        provider = VertexProvider(project="p", adapter_size=size)
         with pytest.raises(ConfigError, match=f"adapter_size {size} is not available"):
             provider.check_config(_job("vertex", model=model))
-    vertex.VertexProvider(project="p", adapter_size=8).check_config(_job("vertex"))
+    VertexProvider(project="p", adapter_size=8).check_config(_job("vertex"))
     # unconfirmed: a warning in the estimate, no refusal
     unconfirmed = _job("vertex", model="gemini-3.5-flash", options={"adapter_size": 32})
-    vertex.VertexProvider(project="p", adapter_size=32).check_config(unconfirmed)
+    VertexProvider(project="p", adapter_size=32).check_config(unconfirmed)
     (warning,) = [w for w in vertex.config_warnings(unconfirmed) if "adapter_size" in w]
     assert "not confirmed for gemini-3.5-flash" in warning
 

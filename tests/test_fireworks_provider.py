@@ -18,16 +18,11 @@ from tests.hosted_helpers import Clock, Recorder, prepared, strict
 from tuneport.errors import AuthError, ConfigError, NotFoundError, ProviderError, QuotaError
 from tuneport.providers import registry
 from tuneport.providers.base import ChatOptions, PreparedData, Provider, UploadedData
-from tuneport.providers.fireworks import (
-    BACKEND,
-    STATES,
-    FireworksProvider,
-    dataset_id,
-    deployment_id,
-    job_id,
-    map_error,
-    output_model_id,
-)
+from tuneport.providers.fireworks import BACKEND
+from tuneport.providers.fireworks.errors import map_error
+from tuneport.providers.fireworks.ids import dataset_id, deployment_id, job_id, output_model_id
+from tuneport.providers.fireworks.jobs import STATES
+from tuneport.providers.fireworks.provider import FireworksProvider
 from tuneport.schemas import JobConfig, JobRef, JobState, Message
 
 KEY = "fw-test-SECRET-0123456789"
@@ -559,6 +554,79 @@ def test_base_models_answer_without_a_deployment(
     assert reply.content == f"echo[{MODEL}]: hi"
 
 
+def test_chat_streams_the_reply_piece_by_piece(
+    fake: FakeFireworks, provider: FireworksProvider, tmp_path: Path, clock: Clock
+) -> None:
+    """``tuneport chat`` prints a Fireworks reply as it is generated (stream=True); a tuned
+    model streams from the deployment tuneport made, and an undeployed one is one line."""
+    hi = [Message(role="user", content="one two three")]
+    pieces = list(provider.chat_stream(MODEL, hi, ChatOptions(max_tokens=9)))
+    assert len(pieces) > 3 and "".join(pieces) == f"echo[{MODEL}]: one two three"
+    assert fake.chats[-1]["stream"] is True and fake.chats[-1]["max_tokens"] == 9
+    _, ref = _launched(provider, tmp_path)
+    fake.advance(3)
+    tuned = provider.status(ref).tuned_model
+    assert tuned
+    with pytest.raises(ProviderError, match="only from a deployment"):
+        list(provider.chat_stream(tuned, hi, ChatOptions()))
+    deploying = FireworksProvider(deploy=True, sleep=clock.sleep, clock=clock)
+    deploying.consent_hourly()
+    clock.on_sleep = fake.advance
+    dep_name = f"accounts/{ACCOUNT}/deployments/{deployment_id(tuned)}"
+    text = "".join(deploying.chat_stream(tuned, hi, ChatOptions()))
+    assert text == f"echo[{tuned}#{dep_name}]: one two three"
+
+
+def test_the_fakes_stream_is_what_the_sdks_chunk_type_describes(fake: FakeFireworks) -> None:
+    """Each event of the fake's stream validates as fireworks-ai's ``ChatCompletionChunk``;
+    the stream ends with ``[DONE]`` and its last chunk carries the finish reason and usage."""
+    import httpx
+    from fireworks.types.chat import ChatCompletionChunk
+
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "a b"}], "stream": True}
+    answer = httpx.post(
+        f"{fake.base_url}/v1/chat/completions",
+        json=body,
+        headers={"authorization": f"Bearer {KEY}"},
+    )
+    assert answer.headers["content-type"] == "text/event-stream"
+    data = [line.removeprefix("data: ") for line in answer.text.splitlines() if line]
+    assert data[-1] == "[DONE]"
+    chunks = [ChatCompletionChunk.model_validate_json(d) for d in data[:-1]]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == f"echo[{MODEL}]: a b"
+    assert chunks[-1].choices[0].finish_reason == "stop" and chunks[-1].usage is not None
+
+
+def test_a_stream_answered_with_one_json_reply_is_read_whole(
+    fake: FakeFireworks, provider: FireworksProvider
+) -> None:
+    """A server (a proxy at FIREWORKS_BASE_URL) that ignores stream=True and sends one
+    chat.completion: the SDK would read it as an event stream without events, an empty reply.
+    The reply is read whole instead, by the Fireworks SDK's own reply type."""
+    fake.stream_as_json = True
+    hi = [Message(role="user", content="hello there")]
+    assert list(provider.chat_stream(MODEL, hi, ChatOptions())) == [f"echo[{MODEL}]: hello there"]
+    assert fake.chats[-1]["stream"] is True
+
+
+def test_a_connection_dropped_mid_reply_is_one_line_and_not_resent(
+    fake: FakeFireworks, provider: FireworksProvider
+) -> None:
+    """The pieces already shown stay shown; the drop is one line saying to send the message
+    again, and tuneport does not send it again by itself (a second reply would repeat it)."""
+    fake.mangle("POST", r"chat/completions$", "truncated")
+    pieces: list[str] = []
+    with pytest.raises(ProviderError) as info:
+        pieces.extend(
+            provider.chat_stream(MODEL, [Message(role="user", content="hi")], ChatOptions())
+        )
+    assert "dropped mid-reply" in info.value.one_line() and "send the message again" in (
+        info.value.hint or ""
+    )
+    assert "Fireworks at http://127.0.0.1:" in info.value.one_line()
+    assert len(fake.calls("POST", r"chat/completions$")) == 1
+
+
 def test_not_found_names_the_job(provider: FireworksProvider) -> None:
     with pytest.raises(NotFoundError):
         provider.status(
@@ -577,8 +645,8 @@ def test_not_found_names_the_job(provider: FireworksProvider) -> None:
 
 
 def test_rules_and_counter(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tuneport.jobs.quote import ignored_settings
     from tuneport.providers import fireworks
-    from tuneport.providers.fireworks import config_warnings
     from tuneport.schemas import Example
     from tuneport.tokens import hf
     from tuneport.validation.rules import Finding
@@ -593,8 +661,8 @@ def test_rules_and_counter(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
         found += check(Example(messages=msgs))
     assert [f.kind for f in found] == ["system_position"]
     assert BACKEND.rules.min_examples == 3 and BACKEND.limit_for(MODEL) == 8192
-    assert config_warnings(_cfg(tmp_path, seed=1)) == [
-        "seed ignored: Fireworks fine-tuning jobs take no seed"
+    assert ignored_settings(BACKEND, _cfg(tmp_path, seed=1, batch_size=8, suffix="s")) == [
+        "--seed is ignored by Fireworks AI: its fine-tuning jobs take no seed"
     ]
     asked: list[str] = []
     monkeypatch.setattr(hf, "load_hf_tokenizer", lambda name: asked.append(name))

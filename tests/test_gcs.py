@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.gcs_emulator import gcs_emulator, gcs_env  # noqa: F401
+from tests.fakes.gcs_emulator import GcsProxy, gcs_emulator, gcs_env, gcs_proxy  # noqa: F401
 from tuneport.errors import ConfigError, ProviderError
-from tuneport.providers.gcs import (
+from tuneport.providers.vertex.gcs import (
     DEFAULT_PREFIX,
     GcsLocation,
     GcsStager,
@@ -222,7 +222,7 @@ def test_storage_errors_map_to_one_line_with_a_fix(
 ) -> None:
     from google.api_core import exceptions as gexc
 
-    from tuneport.providers.gcs import storage_error
+    from tuneport.providers.vertex.gcs import storage_error
 
     err = storage_error(getattr(gexc, exc_name)(message), bucket="tp-bucket", project="p")
     assert type(err).__name__ == kind
@@ -250,3 +250,24 @@ def test_no_access_to_an_existing_bucket_is_reported(
     path.write_bytes(b"x\n")
     with pytest.raises(AuthError, match="no access to gs://tp-bucket"):
         stager.upload(path)
+
+
+def test_the_storage_librarys_own_retries_are_announced(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """google-cloud-storage retries a 503 by itself (a JSON call or an upload chunk); each retry
+    is told to tuneport's retry notes, which the CLI prints, as tuneport's own retries are."""
+    from tuneport.retry import retry_notes
+
+    proxy: GcsProxy = request.getfixturevalue("gcs_proxy")  # after gcs_env: it wins
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b'{"a": 1}\n' * 100)
+    busy = {"error": {"code": 503, "message": "backend error"}}
+    proxy.faults.fail("GET", r"^/storage/v1/b/tp-bucket$", 503, busy, after=False)
+    proxy.faults.fail("PUT", r"^/upload/", 503, busy, after=False)
+    notes: list[str] = []
+    with retry_notes(notes.append):
+        result = _stager().upload(path)
+    assert notes == ["Cloud Storage at gs://tp-bucket: HTTP 503; retrying (try 2)"] * 2
+    assert not result.reused
+    assert _client().bucket("tp-bucket").get_blob(result.uri.split("/", 3)[3]) is not None

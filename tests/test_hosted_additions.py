@@ -1,6 +1,6 @@
 """What the Together move added to the hosted base, apart from any backend: doctor's setup
 checks between the key and the server (a failing one means the server is not asked), the SDK
-check, the waits between looks at work in progress, and both prepared files uploaded."""
+check, and both prepared files uploaded."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from tests.hosted_helpers import Clock, prepared
+from tests.hosted_helpers import prepared
 from tuneport.errors import ConfigError
 from tuneport.providers import sdk
 from tuneport.providers.base import Check
@@ -75,22 +75,6 @@ def test_the_sdk_check_names_the_version_or_what_to_install() -> None:
     assert (ok.status, ok.detail) == ("ok", "demo 3.1.1")
     fail = Demo()._sdk_check(missing, "demo")
     assert (fail.status, fail.fix) == ("fail", "pip install 'tuneport[demo]'")
-
-
-def test_pauses_double_up_to_the_most_and_end_after_the_timeout(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("TUNEPORT_POLL_INTERVAL", "2")
-    clock = Clock()  # each sleep moves the clock on by what was slept
-    backend = Demo(sleep=clock.sleep, clock=clock)
-    pauses = backend._pauses(20.0, first=3.0, most=5.0)
-    clock.now += 4.0  # the deadline runs from when the pauses were asked for
-    # a pause while the clock is at most 20: at 4, 6, 10, 15 and 20 (then 25)
-    assert list(pauses) == [2.0, 4.0, 5.0, 5.0, 5.0]
-    assert clock.slept == [2.0, 4.0, 5.0, 5.0, 5.0] and clock.now == 25.0
-    monkeypatch.setenv("TUNEPORT_POLL_INTERVAL", "0")  # tests that must not wait
-    clock.now = 0.0  # the test clock moves on by a second at least: at 0, 1, 2 and 3
-    assert list(backend._pauses(3.0, first=2.0, most=15.0)) == [0.0] * 4
 
 
 def test_upload_prepared_sends_both_files_and_is_reused_only_when_both_were(

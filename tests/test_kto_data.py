@@ -91,3 +91,21 @@ def test_a_label_that_is_not_a_boolean_is_not_kto(tmp_path: Path) -> None:
     path.write_text(json.dumps({**row, "label": False}) + "\n", encoding="utf-8")
     with pytest.raises(InputError, match="KTO data"):
         load_records(path)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [("openai", "gpt-4.1-mini"), ("together", "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference")],
+)
+def test_estimate_on_kto_jsonl_refuses_it_like_validate(
+    provider: str, model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: JSONL KTO data took estimate's fast path, which counted every row (label:
+    false ones too) and priced them as SFT targets while validate and train refused it."""
+    data = tmp_path / "kto.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in _rows()), encoding="utf-8")
+    assert run(["estimate", str(data), "-p", provider, "-m", model]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"error: {data}:1: KTO data") and "--desirable-only" in err
+    assert run(["validate", str(data), "-p", provider]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == err

@@ -190,7 +190,8 @@ def test_openai_job_file_switches_with_provider_flag(
         *VERTEX_FLAGS,
     )
     assert code == 0, err
-    assert err.count("batch_size ignored") == 1 and err.count("seed ignored") == 1
+    assert err.count("--batch-size is ignored by Vertex AI (Gemini): ") == 1
+    assert err.count("--seed is ignored by Vertex AI (Gemini): ") == 1
     assert "JOB_STATE_" not in err  # the watch shows tuneport's state words
     (create,) = fake.calls("POST", r"tuningJobs$")
     assert create.body["baseModel"] == "gemini-2.5-flash"

@@ -21,7 +21,8 @@ from tuneport.errors import (
     TuneportError,
 )
 from tuneport.providers.base import UploadedData
-from tuneport.providers.vertex import ERROR_RULES, VertexProvider, map_status
+from tuneport.providers.vertex.errors import ERROR_RULES, map_status
+from tuneport.providers.vertex.provider import VertexProvider
 from tuneport.schemas import JobConfig, JobRef
 
 pytestmark = pytest.mark.timeout(60)
@@ -270,12 +271,12 @@ def test_rule_table_ends_with_a_catch_all() -> None:
 def test_preflight_reports_every_problem_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     import google.oauth2.credentials
 
-    from tuneport.providers.base import Preflight
+    from tuneport.providers.base import Provider
 
     provider = VertexProvider(
         beta=0.1, credentials=google.oauth2.credentials.Credentials(token="fake")
     )
-    assert isinstance(provider, Preflight)
+    assert isinstance(provider, Provider)
     cfg = CFG.model_copy(update={"model": "gpt-4.1-mini"})
     with pytest.raises(ConfigError) as info:
         provider.preflight(cfg)

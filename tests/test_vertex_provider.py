@@ -17,7 +17,8 @@ from tests.fakes.vertex_server import (
 )
 from tuneport.errors import ConfigError
 from tuneport.providers.base import ChatOptions, OnlineCounting, Provider, UploadedData
-from tuneport.providers.vertex import RUN_ID_LABEL, VertexProvider, run_id_label
+from tuneport.providers.vertex.jobs import RUN_ID_LABEL, run_id_label
+from tuneport.providers.vertex.provider import VertexProvider
 from tuneport.schemas import (
     Example,
     JobConfig,
@@ -445,10 +446,11 @@ def test_batch_size_and_seed_are_warned_not_fatal(tmp_path: Path) -> None:
         records, cfg(batch_size=8, seed=1), tmp_path, progress
     )
     assert prepared.examples == 3  # warned about once, in the estimate (the descriptor's job)
+    from tuneport.jobs.quote import ignored_settings
     from tuneport.providers.vertex import BACKEND
 
-    warnings = " ".join(BACKEND.config_warnings(cfg(batch_size=8, seed=1)))
-    assert "batch_size ignored" in warnings and "seed ignored" in warnings
+    warnings = " ".join(ignored_settings(BACKEND, cfg(batch_size=8, seed=1)))
+    assert "--batch-size is ignored by Vertex" in warnings and "--seed is ignored" in warnings
     assert not progress.notes()
     rows = [json.loads(line) for line in prepared.training.read_text().splitlines()]
     assert rows[0] == {

@@ -13,6 +13,7 @@ from tuneport.data.parsing import (
     parse_tools,
     require_dict,
     unknown_keys,
+    unknown_role,
 )
 from tuneport.data.rows import RowError
 from tuneport.schemas import (
@@ -124,9 +125,7 @@ def _sharegpt_turns(raw: Any, key: str, role_key: str, text_key: str) -> list[Me
         role = SHAREGPT_ROLES.get(str(turn.get(role_key)))
         value = turn.get(text_key)
         if role is None:
-            raise RowError(
-                [("unrecognized_role", f"{where}: unrecognized role {turn.get(role_key)!r}")]
-            )
+            raise RowError([unknown_role(where, turn.get(role_key), SHAREGPT_ROLES)])
         if not isinstance(value, str):
             raise RowError([("missing_content", f"{where}: '{text_key}' is missing or not text")])
         if role == "function_call":

@@ -14,6 +14,7 @@ from tuneport.data.parsing import (
     parse_tools,
     require_dict,
     unknown_keys,
+    unknown_role,
 )
 from tuneport.data.rows import RowError
 from tuneport.schemas import (
@@ -27,13 +28,16 @@ from tuneport.schemas import (
 
 # --- Vertex / Gemini ----------------------------------------------------------------------------
 
+# Gemini content roles (the legacy "function" role is read as a user-side turn too)
+GEMINI_ROLES: dict[str, str] = {"user": "user", "model": "assistant"}
+
 
 def _parts_text(parts: list[dict[str, Any]]) -> str | None:
     texts = [p["text"] for p in parts if isinstance(p.get("text"), str)]
     return "".join(texts) if texts else None
 
 
-def _gemini_parts(content: Any, where: str) -> tuple[str, list[dict[str, Any]]]:
+def _gemini_parts(content: Any, where: str) -> tuple[Any, list[dict[str, Any]]]:
     content = require_dict(content, where)
     parts = content.get("parts")
     if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
@@ -43,7 +47,7 @@ def _gemini_parts(content: Any, where: str) -> tuple[str, list[dict[str, Any]]]:
             raise RowError(
                 [("content_type", f"{where}.parts[{j}]: only text/function parts are supported")]
             )
-    return str(content.get("role", "")), parts
+    return content.get("role"), parts
 
 
 def _model_message(parts: list[dict[str, Any]], where: str, ids: list[str]) -> Message:
@@ -103,7 +107,7 @@ def _gemini_contents(raw: Any, where: str = "contents") -> list[Message]:
         elif role in ("user", "function"):
             messages.extend(_user_messages(parts, ids, pending))
         else:
-            raise RowError([("unrecognized_role", f"{where}[{i}]: role {role!r} (user/model)")])
+            raise RowError([unknown_role(f"{where}[{i}]", role, GEMINI_ROLES)])
     return messages
 
 

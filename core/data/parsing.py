@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,8 @@ from tuneport.schemas import (
     ToolSpec,
 )
 
-Finding = tuple[str, str]
+# (kind, message), or (kind, message, fix) where the fix is not the kind's default (rows.KINDS)
+Finding = tuple[str, str] | tuple[str, str, str]
 
 
 @dataclass
@@ -35,7 +36,11 @@ class Options:
 
 
 MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id", "weight"})
-ROLES = frozenset({"system", "user", "assistant", "tool"})
+# the OpenAI (and canonical) roles, in the order a fix lists them; a format's role table maps its
+# role names to the canonical role each is read as
+OPENAI_ROLES: dict[str, str] = {r: r for r in ("system", "user", "assistant", "tool")}
+ROLES = frozenset(OPENAI_ROLES)
+_SHAREGPT_ONLY_ROLES = frozenset({"human", "gpt", "observation", "function_call"})
 # roles of other formats (ShareGPT, Gemini, chat UIs) -> the OpenAI role a row most likely meant
 ROLE_SUGGESTIONS: dict[str, str] = {
     "human": "user",
@@ -51,19 +56,34 @@ ROLE_SUGGESTIONS: dict[str, str] = {
 _PARTS: TypeAdapter[list[ContentPart]] = TypeAdapter(list[ContentPart])
 
 
-def role_hint(role: Any) -> str:
-    """`` (did you mean 'user'?)`` for a role another format uses or a near miss, else ``""``."""
+def role_hint(role: Any, roles: Mapping[str, str] = OPENAI_ROLES) -> str:
+    """`` (did you mean 'user'?)`` for a role another format uses or a near miss of one of
+    ``roles`` (a format's role table), else ``""``."""
     if not isinstance(role, str):
         return ""
-    guess = ROLE_SUGGESTIONS.get(role.strip().lower())
-    if guess is None:
-        close = difflib.get_close_matches(role.strip().lower(), sorted(ROLES), n=1, cutoff=0.6)
-        guess = close[0] if close else None
+    key = role.strip().lower()
+    meant = ROLE_SUGGESTIONS.get(key, key)  # the canonical role the row most likely meant
+    guess = next((name for name, canon in roles.items() if canon == meant), None)
+    if guess is None or guess == role:
+        close = difflib.get_close_matches(key, sorted(roles), n=1, cutoff=0.6)
+        guess = close[0] if close and close[0] != role else None
     if guess is None:
         return ""
-    sharegpt = role.strip().lower() in {"human", "gpt", "observation", "function_call"}
+    sharegpt = key in _SHAREGPT_ONLY_ROLES and key not in roles
     other = "; if the whole file is ShareGPT, pass --from sharegpt" if sharegpt else ""
     return f" (did you mean {guess!r}?{other})"
+
+
+def unknown_role(where: str, role: Any, roles: Mapping[str, str] = OPENAI_ROLES) -> Finding:
+    """The one finding every importer gives for a role its format does not have: where in the
+    row (the reader adds file:line), the role found, the roles allowed (the keys of ``roles``,
+    the format's role table) and a guess; the fix names the allowed roles."""
+    allowed = ", ".join(roles)
+    return (
+        "unrecognized_role",
+        f"{where}: unrecognized role {role!r}, not one of {allowed}{role_hint(role, roles)}",
+        f"use one of the roles {allowed}",
+    )
 
 
 _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
@@ -156,12 +176,10 @@ def parse_message(raw: Any, where: str, findings: list[Finding]) -> Message | No
     if role is None:
         findings.append(("message_missing_key", f"{where}: no 'role'"))
     elif role not in ROLES:
-        findings.append(
-            ("unrecognized_role", f"{where}: unrecognized role {role!r}{role_hint(role)}")
-        )
+        findings.append(unknown_role(where, role))
     content, parts = _content(raw.get("content"), where, findings)
     calls = _tool_calls(raw.get("tool_calls"), where, findings)
-    if content is None and not calls and "content_type" not in {k for k, _ in findings[before:]}:
+    if content is None and not calls and "content_type" not in {f[0] for f in findings[before:]}:
         findings.append(("missing_content", f"{where}: no content"))
     weight = raw.get("weight")
     if weight is not None and (isinstance(weight, bool) or weight not in (0, 1)):
@@ -268,10 +286,19 @@ def parse_tools(raw: Any) -> list[ToolSpec] | None:
         raise RowError([("tools_format", f"tools: {first_error(exc)}")]) from exc
 
 
+def _where(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as importers write places: ``messages[2]``."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
 def build(factory: Callable[[], AnyRecord]) -> AnyRecord:
     try:
         return factory()
     except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        if err["type"] == "literal_error" and loc and loc[-1] == "role":
+            raise RowError([unknown_role(_where(loc[:-1]), err["input"])]) from exc
         raise RowError([("invalid_record", first_error(exc))]) from exc
 
 

@@ -35,7 +35,10 @@ def resolve_format(path: Path, fmt: str | None, column_map: dict[str, str] | Non
 
 
 def _findings(findings: list[Finding], *, file: str, line: int) -> list[Problem]:
-    return [problem(kind, message, file=file, line=line) for kind, message in findings]
+    return [
+        problem(f[0], f[1], fix=f[2] if len(f) > 2 else None, file=file, line=line)
+        for f in findings
+    ]
 
 
 def convert_row(raw: RawRow, fmt: str, opts: Options, file: str) -> Row:

@@ -112,8 +112,10 @@ KINDS: dict[str, Kind] = {
     "duplicate_tool_call_id": Kind("error", "give every tool call a unique id"),
     "weight_role": Kind("error", "put 'weight' on assistant messages only"),
     "unsupported_field": Kind("warning", "this provider ignores the field; it is dropped"),
-    "role_order": Kind("error", "alternate user and model turns, starting with a user turn"),
-    "last_turn": Kind("error", "end the conversation with a model (assistant) turn"),
+    # in the canonical (OpenAI) role names; a backend naming the sides otherwise words its own
+    # fix (validation.rules.TurnOrder)
+    "role_order": Kind("error", "alternate user and assistant turns, starting with a user turn"),
+    "last_turn": Kind("error", "end the conversation with an assistant turn"),
     "system_position": Kind("error", "put system messages only at the start"),
     "empty_parts": Kind("error", "give every turn at least one non-empty part"),
     "tools_unsupported": Kind("error", "remove tool calls; this format is text only"),
@@ -175,8 +177,9 @@ class SkippedRow(Exception):
 class RowError(Exception):
     """Raised by an importer for a row it cannot turn into a record."""
 
-    def __init__(self, findings: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(message for _, message in findings))
+    def __init__(self, findings: list[tuple[str, str] | tuple[str, str, str]]) -> None:
+        """``findings``: (kind, message), or (kind, message, fix) for a fix of its own."""
+        super().__init__("; ".join(f[1] for f in findings))
         self.findings = findings
 
 

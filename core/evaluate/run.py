@@ -392,10 +392,10 @@ def run_eval(
     ``providers`` maps a target's spec to a ready provider (tests); otherwise each target gets
     ``registry.get(target.provider, target.settings)``. A provider with the
     :class:`~tuneport.providers.base.ConcurrencyLimited` capability gets at most
-    ``max_concurrency`` calls at once. A call failing with a provider error is retried
-    (``options.attempts`` tries, exponential backoff via ``sleep``);
-    if it still fails the answer records the error and scores 0. Authentication, not-found and
-    configuration errors stop the run at once.
+    ``max_concurrency`` calls at once, over all the targets of that backend. A call failing
+    with a provider error is retried (``options.attempts`` tries, exponential backoff via
+    ``sleep``); if it still fails the answer records the error and scores 0. Authentication,
+    not-found and configuration errors stop the run at once.
     """
     opts = options or EvalOptions()
     progress = progress or NullProgress()
@@ -409,12 +409,18 @@ def run_eval(
     )
     answers: list[list[Answer]] = [[Answer() for _ in targets] for _ in cases]
     lock = threading.Lock()
-    # A backend may cap its own parallelism (e.g. one local GPU): optional ``max_concurrency``.
+    # A backend may cap its own parallelism (e.g. one local GPU): optional ``max_concurrency``,
+    # one gate shared by every target of that backend (two local models: one reply at a time).
+    caps: dict[str, int] = {}
+    for provider in built.values():
+        if isinstance(provider, ConcurrencyLimited):
+            cap = max(1, int(provider.max_concurrency))
+            caps[provider.name] = min(cap, caps.get(provider.name, cap))
+    shared = {name: threading.Semaphore(cap) for name, cap in caps.items()}
     gates = {
-        spec: threading.Semaphore(max(1, int(cap)))
+        spec: shared[provider.name]
         for spec, provider in built.items()
         if isinstance(provider, ConcurrencyLimited)
-        for cap in (provider.max_concurrency,)
     }
 
     def ask(ci: int, ti: int) -> None:

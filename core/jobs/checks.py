@@ -26,7 +26,6 @@ from tuneport.jobs.jobfile import (
 )
 from tuneport.jobs.store import open_store
 from tuneport.providers import registry
-from tuneport.providers.base import Preflight
 from tuneport.schemas import JobConfig
 
 
@@ -57,7 +56,7 @@ def check_job(
         jobs = store if store is not None else open_store()  # e.g. `parent=JOB_ID` lookups
         backend = problems.check(lambda: registry.get(str(provider), settings, store=jobs))
     checked = cfg if cfg is not None else lenient_config(merged)  # the valid settings
-    if checked is not None and isinstance(backend, Preflight):
+    if checked is not None and backend is not None:
         problems.check(lambda: backend.preflight(checked))
     told = " ".join(line for error in problems.errors for line in error.lines()).lower()
     if (

@@ -1,7 +1,7 @@
 """`tuneport doctor`: is each backend ready to use, and how old are the prices?
 
-Each backend that implements :class:`~tuneport.providers.base.Diagnosable` checks itself
-(credentials present, service reachable, packages and hardware); this module adds what the
+Each backend checks itself (:meth:`~tuneport.providers.base.Provider.doctor`: credentials
+present, service reachable, packages and hardware); this module adds what the
 descriptor says (the environment variables it reads: set or not, never their values) and the
 age of its price-table entries. A backend is *configured* when at least one of its checks is not
 ``skip``, *usable* when none fails; the doctor passes when every configured backend is usable.
@@ -16,7 +16,7 @@ from datetime import date
 
 from tuneport.errors import TuneportError
 from tuneport.providers import registry
-from tuneport.providers.base import Check, Diagnosable
+from tuneport.providers.base import Check
 
 DEFAULT_TIMEOUT = 3.0  # seconds per network check
 STALE_AFTER_DAYS = 180  # price entries older than this are worth re-checking
@@ -83,19 +83,12 @@ def diagnose(
         except TuneportError as exc:
             checks = [Check("setup", "fail", exc.message, exc.hint)]
         else:
-            if isinstance(provider, Diagnosable):
-                try:
-                    checks = list(provider.doctor(timeout))
-                except TuneportError as exc:  # e.g. a base URL that is not a URL
-                    checks = [Check("setup", "fail", exc.message, exc.hint)]
-            else:
-                checks = [
-                    Check(
-                        "readiness",
-                        "skip",
-                        "the backend has no readiness checks (it does not implement Diagnosable)",
-                    )
-                ]
+            try:
+                checks = list(provider.doctor(timeout))
+            except TuneportError as exc:  # e.g. a base URL that is not a URL
+                checks = [Check("setup", "fail", exc.message, exc.hint)]
+            if not checks:
+                checks = [Check("readiness", "skip", "the backend has no readiness checks")]
         health = BackendHealth(
             name=name,
             title=described.title,

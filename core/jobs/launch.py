@@ -43,7 +43,7 @@ from tuneport.jobs.quote import estimate as estimate_run
 from tuneport.pricing.table import PriceTable
 from tuneport.progress import NullProgress, Progress
 from tuneport.providers import registry
-from tuneport.providers.base import FindsRuns, Preflight, PreparedData, Provider, UploadedData
+from tuneport.providers.base import FindsRuns, PreparedData, Provider, UploadedData
 from tuneport.schemas import AnyRecord, Estimate, JobConfig, JobRecord, JobState, Report
 from tuneport.validation.validate import validate_rows
 
@@ -272,8 +272,7 @@ def launch(
     notice = descriptor.notice_text(cfg.options)
     if notice:
         shown.note(notice)
-    if isinstance(backend, Preflight):
-        backend.preflight(cfg)
+    backend.preflight(cfg)
     quote = quote_for(cfg.provider, cfg.model, cfg.method, prices=prices, settings=cfg.options)
 
     shown.start("read and validate data")

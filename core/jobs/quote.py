@@ -18,7 +18,7 @@ from tuneport.pricing.estimate import Extras, estimate_counts
 from tuneport.pricing.table import ModelPrice, PriceTable
 from tuneport.providers import registry
 from tuneport.providers.base import Backend
-from tuneport.schemas import Estimate, JobConfig
+from tuneport.schemas import GENERIC_SETTINGS, Estimate, JobConfig
 from tuneport.tokens.counter import Counts, TokenCounter
 from tuneport.tokens.measure import count_path
 from tuneport.validation.rules import Rules
@@ -94,6 +94,19 @@ def measure(
     return counts
 
 
+def ignored_settings(backend: Backend, cfg: JobConfig) -> list[str]:
+    """One warning per generic setting (:data:`~tuneport.schemas.GENERIC_SETTINGS`) that
+    ``cfg`` sets and ``backend`` does not use, with the backend's reason where it gives one: the
+    one rule for settings a backend ignores (shown once, in the estimate; never fatal)."""
+    found = []
+    for name, flag in GENERIC_SETTINGS.items():
+        if name in backend.uses or getattr(cfg, name) == JobConfig.model_fields[name].default:
+            continue
+        why = backend.ignores.get(name, "the backend does not use it")
+        found.append(f"{flag} is ignored by {backend.title}: {why}")
+    return found
+
+
 def estimate(
     cfg: JobConfig,
     *,
@@ -124,7 +137,8 @@ def estimate(
             quote.limit,
         )
     extras = backend.extras(counts, cfg, quote.price) if backend.extras else Extras()
-    extras = replace(extras, warnings=[*extras.warnings, *backend.config_warnings(cfg)])
+    warnings = [*extras.warnings, *ignored_settings(backend, cfg), *backend.config_warnings(cfg)]
+    extras = replace(extras, warnings=warnings)
     return estimate_counts(
         counts,
         cfg,

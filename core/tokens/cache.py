@@ -57,7 +57,7 @@ def remembered(path: Path, counter: Any) -> Counts | None:
     return counts
 
 
-VERSION = 1  # bump when counting rules change: older entries are then ignored
+VERSION = 2  # bump when counting rules change: older entries are then ignored
 _ITEM = array("q").itemsize
 
 

@@ -83,7 +83,8 @@ def count_lines(counter: RawCounter, data: bytes) -> Part:
     """Count each line of ``data``.
 
     Returns (tokens, their 1-based local lines, skipped lines, number of lines, examples with
-    tools). A line is skipped when the readers would not make it a record: not JSON (orjson
+    tools). A line is skipped when the readers would not make it a record: a KTO row (a
+    true/false ``label``), not JSON (orjson
     also refuses ``NaN``/``Infinity`` and too deep nesting), no chat/preference layout, or a
     key given twice in one object (:func:`~tuneport.data.reading.json_issue`; the importer
     path refuses it too), so every layout and every command counts the same examples.
@@ -117,7 +118,8 @@ def count_lines(counter: RawCounter, data: bytes) -> Part:
             if issue(raw, obj) is not None:  # a key given twice: no record (see the docstring)
                 skipped.append(n_lines)
                 continue
-        n = count_raw(obj)
+        # a KTO row (a true/false "label"): the readers refuse it or leave it out, never count it
+        n = None if type(obj) is dict and type(obj.get("label")) is bool else count_raw(obj)
         if n is None:
             skipped.append(n_lines)
             continue

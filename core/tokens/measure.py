@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
+
 from tuneport.data.detect import container
 from tuneport.data.reading import iter_jsonl
 from tuneport.data.records import read_records, resolve_format
@@ -58,10 +60,41 @@ def count_path(
         before = path.stat()
         sha256 = cache.file_sha256(path)
         counts = count_jsonl(path, fast, workers=workers)
+        if counts.skipped and _kto_row(path, counts.skipped):  # refused by the readers
+            return _count_records(path, counter, name, column_map, system)
         after = path.stat()
         if (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns):
             cache.save(path, fast.spec, counts, sha256=sha256)
         return counts
+    return _count_records(path, counter, name, column_map, system)
+
+
+def _kto_row(path: Path, skipped: list[int]) -> bool:
+    """Whether one of the ``skipped`` lines of ``path`` is a KTO row (a true/false
+    ``label``), which the fast path leaves out and the readers refuse."""
+    wanted = set(skipped)
+    last = max(wanted)
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            if number in wanted and b'"label"' in raw:
+                try:
+                    obj = orjson.loads(raw.removeprefix(b"\xef\xbb\xbf"))
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(obj, dict) and isinstance(obj.get("label"), bool):
+                    return True
+            if number >= last:
+                break
+    return False
+
+
+def _count_records(
+    path: Path,
+    counter: TokenCounter,
+    name: str,
+    column_map: dict[str, str] | None,
+    system: str | None,
+) -> Counts:
     counts = Counts()
     for row in read_records(path, name, column_map=column_map, system=system):
         if row.record is None:

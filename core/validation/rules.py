@@ -2,7 +2,10 @@
 
 Each check is a small pure function ``record → findings``. A backend's descriptor (in its own
 module under ``providers/``) lists which checks apply and its numbers (minimum and recommended
-examples, per-model token limits), each with its source; nothing here knows a provider.
+examples, per-model token limits), each with its source; nothing here knows a provider. A check
+whose wording depends on the backend (:class:`TurnOrder`: its names for the two sides of a
+conversation) is a value the descriptor builds with the backend's words; checks only one backend
+needs live in that backend's module.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuneport.data.gemini_schema import to_gemini_schema
 from tuneport.schemas import Example, Message, PreferenceExample, Severity
 
 
@@ -22,6 +24,7 @@ class Finding:
     kind: str
     message: str
     severity: Severity | None = None  # None: the kind's default (rows.KINDS)
+    fix: str | None = None  # None: the kind's default fix (rows.KINDS), in user/assistant words
 
 
 ChatCheck = Callable[[Example], Iterator[Finding]]
@@ -114,7 +117,7 @@ def arguments_json(ex: Example) -> Iterator[Finding]:
 
 
 def arguments_object(ex: Example) -> Iterator[Finding]:
-    """Gemini ``functionCall.args`` is a JSON object."""
+    """For targets whose tool-call arguments are a JSON object, not any JSON value."""
     yield from _arguments(ex, object_only=True)
 
 
@@ -163,59 +166,74 @@ no_tool_calls = Unsupported("tool_calls", _has_tool_calls)
 no_images = Unsupported("image_url", _has_image_parts)
 
 
-def _gemini_roles(messages: list[Message]) -> Iterator[tuple[int, str] | Finding]:
-    """The Gemini role sequence (index, user|model), merging consecutive tool results."""
-    started = False
-    last = ""
-    for i, m in enumerate(messages):
-        if m.role == "system":
-            if started:
-                yield Finding("system_position", f"{_label(i, m)} after the conversation began")
-            continue
-        started = True
-        role = "model" if m.role == "assistant" else "user"
-        if m.role == "tool" and last == "tool":
-            continue
-        last = m.role
-        yield i, role
+@dataclass(frozen=True)
+class TurnOrder:
+    """A check on the order of turns, worded in the backend's names for the two sides.
+
+    User and assistant turns alternate, starting with a user turn; a chat ends with an assistant
+    turn, a preference prompt with a user turn; system messages only before the first turn. A
+    run of tool results is one turn of the user side (the side that answers the assistant's
+    calls). ``user``/``assistant`` are what the backend calls the two sides: findings and their
+    fixes say those words (an ``assistant`` other than ``"assistant"`` is followed by
+    "(assistant)" in the fix, the role the data itself holds). Serves as a chat and a
+    preference check; picklable (rules travel to workers).
+    """
+
+    user: str = "user"
+    assistant: str = "assistant"
+
+    def __call__(self, ex: Example | PreferenceExample) -> Iterator[Finding]:
+        if isinstance(ex, Example):
+            yield from self._order(ex.messages, end=self.assistant)
+        else:
+            yield from self._order(ex.prompt, end=self.user)
+
+    def _sides(self, messages: list[Message]) -> Iterator[tuple[int, str] | Finding]:
+        """The sequence of (index, side), merging consecutive tool results."""
+        started = False
+        last = ""
+        for i, m in enumerate(messages):
+            if m.role == "system":
+                if started:
+                    yield Finding("system_position", f"{_label(i, m)} after the conversation began")
+                continue
+            started = True
+            side = self.assistant if m.role == "assistant" else self.user
+            if m.role == "tool" and last == "tool":
+                continue
+            last = m.role
+            yield i, side
+
+    def _order(self, messages: list[Message], end: str) -> Iterator[Finding]:
+        user, assistant = self.user, self.assistant
+        alternate = f"alternate {user} and {assistant} turns, starting with {_a(user)} turn"
+        previous = assistant
+        index = -1
+        for item in self._sides(messages):
+            if isinstance(item, Finding):
+                yield item
+                continue
+            index, side = item
+            if side == previous:
+                expected = user if previous == assistant else assistant
+                yield Finding(
+                    "role_order",
+                    f"{_label(index, messages[index])}: expected {_a(expected)} turn",
+                    fix=alternate,
+                )
+            previous = side
+        if index >= 0 and previous != end:
+            if end == assistant:
+                shown = assistant if assistant == "assistant" else f"{assistant} (assistant)"
+                kind, fix = "last_turn", f"end the conversation with {_a(shown)} turn"
+            else:
+                kind, fix = "preference_prompt", f"end the prompt with {_a(user)} turn"
+            yield Finding(kind, f"conversation ends with {_a(previous)} turn, not {end}", fix=fix)
 
 
-def _alternation(messages: list[Message], end: str) -> Iterator[Finding]:
-    previous = "model"
-    index = -1
-    for item in _gemini_roles(messages):
-        if isinstance(item, Finding):
-            yield item
-            continue
-        index, role = item
-        if role == previous:
-            expected = "user" if previous == "model" else "model"
-            yield Finding(
-                "role_order", f"{_label(index, messages[index])}: expected a {expected} turn"
-            )
-        previous = role
-    if index >= 0 and previous != end:
-        kind = "last_turn" if end == "model" else "preference_prompt"
-        yield Finding(kind, f"conversation ends with a {previous} turn, not {end}")
-
-
-def gemini_roles(ex: Example) -> Iterator[Finding]:
-    """User/model alternation starting with user, ending with model; system only first."""
-    yield from _alternation(ex.messages, "model")
-
-
-def gemini_tool_schemas(ex: Example) -> Iterator[Finding]:
-    """Each tool's JSON Schema ``parameters`` converts to Gemini's ``Schema`` subset
-    (:mod:`tuneport.data.gemini_schema`): unconvertible → error, lossy → warning."""
-    for tool in ex.tools or ():
-        if tool.function.parameters is None:
-            continue
-        converted = to_gemini_schema(tool.function.parameters)
-        name = tool.function.name
-        for text in converted.problems:
-            yield Finding("tool_schema", f"tool {name!r}: {text}")
-        for text in converted.notes:
-            yield Finding("tool_schema_changed", f"tool {name!r}: {text}")
+def _a(word: str) -> str:
+    """``word`` with its indefinite article ("an assistant", "a user", "a model")."""
+    return f"{'an' if word[:1] in 'aeio' else 'a'} {word}"
 
 
 @dataclass(frozen=True)
@@ -241,12 +259,6 @@ class ToolNames:
             seen.add(name)
             shown = repr(name) if len(name) <= 40 else f"{name[:40]!r}... ({len(name):,} chars)"
             yield Finding("tool_name", f"{where}: tool name {shown} is not allowed: {self.allowed}")
-
-
-def gemini_parts(ex: Example) -> Iterator[Finding]:
-    for i, m in enumerate(ex.messages):
-        if m.role != "system" and not m.tool_calls and not m.content:
-            yield Finding("empty_parts", f"{_label(i, m)} would become an empty part")
 
 
 # --- preference checks --------------------------------------------------------------------------
@@ -282,19 +294,10 @@ def pref_text_inputs(ex: PreferenceExample) -> Iterator[Finding]:
         yield Finding("image_unsupported", "preference examples take text only")
 
 
-def pref_text_only(ex: PreferenceExample) -> Iterator[Finding]:
-    if ex.tools or any(m.tool_calls for m in [*ex.prompt, ex.chosen, ex.rejected]):
-        yield Finding("tools_unsupported", "Vertex preference data is text only")
-
-
 def pref_no_parallel(ex: PreferenceExample) -> Iterator[Finding]:
     """``input.parallel_tool_calls`` is OpenAI's; a target without it drops the field."""
     if ex.parallel_tool_calls is not None:
         yield Finding("unsupported_field", "'parallel_tool_calls' is not carried by this target")
-
-
-def pref_gemini_roles(ex: PreferenceExample) -> Iterator[Finding]:
-    yield from _alternation(ex.prompt, "user")
 
 
 # --- the rules value a backend supplies ------------------------------------------------------

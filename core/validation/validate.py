@@ -130,7 +130,7 @@ class Validator:
             return
         self.records += 1
         for f in _findings(record, self.rules):
-            self.add(f.kind, f.message, row.line, severity=f.severity)
+            self.add(f.kind, f.message, row.line, severity=f.severity, fix=f.fix)
         self._kind(record.kind, row.line)
         if self.limit is not None:
             self._tokens(self.counter.count(record), row.line)
@@ -161,7 +161,7 @@ class Validator:
         limit applies, its token count: the rules once per shape, kinds, limit, duplicate."""
         self.records += 1
         for f in self._plain_findings(value, shape):
-            self.add(f.kind, f.message, line, severity=f.severity)
+            self.add(f.kind, f.message, line, severity=f.severity, fix=f.fix)
         self._kind("chat", line)
         if tokens is not None:
             self._tokens(tokens, line)

@@ -81,6 +81,10 @@ BACKEND = Backend(
     target="local",
     rules=RULES,
     counter=counter,
+    # RunConfig (provider._run_config): validation, epochs, learning rate (x the multiplier),
+    # batch_size, seed; no suffix
+    uses=frozenset({"validation", "epochs", "learning_rate_multiplier", "batch_size", "seed"}),
+    ignores={"suffix": "a local run and its adapter are named by the run id"},
     model_prefixes=("local:",),
     env=("TUNEPORT_HOME", "CUDA_VISIBLE_DEVICES"),
     extras=estimate_extras,

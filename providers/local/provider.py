@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -135,11 +136,16 @@ class LocalProvider:
     """The ``local`` provider (transformers + peft + trl + bitsandbytes)."""
 
     name = NAME
+    # ConcurrencyLimited: one reply at a time on this machine's GPU (`eval` asks local models
+    # one prompt at a time, whatever its --concurrency)
+    max_concurrency = 1
 
     def __init__(self, *, store: JobLookup | None = None, **settings: Any) -> None:
         self.settings = parse_options(LocalSettings, settings, NAME)
         self._store = store  # the job store, for `parent=JOB_ID` (passed by the jobs layer)
-        self._loaded: dict[Path, tuple[Any, Any]] = {}  # chat model cache
+        self._loaded: dict[Path, tuple[Any, Any]] = {}  # chat model cache: path -> model, tok
+        self._load_locks: dict[Path, threading.Lock] = {}  # one per path: one load per model
+        self._locks_lock = threading.Lock()  # guards _load_locks
         self._sky: Any = None  # SkyPilot's module (`--on sky`); tests set a fake
         self._runner: skyrun.Runner = skyrun.run_command  # rsync from the cluster
         self._builder: skyrun.Runner = skyrun.run_command  # pip wheel of this tuneport
@@ -570,11 +576,7 @@ class LocalProvider:
         require_torch_stack("chat with a local model")
         from tuneport.providers.local import trainer
 
-        path = self.model_path(model)
-        if path not in self._loaded:
-            trainer.quiet_libraries()
-            self._loaded[path] = trainer.load_tuned(path, trainer.resolve_precision("auto"))
-        loaded_model, tokenizer = self._loaded[path]
+        loaded_model, tokenizer = self._model(self.model_path(model))
         text = trainer.generate_reply(
             loaded_model,
             tokenizer,
@@ -583,6 +585,21 @@ class LocalProvider:
             temperature=options.temperature,
         )
         return Message(role="assistant", content=text)
+
+    def _model(self, path: Path) -> tuple[Any, Any]:
+        """The model and tokenizer at ``path``, loaded once however many threads ask at once
+        (the others wait for that load; a failed load is tried again by the next call)."""
+        with self._locks_lock:
+            lock = self._load_locks.setdefault(path, threading.Lock())
+        with lock:
+            loaded = self._loaded.get(path)
+            if loaded is None:
+                from tuneport.providers.local import trainer
+
+                trainer.quiet_libraries()
+                loaded = trainer.load_tuned(path, trainer.resolve_precision("auto"))
+                self._loaded[path] = loaded
+            return loaded
 
     def model_path(self, model: str) -> Path:
         """The folder behind a ``local:`` model id (adapter, checkpoint or merged weights)."""

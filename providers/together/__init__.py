@@ -195,6 +195,11 @@ BACKEND = Backend(
     target="together",
     rules=RULES,
     counter=counter,
+    # job_kwargs: validation_file, n_epochs, learning_rate (x the multiplier), batch_size,
+    # suffix, random_seed
+    uses=frozenset(
+        {"validation", "epochs", "learning_rate_multiplier", "batch_size", "suffix", "seed"}
+    ),
     env=("TOGETHER_API_KEY", "TOGETHER_BASE_URL", "TOGETHER_PROJECT_ID"),
     extras=estimate_extras,
     default_model=DEFAULT_MODEL,

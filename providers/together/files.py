@@ -133,24 +133,31 @@ class TogetherFiles(TogetherBase):
                     f"/v1/files/{file_id}/preprocess", cast_to=sdk().types.FileResponse
                 )
             )
-        pauses = self._pauses(self.options.processing_timeout, first=2.0, most=15.0)
-        while remote.processing_status not in (FILE_DONE, None):
-            if remote.processing_status in FILE_BROKEN:
-                report = remote.validation_report
+
+        def done(file: FileResponse) -> bool:
+            if file.processing_status in FILE_BROKEN:
+                report = file.validation_report
                 why = (report.error if report is not None else None) or "no reason given"
                 raise ProviderError(
-                    f"Together refused {label} ({remote.processing_status}): {redact(why)}",
+                    f"Together refused {label} ({file.processing_status}): {redact(why)}",
                     hint="run `tuneport validate DATA --provider together` and fix what it reports",
                 )
-            if next(pauses, None) is None:
-                raise ProviderError(
-                    f"Together is still validating {label} ({remote.id}) after "
-                    f"{self.options.processing_timeout:g} s",
-                    hint="run the command again later (the upload is reused), or raise "
-                    "--set processing_timeout=SECONDS",
-                )
-            remote = self._retrieve_file(remote.id)
-        return remote
+            return file.processing_status in (FILE_DONE, None)
 
-    def _retrieve_file(self, file_id: str) -> FileResponse:
-        return self._call(lambda: self.client.files.retrieve(file_id))
+        def too_long(file: FileResponse) -> ProviderError:
+            return ProviderError(
+                f"Together is still validating {label} ({file.id}) after "
+                f"{self.options.processing_timeout:g} s",
+                hint="run the command again later (the upload is reused), or raise "
+                "--set processing_timeout=SECONDS",
+            )
+
+        if done(remote):
+            return remote
+        file_id = remote.id
+        return self._poll(
+            lambda: self.client.files.retrieve(file_id),
+            done,
+            timeout=self.options.processing_timeout,
+            too_long=too_long,
+        )

@@ -28,20 +28,30 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from tuneport.errors import AuthError, NotFoundError, ProviderError
-from tuneport.progress import Progress
-from tuneport.providers.base import Backend, ChatOptions, PreparedData, UploadedData
-from tuneport.schemas import (
+from tuneport.providers import (
+    COMMON_CHAT,
+    COMMON_PREFERENCE,
+    GENERIC_SETTINGS,
     AnyRecord,
+    AuthError,
+    Backend,
+    ChatOptions,
+    Check,
     JobConfig,
     JobEvent,
     JobRef,
     JobState,
     JobStatus,
     Message,
+    NotFoundError,
+    PreparedData,
+    Progress,
+    ProviderError,
+    Rules,
+    ScaledTextCounter,
+    TokenCounter,
+    UploadedData,
 )
-from tuneport.tokens import ScaledTextCounter, TokenCounter
-from tuneport.validation.rules import COMMON_CHAT, COMMON_PREFERENCE, Rules
 
 
 class FakeProvider:
@@ -143,6 +153,12 @@ class FakeProvider:
     def cleanup(self, job: JobRef) -> None:
         self._jobs.pop(job.remote_id, None)
 
+    def preflight(self, cfg: JobConfig) -> None:
+        """Nothing to check."""
+
+    def doctor(self, timeout: float) -> list[Check]:
+        return []
+
 
 # --- the descriptor: what a third-party backend module exports ---------------------------------
 
@@ -170,5 +186,7 @@ BACKEND = Backend(
     target="canonical",
     rules=RULES,
     counter=_counter,
+    uses=frozenset(),
+    ignores=dict.fromkeys(GENERIC_SETTINGS, "the fake backend trains nothing"),
     model_prefixes=("fake-",),
 )

@@ -14,6 +14,10 @@ stdlib ``http.server`` in a thread, port 0, in-memory state. Routes are the ones
   create/get/list/delete, ``deployedModels`` (``client.lora``) load/get/list/unload;
 * chat completions: base models (``accounts/fireworks/models/*``) always; a tuned model only once
   a READY deployment of it (live merge) or a DEPLOYED deployedModel exists, else ``404``.
+  ``stream=True`` answers server-sent events: word-sized ``chat.completion.chunk`` objects
+  (fireworks/types/chat/chat_completion_chunk.py), the last with ``finish_reason`` and
+  ``usage``, then ``data: [DONE]`` (``stream_as_json``: one JSON reply instead, as a proxy that
+  ignores ``stream`` would send).
 
 Jobs and deployments move one state along their scripts per :meth:`FakeFireworks.advance`
 (``advance_on_get`` makes every GET advance too). Requests are logged in ``requests``; faults are
@@ -104,6 +108,7 @@ class FakeFireworks(Served, Scriptable):
         self.deployments: dict[str, dict[str, Any]] = {}
         self.deployed_models: dict[str, dict[str, Any]] = {}
         self.chats: list[dict[str, Any]] = []
+        self.stream_as_json = False  # True: answer stream=True with one JSON chat.completion
         self._lock = threading.RLock()
         self._ids = 0
         self._server = start_server(handler_for(self.handle))
@@ -159,9 +164,12 @@ class FakeFireworks(Served, Scriptable):
     def _act(self, req: Request) -> Reply:
         with self._lock:
             try:
-                return Reply(*self._route(req))
+                status, payload = self._route(req)
             except RpcError as exc:
                 return Reply(exc.http, exc.payload)
+        if isinstance(payload, EventStream):
+            return Reply(status, payload.data(), content_type="text/event-stream")
+        return Reply(status, payload)
 
     def _route(self, req: Request) -> tuple[int, Any]:
         m, p = req.method, req.path
@@ -566,6 +574,9 @@ class FakeFireworks(Served, Scriptable):
         self.chats.append(body)
         users = [m for m in body.get("messages", []) if m.get("role") == "user"]
         last: dict[str, Any] = users[-1] if users else {}
+        content = f"echo[{model}]: {last.get('content', '')}"
+        if body.get("stream") and not self.stream_as_json:
+            return 200, chunks(model, content)
         return 200, {
             "id": uuid.uuid4().hex,
             "object": "chat.completion",
@@ -575,14 +586,43 @@ class FakeFireworks(Served, Scriptable):
                 {
                     "index": 0,
                     "finish_reason": "stop",
-                    "message": {
-                        "role": "assistant",
-                        "content": f"echo[{model}]: {last.get('content', '')}",
-                    },
+                    "message": {"role": "assistant", "content": content},
                 }
             ],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
+            "usage": USAGE,
         }
+
+
+USAGE = {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}
+
+
+@dataclass
+class EventStream:
+    """A server-sent-events answer: ``data: {json}`` per event, then ``data: [DONE]``."""
+
+    events: list[dict[str, Any]]
+
+    def data(self) -> bytes:
+        text = "".join(f"data: {json.dumps(e)}\n\n" for e in self.events) + "data: [DONE]\n\n"
+        return text.encode()
+
+
+def chunks(model: str, content: str) -> EventStream:
+    """``stream=True``: ``content`` in word-sized ``chat.completion.chunk`` events, the role
+    first and ``finish_reason`` with ``usage`` last (ChatCompletionChunk, fireworks-ai 1.2.30)."""
+    chunk_id, created = uuid.uuid4().hex, int(datetime.now(UTC).timestamp())
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return {"id": chunk_id, "object": "chat.completion.chunk", "created": created,
+                "model": model, "choices": [choice], **extra}  # fmt: skip
+
+    words = content.split(" ")
+    pieces = [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
+    events = [chunk({"role": "assistant"})]
+    events += [chunk({"content": piece}) for piece in pieces]
+    events.append(chunk({}, "stop", usage=USAGE))
+    return EventStream(events)
 
 
 def public(data: dict[str, Any]) -> dict[str, Any]:

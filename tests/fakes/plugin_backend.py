@@ -8,6 +8,9 @@ Installed packages expose it through the ``tuneport.backends`` entry-point group
 ``tests/test_plugins.py`` registers it through entry-point metadata and drives validate →
 estimate → plan → train → jobs → chat with the real CLI. Jobs live in a class-level table, as a
 remote service's would (every command builds its own provider object).
+
+It imports nothing of tuneport but ``tuneport.providers``: its ``__all__`` is the plugin
+contract (``tests/test_plugins.py`` checks both).
 """
 
 from __future__ import annotations
@@ -20,27 +23,30 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from tuneport.data.exporters import export_records
-from tuneport.errors import NotFoundError
-from tuneport.progress import Progress
-from tuneport.providers.base import (
+from tuneport.providers import (
+    COMMON_CHAT,
+    COMMON_PREFERENCE,
+    GENERIC_SETTINGS,
+    AnyRecord,
     Backend,
     ChatOptions,
-    PreparedData,
-    UploadedData,
-    parse_options,
-)
-from tuneport.schemas import (
-    AnyRecord,
+    Check,
     JobConfig,
     JobEvent,
     JobRef,
     JobState,
     JobStatus,
     Message,
+    NotFoundError,
+    PreparedData,
+    Progress,
+    Rules,
+    ScaledTextCounter,
+    TokenCounter,
+    UploadedData,
+    export_prepared,
+    parse_options,
 )
-from tuneport.tokens import ScaledTextCounter, TokenCounter
-from tuneport.validation.rules import COMMON_CHAT, COMMON_PREFERENCE, Rules
 
 NAME = "echo"
 
@@ -67,9 +73,15 @@ class EchoProvider:
     def prepare(
         self, records: Iterable[AnyRecord], cfg: JobConfig, out_dir: Path, progress: Progress
     ) -> PreparedData:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        result = export_records(records, "canonical", out_dir / "train.jsonl", force=True)
-        return PreparedData(training=result.path, sha256=result.sha256, examples=result.examples)
+        return export_prepared(
+            records,
+            cfg,
+            progress,
+            target="canonical",
+            train_out=out_dir / "train.jsonl",
+            validation_out=out_dir / "validation.jsonl",
+            title="writing echo JSONL",
+        )
 
     def upload(self, prepared: PreparedData, cfg: JobConfig, progress: Progress) -> UploadedData:
         reused = prepared.sha256 in self.uploads
@@ -77,6 +89,13 @@ class EchoProvider:
             prepared.sha256, "file-" + hashlib.sha256(prepared.sha256.encode()).hexdigest()[:8]
         )
         return UploadedData(training=file_id, reused=reused)
+
+    def preflight(self, cfg: JobConfig) -> None:
+        """Nothing to check before the estimate: no credentials, and the options were parsed
+        in the constructor (a backend with a key would say here that it is missing)."""
+
+    def doctor(self, timeout: float) -> list[Check]:
+        return []  # nothing to set up: `tuneport doctor` shows it as not configured
 
     def launch(self, uploaded: UploadedData, cfg: JobConfig, run_id: str) -> JobRef:
         remote = f"echo-{next(self._ids)}"
@@ -104,7 +123,8 @@ class EchoProvider:
         self.jobs[job.remote_id] = [JobState.CANCELLED]
 
     def list_jobs(self, limit: int = 20) -> list[JobStatus]:
-        return [self.status(JobRef(provider=NAME, remote_id=r)) for r in list(self.jobs)[:limit]]
+        refs = [JobRef(provider=NAME, remote_id=r, run_id=r) for r in list(self.jobs)[:limit]]
+        return [self.status(ref) for ref in refs]
 
     def chat(self, model: str, messages: Sequence[Message], options: ChatOptions) -> Message:
         last = next((m.content or "" for m in reversed(messages) if m.role == "user"), "")
@@ -136,6 +156,10 @@ BACKEND = Backend(
         model_limits={"echo-small": 1024},
     ),
     counter=counter,
+    # the generic job settings it sends (none: it trains nothing); every other one a user sets
+    # is reported once in the estimate as ignored, with the reason given here
+    uses=frozenset(),
+    ignores=dict.fromkeys(GENERIC_SETTINGS, "the example plugin trains nothing"),
     model_prefixes=("echo:",),
     # a plugin's own section of the price table (prices.toml layout)
     prices={

@@ -19,17 +19,28 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import google_crc32c
 
-from tuneport.errors import AuthError, ConfigError, ProviderError, QuotaError, TuneportError
+from tuneport.errors import (
+    AuthError,
+    ConfigError,
+    NotFoundError,
+    ProviderError,
+    QuotaError,
+    TuneportError,
+)
 from tuneport.progress import NullProgress, Progress
 from tuneport.providers.errormap import ErrorRule, apply_rules
+from tuneport.providers.vertex.errors import ADC_HINT, api_disabled_rule, billing_rule
+from tuneport.retry import announce_retry
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
     from google.cloud import storage
+
+T = TypeVar("T")
 
 DEFAULT_PREFIX = "tuneport"
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024  # resumable chunk; must be a multiple of 256 KiB
@@ -130,23 +141,11 @@ STORAGE_RULES: tuple[ErrorRule, ...] = (
     ErrorRule(
         AuthError,
         "Google credentials were rejected by Cloud Storage: {msg}",
-        "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS",
+        ADC_HINT,
         status=frozenset({401}),
     ),
-    ErrorRule(
-        ConfigError,
-        "billing is not enabled for project {project}: {msg}",
-        "gcloud billing projects link {project} --billing-account=ACCOUNT_ID",
-        status=frozenset({403}),
-        contains=("billing",),
-    ),
-    ErrorRule(
-        ConfigError,
-        "the Cloud Storage API is not enabled for project {project}",
-        "gcloud services enable storage.googleapis.com --project {project}",
-        status=frozenset({403}),
-        contains=("service_disabled", "has not been used in project", "it is disabled"),
-    ),
+    billing_rule("billing is not enabled for project {project}: {msg}", frozenset({403})),
+    api_disabled_rule("Cloud Storage", "storage.googleapis.com"),
     ErrorRule(
         AuthError,
         "no access to gs://{bucket}: {msg}",
@@ -187,6 +186,31 @@ def storage_error(exc: Exception, *, bucket: str, project: str | None) -> Tunepo
     return apply_rules(STORAGE_RULES, status=code, code=None, message=text, values=values)
 
 
+class AnnouncedRetry:
+    """google-cloud-storage's own retry (``DEFAULT_RETRY``: the same errors, backoff and
+    deadline), each retry told to tuneport's retry notes the way tuneport's own are
+    (:func:`tuneport.retry.announce_retry`), so a slow upload is never silent."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def __call__(self, func: Callable[..., T]) -> Callable[..., T]:
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        def run(*args: Any, **kwargs: Any) -> T:
+            tries = 1
+
+            def note(exc: Exception) -> None:
+                nonlocal tries
+                tries += 1
+                announce_retry(self.where, exc, attempt=tries)
+
+            result: T = DEFAULT_RETRY(func, on_error=note)(*args, **kwargs)
+            return result
+
+        return run
+
+
 class GcsStager:
     """Creates the bucket if needed and uploads files content-addressed and verified."""
 
@@ -212,6 +236,7 @@ class GcsStager:
         self._credentials = credentials
         self._client = client
         self._bucket_checked = False
+        self.retry = AnnouncedRetry(f"Cloud Storage at gs://{location.bucket}")
 
     @property
     def client(self) -> storage.Client:
@@ -229,6 +254,22 @@ class GcsStager:
         except gexc.GoogleAPICallError as exc:
             raise storage_error(exc, bucket=self.location.bucket, project=self.project) from exc
 
+    def download(self, name: str, out: Path) -> None:
+        """Object ``name`` of the bucket written to ``out``."""
+        from google.api_core import exceptions as gexc
+
+        uri = self.location.uri(name)
+        blob = self.client.bucket(self.location.bucket).blob(name)
+        try:
+            blob.download_to_filename(str(out), retry=self.retry)
+        except gexc.NotFound:
+            raise NotFoundError(
+                f"Cloud Storage no longer holds {uri} (deleted?)",
+                hint="port from a copy of the data instead: `tuneport train` with the file",
+            ) from None
+        except gexc.GoogleAPICallError as exc:
+            raise storage_error(exc, bucket=self.location.bucket, project=self.project) from None
+
     def ensure_bucket(self, progress: Progress | None = None) -> bool:
         """Create the bucket (job's region, uniform access) unless it exists; True if created."""
         if self._bucket_checked:
@@ -236,14 +277,14 @@ class GcsStager:
         from google.cloud import storage
 
         name = self.location.bucket
-        existing = self._call(lambda: self.client.lookup_bucket(name))
+        existing = self._call(lambda: self.client.lookup_bucket(name, retry=self.retry))
         created = False
         if existing is None:
             bucket = storage.Bucket(self.client, name=name)
             bucket.iam_configuration.uniform_bucket_level_access_enabled = True
             self._call(
                 lambda: self.client.create_bucket(
-                    bucket, project=self.project, location=self.region
+                    bucket, project=self.project, location=self.region, retry=self.retry
                 )
             )
             created = True
@@ -267,7 +308,7 @@ class GcsStager:
         uri = self.location.uri(name)
         bucket = self.client.bucket(self.location.bucket)
 
-        existing = self._call(lambda: bucket.get_blob(name))
+        existing = self._call(lambda: bucket.get_blob(name, retry=self.retry))
         if existing is not None:
             return self._reuse_or_refuse(existing, digests, uri, progress)
 
@@ -285,6 +326,7 @@ class GcsStager:
                     chunk_size=self.chunk_size,
                     if_generation_match=0,
                     content_type=content_type,
+                    retry=self.retry,
                 ) as dst,
             ):
                 while chunk := src.read(self.chunk_size):
@@ -293,7 +335,7 @@ class GcsStager:
         except gexc.PreconditionFailed:
             # Someone created the same name between our check and our upload.
             progress.finish()
-            raced = self._call(lambda: bucket.get_blob(name))
+            raced = self._call(lambda: bucket.get_blob(name, retry=self.retry))
             if raced is None:
                 raise ProviderError(
                     f"upload to {uri} was refused (precondition failed)",
@@ -308,7 +350,7 @@ class GcsStager:
             unreadable = exc
         progress.finish()
 
-        uploaded = self._call(lambda: bucket.get_blob(name))
+        uploaded = self._call(lambda: bucket.get_blob(name, retry=self.retry))
         if uploaded is None and unreadable is not None:
             raise ProviderError(
                 f"the upload of {path.name} to {uri} got a reply tuneport cannot read "
@@ -318,7 +360,9 @@ class GcsStager:
         if uploaded is None or not _same_content(uploaded, digests):
             if uploaded is not None:
                 generation = uploaded.generation
-                self._call(lambda: uploaded.delete(if_generation_match=generation))
+                self._call(
+                    lambda: uploaded.delete(if_generation_match=generation, retry=self.retry)
+                )
             raise ProviderError(
                 f"checksum mismatch after uploading {path.name} to {uri}",
                 hint="the upload was corrupted in transit; run the command again",
