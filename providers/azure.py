@@ -54,7 +54,7 @@ from tuneport.providers.openai_api import (
 )
 from tuneport.providers.sdk import Service as ApiService
 from tuneport.retry import default_interval
-from tuneport.schemas import JobConfig, JobRef, JobState, Message
+from tuneport.schemas import JobConfig, JobRef, JobState, JobStatus, Message
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -400,6 +400,10 @@ class AzureProvider(OpenAIProtocol):
     def resume(self, job: JobRef) -> JobRef:
         self._call(lambda: self.client.fine_tuning.jobs.resume(job.remote_id))
         return job
+
+    def is_paused(self, status: JobStatus) -> bool:
+        """Azure's ``paused`` (not ``pausing``: that one still moves, D2)."""
+        return status.raw_state == "paused"
 
     # --- chat through a deployment ----------------------------------------------------------
 

@@ -163,6 +163,41 @@ def test_statuses_pause_and_resume(fake: FakeAzure, capsys: pytest.CaptureFixtur
     assert open_store().get(record["id"]).tuned_model
 
 
+def test_watch_stops_at_a_paused_job_and_says_how_to_resume_it(
+    fake: FakeAzure, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A paused job never moves on its own: watching it must not poll forever (before the fix
+    it did, until Ctrl-C: exit 130)."""
+    import types
+
+    import tuneport.jobs.watch as watch_module
+
+    polls: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        polls.append(seconds)
+        if len(polls) > 20:  # still polling a job that cannot move: as if Ctrl-C was pressed
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(watch_module, "time", types.SimpleNamespace(sleep=sleep, monotonic=float))
+    record = train(capsys, "--no-watch")
+    job = fake.jobs[record["remote_id"]]
+    job["status"] = "running"
+    fake._steps[job["id"]] = 1
+    code, _out, err = cli(capsys, "jobs", "pause", record["id"])
+    assert code == 0, err
+    code, _out, err = cli(capsys, "jobs", "watch", record["id"])
+    assert code == 1, err
+    assert f"job {record['id']} is paused" in err
+    assert f"tuneport jobs resume {record['id']}" in err
+    assert len(err.strip().splitlines()[-1]) > 0 and "Traceback" not in err
+    assert open_store().get(record["id"]).raw_state == "paused"
+    # resumed, the same watch goes on to the end
+    code, _out, err = cli(capsys, "jobs", "resume", record["id"])
+    assert code == 0, err
+    assert open_store().get(record["id"]).tuned_model
+
+
 @pytest.mark.parametrize(
     ("raw", "state"),
     [
