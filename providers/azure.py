@@ -25,7 +25,6 @@ import dataclasses
 import hashlib
 import os
 import re
-import time
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
@@ -37,12 +36,11 @@ from tuneport.errors import (
     ConfigError,
     NotFoundError,
     ProviderError,
-    QuotaError,
     redact,
     register_secret,
 )
 from tuneport.providers.base import Backend, ChatOptions, Check, HourlyResource
-from tuneport.providers.errormap import ErrorRule
+from tuneport.providers.errormap import ErrorRule, generic_rules
 from tuneport.providers.openai import RULES as OPENAI_RULES
 from tuneport.providers.openai import counter as openai_counter
 from tuneport.providers.openai_api import (
@@ -136,25 +134,6 @@ class AzureOptions(ProtocolOptions):
 
 ERROR_RULES: tuple[ErrorRule, ...] = (
     ErrorRule(
-        AuthError,
-        "Azure OpenAI rejected the credentials: {msg}",
-        "set AZURE_OPENAI_API_KEY to a key of the resource (Azure portal: Keys and Endpoint), "
-        "or sign in for Entra ID (az login) with azure-identity installed",
-        status=frozenset({401}),
-    ),
-    ErrorRule(
-        AuthError,
-        "Azure OpenAI denied access: {msg}",
-        "fine-tuning needs the Cognitive Services OpenAI Contributor role on the resource",
-        status=frozenset({403}),
-    ),
-    ErrorRule(
-        QuotaError,
-        "Azure OpenAI rate limit or quota still hit after retries: {msg}",
-        "wait a few minutes, or raise the resource's quota in the Azure portal",
-        status=frozenset({429}),
-    ),
-    ErrorRule(
         NotFoundError,
         "model {model} cannot be fine-tuned on this resource with this training tier: {msg}",
         "choose a tunable model and region (gpt-4.1, gpt-4.1-mini, gpt-4.1-nano, gpt-4o, "
@@ -185,22 +164,17 @@ ERROR_RULES: tuple[ErrorRule, ...] = (
         status=frozenset({400}),
         codes=frozenset({"content_filter", "contentFilter"}),
     ),
-    ErrorRule(
-        NotFoundError,
-        "Azure OpenAI: not found: {msg}",
-        "check the id (see `tuneport jobs list`) and AZURE_OPENAI_ENDPOINT",
-        status=frozenset({404}),
-    ),
-    ErrorRule(
-        ProviderError,
-        "Azure OpenAI server error {status} (still failing after retries): {msg}",
-        "retry later; see https://azure.status.microsoft",
-        status=frozenset(range(500, 600)),
-    ),
-    ErrorRule(
-        ProviderError,
-        "Azure OpenAI refused the request ({status}): {msg}",
-        "check the flags and the job file",
+    *generic_rules(
+        "Azure OpenAI",
+        status_url="https://azure.status.microsoft",
+        key_message="Azure OpenAI rejected the credentials: {msg}",
+        key_fix="set AZURE_OPENAI_API_KEY to a key of the resource (Azure portal: Keys and "
+        "Endpoint), or sign in for Entra ID (az login) with azure-identity installed",
+        denied_fix="fine-tuning needs the Cognitive Services OpenAI Contributor role on the "
+        "resource",
+        rate_message="Azure OpenAI rate limit or quota still hit after retries: {msg}",
+        rate_fix="wait a few minutes, or raise the resource's quota in the Azure portal",
+        not_found_fix="check the id (see `tuneport jobs list`) and AZURE_OPENAI_ENDPOINT",
     ),
 )
 
@@ -352,16 +326,10 @@ class AzureProvider(OpenAIProtocol):
     name = NAME
     options: AzureOptions
 
-    def __init__(
-        self,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        **settings: Any,
-    ) -> None:
-        super().__init__(**settings)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         if self.options.management_token is not None:
             register_secret(self.options.management_token.get_secret_value())
-        self._clock = clock
         self._hourly_consent = False
 
     @property
@@ -586,9 +554,7 @@ class AzureProvider(OpenAIProtocol):
             except ConfigError as exc:
                 return [*checks, Check("credential", "fail", exc.message, fix=exc.hint)]
         else:
-            checks.append(self.api.key_check(self.options.api_key))
-            key = str(self.api.api_key(self.options.api_key))
-            checks.append(self.api.probe(f"{url}/models", key, timeout))
+            checks += self._server_checks(timeout)
         try:
             self._arm()
             checks.append(Check("deployments", "ok", "management settings set (chat can deploy)"))

@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import re
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field
 
 from tuneport.errors import (
     ConfigError,
@@ -39,25 +36,20 @@ from tuneport.errors import (
     TuneportError,
     combine,
     redact,
-    register_secret,
 )
 from tuneport.progress import Progress
 from tuneport.providers import sdk
 from tuneport.providers.base import (
-    MAX_WAIT_S,
     Check,
     Checkpoint,
-    MemoryUploads,
     PreparedData,
     SourceJob,
     UploadedData,
-    UploadIndex,
-    create_once,
     export_prepared,
-    parse_options,
 )
 from tuneport.providers.chat import CompatChat
-from tuneport.retry import RetryPolicy, call_with_retry, outcome_unknown
+from tuneport.providers.hosted import HostedOptions, SdkBackend
+from tuneport.retry import is_retryable, outcome_unknown
 from tuneport.schemas import (
     AnyRecord,
     JobConfig,
@@ -88,15 +80,10 @@ HYPERPARAMETERS: dict[str, str] = {
 SEARCH_SOURCE_JOBS = 1000  # jobs scanned for the one that produced a tuned model (port)
 
 
-class ProtocolOptions(BaseModel):
-    """The settings every service over the protocol takes (``--set key=value``)."""
+class ProtocolOptions(HostedOptions):
+    """The settings every service over the protocol takes (``--set key=value``): the hosted
+    ones (api_key, base_url, timeout, max_attempts) and these."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    api_key: SecretStr | None = None  # default: the service's key variable
-    base_url: str | None = None  # default: the service's URL variable, else its own host
-    timeout: float = Field(default=120.0, gt=0, le=MAX_WAIT_S)
-    max_attempts: int = Field(default=5, ge=1, le=20)
     beta: float | None = Field(default=None, gt=0)  # DPO only
     metadata: dict[str, str] = Field(default_factory=dict)  # extra job metadata
 
@@ -143,8 +130,9 @@ class Service:
     limits: Callable[[], FileLimits]  # read at call time
     # the SDK client for the parsed options (built once per backend object, under a lock)
     client: Callable[[Any], OpenAI]
-    # every missing credential or setting as (what, fix); empty when the service can be called
-    credential_problems: Callable[[Any], list[tuple[str, str]]]
+    # every missing credential or setting as (what, fix); empty when the service can be
+    # called (None: the API key, from the setting or the service's variable)
+    credential_problems: Callable[[Any], list[tuple[str, str]]] | None = None
     extra_body: Callable[[Any, JobConfig], dict[str, Any]] = _no_extra  # e.g. Azure trainingType
     wait_for_files: bool = False  # wait until an upload is `processed` before the create
     file_timeout: float = 1800.0  # at most this long (seconds; a `file_timeout` setting wins)
@@ -167,100 +155,49 @@ class _ProgressFile(io.BufferedReader):
         return chunk
 
 
-class OpenAIProtocol(CompatChat):
-    """Fine-tune and chat through a service speaking the OpenAI API (:attr:`service`)."""
+class OpenAIProtocol(SdkBackend["OpenAI"], CompatChat):
+    """Fine-tune and chat through a service speaking the OpenAI API (:attr:`service`): the
+    hosted base (:class:`~tuneport.providers.hosted.SdkBackend`) does construction, the lazy
+    client, the upload index, retries and the doctor's checks."""
 
     service: ClassVar[Service]
-    name: str
     max_tokens_field = "max_completion_tokens"
 
-    def __init__(
-        self,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        store: UploadIndex | None = None,
-        client: OpenAI | None = None,
-        **settings: Any,
-    ) -> None:
-        self.name = self.service.name
-        self.options: Any = parse_options(self.service.options, settings, self.name)
-        if self.options.api_key is not None:
-            register_secret(self.options.api_key.get_secret_value())
-        self._sleep = sleep
-        self._store = store
-        self._client = client
-        self._client_lock = threading.Lock()  # eval calls from several threads at once
-        self._policy = RetryPolicy(attempts=self.options.max_attempts)
-        self._model = ""
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        service: Service | None = cls.__dict__.get("service")
+        if service is not None:  # the service names the backend, its settings and its API
+            cls.name, cls.api, cls.options_model = service.name, service.api, service.options
 
     # --- plumbing ----------------------------------------------------------------------------
 
-    @property
-    def api(self) -> sdk.Service:
-        return self.service.api
+    def _make_client(self) -> OpenAI:
+        return self.service.client(self.options)
 
-    @property
-    def base_url(self) -> str:
-        return self.api.base_url(self.options.base_url)
+    def _retryable(self, exc: BaseException) -> bool:
+        # a reply that is not JSON is not retried: it is unreadable (a create is looked up)
+        return is_retryable(exc)
 
-    @property
-    def store_key(self) -> str:
-        """Provider key of the uploads cache: file ids are only valid on one server."""
-        return self.api.store_key(self.name, self.base_url)
-
-    @property
-    def client(self) -> OpenAI:
-        if self._client is not None:
-            return self._client
-        with self._client_lock:  # one client, however many threads ask first
-            if self._client is None:
-                self._client = self.service.client(self.options)
-            return self._client
-
-    def _jobs_store(self) -> UploadIndex:
-        """The upload index the jobs layer passed (its job store), else one in memory."""
-        if self._store is None:
-            self._store = MemoryUploads()
-        return self._store
-
-    def map_error(self, exc: BaseException, *, model: str = "") -> TuneportError:
-        """One-line tuneport error for an SDK error (never leaking the API key)."""
-        return self.api.map_error(exc, base_url=self.base_url, model=model or "?")
+    def _error_values(self) -> dict[str, object]:
+        return {"model": self._model or "?"}
 
     def _translate(self, exc: BaseException) -> TuneportError | None:
-        return self.map_error(exc, model=self._model) if self.api.owns(exc) else None
+        """A reply of the wrong shape or not JSON is unreadable; other SDK errors by the
+        service's rules; anything else goes through."""
+        import openai
 
-    def _where(self) -> str:
-        return f"{self.api.title} at {self.base_url}"
+        if isinstance(exc, openai.APIResponseValidationError | ValueError):
+            return self.unreadable("a request", exc)
+        return super()._translate(exc) if isinstance(exc, openai.APIError) else None
 
     def unreadable(self, what: str, exc: BaseException | None = None) -> ProviderError:
         """A reply tuneport cannot read: a create must be looked up, not repeated."""
         return self.api.unreadable(what, exc)
 
-    def _call(
-        self,
-        fn: Callable[[], T],
-        *,
-        before_retry: Callable[[BaseException], T | None] | None = None,
-    ) -> T:
-        import openai
-
-        try:
-            return call_with_retry(
-                fn,
-                policy=self._policy,
-                sleep=self._sleep,
-                before_retry=before_retry,
-                where=f"{self.api.title} at {self.base_url}",
-            )
-        except openai.APIResponseValidationError as exc:
-            raise self.unreadable("a request", exc) from None
-        except openai.APIError as exc:
-            error = self.map_error(exc, model=self._model)
-            error.outcome_unknown = outcome_unknown(exc)
-            raise error from None
-        except ValueError as exc:  # a reply body that is not JSON (json.JSONDecodeError)
-            raise self.unreadable("a request", exc) from None
+    def settings_problems(self) -> list[tuple[str, str]]:
+        if self.service.credential_problems is None:
+            return super().settings_problems()
+        return self.service.credential_problems(self.options)
 
     def _read_reply(self, what: str, read: Callable[[], T]) -> T:
         """``read()`` of an SDK object; a reply of the wrong shape is a one-line ProviderError."""
@@ -273,8 +210,7 @@ class OpenAIProtocol(CompatChat):
 
     def preflight(self, cfg: JobConfig) -> None:
         """Credentials present and settings within the service's limits, all at once."""
-        problems = self.service.credential_problems(self.options)
-        problems += self.bound_problems(cfg)
+        problems = self.settings_problems() + self.bound_problems(cfg)
         if problems:  # every one at once, one line each
             raise combine([ConfigError(what, hint=fix) for what, fix in problems])
 
@@ -424,7 +360,7 @@ class OpenAIProtocol(CompatChat):
         """Upload ``path`` unless identical bytes are already there; ``(file id, reused)``."""
         filename = f"tuneport-{sha256[:16]}.jsonl"
         size = path.stat().st_size
-        store = self._jobs_store()
+        store = self._uploads()
         cached = store.upload_get(self.store_key, sha256)
         if cached is not None:
             try:
@@ -539,11 +475,8 @@ class OpenAIProtocol(CompatChat):
                 raise self.unreadable("the job create")
             return job_id
 
-        def reconcile(_exc: BaseException) -> str | None:
-            # the failed attempt may have created the job: never create a second paid one
-            return self.find_run(run_id)
-
-        remote_id = create_once(self._call, create, lambda: self.find_run(run_id), reconcile)
+        # a failed attempt may have created the job: looked up, never a second paid one
+        remote_id = self._create_once(create, lambda: self.find_run(run_id))
         return JobRef(provider=self.name, remote_id=remote_id, run_id=run_id)
 
     def job_body(self, uploaded: UploadedData, cfg: JobConfig, run_id: str) -> dict[str, Any]:
@@ -698,7 +631,7 @@ class OpenAIProtocol(CompatChat):
                 removed.append(f"uploaded {role} file {file_id}")
             except NotFoundError:  # already gone is fine
                 pass
-            self._jobs_store().upload_forget(self.store_key, file_id)
+            self._uploads().upload_forget(self.store_key, file_id)
         return removed
 
     def _delete_file(self, file_id: str) -> None:
@@ -775,11 +708,7 @@ class OpenAIProtocol(CompatChat):
 
     def doctor(self, timeout: float) -> list[Check]:
         """Key present (never shown) and accepted by the server at the base URL."""
-        key_check = self.api.key_check(self.options.api_key)
-        if key_check.status == "skip":
-            return [key_check]
-        key = str(self.api.api_key(self.options.api_key))
-        return [key_check, self.api.probe(f"{self.base_url}/models", key, timeout)]
+        return self._server_checks(timeout)
 
 
 def key_from(api: sdk.Service, options: Any) -> str:
@@ -789,11 +718,6 @@ def key_from(api: sdk.Service, options: Any) -> str:
         what, fix = api.key_problem()
         raise ConfigError(what, hint=fix)
     return key
-
-
-def key_problems(api: sdk.Service, options: Any) -> list[tuple[str, str]]:
-    """``[key problem]`` when neither the setting nor the service's variable holds a key."""
-    return [] if options.api_key or os.environ.get(api.key_env) else [api.key_problem()]
 
 
 def _int_or_none(value: object) -> int | None:
@@ -807,5 +731,4 @@ __all__ = [
     "ProtocolOptions",
     "Service",
     "key_from",
-    "key_problems",
 ]
