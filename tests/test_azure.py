@@ -212,7 +212,7 @@ def test_watch_stops_at_a_paused_job_and_says_how_to_resume_it(
     ],
 )
 def test_azure_statuses_are_mapped(raw: str, state: str) -> None:
-    from tuneport.providers.azure import STATES
+    from tuneport.providers.azure.service import STATES
 
     assert STATES[raw].value == state
 
@@ -315,7 +315,7 @@ def test_one_intended_run_is_one_job_when_the_server_errs_after_creating(
 ) -> None:
     """A 500 after the service stored the job: the SDK's own retries are off (it would create a
     second job), tuneport looks the run up before it sends the create again."""
-    from tuneport.providers.azure import AzureProvider
+    from tuneport.providers.azure.provider import AzureProvider
 
     assert AzureProvider(api_key="k", endpoint=fake.endpoint).client.max_retries == 0
     fake.fail("POST", "/fine_tuning/jobs", 500, after=True)  # carried out, then 500
