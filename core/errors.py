@@ -137,6 +137,12 @@ class JobFailedError(ProviderError):
     exit_code = EXIT_PROBLEMS
 
 
+class JobPausedError(ProviderError):
+    """A watched job is paused: it does not go on until it is resumed, so watching stops."""
+
+    exit_code = EXIT_PROBLEMS
+
+
 class BudgetError(TuneportError):
     """The estimated cost exceeds ``--max-cost``."""
 

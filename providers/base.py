@@ -303,6 +303,10 @@ class Pausable(Protocol):
 
     def pause(self, job: JobRef) -> None: ...
 
+    def is_paused(self, status: JobStatus) -> bool:
+        """``status`` is a pause: the job stays where it is until resumed (watch stops)."""
+        ...
+
 
 @runtime_checkable
 class FindsRuns(Protocol):

@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -30,6 +31,8 @@ from tuneport.providers.base import (
     MAX_WAIT_S,
     Check,
     MemoryUploads,
+    PreparedData,
+    UploadedData,
     UploadIndex,
     create_once,
     parse_options,
@@ -234,4 +237,17 @@ class SdkBackend(HostedBackend[ClientT]):
         return [key_check, self.api.probe(f"{self.base_url}{path}", str(self._api_key()), timeout)]
 
 
-__all__ = ["HostedBackend", "HostedOptions", "SdkBackend"]
+def upload_pair(
+    prepared: PreparedData, upload: Callable[[Path, str], tuple[str, bool]]
+) -> UploadedData:
+    """The training file and the validation file (when there is one), each sent by
+    ``upload(path, sha256) -> (file id, reused)``; reused when both were."""
+    training, reused = upload(prepared.training, prepared.sha256)
+    validation = None
+    if prepared.validation is not None and prepared.validation_sha256 is not None:
+        validation, v_reused = upload(prepared.validation, prepared.validation_sha256)
+        reused = reused and v_reused
+    return UploadedData(training=training, validation=validation, reused=reused)
+
+
+__all__ = ["HostedBackend", "HostedOptions", "SdkBackend", "upload_pair"]
