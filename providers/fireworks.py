@@ -1191,6 +1191,7 @@ BACKEND = Backend(
     counter=counter,
     model_prefixes=("accounts/",),
     env=("FIREWORKS_API_KEY", "FIREWORKS_ACCOUNT_ID", "FIREWORKS_BASE_URL"),
+    secret_env=("FIREWORKS_API_KEY",),
     config_warnings=config_warnings,
     default_model="accounts/fireworks/models/llama-v3p1-8b-instruct",
     options=tuple(FireworksOptions.model_fields),

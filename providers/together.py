@@ -1266,6 +1266,7 @@ BACKEND = Backend(
     rules=RULES,
     counter=counter,
     env=("TOGETHER_API_KEY", "TOGETHER_BASE_URL", "TOGETHER_PROJECT_ID"),
+    secret_env=("TOGETHER_API_KEY",),
     extras=estimate_extras,
     default_model=DEFAULT_MODEL,
     options=tuple(TogetherOptions.model_fields),

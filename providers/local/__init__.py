@@ -83,6 +83,7 @@ BACKEND = Backend(
     counter=counter,
     model_prefixes=("local:",),
     env=("TUNEPORT_HOME", "CUDA_VISIBLE_DEVICES"),
+    secret_env=("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"),  # model downloads from the Hub
     extras=estimate_extras,
     options=tuple(LocalOptions.model_fields),
     rented=rented,

@@ -137,6 +137,8 @@ BACKEND = Backend(
     ),
     counter=counter,
     model_prefixes=("echo:",),
+    env=("ECHO_API_KEY",),
+    secret_env=("ECHO_API_KEY",),  # redacted from every message once the plugin is loaded
     # a plugin's own section of the price table (prices.toml layout)
     prices={
         "epoch_rule": "fixed",
