@@ -85,6 +85,9 @@ class Backend:
     # settings when its wording depends on them
     notice: str | Callable[[Mapping[str, Any]], str | None] | None = None
     env: tuple[str, ...] = ()  # environment variables the backend reads (for doctor/help)
+    # environment variables holding credentials (the backend's or its SDK's): their values are
+    # redacted from every message once the registry has loaded the descriptor
+    secret_env: tuple[str, ...] = ()
     extras: ExtrasFactory | None = None
     config_warnings: ConfigWarnings = _no_warnings
     default_model: str | None = None  # for commands that need one model of this backend

@@ -395,6 +395,7 @@ BACKEND = Backend(
     model_prefixes=("ft:", "gpt-"),
     notice=notice,
     env=("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"),
+    secret_env=("OPENAI_API_KEY",),
     extras=estimate_extras,
     default_model="gpt-4.1-mini",
     options=tuple(OpenAIOptions.model_fields),

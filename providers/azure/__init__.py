@@ -62,6 +62,7 @@ BACKEND = Backend(
         "AZURE_MANAGEMENT_TOKEN",
         "AZURE_MANAGEMENT_URL",
     ),
+    secret_env=("AZURE_OPENAI_API_KEY", "AZURE_MANAGEMENT_TOKEN"),
     default_model="gpt-4.1-mini",
     options=tuple(AzureOptions.model_fields),
     cleanup_deletes_uploads=True,
