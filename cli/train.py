@@ -28,7 +28,7 @@ def watch_and_report(
     job_id: str, *, as_json: bool = False, provider: Any = None, settings: Any = None
 ) -> int:
     """Watch a stored job to its end, print the outcome (tokens, cost or GPU time next to the
-    estimate); exit code 0 / 1 (failed, cancelled).
+    estimate); exit code 0 / 1 (failed, cancelled, paused).
 
     ``provider``: the backend that launched it in this process (it holds settings the store
     never keeps, such as ``--set api_key=...``); default: one built from the stored settings

@@ -137,6 +137,12 @@ class JobFailedError(ProviderError):
     exit_code = EXIT_PROBLEMS
 
 
+class JobPausedError(ProviderError):
+    """A watched job is paused: it does not go on until it is resumed, so watching stops."""
+
+    exit_code = EXIT_PROBLEMS
+
+
 class BudgetError(TuneportError):
     """The estimated cost exceeds ``--max-cost``."""
 
@@ -256,8 +262,16 @@ _SECRET_PATTERNS = [
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
     *_URL_SECRETS,
 ]
-_SECRET_ENV = ("OPENAI_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY", "HF_TOKEN", "WANDB_API_KEY")
+# environment variables whose values are credentials: the engine's own (the Hugging Face Hub's
+# token, read by tokenizer downloads) and those each backend's descriptor declares
+# (``Backend.secret_env``), added by the registry as it loads the descriptor
+_secret_env: set[str] = {"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"}
 _extra_secrets: set[str] = set()
+
+
+def register_secret_env(*names: str) -> None:
+    """Hide the values of the environment variables ``names`` (read at each :func:`redact`)."""
+    _secret_env.update(names)
 
 
 def register_secret(value: str | None) -> None:
@@ -267,7 +281,7 @@ def register_secret(value: str | None) -> None:
 
 
 def _known_secrets() -> Iterable[str]:
-    for name in _SECRET_ENV:
+    for name in sorted(_secret_env):
         value = os.environ.get(name)
         if value and len(value) >= 6:
             yield value

@@ -85,6 +85,9 @@ class Backend:
     # settings when its wording depends on them
     notice: str | Callable[[Mapping[str, Any]], str | None] | None = None
     env: tuple[str, ...] = ()  # environment variables the backend reads (for doctor/help)
+    # environment variables holding credentials (the backend's or its SDK's): their values are
+    # redacted from every message once the registry has loaded the descriptor
+    secret_env: tuple[str, ...] = ()
     extras: ExtrasFactory | None = None
     config_warnings: ConfigWarnings = _no_warnings
     default_model: str | None = None  # for commands that need one model of this backend
@@ -302,6 +305,10 @@ class Pausable(Protocol):
     (Azure OpenAI). ``resume`` (:class:`Resumable`) returns the same job."""
 
     def pause(self, job: JobRef) -> None: ...
+
+    def is_paused(self, status: JobStatus) -> bool:
+        """``status`` is a pause: the job stays where it is until resumed (watch stops)."""
+        ...
 
 
 @runtime_checkable

@@ -177,19 +177,6 @@ class HostedBackend(Generic[ClientT]):
             delay = min(delay * 2, most)
 
 
-def upload_prepared(
-    prepared: PreparedData, send: Callable[[Path, str], tuple[str, bool]]
-) -> UploadedData:
-    """The training file, then the validation file when there is one, each sent by
-    ``send(path, sha256) -> (remote id, reused)``; reused only when both were."""
-    training, reused = send(prepared.training, prepared.sha256)
-    validation = None
-    if prepared.validation is not None and prepared.validation_sha256 is not None:
-        validation, v_reused = send(prepared.validation, prepared.validation_sha256)
-        reused = reused and v_reused
-    return UploadedData(training=training, validation=validation, reused=reused)
-
-
 class SdkBackend(HostedBackend[ClientT]):
     """A hosted backend over a Stainless-generated SDK, described by one :attr:`api`."""
 
@@ -278,4 +265,17 @@ class SdkBackend(HostedBackend[ClientT]):
         return Check("SDK", "ok", f"{package} {version}")
 
 
-__all__ = ["HostedBackend", "HostedOptions", "SdkBackend", "upload_prepared"]
+def upload_pair(
+    prepared: PreparedData, upload: Callable[[Path, str], tuple[str, bool]]
+) -> UploadedData:
+    """The training file and the validation file (when there is one), each sent by
+    ``upload(path, sha256) -> (file id, reused)``; reused when both were."""
+    training, reused = upload(prepared.training, prepared.sha256)
+    validation = None
+    if prepared.validation is not None and prepared.validation_sha256 is not None:
+        validation, v_reused = upload(prepared.validation, prepared.validation_sha256)
+        reused = reused and v_reused
+    return UploadedData(training=training, validation=validation, reused=reused)
+
+
+__all__ = ["HostedBackend", "HostedOptions", "SdkBackend", "upload_pair"]

@@ -15,14 +15,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from tuneport.errors import AuthError, NotFoundError, ProviderError, QuotaError, TuneportError
 from tuneport.pricing.estimate import Extras
 from tuneport.pricing.table import ModelPrice
 from tuneport.providers.base import Backend
-from tuneport.providers.errormap import ErrorRule
+from tuneport.providers.errormap import ErrorRule, generic_rules
 
 # the protocol's names, importable from here as before the protocol moved to openai_api
 from tuneport.providers.openai_api import (  # noqa: F401
@@ -38,7 +37,6 @@ from tuneport.providers.openai_api import (  # noqa: F401
     ProtocolOptions,
     Service,
     key_from,
-    key_problems,
 )
 from tuneport.providers.sdk import Service as ApiService
 from tuneport.schemas import JobConfig, JobState
@@ -118,38 +116,28 @@ class OpenAIOptions(ProtocolOptions):
 # --- error mapping (data-driven) ----------------------------------------------------------
 
 
+UNAVAILABLE = (
+    "OpenAI refused: fine-tuning is not available to this account (OpenAI is winding down "
+    "self-serve fine-tuning)"
+)
 UNAVAILABLE_HINT = (
     "use --provider vertex or --provider local, or point OPENAI_BASE_URL at an "
     "OpenAI-compatible fine-tuning server"
 )
 ERROR_RULES: tuple[ErrorRule, ...] = (
+    # the wind-down: by the service's code whatever the status, else by its wording
     ErrorRule(
         AuthError,
-        "OpenAI refused: fine-tuning is not available to this account (OpenAI is winding down "
-        "self-serve fine-tuning)",
+        UNAVAILABLE,
         UNAVAILABLE_HINT,
         codes=frozenset({"fine_tuning_not_available", "fine_tuning_unavailable"}),
     ),
     ErrorRule(
         AuthError,
-        "OpenAI refused: fine-tuning is not available to this account (OpenAI is winding down "
-        "self-serve fine-tuning)",
+        UNAVAILABLE,
         UNAVAILABLE_HINT,
         status=frozenset({400, 403, 404}),
         contains=("not available for new users", "no longer accept", "no longer available"),
-    ),
-    ErrorRule(
-        AuthError,
-        "OpenAI rejected the API key",
-        "set OPENAI_API_KEY to a valid key (https://platform.openai.com/api-keys)",
-        status=frozenset({401}),
-    ),
-    ErrorRule(
-        AuthError,
-        "OpenAI denied access: {msg}",
-        "check that the key's organization/project may fine-tune (OPENAI_ORG_ID, "
-        "OPENAI_PROJECT_ID)",
-        status=frozenset({403}),
     ),
     ErrorRule(
         QuotaError,
@@ -158,12 +146,6 @@ ERROR_RULES: tuple[ErrorRule, ...] = (
         "organization/billing",
         status=frozenset({429}),
         codes=frozenset({"insufficient_quota", "billing_hard_limit_reached"}),
-    ),
-    ErrorRule(
-        QuotaError,
-        "OpenAI rate limit still hit after retries: {msg}",
-        "wait a few minutes and run the command again",
-        status=frozenset({429}),
     ),
     ErrorRule(
         NotFoundError,
@@ -182,25 +164,14 @@ ERROR_RULES: tuple[ErrorRule, ...] = (
             {"invalid_file", "invalid_training_file", "invalid_file_format", "invalid_n_examples"}
         ),
     ),
-    ErrorRule(
-        NotFoundError,
-        "OpenAI: not found: {msg}",
-        "check the id (see `tuneport jobs list`)",
-        status=frozenset({404}),
-    ),
-    ErrorRule(
-        ProviderError,
-        "OpenAI server error {status} (still failing after retries): {msg}",
-        "retry later; see https://status.openai.com",
-        status=frozenset(range(500, 600)),
-    ),
-    ErrorRule(
-        ProviderError,
-        "OpenAI refused the request ({status}): {msg}",
-        "check the flags and the job file",
+    *generic_rules(
+        "OpenAI",
+        status_url="https://status.openai.com",
+        key_fix="set OPENAI_API_KEY to a valid key (https://platform.openai.com/api-keys)",
+        denied_fix="check that the key's organization/project may fine-tune (OPENAI_ORG_ID, "
+        "OPENAI_PROJECT_ID)",
     ),
 )
-
 
 API = ApiService(
     title="OpenAI",
@@ -265,7 +236,6 @@ SERVICE = Service(
     ),
     limits=file_limits,
     client=build_client,
-    credential_problems=partial(key_problems, API),
 )
 
 
@@ -425,6 +395,7 @@ BACKEND = Backend(
     model_prefixes=("ft:", "gpt-"),
     notice=notice,
     env=("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"),
+    secret_env=("OPENAI_API_KEY",),
     extras=estimate_extras,
     default_model="gpt-4.1-mini",
     options=tuple(OpenAIOptions.model_fields),

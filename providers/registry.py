@@ -18,7 +18,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from tuneport.errors import ConfigError
+from tuneport.errors import ConfigError, register_secret_env
 from tuneport.pricing.table import PriceTable, load_prices
 from tuneport.providers.base import Backend, OnlineCounting, Provider
 from tuneport.providers.builtin import BUILTIN
@@ -57,7 +57,7 @@ def register(name: str, target: str | Backend) -> None:
     """Add or replace a backend: a descriptor or its ``"module:OBJECT"`` import path."""
     _LOADED.pop(name, None)
     if isinstance(target, Backend):
-        _LOADED[name] = target
+        _load(name, target)
         _EXTRA[name] = f"<registered {name}>"
     else:
         _EXTRA[name] = target
@@ -113,6 +113,12 @@ def backend(name: str) -> Backend:
             f"{target} describes backend {made.name!r}, registered as {name!r}",
             hint="make the entry-point name match the descriptor's name",
         )
+    return _load(name, made)
+
+
+def _load(name: str, made: Backend) -> Backend:
+    """Keep a loaded descriptor; from now on its credentials are redacted from every message."""
+    register_secret_env(*made.secret_env)
     _LOADED[name] = made
     return made
 

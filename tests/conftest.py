@@ -101,6 +101,26 @@ def _isolated_env(
     yield
 
 
+# a frozen copy of the price table: tests pin their dollar figures to it, not to the shipped file
+PRICES = FIXTURES / "prices-test.toml"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "shipped_prices: read the shipped prices.toml, not fixtures/prices-test.toml"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _pinned_prices(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The built-in price table is fixtures/prices-test.toml (``--prices`` and $TUNEPORT_PRICES
+    still merge over it), so a price change in prices.toml breaks only the tests of that file."""
+    if request.node.get_closest_marker("shipped_prices") is None:
+        from tuneport.pricing import table
+
+        monkeypatch.setattr(table, "builtin_path", lambda: PRICES)
+
+
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES

@@ -145,13 +145,22 @@ def test_an_unknown_tier_is_one_line_before_anything_is_uploaded(
     assert not fake.requests
 
 
-def test_statuses_pause_and_resume(fake: FakeAzure, capsys: pytest.CaptureFixture[str]) -> None:
+def pause_a_running_job(
+    fake: FakeAzure, capsys: pytest.CaptureFixture[str]
+) -> tuple[dict[str, Any], dict[str, Any], str, str]:
+    """A job launched without watching, running, then `tuneport jobs pause`d: (record, the
+    fake's job, out, err of the pause)."""
     record = train(capsys, "--no-watch")
     job = fake.jobs[record["remote_id"]]
     job["status"] = "running"
     fake._steps[job["id"]] = 1
     code, out, err = cli(capsys, "jobs", "pause", record["id"])
     assert code == 0, err
+    return record, job, out, err
+
+
+def test_statuses_pause_and_resume(fake: FakeAzure, capsys: pytest.CaptureFixture[str]) -> None:
+    record, job, out, err = pause_a_running_job(fake, capsys)
     assert job["status"] == "paused" and "queued" in out and "paused" in out
     assert "tuneport jobs resume" in err
     code, _out, err = cli(capsys, "jobs", "resume", record["id"], "--no-watch")
@@ -159,6 +168,36 @@ def test_statuses_pause_and_resume(fake: FakeAzure, capsys: pytest.CaptureFixtur
     assert len(fake.calls("POST", f"/fine_tuning/jobs/{job['id']}/resume")) == 1
     assert job["status"] == "running"
     code, out, err = cli(capsys, "jobs", "watch", record["id"])
+    assert code == 0, err
+    assert open_store().get(record["id"]).tuned_model
+
+
+def test_watch_stops_at_a_paused_job_and_says_how_to_resume_it(
+    fake: FakeAzure, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A paused job never moves on its own: watching it must not poll forever (before the fix
+    it did, until Ctrl-C: exit 130)."""
+    import types
+
+    import tuneport.jobs.watch as watch_module
+
+    polls: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        polls.append(seconds)
+        if len(polls) > 20:  # still polling a job that cannot move: as if Ctrl-C was pressed
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(watch_module, "time", types.SimpleNamespace(sleep=sleep, monotonic=float))
+    record, _job, _out, _err = pause_a_running_job(fake, capsys)
+    code, _out, err = cli(capsys, "jobs", "watch", record["id"])
+    assert code == 1, err
+    last = err.strip().splitlines()[-1]  # one line: what, and the fix
+    assert last.startswith(f"error: job {record['id']} is paused")
+    assert f"tuneport jobs resume {record['id']}" in last
+    assert open_store().get(record["id"]).raw_state == "paused"
+    # resumed, the same watch goes on to the end
+    code, _out, err = cli(capsys, "jobs", "resume", record["id"])
     assert code == 0, err
     assert open_store().get(record["id"]).tuned_model
 
@@ -177,7 +216,7 @@ def test_statuses_pause_and_resume(fake: FakeAzure, capsys: pytest.CaptureFixtur
     ],
 )
 def test_azure_statuses_are_mapped(raw: str, state: str) -> None:
-    from tuneport.providers.azure import STATES
+    from tuneport.providers.azure.service import STATES
 
     assert STATES[raw].value == state
 
@@ -280,7 +319,7 @@ def test_one_intended_run_is_one_job_when_the_server_errs_after_creating(
 ) -> None:
     """A 500 after the service stored the job: the SDK's own retries are off (it would create a
     second job), tuneport looks the run up before it sends the create again."""
-    from tuneport.providers.azure import AzureProvider
+    from tuneport.providers.azure.provider import AzureProvider
 
     assert AzureProvider(api_key="k", endpoint=fake.endpoint).client.max_retries == 0
     fake.fail("POST", "/fine_tuning/jobs", 500, after=True)  # carried out, then 500

@@ -25,7 +25,6 @@ from tuneport.curate.pipeline import (
     build_steps,
     content_digest,
     curate,
-    kept_records,
     split_items,
     validation_path,
 )
@@ -208,7 +207,7 @@ def test_full_pipeline_counts_chain() -> None:
     records = [(i + 1, r) for i, r in enumerate(lengths_2_to_11() * 2)]  # 20 rows, 10 dupes
     opts = CurateOptions(max_tokens=9, dedup="exact", top_k=6, sample=5, split=0.2, seed=1)
     run = curate(iter(records), opts, WordCounter())
-    train = kept_records(run)
+    train = [item.record for item in run.train]
     res = run.result
     assert [(s.step, s.before, s.removed, s.after) for s in res.steps] == [
         ("max-tokens", 20, 4, 16),
@@ -217,7 +216,7 @@ def test_full_pipeline_counts_chain() -> None:
         ("sample", 6, 1, 5),
         ("split", 5, 1, 4),
     ]
-    assert len(train) == res.train_records == 4
+    assert len(train) == 4
     assert len(run.validation) == res.validation_records == 1
 
 

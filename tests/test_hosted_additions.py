@@ -1,6 +1,6 @@
 """What the Together move added to the hosted base, apart from any backend: doctor's setup
 checks between the key and the server (a failing one means the server is not asked), the SDK
-check, and both prepared files uploaded."""
+check."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tuneport.errors import ConfigError
 from tuneport.providers import sdk
 from tuneport.providers.base import Check
 from tuneport.providers.errormap import generic_rules
-from tuneport.providers.hosted import HostedOptions, SdkBackend, upload_prepared
+from tuneport.providers.hosted import HostedOptions, SdkBackend
 
 API = sdk.Service(
     title="Demo",
@@ -75,23 +75,3 @@ def test_the_sdk_check_names_the_version_or_what_to_install() -> None:
     assert (ok.status, ok.detail) == ("ok", "demo 3.1.1")
     fail = Demo()._sdk_check(missing, "demo")
     assert (fail.status, fail.fix) == ("fail", "pip install 'tuneport[demo]'")
-
-
-def test_upload_prepared_sends_both_files_and_is_reused_only_when_both_were(
-    tmp_path: Path,
-) -> None:
-    data = prepared(tmp_path, 2, "train.jsonl", False)
-    sent: list[str] = []
-
-    def send(path: Path, sha: str) -> tuple[str, bool]:
-        sent.append(path.name)
-        return f"id-{path.name}", path.name == "train.jsonl"
-
-    alone = upload_prepared(data, send)
-    assert (alone.training, alone.validation, alone.reused) == ("id-train.jsonl", None, True)
-    check = tmp_path / "check.jsonl"
-    check.write_bytes(data.training.read_bytes())
-    both = data.model_copy(update={"validation": check, "validation_sha256": data.sha256})
-    pair = upload_prepared(both, send)
-    assert (pair.validation, pair.reused) == ("id-check.jsonl", False)
-    assert sent == ["train.jsonl", "train.jsonl", "check.jsonl"]

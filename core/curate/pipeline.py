@@ -41,7 +41,7 @@ from tuneport.curate.stats import TokenStats, role_texts, stats_from_counts
 from tuneport.errors import ConfigError, require_extra
 from tuneport.files import check_output
 from tuneport.progress import NullProgress, Progress
-from tuneport.schemas import AnyRecord, Example, PreferenceExample
+from tuneport.schemas import AnyRecord
 from tuneport.tokens.counter import TokenCounter
 
 DedupMethod = Literal["exact", "near", "minhash"]
@@ -600,8 +600,3 @@ def _counting(run: Curation) -> Iterator[Item]:
     for item in run.train:
         run.result.train_records += 1
         yield item
-
-
-def kept_records(run: Curation) -> list[Example | PreferenceExample]:
-    """Consume ``run.train`` into records (library use without writing files)."""
-    return [item.record for item in _counting(run)]

@@ -9,7 +9,7 @@ every phase even when a poll came late. Each update carries the run's progress
 injected (``sleep``, ``clock``) so tests never wait; ``TUNEPORT_POLL_INTERVAL`` sets the base
 interval (``0`` = do not sleep, for tests and fake servers). Ctrl-C stops watching only: the job
 keeps running and ``tuneport jobs watch ID`` resumes from what the store holds (state and the
-last event seen).
+last event seen). A paused job stops the watch (it never moves until ``tuneport jobs resume ID``).
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from tuneport.errors import JobFailedError, ProviderError
+from tuneport.errors import JobFailedError, JobPausedError, ProviderError
 from tuneport.jobs.launch import finish_launch, reconcile
 from tuneport.jobs.resolve import provider_for_record, ref_of
 from tuneport.jobs.store import StoreVanishedError
 from tuneport.jobs.tracking import ProgressTracker, RunProgress
+from tuneport.providers.base import Pausable
 from tuneport.retry import DEFAULT_INTERVAL, default_interval
 from tuneport.schemas import JobEvent, JobRecord, JobState, JobStatus
 
@@ -137,8 +138,10 @@ def watch_job(
     launch stopped before the provider answered is first looked up at the provider and, if the
     provider has no job for it, created (once: the run id makes it idempotent). A store deleted
     or replaced while watching is put back (:meth:`JobStore.recover`) and ``note`` is told.
-    ``max_polls`` stops early (the record is then still running). ``sleep`` defaults to
-    :func:`time.sleep` looked up at call time.
+    ``max_polls`` stops early (the record is then still running). A paused job (a
+    :class:`~tuneport.providers.base.Pausable` backend's pause) would never end on its own:
+    watching stops with :class:`~tuneport.errors.JobPausedError` (exit 1), the record says
+    ``paused``. ``sleep`` defaults to :func:`time.sleep` looked up at call time.
     """
     pause = sleep or time.sleep
     record = store.get(job_id)
@@ -170,6 +173,13 @@ def watch_job(
             if record.state.terminal or (max_polls is not None and polls >= max_polls):
                 shown.update(update)
                 return record
+            if isinstance(backend, Pausable) and backend.is_paused(update.status):
+                shown.update(update)  # it does not move until resumed: polling would never end
+                raise JobPausedError(
+                    f"job {record.id} is paused at {record.provider}: it does not go on until "
+                    "it is resumed",
+                    hint=f"continue it with `tuneport jobs resume {record.id}`",
+                )
             limit = poll_limit(record.state, update.progress)
             update.next_poll = backoff.next(update.changed or moved, limit)
             shown.update(update)

@@ -79,8 +79,3 @@ def dates_for(provider: str, model: str) -> Dates | None:
         source=str(section.get("source", "")),
         as_of=str(section.get("as_of", "")),
     )
-
-
-def shutdown_of(provider: str, model: str) -> date | None:
-    found = dates_for(provider, model)
-    return found.shutdown if found else None

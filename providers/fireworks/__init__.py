@@ -107,6 +107,7 @@ BACKEND = Backend(
     ignores={"seed": "its fine-tuning jobs take no seed"},
     model_prefixes=("accounts/",),
     env=("FIREWORKS_API_KEY", "FIREWORKS_ACCOUNT_ID", "FIREWORKS_BASE_URL"),
+    secret_env=("FIREWORKS_API_KEY",),
     default_model="accounts/fireworks/models/llama-v3p1-8b-instruct",
     options=tuple(FireworksOptions.model_fields),
 )

@@ -87,6 +87,7 @@ BACKEND = Backend(
     ignores={"suffix": "a local run and its adapter are named by the run id"},
     model_prefixes=("local:",),
     env=("TUNEPORT_HOME", "CUDA_VISIBLE_DEVICES"),
+    secret_env=("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"),  # model downloads from the Hub
     extras=estimate_extras,
     options=tuple(LocalOptions.model_fields),
     rented=rented,

@@ -201,6 +201,7 @@ BACKEND = Backend(
         {"validation", "epochs", "learning_rate_multiplier", "batch_size", "suffix", "seed"}
     ),
     env=("TOGETHER_API_KEY", "TOGETHER_BASE_URL", "TOGETHER_PROJECT_ID"),
+    secret_env=("TOGETHER_API_KEY",),
     extras=estimate_extras,
     default_model=DEFAULT_MODEL,
     options=tuple(TogetherOptions.model_fields),

@@ -12,7 +12,7 @@ from tuneport.errors import NotFoundError, ProviderError, redact
 from tuneport.progress import Progress
 from tuneport.providers.base import PreparedData, UploadedData, export_prepared
 from tuneport.providers.errormap import one_line
-from tuneport.providers.hosted import upload_prepared
+from tuneport.providers.hosted import upload_pair
 from tuneport.providers.together.client import TogetherBase
 from tuneport.providers.together.errors import sdk
 from tuneport.providers.together.options import TARGET
@@ -45,7 +45,7 @@ class TogetherFiles(TogetherBase):
         )
 
     def upload(self, prepared: PreparedData, cfg: JobConfig, progress: Progress) -> UploadedData:
-        return upload_prepared(prepared, lambda path, sha: self.upload_file(path, sha, progress))
+        return upload_pair(prepared, lambda path, sha: self.upload_file(path, sha, progress))
 
     def upload_file(self, path: Path, sha256: str, progress: Progress) -> tuple[str, bool]:
         """Upload ``path`` unless identical bytes are there already; ``(file id, reused)``.

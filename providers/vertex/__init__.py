@@ -296,6 +296,8 @@ BACKEND = Backend(
         TOKEN_ENV,
         BASE_URL_ENV,
     ),
+    # GOOGLE_APPLICATION_CREDENTIALS names a file (not a secret); google-genai reads the keys
+    secret_env=(TOKEN_ENV, "GOOGLE_API_KEY", "GEMINI_API_KEY"),
     config_warnings=config_warnings,
     default_model="gemini-3.5-flash",
     options=tuple(VertexOptions.model_fields),

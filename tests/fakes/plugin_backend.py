@@ -161,6 +161,8 @@ BACKEND = Backend(
     uses=frozenset(),
     ignores=dict.fromkeys(GENERIC_SETTINGS, "the example plugin trains nothing"),
     model_prefixes=("echo:",),
+    env=("ECHO_API_KEY",),
+    secret_env=("ECHO_API_KEY",),  # redacted from every message once the plugin is loaded
     # a plugin's own section of the price table (prices.toml layout)
     prices={
         "epoch_rule": "fixed",
