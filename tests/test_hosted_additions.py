@@ -4,12 +4,10 @@ check."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
-from tests.hosted_helpers import prepared
 from tuneport.errors import ConfigError
 from tuneport.providers import sdk
 from tuneport.providers.base import Check
