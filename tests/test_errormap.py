@@ -79,6 +79,9 @@ def test_a_secret_holding_a_shorter_secret_is_hidden_whole(
 ) -> None:
     """Seen in the suite: an environment key ``sk-test`` was replaced first and left the rest
     of a longer registered key in the message. Secrets are replaced longest first."""
+    from tuneport.providers import registry
+
+    registry.backend("openai")  # its descriptor declares OPENAI_API_KEY a secret
     monkeypatch.setenv("OPENAI_API_KEY", "sk-tes")
     register_secret("sk-tes-LONGER-SECRET-42")
     assert redact("key sk-tes-LONGER-SECRET-42 and sk-tes") == "key *** and ***"
