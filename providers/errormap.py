@@ -7,8 +7,9 @@ facts) and how they read status, code and message from their SDK's exception.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Required, TypedDict
 
 from tuneport.errors import (
     AuthError,
@@ -141,7 +142,99 @@ def generic_rules(
     )
 
 
+class GenericText(TypedDict, total=False):
+    """What a service says in :func:`generic_rules` beyond its title and status page."""
+
+    key_fix: str
+    denied_fix: Required[str]
+    rate_fix: str
+    not_found_fix: str
+    refused_fix: str
+    key_message: str
+    denied_message: str
+    rate_message: str
+    rate_status: frozenset[int]
+
+
+def rule(
+    kind: type[TuneportError],
+    message: str,
+    hint: str,
+    *,
+    status: Iterable[int] = (),
+    codes: Iterable[str] = (),
+    contains: Iterable[str] = (),
+) -> ErrorRule:
+    """An :class:`ErrorRule` from plain iterables of its criteria."""
+    return ErrorRule(kind, message, hint, frozenset(status), frozenset(codes), tuple(contains))
+
+
+def untunable_model(
+    fix: str,
+    *,
+    where: str = "",
+    status: Iterable[int] = (400, 404),
+    codes: Iterable[str] = (),
+    contains: Iterable[str] = (),
+) -> ErrorRule:
+    """The service will not fine-tune ``{model}`` (``where``: on what, e.g. " on Together")."""
+    message = f"model {{model}} cannot be fine-tuned{where}: {{msg}}"
+    return rule(NotFoundError, message, fix, status=status, codes=codes, contains=contains)
+
+
+def validate_fix(provider: str, *, then: str = "fix what it reports", flags: str = "") -> str:
+    """The fix for data or a request the service refused: tuneport's own check first."""
+    return f"run `tuneport validate DATA --provider {provider}{flags}` and {then}"
+
+
+def refused_file(
+    title: str,
+    provider: str,
+    *,
+    status: Iterable[int] = (400,),
+    codes: Iterable[str] = (),
+    contains: Iterable[str] = (),
+) -> ErrorRule:
+    """The service refused the training file (its format, its examples)."""
+    message = f"{title} refused the training file: {{msg}}"
+    return rule(
+        ProviderError,
+        message,
+        validate_fix(provider),
+        status=status,
+        codes=codes,
+        contains=contains,
+    )
+
+
+def not_serving(
+    title: str,
+    where: str,
+    fix: str,
+    *,
+    status: Iterable[int] = (400, 403, 404),
+    codes: Iterable[str] = (),
+    contains: Iterable[str] = (),
+) -> ErrorRule:
+    """Chat with a tuned model that the service serves only from ``where`` (a deployment, a
+    dedicated endpoint) while none is running."""
+    message = f"{title} serves {{model}} only from {where}, and none is running"
+    return rule(ProviderError, message, fix, status=status, codes=codes, contains=contains)
+
+
 _NOT_FOUND = frozenset({404})
 _SERVER = frozenset(range(500, 600))
 
-__all__ = ["ErrorRule", "apply_rules", "body_message", "generic_rules", "one_line"]
+__all__ = [
+    "ErrorRule",
+    "GenericText",
+    "apply_rules",
+    "body_message",
+    "generic_rules",
+    "not_serving",
+    "one_line",
+    "refused_file",
+    "rule",
+    "untunable_model",
+    "validate_fix",
+]

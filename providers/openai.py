@@ -17,11 +17,11 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from tuneport.errors import AuthError, NotFoundError, ProviderError, QuotaError, TuneportError
+from tuneport.errors import AuthError, ProviderError, QuotaError, TuneportError
 from tuneport.pricing.estimate import Extras
 from tuneport.pricing.table import ModelPrice
 from tuneport.providers.base import Backend
-from tuneport.providers.errormap import ErrorRule, generic_rules
+from tuneport.providers.errormap import refused_file, rule, untunable_model
 
 # the protocol's names, importable from here as before the protocol moved to openai_api
 from tuneport.providers.openai_api import (  # noqa: F401
@@ -124,65 +124,54 @@ UNAVAILABLE_HINT = (
     "use --provider vertex or --provider local, or point OPENAI_BASE_URL at an "
     "OpenAI-compatible fine-tuning server"
 )
-ERROR_RULES: tuple[ErrorRule, ...] = (
+API = ApiService.of(
+    "OpenAI",
+    "OPENAI",
+    default_url=DEFAULT_BASE_URL,
+    key_url="https://platform.openai.com/api-keys",
+    status_url="https://status.openai.com",
+).with_rules(
     # the wind-down: by the service's code whatever the status, else by its wording
-    ErrorRule(
+    rule(
         AuthError,
         UNAVAILABLE,
         UNAVAILABLE_HINT,
-        codes=frozenset({"fine_tuning_not_available", "fine_tuning_unavailable"}),
+        codes=["fine_tuning_not_available", "fine_tuning_unavailable"],
     ),
-    ErrorRule(
+    rule(
         AuthError,
         UNAVAILABLE,
         UNAVAILABLE_HINT,
-        status=frozenset({400, 403, 404}),
-        contains=("not available for new users", "no longer accept", "no longer available"),
+        status=[400, 403, 404],
+        contains=["not available for new users", "no longer accept", "no longer available"],
     ),
-    ErrorRule(
+    rule(
         QuotaError,
         "OpenAI quota exhausted: {msg}",
         "add credits or raise the usage limit at https://platform.openai.com/settings/"
         "organization/billing",
-        status=frozenset({429}),
-        codes=frozenset({"insufficient_quota", "billing_hard_limit_reached"}),
+        status=[429],
+        codes=["insufficient_quota", "billing_hard_limit_reached"],
     ),
-    ErrorRule(
-        NotFoundError,
-        "model {model} cannot be fine-tuned: {msg}",
+    untunable_model(
         "choose a tunable base model, e.g. --model gpt-4.1-mini",
-        status=frozenset({400, 404}),
-        codes=frozenset({"model_not_found", "model_not_available", "invalid_model"}),
-        contains=("cannot be fine-tuned", "not available for fine-tuning", "does not support"),
+        codes=["model_not_found", "model_not_available", "invalid_model"],
+        contains=["cannot be fine-tuned", "not available for fine-tuning", "does not support"],
     ),
-    ErrorRule(
-        ProviderError,
-        "OpenAI refused the training file: {msg}",
-        "run `tuneport validate DATA --provider openai` and fix what it reports",
-        status=frozenset({400}),
-        codes=frozenset(
-            {"invalid_file", "invalid_training_file", "invalid_file_format", "invalid_n_examples"}
-        ),
-    ),
-    *generic_rules(
+    refused_file(
         "OpenAI",
-        status_url="https://status.openai.com",
-        key_fix="set OPENAI_API_KEY to a valid key (https://platform.openai.com/api-keys)",
-        denied_fix="check that the key's organization/project may fine-tune (OPENAI_ORG_ID, "
-        "OPENAI_PROJECT_ID)",
+        NAME,
+        codes=[
+            "invalid_file",
+            "invalid_training_file",
+            "invalid_file_format",
+            "invalid_n_examples",
+        ],
     ),
+    denied_fix="check that the key's organization/project may fine-tune (OPENAI_ORG_ID, "
+    "OPENAI_PROJECT_ID)",
 )
-
-API = ApiService(
-    title="OpenAI",
-    module="openai",
-    key_env="OPENAI_API_KEY",
-    url_env=API_URL_ENV,
-    default_url=DEFAULT_BASE_URL,
-    key_url="https://platform.openai.com/api-keys",
-    rules=ERROR_RULES,
-    status_url="https://status.openai.com",
-)
+ERROR_RULES = API.rules
 
 
 def map_error(exc: BaseException, *, model: str = "", base_url: str = "") -> TuneportError:

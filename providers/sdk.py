@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Required, TypedDict, TypeVar, Unpack
 
 from pydantic import SecretStr
 
@@ -29,7 +29,13 @@ from tuneport.errors import (
     register_secret,
 )
 from tuneport.providers.base import Check, base_url_override
-from tuneport.providers.errormap import ErrorRule, apply_rules, body_message
+from tuneport.providers.errormap import (
+    ErrorRule,
+    GenericText,
+    apply_rules,
+    body_message,
+    generic_rules,
+)
 from tuneport.retry import (
     RetryPolicy,
     call_with_retry,
@@ -99,6 +105,16 @@ def api_message(exc: BaseException) -> str:
     return body_message(getattr(exc, "body", None)) or str(getattr(exc, "message", None) or exc)
 
 
+class Pages(TypedDict, total=False):
+    """Where a :class:`Service` lives: its API, its key page, its status page, and what the
+    "cannot reach" fix adds."""
+
+    default_url: Required[str]
+    key_url: Required[str]
+    url_hint: str
+    status_url: str
+
+
 @dataclass(frozen=True)
 class Service:
     """The facts of one hosted API, as the backend's plumbing needs them."""
@@ -109,9 +125,27 @@ class Service:
     url_env: str  # TOGETHER_BASE_URL
     default_url: str
     key_url: str  # where a user gets a key
-    rules: tuple[ErrorRule, ...]
+    rules: tuple[ErrorRule, ...] = ()  # see :meth:`with_rules`
     url_hint: str = ""  # appended to the "cannot reach" fix, e.g. "(the bare host, no /v1)"
     status_url: str = ""
+
+    @classmethod
+    def of(cls, title: str, env: str, *, module: str = "", **pages: Unpack[Pages]) -> Service:
+        """The service ``title`` whose key and base URL are read from ``{env}_API_KEY`` and
+        ``{env}_BASE_URL``; its SDK's module is ``module``, by default the title in lower case."""
+        return cls(title, module or title.lower(), f"{env}_API_KEY", f"{env}_BASE_URL", **pages)
+
+    @property
+    def key_fix(self) -> str:
+        return f"set {self.key_env} to a valid key ({self.key_url})"
+
+    def with_rules(self, *own: ErrorRule, **text: Unpack[GenericText]) -> Service:
+        """This service with its error table: its ``own`` rules, then :func:`generic_rules`
+        naming its title and status page; ``key_fix`` defaults to :attr:`key_fix`, ``text``
+        says the rest."""
+        fixes: GenericText = {"key_fix": self.key_fix, **text}
+        generic = generic_rules(self.title, status_url=self.status_url, **fixes)
+        return replace(self, rules=(*own, *generic))
 
     # --- settings -----------------------------------------------------------------------------
 
@@ -267,7 +301,7 @@ class Service:
                 "server",
                 "fail",
                 f"{url} rejected the key ({answer.status_code})",
-                fix=f"set {self.key_env} to a valid key ({self.key_url})",
+                fix=self.key_fix,
             )
         if answer.status_code >= 500:
             fix = f"retry later; see {self.status_url}" if self.status_url else ""

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, SecretStr, field_validator
 
 from tuneport.errors import ConfigError, NotFoundError, ProviderError
-from tuneport.providers.errormap import ErrorRule, generic_rules
+from tuneport.providers.errormap import refused_file, rule, untunable_model
 from tuneport.providers.openai_api import Bounds, FileLimits, ProtocolOptions, Service
 from tuneport.providers.sdk import Service as ApiService
 from tuneport.schemas import JobConfig, JobState
@@ -95,64 +95,51 @@ class AzureOptions(ProtocolOptions):
         return tier
 
 
-ERROR_RULES: tuple[ErrorRule, ...] = (
-    ErrorRule(
-        NotFoundError,
-        "model {model} cannot be fine-tuned on this resource with this training tier: {msg}",
+API = ApiService.of(
+    "Azure OpenAI",
+    "AZURE_OPENAI",
+    default_url="",  # from the endpoint (azure_base_url)
+    key_url="the Azure portal (resource > Keys and Endpoint)",
+    module="openai",
+    url_hint="(https://RESOURCE.openai.azure.com/openai/v1)",
+    status_url="https://azure.status.microsoft",
+).with_rules(
+    untunable_model(
         "choose a tunable model and region (gpt-4.1, gpt-4.1-mini, gpt-4.1-nano, gpt-4o, "
         "gpt-4o-mini) or another --set training_type",
-        status=frozenset({400, 404}),
-        contains=("does not support fine-tuning", "not support fine-tuning"),
+        where=" on this resource with this training tier",
+        contains=["does not support fine-tuning", "not support fine-tuning"],
     ),
-    ErrorRule(
+    rule(
         NotFoundError,
         "Azure OpenAI has no deployment named {model}: {msg}",
         "create one with `tuneport chat JOB_ID --set deploy=true`, or name an existing one "
         "with --set deployment=NAME",
-        status=frozenset({404}),
-        codes=frozenset({"DeploymentNotFound"}),
+        status=[404],
+        codes=["DeploymentNotFound"],
     ),
-    ErrorRule(
-        ProviderError,
-        "Azure OpenAI refused the training file: {msg}",
-        "run `tuneport validate DATA --provider azure` and fix what it reports",
-        status=frozenset({400}),
-        codes=frozenset({"jsonlValidationFailed", "invalid_file", "invalidPayload"}),
-        contains=("training file", "training_file"),
+    refused_file(
+        "Azure OpenAI",
+        NAME,
+        codes=["jsonlValidationFailed", "invalid_file", "invalidPayload"],
+        contains=["training file", "training_file"],
     ),
-    ErrorRule(
+    rule(
         ProviderError,
         "Azure OpenAI filtered the content: {msg}",
         "rephrase the message (Azure's content filter refused it)",
-        status=frozenset({400}),
-        codes=frozenset({"content_filter", "contentFilter"}),
+        status=[400],
+        codes=["content_filter", "contentFilter"],
     ),
-    *generic_rules(
-        "Azure OpenAI",
-        status_url="https://azure.status.microsoft",
-        key_message="Azure OpenAI rejected the credentials: {msg}",
-        key_fix="set AZURE_OPENAI_API_KEY to a key of the resource (Azure portal: Keys and "
-        "Endpoint), or sign in for Entra ID (az login) with azure-identity installed",
-        denied_fix="fine-tuning needs the Cognitive Services OpenAI Contributor role on the "
-        "resource",
-        rate_message="Azure OpenAI rate limit or quota still hit after retries: {msg}",
-        rate_fix="wait a few minutes, or raise the resource's quota in the Azure portal",
-        not_found_fix="check the id (see `tuneport jobs list`) and AZURE_OPENAI_ENDPOINT",
-    ),
+    key_message="Azure OpenAI rejected the credentials: {msg}",
+    key_fix="set AZURE_OPENAI_API_KEY to a key of the resource (Azure portal: Keys and "
+    "Endpoint), or sign in for Entra ID (az login) with azure-identity installed",
+    denied_fix="fine-tuning needs the Cognitive Services OpenAI Contributor role on the resource",
+    rate_message="Azure OpenAI rate limit or quota still hit after retries: {msg}",
+    rate_fix="wait a few minutes, or raise the resource's quota in the Azure portal",
+    not_found_fix="check the id (see `tuneport jobs list`) and AZURE_OPENAI_ENDPOINT",
 )
-
-
-API = ApiService(
-    title="Azure OpenAI",
-    module="openai",
-    key_env="AZURE_OPENAI_API_KEY",
-    url_env="AZURE_OPENAI_BASE_URL",
-    default_url="",  # from the endpoint (azure_base_url)
-    key_url="the Azure portal (resource > Keys and Endpoint)",
-    rules=ERROR_RULES,
-    url_hint="(https://RESOURCE.openai.azure.com/openai/v1)",
-    status_url="https://azure.status.microsoft",
-)
+ERROR_RULES = API.rules
 
 
 def endpoint_of(options: AzureOptions) -> str | None:

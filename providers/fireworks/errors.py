@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tuneport.errors import ProviderError, QuotaError, TuneportError
-from tuneport.providers.errormap import ErrorRule, generic_rules
+from tuneport.providers.errormap import not_serving, rule, validate_fix
 from tuneport.providers.sdk import Service, import_sdk
 
 INSTALL_HINT = "pip install 'tuneport[fireworks]'"
@@ -23,59 +23,50 @@ DEPLOY_HINT = (
 )
 # docs.fireworks.ai/guides/inference-error-codes: 404 "the model is not deployed"; 412 also
 # "when attempting to invoke a LoRA model that failed to load" (and for a suspended account).
-ERROR_RULES: tuple[ErrorRule, ...] = (
-    ErrorRule(
+API = Service.of(
+    "Fireworks",
+    "FIREWORKS",
+    default_url=DEFAULT_BASE_URL,
+    key_url=KEY_URL,
+    status_url="https://status.fireworks.ai",
+).with_rules(
+    rule(
         ProviderError,
         "Fireworks could not load the LoRA {model} on its deployment: {msg}",
         "check that the deployment's base model is the LoRA's base model, then `tuneport jobs "
         "cleanup JOB_ID` and chat again with --set deploy=true",
-        status=frozenset({412}),
-        contains=("lora", "failed to load", "adapter"),
+        status=[412],
+        contains=["lora", "failed to load", "adapter"],
     ),
-    ErrorRule(
+    rule(
         QuotaError,
         "Fireworks refused: the account is suspended or out of credit: {msg}",
         "check billing at https://app.fireworks.ai/account/billing",
-        status=frozenset({402, 412}),
-        contains=("suspended", "credit", "billing", "payment"),
+        status=[402, 412],
+        contains=["suspended", "credit", "billing", "payment"],
     ),
-    ErrorRule(
-        ProviderError,
-        "Fireworks serves {model} only from a deployment, and none is running",
+    not_serving(
+        "Fireworks",
+        "a deployment",
         DEPLOY_HINT,
-        status=frozenset({400, 404}),
-        contains=("not deployed", "not found, inaccessible"),
+        status=[400, 404],
+        contains=["not deployed", "not found, inaccessible"],
     ),
-    ErrorRule(
+    rule(
         ProviderError,
         "Fireworks refused the request: {msg}",
-        "run `tuneport validate DATA --provider fireworks` and check the --set options",
-        status=frozenset({400, 409, 412, 422}),
+        validate_fix("fireworks", then="check the --set options"),
+        status=[400, 409, 412, 422],
     ),
-    *generic_rules(
-        "Fireworks",
-        status_url="https://status.fireworks.ai",
-        key_fix=f"set FIREWORKS_API_KEY to a valid key ({KEY_URL})",
-        denied_message="Fireworks denied access to account {account}: {msg}",
-        denied_fix="check FIREWORKS_ACCOUNT_ID and that the key belongs to that account",
-        rate_message="Fireworks quota or rate limit still hit after retries: {msg}",
-        rate_fix="wait and run the command again, or raise your quota at https://app.fireworks.ai",
-        not_found_fix="check the model name (accounts/fireworks/models/<id>) and the job id "
-        "(`tuneport jobs list`)",
-        refused_fix="check the flags, the --set options and the job file",
-    ),
+    denied_message="Fireworks denied access to account {account}: {msg}",
+    denied_fix="check FIREWORKS_ACCOUNT_ID and that the key belongs to that account",
+    rate_message="Fireworks quota or rate limit still hit after retries: {msg}",
+    rate_fix="wait and run the command again, or raise your quota at https://app.fireworks.ai",
+    not_found_fix="check the model name (accounts/fireworks/models/<id>) and the job id "
+    "(`tuneport jobs list`)",
+    refused_fix="check the flags, the --set options and the job file",
 )
-
-API = Service(
-    title="Fireworks",
-    module="fireworks",
-    key_env="FIREWORKS_API_KEY",
-    url_env="FIREWORKS_BASE_URL",
-    default_url=DEFAULT_BASE_URL,
-    key_url=KEY_URL,
-    rules=ERROR_RULES,
-    status_url="https://status.fireworks.ai",
-)
+ERROR_RULES = API.rules
 
 
 def map_error(

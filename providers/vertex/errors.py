@@ -11,7 +11,14 @@ from tuneport.errors import (
     UnreachableError,
     redact,
 )
-from tuneport.providers.errormap import ErrorRule, apply_rules, generic_rules, one_line
+from tuneport.providers.errormap import (
+    ErrorRule,
+    apply_rules,
+    generic_rules,
+    one_line,
+    rule,
+    validate_fix,
+)
 from tuneport.providers.vertex.options import BASE_URL_ENV, DEFAULT_LOCATION
 
 ADC_HINT = "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS"
@@ -58,18 +65,18 @@ ERROR_RULES: tuple[ErrorRule, ...] = (
             "region is not supported",
         ),
     ),
-    ErrorRule(
+    rule(
         NotFoundError,
         "base model {model} cannot be tuned: {msg}",
         "choose a tunable Gemini model, e.g. --model gemini-2.5-flash",
-        status=frozenset({400, 404}),
-        contains=("base model", "basemodel", "not tunable", "does not support tuning"),
+        status=[400, 404],
+        contains=["base model", "basemodel", "not tunable", "does not support tuning"],
     ),
-    ErrorRule(
+    rule(
         ProviderError,
         "Vertex AI rejected the request: {msg}",
-        "run `tuneport validate DATA --provider vertex --model {model}` and fix what it reports",
-        status=frozenset({400}),
+        validate_fix("vertex", flags=" --model {model}"),
+        status=[400],
     ),
     *generic_rules(
         "Vertex AI",
