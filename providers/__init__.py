@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from tuneport.providers.hosted import HostedBackend, HostedOptions, SdkBackend
     from tuneport.providers.sdk import Service as SdkService
     from tuneport.schemas import (
+        ALL_GENERIC,
         GENERIC_SETTINGS,
         AnyRecord,
         Example,
@@ -149,6 +150,7 @@ _HOMES: dict[str, str] = {
     ),
     **dict.fromkeys(
         (
+            "ALL_GENERIC",
             "GENERIC_SETTINGS",
             "AnyRecord",
             "Example",
@@ -180,6 +182,7 @@ _HOMES: dict[str, str] = {
 }
 
 __all__ = [
+    "ALL_GENERIC",
     "COMMON_CHAT",
     "COMMON_PREFERENCE",
     "GENERIC_SETTINGS",

@@ -18,13 +18,13 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, Literal, Protocol, TypedDict, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tuneport.data.exporters import export_records
 from tuneport.data.records import load_records
-from tuneport.errors import ConfigError, InputError, TuneportError, redact
+from tuneport.errors import ConfigError, InputError, NotFoundError, TuneportError, redact
 from tuneport.pricing.estimate import BudgetFigure, Extras
 from tuneport.pricing.table import ModelPrice
 from tuneport.progress import Progress
@@ -502,14 +502,18 @@ def export_prepared(
     records: Iterable[AnyRecord],
     cfg: JobConfig,
     progress: Progress,
+    out_dir: Path,
     *,
     target: str,
-    train_out: Path,
-    validation_out: Path,
     title: str,
+    ext: str | None = None,
 ) -> PreparedData:
-    """Export the records (and ``cfg.validation``) in ``target``'s format for upload."""
-    train_out.parent.mkdir(parents=True, exist_ok=True)
+    """Export the records (and ``cfg.validation``) in ``target``'s format for upload, as
+    ``out_dir/train.<ext>`` (and ``out_dir/validation.<ext>``); ``ext`` is ``<target>.jsonl``
+    unless given."""
+    ext = ext or f"{target}.jsonl"
+    train_out, validation_out = out_dir / f"train.{ext}", out_dir / f"validation.{ext}"
+    out_dir.mkdir(parents=True, exist_ok=True)
     progress.start(title)
     train = export_records(records, target, train_out, force=True, method=cfg.method)
     validation = None
@@ -556,6 +560,35 @@ class SourceJob(BaseModel):
     training: str
     validation: str | None = None
     created_at: str | None = None  # ISO 8601
+
+
+class StatusFields(TypedDict):
+    """What a :class:`SourceJob` takes from the job's :class:`JobStatus`."""
+
+    tuned_model: str | None
+    state: str
+    created_at: str | None
+
+
+def status_fields(status: JobStatus) -> StatusFields:
+    """The tuned model, state and creation time of a port source job, from its status."""
+    created = status.created_at
+    return {
+        "tuned_model": status.tuned_model,
+        "state": status.state.value,
+        "created_at": created.isoformat() if created else None,
+    }
+
+
+def no_source_job(
+    where: str, ref: str, provider: str, what: str = "fine-tuning job"
+) -> NotFoundError:
+    """The error of a ``source_job(ref)`` that ``where`` (the provider's account, project or
+    endpoint, in words) does not hold."""
+    return NotFoundError(
+        f"{where} holds no {what} {ref!r}",
+        hint=f"see `tuneport jobs list --remote -p {provider}` for the jobs it holds",
+    )
 
 
 @runtime_checkable

@@ -15,12 +15,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from tuneport.errors import AuthError, ProviderError, QuotaError, TuneportError
 from tuneport.pricing.estimate import Extras
 from tuneport.pricing.table import ModelPrice
-from tuneport.providers.base import Backend
+from tuneport.providers.base import Backend, CounterFactory
 from tuneport.providers.errormap import refused_file, rule, untunable_model
 
 # the protocol's names, importable from here as before the protocol moved to openai_api
@@ -39,7 +39,7 @@ from tuneport.providers.openai_api import (  # noqa: F401
     key_from,
 )
 from tuneport.providers.sdk import Service as ApiService
-from tuneport.schemas import JobConfig, JobState
+from tuneport.schemas import ALL_GENERIC, JobConfig, JobState
 from tuneport.tokens.bpe import DEFAULT_ENCODING, TiktokenChatCounter, ToolTokenRule
 from tuneport.tokens.counter import Counts, TokenCounter
 from tuneport.validation.rules import (
@@ -370,23 +370,36 @@ RULES = Rules(
     },
 )
 
+
+class ProtocolFacts(TypedDict):
+    """The descriptor fields every backend over the OpenAI fine-tuning protocol states alike."""
+
+    target: str
+    counter: CounterFactory
+    uses: frozenset[str]
+    default_model: str
+    cleanup_deletes_uploads: bool
+
+
+PROTOCOL: ProtocolFacts = {
+    "target": "openai",
+    "counter": counter,
+    # OpenAIProtocol.job_body: hyperparameters, validation_file, suffix, seed
+    "uses": ALL_GENERIC,
+    "default_model": "gpt-4.1-mini",
+    "cleanup_deletes_uploads": True,  # OpenAIProtocol.cleanup deletes the job's files
+}
+
 BACKEND = Backend(
     name=NAME,
     title="OpenAI",
     implementation="tuneport.providers.openai:OpenAIProvider",
-    target="openai",
     rules=RULES,
-    counter=counter,
-    # OpenAIProtocol.job_body: hyperparameters, validation_file, suffix, seed
-    uses=frozenset(
-        {"validation", "epochs", "learning_rate_multiplier", "batch_size", "suffix", "seed"}
-    ),
+    **PROTOCOL,
     model_prefixes=("ft:", "gpt-"),
     notice=notice,
     env=("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"),
     secret_env=("OPENAI_API_KEY",),
     extras=estimate_extras,
-    default_model="gpt-4.1-mini",
     options=tuple(OpenAIOptions.model_fields),
-    cleanup_deletes_uploads=True,
 )

@@ -19,6 +19,7 @@ from tuneport.schemas.example import (
     ToolSpec,
 )
 from tuneport.schemas.job import (
+    ALL_GENERIC,
     GENERIC_SETTINGS,
     JobConfig,
     JobEvent,
@@ -31,6 +32,7 @@ from tuneport.schemas.job import (
 from tuneport.schemas.problem import Problem, Report, Severity
 
 __all__ = [
+    "ALL_GENERIC",
     "FORMAT_VERSION",
     "GENERIC_SETTINGS",
     "AnyRecord",

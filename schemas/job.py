@@ -65,6 +65,8 @@ GENERIC_SETTINGS: dict[str, str] = {
     "suffix": "--suffix",
     "seed": "--seed",
 }
+ALL_GENERIC: frozenset[str] = frozenset(GENERIC_SETTINGS)
+"""Every generic setting: ``Backend.uses`` of a backend that sends or applies them all."""
 
 
 class JobRef(BaseModel):

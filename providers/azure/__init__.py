@@ -13,8 +13,8 @@ from typing import Any
 
 from tuneport.providers.azure.service import DEFAULT_TIER, NAME, AzureOptions
 from tuneport.providers.base import Backend
+from tuneport.providers.openai import PROTOCOL as OPENAI_PROTOCOL
 from tuneport.providers.openai import RULES as OPENAI_RULES
-from tuneport.providers.openai import counter as openai_counter
 
 
 def price_model(model: str, settings: Mapping[str, Any]) -> str:
@@ -45,13 +45,8 @@ BACKEND = Backend(
     name=NAME,
     title="Azure OpenAI",
     implementation="tuneport.providers.azure.provider:AzureProvider",
-    target="openai",
     rules=RULES,
-    counter=openai_counter,
-    # OpenAIProtocol.job_body: hyperparameters, validation_file, suffix, seed
-    uses=frozenset(
-        {"validation", "epochs", "learning_rate_multiplier", "batch_size", "suffix", "seed"}
-    ),
+    **OPENAI_PROTOCOL,  # target, counter, uses, default_model, cleanup: OpenAI's
     env=(
         "AZURE_OPENAI_API_KEY",
         "AZURE_OPENAI_ENDPOINT",
@@ -63,8 +58,6 @@ BACKEND = Backend(
         "AZURE_MANAGEMENT_URL",
     ),
     secret_env=("AZURE_OPENAI_API_KEY", "AZURE_MANAGEMENT_TOKEN"),
-    default_model="gpt-4.1-mini",
     options=tuple(AzureOptions.model_fields),
-    cleanup_deletes_uploads=True,
     price_model=price_model,
 )

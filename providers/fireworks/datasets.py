@@ -37,9 +37,9 @@ class Datasets(FireworksBase):
             records,
             cfg,
             progress,
+            out_dir,
             target="openai",
-            train_out=out_dir / "train.fireworks.jsonl",
-            validation_out=out_dir / "validation.fireworks.jsonl",
+            ext="fireworks.jsonl",
             title="convert to Fireworks JSONL",
         )
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tuneport.errors import NotFoundError, ProviderError, redact
-from tuneport.providers.base import SourceJob
+from tuneport.providers.base import SourceJob, no_source_job, status_fields
 from tuneport.providers.errormap import one_line
 from tuneport.providers.fireworks import NAME
 from tuneport.providers.fireworks.ids import short
@@ -31,10 +31,7 @@ class Port(Jobs):
         name = ref if "Jobs/" in ref else self._job_of_model(ref)
         job = self._get_or_none(lambda: self._get_job(name))
         if job is None:
-            raise NotFoundError(
-                f"Fireworks account {self.account} holds no fine-tuning job {ref!r}",
-                hint="see `tuneport jobs list --remote -p fireworks` for the jobs it holds",
-            )
+            raise no_source_job(f"Fireworks account {self.account}", ref, NAME)
         status = self._status(job)
         config = job_config(job)
         rate = config.learning_rate
@@ -45,9 +42,8 @@ class Port(Jobs):
             provider=NAME,
             remote_id=str(job.name),
             model=str(status.model or ""),
-            tuned_model=status.tuned_model,
-            state=status.state.value,
             method=self._method_of(job),
+            **status_fields(status),
             hyperparameters={
                 "epochs": config.epochs,
                 # as a multiplier of the default rate tuneport sends (DEFAULT_LEARNING_RATE)
@@ -59,7 +55,6 @@ class Port(Jobs):
             trained_tokens=status.trained_tokens,
             training=str(job.dataset),
             validation=(sft.evaluation_dataset if sft else None) or None,  # SFT only
-            created_at=status.created_at.isoformat() if status.created_at else None,
         )
 
     def _job_of_model(self, model: str) -> str:

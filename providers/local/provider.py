@@ -40,6 +40,7 @@ from tuneport.providers.base import (
     UploadedData,
     export_prepared,
     parse_options,
+    status_fields,
 )
 from tuneport.providers.local import distributed, runfiles, sizing
 from tuneport.providers.local import sky as skyrun
@@ -336,9 +337,9 @@ class LocalProvider:
             records,
             cfg,
             progress,
+            out_dir,
             target=NAME,
-            train_out=out_dir / "train.hf",
-            validation_out=out_dir / "validation.hf",
+            ext="hf",
             title="writing the local dataset",
         )
 
@@ -810,9 +811,8 @@ class LocalProvider:
             provider=NAME,
             remote_id=run_dir.name,
             model=config.model,
-            tuned_model=status.tuned_model,
-            state=status.state.value,
             method=config.method,
+            **status_fields(status),
             hyperparameters={
                 "epochs": config.epochs,
                 # the multiplier that gives this rate on the local backend's default
@@ -821,7 +821,6 @@ class LocalProvider:
             },
             training=str(run_dir / runfiles.DATA),
             validation=str(run_dir / runfiles.VALIDATION) if config.validation else None,
-            created_at=status.created_at.isoformat() if status.created_at else None,
         )
 
     def download(self, ref: str, out: Path) -> None:

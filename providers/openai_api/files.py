@@ -39,13 +39,7 @@ class Files(ProtocolBackend):
         self, records: Iterable[AnyRecord], cfg: JobConfig, out_dir: Path, progress: Progress
     ) -> PreparedData:
         prepared = export_prepared(
-            records,
-            cfg,
-            progress,
-            target="openai",
-            train_out=out_dir / "train.openai.jsonl",
-            validation_out=out_dir / "validation.openai.jsonl",
-            title=self.service.export_title,
+            records, cfg, progress, out_dir, target="openai", title=self.service.export_title
         )
         most = self.service.limits().upload_bytes
         for path in (prepared.training, prepared.validation):

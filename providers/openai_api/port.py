@@ -10,7 +10,7 @@ from typing import Any
 
 from tuneport.errors import NotFoundError
 from tuneport.providers import sdk
-from tuneport.providers.base import SourceJob
+from tuneport.providers.base import SourceJob, no_source_job
 from tuneport.providers.openai_api.backend import ProtocolBackend
 from tuneport.providers.openai_api.service import (
     HYPERPARAMETERS,
@@ -30,10 +30,7 @@ class Port(ProtocolBackend):
         try:
             job = self._call(lambda: self.client.fine_tuning.jobs.retrieve(job_id))
         except NotFoundError:
-            raise NotFoundError(
-                f"{title} at {self.base_url} holds no fine-tuning job {ref!r}",
-                hint=f"see `tuneport jobs list --remote -p {self.name}` for the jobs it holds",
-            ) from None
+            raise no_source_job(f"{title} at {self.base_url}", ref, self.name) from None
         return self._read_reply(f"job {job_id}", lambda: self._source_job(job))
 
     def _job_of_model(self, model: str) -> str:

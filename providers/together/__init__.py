@@ -36,7 +36,7 @@ from tuneport.providers.base import Backend
 from tuneport.providers.together.errors import API, ERROR_RULES
 from tuneport.providers.together.options import DEFAULT_MODEL, NAME, TITLE, TogetherOptions
 from tuneport.providers.together.quote import QuotedCounts
-from tuneport.schemas import Example, JobConfig
+from tuneport.schemas import ALL_GENERIC, Example, JobConfig
 from tuneport.tokens import cache
 from tuneport.tokens.approx import ScaledTextCounter
 from tuneport.tokens.counter import Counts, TokenCounter
@@ -197,9 +197,7 @@ BACKEND = Backend(
     counter=counter,
     # job_kwargs: validation_file, n_epochs, learning_rate (x the multiplier), batch_size,
     # suffix, random_seed
-    uses=frozenset(
-        {"validation", "epochs", "learning_rate_multiplier", "batch_size", "suffix", "seed"}
-    ),
+    uses=ALL_GENERIC,
     env=("TOGETHER_API_KEY", "TOGETHER_BASE_URL", "TOGETHER_PROJECT_ID"),
     secret_env=("TOGETHER_API_KEY",),
     extras=estimate_extras,

@@ -35,13 +35,7 @@ class TogetherFiles(TogetherBase):
         """Together reads the OpenAI chat / preference JSONL layout without OpenAI's
         ``parallel_tool_calls`` (docs: data preparation, function calling)."""
         return export_prepared(
-            records,
-            cfg,
-            progress,
-            target=TARGET,
-            train_out=out_dir / "train.together.jsonl",
-            validation_out=out_dir / "validation.together.jsonl",
-            title="convert to Together JSONL",
+            records, cfg, progress, out_dir, target=TARGET, title="convert to Together JSONL"
         )
 
     def upload(self, prepared: PreparedData, cfg: JobConfig, progress: Progress) -> UploadedData:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneport.errors import NotFoundError
-from tuneport.providers.base import SourceJob
+from tuneport.providers.base import SourceJob, no_source_job, status_fields
 from tuneport.providers.sdk import download_file
 from tuneport.providers.together.jobs import TogetherJobs
 from tuneport.providers.together.options import DEFAULT_LEARNING_RATE, NAME
@@ -28,10 +28,7 @@ class TogetherPort(TogetherJobs):
             jobs = self._call(lambda: self.client.fine_tuning.list()).data
             job = next((j for j in jobs if j.x_model_output_name == ref), None)
         if job is None:
-            raise NotFoundError(
-                f"Together at {self.base_url} holds no fine-tuning job {ref!r}",
-                hint="see `tuneport jobs list --remote -p together` for the jobs it holds",
-            )
+            raise no_source_job(f"Together at {self.base_url}", ref, NAME)
         status = self._status(job)
         method = getattr(job.training_method, "method", None) or "sft"
         rate = job.learning_rate
@@ -39,9 +36,8 @@ class TogetherPort(TogetherJobs):
             provider=NAME,
             remote_id=str(job.id),
             model=str(job.model),
-            tuned_model=status.tuned_model,
-            state=status.state.value,
             method=str(method),
+            **status_fields(status),
             hyperparameters={
                 "epochs": job.n_epochs,
                 # as a multiplier of Together's documented default rate
@@ -51,7 +47,6 @@ class TogetherPort(TogetherJobs):
             trained_tokens=job.token_count,
             training=str(job.training_file),
             validation=job.validation_file or None,
-            created_at=status.created_at.isoformat() if status.created_at else None,
         )
 
     def download(self, ref: str, out: Path) -> None:

@@ -27,13 +27,7 @@ class VertexData(VertexClient):
         self, records: Iterable[AnyRecord], cfg: JobConfig, out_dir: Path, progress: Progress
     ) -> PreparedData:
         prepared = export_prepared(
-            records,
-            cfg,
-            progress,
-            target=NAME,
-            train_out=out_dir / "train.vertex.jsonl",
-            validation_out=out_dir / "validation.vertex.jsonl",
-            title="convert to Vertex Gemini JSONL",
+            records, cfg, progress, out_dir, target=NAME, title="convert to Vertex Gemini JSONL"
         )
         check_dataset_limits(prepared)
         return prepared

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneport.errors import NotFoundError
-from tuneport.providers.base import SourceJob
+from tuneport.providers.base import SourceJob, no_source_job, status_fields
 from tuneport.providers.vertex import NAME
 from tuneport.providers.vertex.client import as_int, enum_name
 from tuneport.providers.vertex.jobs import ADAPTER_SIZES, METHODS, SEARCH_JOBS, VertexJobs
@@ -30,11 +30,8 @@ class VertexPort(VertexJobs):
         else:
             job = self._job_of_model(ref)
         if job is None:
-            raise NotFoundError(
-                f"Vertex AI ({self._known_project() or 'project'}, {self.location}) holds no "
-                f"tuning job {ref!r}",
-                hint="see `tuneport jobs list --remote -p vertex` for the jobs it holds",
-            )
+            where = f"Vertex AI ({self._known_project() or 'project'}, {self.location})"
+            raise no_source_job(where, ref, NAME, "tuning job")
         status = self._status(job)
         spec, _stats = self._spec_and_stats(job)
         method = next(
@@ -54,14 +51,12 @@ class VertexPort(VertexJobs):
             provider=NAME,
             remote_id=str(job.name),
             model=str(job.base_model or ""),
-            tuned_model=status.tuned_model,
-            state=status.state.value,
             method=method,
+            **status_fields(status),
             hyperparameters={k: v for k, v in kept.items() if v is not None},
             trained_tokens=status.trained_tokens,
             training=str(getattr(spec, "training_dataset_uri", None) or ""),
             validation=getattr(spec, "validation_dataset_uri", None) or None,
-            created_at=job.create_time.isoformat() if job.create_time else None,
         )
 
     def _job_of_model(self, model: str) -> Any:

@@ -77,9 +77,9 @@ class EchoProvider:
             records,
             cfg,
             progress,
+            out_dir,
             target="canonical",
-            train_out=out_dir / "train.jsonl",
-            validation_out=out_dir / "validation.jsonl",
+            ext="jsonl",
             title="writing echo JSONL",
         )
 
