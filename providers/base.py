@@ -387,7 +387,7 @@ class JobLookup(Protocol):
     def get(self, job_id: str) -> JobRecord: ...
 
 
-class MemoryUploads:
+class MemoryUploads(UploadIndex):
     """An :class:`UploadIndex` that lives as long as the backend object (no job store given):
     backends still find an earlier upload by its content-derived name at the provider."""
 
@@ -397,15 +397,8 @@ class MemoryUploads:
     def upload_get(self, provider: str, sha256: str) -> str | None:
         return self._ids.get((provider, sha256))
 
-    def upload_put(
-        self,
-        provider: str,
-        sha256: str,
-        remote_id: str,
-        *,
-        filename: str | None = None,
-        size: int | None = None,
-    ) -> None:
+    def upload_put(self, provider: str, sha256: str, remote_id: str, **_: object) -> None:
+        """Remembers the id alone (the file's name and size: see :class:`UploadIndex`)."""
         self._ids[(provider, sha256)] = remote_id
 
     def upload_forget(self, provider: str, remote_id: str) -> None:
@@ -532,6 +525,14 @@ def export_prepared(
         examples=train.examples,
         dropped=dict(train.dropped),
     )
+
+
+def oversized(prepared: PreparedData, most: float) -> tuple[Path, int] | None:
+    """The first prepared file (training, then validation) over ``most`` bytes, with its size."""
+    for path in (prepared.training, prepared.validation):
+        if path is not None and (size := path.stat().st_size) > most:
+            return path, size
+    return None
 
 
 # --- tuneport port: a finished job's data and settings, given back --------------------------

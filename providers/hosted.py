@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from tuneport.errors import ConfigError, TuneportError, register_secret
+from tuneport.errors import ConfigError, ProviderError, TuneportError, register_secret
 from tuneport.providers import sdk
 from tuneport.providers.base import (
     MAX_WAIT_S,
@@ -175,6 +175,28 @@ class HostedBackend(Generic[ClientT]):
                 raise too_long(item)
             self._sleep(delay)
             delay = min(delay * 2, most)
+
+    def _poll_upload(
+        self,
+        get: Callable[[], T],
+        done: Callable[[T], bool],
+        *,
+        timeout: float,
+        setting: str,
+        still: Callable[[T], str],
+    ) -> T:
+        """:meth:`_poll` for an uploaded file the provider processes, ``timeout`` being the
+        ``--set setting``: when it runs out, what ``still`` says of the last reply (``"X is
+        still validating F"``) as an error."""
+
+        def too_long(item: T) -> TuneportError:
+            return ProviderError(
+                f"{still(item)} after {timeout:g} s",
+                hint="run the command again later (the upload is reused), or raise "
+                f"--set {setting}=SECONDS",
+            )
+
+        return self._poll(get, done, timeout=timeout, too_long=too_long)
 
 
 class SdkBackend(HostedBackend[ClientT]):

@@ -347,6 +347,15 @@ COMMON_CHAT: tuple[ChatCheck, ...] = (
     tool_links,
     weight_on_assistant,
 )
+# OpenAI-format chat where a weight may be on any message (Fireworks, Together): COMMON_CHAT
+# less weight_on_assistant, plus tool-call arguments that parse as JSON
+ANY_WEIGHT_CHAT: tuple[ChatCheck, ...] = (
+    has_assistant,
+    has_user,
+    content_present,
+    tool_links,
+    arguments_json,
+)
 COMMON_PREFERENCE: tuple[PrefCheck, ...] = (
     pref_prompt_ends_user,
     pref_replies,

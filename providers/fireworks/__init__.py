@@ -34,16 +34,7 @@ from tuneport.providers.fireworks.options import DEFAULT_CONTEXT, FireworksOptio
 from tuneport.schemas import Example
 from tuneport.tokens.counter import TokenCounter
 from tuneport.tokens.hf import own_or_approx
-from tuneport.validation.rules import (
-    COMMON_PREFERENCE,
-    Finding,
-    Rules,
-    arguments_json,
-    content_present,
-    has_assistant,
-    has_user,
-    tool_links,
-)
+from tuneport.validation.rules import ANY_WEIGHT_CHAT, COMMON_PREFERENCE, Finding, Rules
 
 NAME = "fireworks"
 TITLE = "Fireworks AI"
@@ -89,7 +80,7 @@ RULES = Rules(
     token_limit_severity="warning",
     token_limit_note="over Fireworks' default max_context_length; raise it with "
     "--set max_context_length=N up to the model's limit",
-    chat=(has_assistant, has_user, content_present, tool_links, arguments_json, system_first),
+    chat=(*ANY_WEIGHT_CHAT, system_first),
     preference=COMMON_PREFERENCE,
     source="docs.fireworks.ai/fine-tuning/fine-tuning-models, /dpo-fine-tuning (read 2026-12-01)",
 )

@@ -167,19 +167,12 @@ class Datasets(FireworksBase):
             self._check_dataset(dataset, label)
             return True
 
-        def too_long(dataset: Dataset) -> ProviderError:
-            return ProviderError(
-                f"Fireworks is still processing {label} ({dataset.name}, {dataset.state}) "
-                f"after {self.options.dataset_timeout:g} s",
-                hint="run the command again later (the upload is reused), or raise "
-                "--set dataset_timeout=SECONDS",
-            )
-
-        return self._poll(
+        return self._poll_upload(
             lambda: self.client.datasets.get(ds_id),
             ready,
             timeout=self.options.dataset_timeout,
-            too_long=too_long,
+            setting="dataset_timeout",
+            still=lambda ds: f"Fireworks is still processing {label} ({ds.name}, {ds.state})",
         )
 
     @staticmethod

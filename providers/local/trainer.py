@@ -33,6 +33,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -393,16 +394,34 @@ def tokenize_sft_dataset(
         )
 
     encoded = dataset.map(encode, remove_columns=dataset.column_names)
-    kept = encoded.filter(lambda row: any(label != IGNORE_INDEX for label in row["labels"]))
-    dropped = len(encoded) - len(kept)
+    return _keep_fitting(
+        encoded,
+        lambda row: any(label != IGNORE_INDEX for label in row["labels"]),
+        max_length,
+        recorder,
+        rows="examples",
+        none_left=f"no example has an assistant token within max_length={max_length} tokens",
+    )
+
+
+def _keep_fitting(
+    dataset: Any,
+    fits: Callable[[dict[str, Any]], bool],
+    max_length: int,
+    recorder: Recorder | None,
+    *,
+    rows: str,
+    none_left: str,
+) -> Any:
+    """The rows of ``dataset`` whose prompt leaves room within ``max_length`` (``fits``): the
+    others skipped with a note naming them (``rows``), an error (``none_left``) if none is left."""
+    kept = dataset.filter(fits)
+    dropped = len(dataset) - len(kept)
     if dropped and len(kept) == 0:
-        raise ConfigError(
-            f"no example has an assistant token within max_length={max_length} tokens",
-            hint="raise it with --set max_length=N or shorten the prompts",
-        )
+        raise ConfigError(none_left, hint="raise it with --set max_length=N or shorten the prompts")
     if dropped and recorder is not None:
         recorder.note(
-            f"{dropped} of {len(encoded)} examples skipped: their prompt fills "
+            f"{dropped} of {len(dataset)} {rows} skipped: their prompt fills "
             f"max_length={max_length} tokens (raise it with --set max_length=N)"
         )
     return kept
@@ -438,19 +457,14 @@ def clean_preference_dataset(
         )
     extra = [c for c in dataset.column_names if c not in ("prompt", "chosen", "rejected")]
     cleaned = dataset.map(clean, remove_columns=extra)
-    kept = cleaned.filter(fits)
-    dropped = len(cleaned) - len(kept)
-    if dropped and len(kept) == 0:
-        raise ConfigError(
-            f"every DPO prompt fills max_length={max_length} tokens",
-            hint="raise it with --set max_length=N or shorten the prompts",
-        )
-    if dropped and recorder is not None:
-        recorder.note(
-            f"{dropped} of {len(cleaned)} preference pairs skipped: their prompt fills "
-            f"max_length={max_length} tokens (raise it with --set max_length=N)"
-        )
-    return kept
+    return _keep_fitting(
+        cleaned,
+        fits,
+        max_length,
+        recorder,
+        rows="preference pairs",
+        none_left=f"every DPO prompt fills max_length={max_length} tokens",
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tuneport.errors import InputError, NotFoundError, ProviderError, redact
 from tuneport.progress import Progress
-from tuneport.providers.base import PreparedData, UploadedData, export_prepared
+from tuneport.providers.base import PreparedData, UploadedData, export_prepared, oversized
 from tuneport.providers.hosted import upload_pair
 from tuneport.providers.openai_api.backend import ProtocolBackend
 from tuneport.providers.openai_api.service import SEARCH_FILES
@@ -42,13 +42,13 @@ class Files(ProtocolBackend):
             records, cfg, progress, out_dir, target="openai", title=self.service.export_title
         )
         most = self.service.limits().upload_bytes
-        for path in (prepared.training, prepared.validation):
-            if path is not None and path.stat().st_size > most:
-                raise InputError(
-                    f"{path.name} is {path.stat().st_size / 2**30:,.1f} GiB; {self.api.title} "
-                    f"takes fine-tuning files of at most {most / 2**30:g} GB",
-                    hint="split the data or shorten it (tuneport curate --sample N)",
-                )
+        if big := oversized(prepared, most):
+            path, size = big
+            raise InputError(
+                f"{path.name} is {size / 2**30:,.1f} GiB; {self.api.title} "
+                f"takes fine-tuning files of at most {most / 2**30:g} GB",
+                hint="split the data or shorten it (tuneport curate --sample N)",
+            )
         return prepared
 
     def upload(self, prepared: PreparedData, cfg: JobConfig, progress: Progress) -> UploadedData:

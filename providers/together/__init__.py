@@ -42,16 +42,12 @@ from tuneport.tokens.approx import ScaledTextCounter
 from tuneport.tokens.counter import Counts, TokenCounter
 from tuneport.tokens.hf import own_or_approx
 from tuneport.validation.rules import (
+    ANY_WEIGHT_CHAT,
     COMMON_PREFERENCE,
     Finding,
     Rules,
-    arguments_json,
-    content_present,
-    has_assistant,
-    has_user,
     no_parallel,
     pref_no_parallel,
-    tool_links,
 )
 
 # --- the descriptor: everything tuneport knows about Together, in one place ------------------
@@ -166,15 +162,7 @@ RULES = Rules(
     token_limit=None,
     token_limit_severity="warning",
     token_limit_note="Together truncates them to the model's max_seq_length",
-    chat=(
-        has_assistant,
-        has_user,
-        content_present,
-        tool_links,
-        arguments_json,
-        together_roles,
-        no_parallel,
-    ),
+    chat=(*ANY_WEIGHT_CHAT, together_roles, no_parallel),
     preference=(*COMMON_PREFERENCE, pref_no_parallel),
     model_limits={
         "moonshotai/Kimi-K2": 65_536,

@@ -138,20 +138,13 @@ class TogetherFiles(TogetherBase):
                 )
             return file.processing_status in (FILE_DONE, None)
 
-        def too_long(file: FileResponse) -> ProviderError:
-            return ProviderError(
-                f"Together is still validating {label} ({file.id}) after "
-                f"{self.options.processing_timeout:g} s",
-                hint="run the command again later (the upload is reused), or raise "
-                "--set processing_timeout=SECONDS",
-            )
-
         if done(remote):
             return remote
         file_id = remote.id
-        return self._poll(
+        return self._poll_upload(
             lambda: self.client.files.retrieve(file_id),
             done,
             timeout=self.options.processing_timeout,
-            too_long=too_long,
+            setting="processing_timeout",
+            still=lambda file: f"Together is still validating {label} ({file.id})",
         )

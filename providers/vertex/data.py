@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tuneport.errors import ConfigError, InputError, ProviderError, combine
 from tuneport.progress import Progress
-from tuneport.providers.base import PreparedData, UploadedData, export_prepared
+from tuneport.providers.base import PreparedData, UploadedData, export_prepared, oversized
 from tuneport.providers.vertex import (
     ADAPTER_SIZES_SOURCE,
     MAX_DATASET_BYTES,
@@ -117,13 +117,13 @@ class VertexData(VertexClient):
 def check_dataset_limits(prepared: PreparedData) -> None:
     """Refuse a dataset Vertex would reject: a JSONL file over 1 GB, or more than 5,000
     validation examples (:data:`DATASET_LIMITS_SOURCE`)."""
-    for path in (prepared.training, prepared.validation):
-        if path is not None and path.stat().st_size > MAX_DATASET_BYTES:
-            raise InputError(
-                f"{path.name} is {path.stat().st_size / 2**20:,.0f} MiB; Vertex tuning reads "
-                f"dataset files of at most {MAX_DATASET_BYTES / 2**30:g} GB",
-                hint="split the data or shorten it (tuneport curate --sample N)",
-            )
+    if big := oversized(prepared, MAX_DATASET_BYTES):
+        path, size = big
+        raise InputError(
+            f"{path.name} is {size / 2**20:,.0f} MiB; Vertex tuning reads "
+            f"dataset files of at most {MAX_DATASET_BYTES / 2**30:g} GB",
+            hint="split the data or shorten it (tuneport curate --sample N)",
+        )
     if prepared.validation is not None:
         with prepared.validation.open("rb") as fh:
             n = sum(1 for line in fh if line.strip())
