@@ -340,3 +340,37 @@ def test_every_exporter_accepts_any_record(record: Example) -> None:
         dropped: Counter[str] = Counter()
         row = target.exporters["chat"](record, dropped)
         assert isinstance(row, dict) and all(n > 0 for n in dropped.values())
+
+
+@pytest.mark.parametrize(
+    ("target", "ext", "names"),
+    [
+        ("openai", None, ("train.openai.jsonl", "validation.openai.jsonl")),
+        ("openai", "fireworks.jsonl", ("train.fireworks.jsonl", "validation.fireworks.jsonl")),
+        ("canonical", "jsonl", ("train.jsonl", "validation.jsonl")),
+    ],
+)
+def test_export_prepared_names_the_files_in_out_dir(
+    tmp_path: Path, target: str, ext: str | None, names: tuple[str, str]
+) -> None:
+    from tuneport.progress import NullProgress
+    from tuneport.providers import export_prepared
+    from tuneport.schemas import JobConfig
+
+    def records(n: int) -> list[Example]:
+        return [
+            Example(
+                messages=[Message(role="user", content="q"), Message(role="assistant", content="a")]
+            )
+            for _ in range(n)
+        ]
+
+    valid = tmp_path / "valid.jsonl"
+    export_records(records(2), "canonical", valid)
+    cfg = JobConfig(provider="openai", model="m", data=valid, validation=valid)
+    out = tmp_path / "out" / "run"  # made as needed
+    prepared = export_prepared(
+        records(3), cfg, NullProgress(), out, target=target, title="t", ext=ext
+    )
+    assert (prepared.training, prepared.validation) == (out / names[0], out / names[1])
+    assert prepared.examples == 3 and prepared.training.is_file() and prepared.validation.is_file()
