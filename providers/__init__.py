@@ -68,6 +68,13 @@ if TYPE_CHECKING:
     from tuneport.providers.chat import CompatChat
     from tuneport.providers.errormap import ErrorRule, generic_rules
     from tuneport.providers.hosted import HostedBackend, HostedOptions, SdkBackend
+    from tuneport.providers.openai_api import (
+        Bounds,
+        FileLimits,
+        OpenAIProtocol,
+        ProtocolOptions,
+    )
+    from tuneport.providers.openai_api import Service as ProtocolService
     from tuneport.providers.sdk import Service as SdkService
     from tuneport.schemas import (
         ALL_GENERIC,
@@ -178,6 +185,12 @@ _HOMES: dict[str, str] = {
     **dict.fromkeys(("HostedBackend", "HostedOptions", "SdkBackend"), "tuneport.providers.hosted"),
     "SdkService": "tuneport.providers.sdk:Service",  # a hosted API's facts (SdkBackend.api)
     "CompatChat": "tuneport.providers.chat",  # OpenAI-compatible chat and streaming
+    # a service speaking the OpenAI fine-tuning protocol (Azure: providers/azure/service.py)
+    **dict.fromkeys(
+        ("Bounds", "FileLimits", "OpenAIProtocol", "ProtocolOptions"),
+        "tuneport.providers.openai_api",
+    ),
+    "ProtocolService": "tuneport.providers.openai_api:Service",
     **dict.fromkeys(("ErrorRule", "generic_rules"), "tuneport.providers.errormap"),
 }
 
@@ -189,6 +202,7 @@ __all__ = [
     "AnyRecord",
     "AuthError",
     "Backend",
+    "Bounds",
     "BudgetFigure",
     "BudgetRule",
     "ChatOptions",
@@ -206,6 +220,7 @@ __all__ = [
     "Exportable",
     "Extras",
     "ExtrasFactory",
+    "FileLimits",
     "Finding",
     "FindsRuns",
     "HasCheckpoints",
@@ -230,11 +245,14 @@ __all__ = [
     "NotFoundError",
     "NullProgress",
     "OnlineCounting",
+    "OpenAIProtocol",
     "Pausable",
     "PreferenceExample",
     "PreparedData",
     "PriceModel",
     "Progress",
+    "ProtocolOptions",
+    "ProtocolService",
     "Provider",
     "ProviderError",
     "QuotaError",
