@@ -35,7 +35,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.faults import Reply, Request, parse_body, read_body, send
-from tests.fakes.openai_server import FakeOpenAI, _EventStream, _HTTPError
+from tests.fakes.openai_server import FakeOpenAI, _HTTPError
+from tests.fakes.sse import EventStream
 
 TUNABLE = (
     "gpt-4.1-2025-04-14",
@@ -180,7 +181,7 @@ class FakeAzure(FakeOpenAI):
             ),
         )
 
-    def _chat_chunks(self, model: str, content: str) -> _EventStream:
+    def _chat_chunks(self, model: str, content: str) -> EventStream:
         stream = super()._chat_chunks(model, content)
         opening = {
             "id": "",
@@ -190,7 +191,7 @@ class FakeAzure(FakeOpenAI):
             "choices": [],
             "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}],
         }
-        return _EventStream([opening, *stream.events])
+        return EventStream([opening, *stream.events])
 
     # --- the management plane (ARM) --------------------------------------------------------
 

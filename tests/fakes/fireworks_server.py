@@ -46,6 +46,7 @@ from tests.fakes.faults import (
     handler_for,
     start_server,
 )
+from tests.fakes.sse import USAGE, EventStream
 
 SFT_SCRIPT = ("JOB_STATE_CREATING", "JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_COMPLETED")
 TERMINAL = ("JOB_STATE_COMPLETED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED")
@@ -591,20 +592,6 @@ class FakeFireworks(Served, Scriptable):
             ],
             "usage": USAGE,
         }
-
-
-USAGE = {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}
-
-
-@dataclass
-class EventStream:
-    """A server-sent-events answer: ``data: {json}`` per event, then ``data: [DONE]``."""
-
-    events: list[dict[str, Any]]
-
-    def data(self) -> bytes:
-        text = "".join(f"data: {json.dumps(e)}\n\n" for e in self.events) + "data: [DONE]\n\n"
-        return text.encode()
 
 
 def chunks(model: str, content: str) -> EventStream:

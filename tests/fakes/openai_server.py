@@ -19,7 +19,6 @@ Paths are given without ``/v1``, exactly or (``prefix``) as a prefix.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -41,6 +40,7 @@ from tests.fakes.faults import (
     send,
     start_server,
 )
+from tests.fakes.sse import EventStream
 
 DEFAULT_SCRIPT = ("validating_files", "queued", "running", "running", "succeeded")
 
@@ -183,7 +183,7 @@ class FakeOpenAI(Served):
                 status, payload = exc.status, exc.payload
         if isinstance(payload, _Bytes):
             return Reply(status, payload.data, content_type="application/octet-stream")
-        if isinstance(payload, _EventStream):
+        if isinstance(payload, EventStream):
             return Reply(status, payload.data(), content_type="text/event-stream")
         return Reply(status, payload)
 
@@ -487,7 +487,7 @@ class FakeOpenAI(Served):
             "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
         }
 
-    def _chat_chunks(self, model: str, content: str) -> _EventStream:
+    def _chat_chunks(self, model: str, content: str) -> EventStream:
         """``stream=True``: the reply in word-sized ``chat.completion.chunk`` events."""
         chunk_id = self._id("chatcmpl")
         created = int(time.time())
@@ -508,7 +508,7 @@ class FakeOpenAI(Served):
         events = [chunk({"role": "assistant", "content": ""})]
         events += [chunk({"content": piece}) for piece in pieces]
         events.append(chunk({}, "stop"))
-        return _EventStream(events)
+        return EventStream(events)
 
 
 @dataclass
@@ -516,17 +516,6 @@ class _Bytes:
     """A file's content (``GET /files/{id}/content``), sent as it was uploaded."""
 
     data: bytes
-
-
-@dataclass
-class _EventStream:
-    """A server-sent-events answer (``data: {json}`` lines, then ``data: [DONE]``)."""
-
-    events: list[dict[str, Any]]
-
-    def data(self) -> bytes:
-        text = "".join(f"data: {json.dumps(e)}\n\n" for e in self.events) + "data: [DONE]\n\n"
-        return text.encode()
 
 
 class _HTTPError(Exception):

@@ -43,6 +43,7 @@ from tests.fakes.faults import (
     handler_for,
     start_server,
 )
+from tests.fakes.sse import USAGE, EventStream
 
 DEFAULT_SCRIPT = ("pending", "queued", "running", "completed")
 TERMINAL = ("completed", "cancelled", "error", "user_error")
@@ -562,20 +563,6 @@ class FakeTogether(Served, Scriptable):
         words = text.split(" ")
         pieces = [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
         return EventStream([*(chunk(p) for p in pieces), chunk("", self.finish_reason)])
-
-
-@dataclass
-class EventStream:
-    """A server-sent-events answer: ``data: {json}`` per event, then ``data: [DONE]``."""
-
-    events: list[dict[str, Any]]
-
-    def data(self) -> bytes:
-        text = "".join(f"data: {json.dumps(e)}\n\n" for e in self.events) + "data: [DONE]\n\n"
-        return text.encode()
-
-
-USAGE = {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}
 
 
 UNAUTHORIZED = error_body(
