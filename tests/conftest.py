@@ -124,3 +124,23 @@ def _pinned_prices(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+@pytest.fixture
+def echo_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The example plugin (tests/fakes/plugin_backend.py) installed through its entry point, as
+    `pip install` of a package declaring it would leave it."""
+    import sys
+
+    from tuneport.providers import registry
+
+    plugin = "tests.fakes.plugin_backend"
+    dist = tmp_path / "site" / "tuneport_echo-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tuneport-echo\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[tuneport.backends]\necho = {plugin}:BACKEND\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delitem(sys.modules, plugin, raising=False)
+    registry.refresh()
+    yield
+    registry.refresh()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,26 +21,12 @@ SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "sample" / "chat.
 PLUGIN = "tests.fakes.plugin_backend"
 
 
-@pytest.fixture
-def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The plugin's entry point, as `pip install` of a package declaring it would leave it."""
-    dist = tmp_path / "site" / "tuneport_echo-0.1.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tuneport-echo\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(f"[tuneport.backends]\necho = {PLUGIN}:BACKEND\n")
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    monkeypatch.delitem(sys.modules, PLUGIN, raising=False)
-    registry.refresh()
-    yield
-    registry.refresh()
-
-
 def _json(capsys: pytest.CaptureFixture[str]) -> object:
     return json.loads(capsys.readouterr().out)
 
 
 def test_the_plugin_is_listed_but_not_imported_until_named(
-    installed: None, capsys: pytest.CaptureFixture[str]
+    echo_plugin: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert "echo" in registry.names()
     assert run(["--help"]) == 0
@@ -53,7 +38,7 @@ def test_the_plugin_is_listed_but_not_imported_until_named(
 
 
 def test_validate_estimate_plan_train_jobs_chat_through_the_plugin(
-    installed: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    echo_plugin: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TUNEPORT_POLL_INTERVAL", "0")
     # validate: the plugin's rules (a per-model limit of 1,024 tokens for echo-small)

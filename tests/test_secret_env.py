@@ -5,9 +5,6 @@ variables that hold them (``Backend.secret_env``) and the registry registers the
 from __future__ import annotations
 
 import dataclasses
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -59,22 +56,8 @@ def test_a_credential_from_the_environment_is_redacted_from_errors(
     assert value not in redact(f"{env}={value}")
 
 
-@pytest.fixture
-def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The example plugin installed through its entry point (as in test_plugins)."""
-    dist = tmp_path / "site" / "tuneport_echo-0.1.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tuneport-echo\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(f"[tuneport.backends]\necho = {PLUGIN}:BACKEND\n")
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    monkeypatch.delitem(sys.modules, PLUGIN, raising=False)
-    registry.refresh()
-    yield
-    registry.refresh()
-
-
 def test_a_plugins_declared_credential_is_redacted_once_it_is_loaded(
-    installed: None, monkeypatch: pytest.MonkeyPatch
+    echo_plugin: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     value = _value("ECHO_API_KEY_PLUGIN")
     monkeypatch.setenv("ECHO_API_KEY", value)
